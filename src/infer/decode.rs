@@ -1,0 +1,468 @@
+//! The decoding loop for one 30 s window: logit filters (suppression and OpenAI's timestamp
+//! rules), greedy, sampling and beam search, and temperature fallback.
+//!
+//! Follows https://github.com/openai/whisper/blob/ba3f3cd54b0e5b8ce1ab3de13e32122d0d5f98ab/whisper/decoding.py
+//! (`SuppressBlank`, `SuppressTokens`, `ApplyTimestampRules`, `BeamSearchDecoder`,
+//! `MaximumLikelihoodRanker`) and `transcribe.py`'s `decode_with_fallback`.
+
+use std::io::Write;
+
+use candle_core::{IndexOp, Tensor};
+
+use crate::infer::tokenizer::WhisperTokenizer;
+use crate::model::{ModelConfig, Whisper};
+
+type Result<T> = candle_core::Result<T>;
+
+/// Seconds per timestamp token.
+pub const TIMESTAMP_STEP_S: f64 = 0.02;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Transcribe,
+    Translate,
+}
+
+/// How one window is decoded.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    pub task: Task,
+    /// Language token to use; `None` on English-only models.
+    pub language: Option<u32>,
+    /// 1 is greedy.
+    pub beam_size: usize,
+    /// Candidates sampled at a temperature above zero.
+    pub best_of: usize,
+    pub temperatures: Vec<f32>,
+    pub compression_ratio_threshold: f32,
+    pub logprob_threshold: f32,
+    pub no_speech_threshold: f32,
+    pub max_initial_timestamp_s: f64,
+    /// Seed for sampling at temperatures above zero.
+    pub seed: u64,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self {
+            task: Task::Transcribe,
+            language: None,
+            beam_size: 5,
+            best_of: 5,
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            compression_ratio_threshold: 2.4,
+            logprob_threshold: -1.0,
+            no_speech_threshold: 0.6,
+            max_initial_timestamp_s: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+/// What decoding one window produced.
+#[derive(Debug, Clone)]
+pub struct DecodeResult {
+    /// Sampled tokens: text and timestamps, without the final `<|endoftext|>`.
+    pub tokens: Vec<u32>,
+    /// Log-probability of each token in `tokens`.
+    pub token_logprobs: Vec<f32>,
+    pub avg_logprob: f32,
+    pub no_speech_prob: f32,
+    pub temperature: f32,
+    pub compression_ratio: f32,
+}
+
+/// Decodes windows of one model.
+pub struct WindowDecoder<'a> {
+    model: &'a Whisper,
+    tok: &'a WhisperTokenizer,
+    /// Suppressed at every step.
+    suppress: Vec<u32>,
+    /// Suppressed at the first sampled position.
+    suppress_begin: Vec<u32>,
+    rng: XorShift,
+}
+
+impl<'a> WindowDecoder<'a> {
+    pub fn new(model: &'a Whisper, tok: &'a WhisperTokenizer, config: &ModelConfig, seed: u64) -> Self {
+        let n_vocab = model.dims.n_vocab as u32;
+        // The checkpoint's non-speech list plus every special token but <|endoftext|> and the
+        // timestamps: the task, language, prompt and no-speech markers are never sampled.
+        let mut suppress: Vec<u32> = config.suppress_ids.iter().copied().filter(|&t| t < n_vocab).collect();
+        suppress.extend(tok.eot + 1..tok.timestamp_begin);
+        suppress.sort_unstable();
+        suppress.dedup();
+        let mut suppress_begin = config.suppress_ids_begin.clone();
+        if suppress_begin.is_empty() {
+            suppress_begin = tok.encode(" ");
+            suppress_begin.push(tok.eot);
+        }
+        Self { model, tok, suppress, suppress_begin, rng: XorShift::new(seed) }
+    }
+
+    /// The tokens that start decoding: the language token and task on multilingual models.
+    pub fn sot_sequence(&self, opts: &DecodeOptions) -> Vec<u32> {
+        let mut seq = vec![self.tok.sot];
+        if self.model.dims.is_multilingual() {
+            seq.push(opts.language.unwrap_or_else(|| self.tok.language_token("en").unwrap_or(self.tok.sot + 1)));
+            seq.push(match opts.task {
+                Task::Transcribe => self.tok.transcribe,
+                Task::Translate => self.tok.translate,
+            });
+        }
+        seq
+    }
+
+    /// Language probabilities over the language tokens, for the window `audio` (1, ctx, state).
+    /// Returns the most likely language token and its probability.
+    pub fn detect_language(&self, audio: &Tensor) -> Result<(u32, f32)> {
+        let dec = &self.model.decoder;
+        let mut state = dec.start(audio)?;
+        let x = Tensor::new(&[[self.tok.sot]], audio.device())?;
+        let h = dec.forward(&x, &mut state)?;
+        let logits: Vec<f32> = dec.logits(&h.i((.., 0, ..))?)?.i(0)?.to_vec1()?;
+        let langs: Vec<u32> =
+            self.tok.languages.iter().map(|(id, _)| *id).filter(|&id| (id as usize) < logits.len()).collect();
+        let max = langs.iter().map(|&id| logits[id as usize]).fold(f32::NEG_INFINITY, f32::max);
+        let z: f32 = langs.iter().map(|&id| (logits[id as usize] - max).exp()).sum();
+        let best = langs.iter().copied().max_by(|&a, &b| logits[a as usize].total_cmp(&logits[b as usize]));
+        let best = best.unwrap_or(self.tok.sot + 1);
+        Ok((best, (logits[best as usize] - max).exp() / z))
+    }
+
+    /// `decode_with_fallback`: decode at rising temperatures until the result is neither
+    /// repetitive (compression ratio) nor unlikely (mean log-probability), unless it is silence.
+    pub fn decode_with_fallback(
+        &mut self,
+        audio: &Tensor,
+        prompt: &[u32],
+        opts: &DecodeOptions,
+    ) -> Result<DecodeResult> {
+        let mut result = None;
+        for &t in &opts.temperatures {
+            let r = self.decode(audio, prompt, t, opts)?;
+            let mut needs_fallback =
+                r.compression_ratio > opts.compression_ratio_threshold || r.avg_logprob < opts.logprob_threshold;
+            if r.no_speech_prob > opts.no_speech_threshold && r.avg_logprob < opts.logprob_threshold {
+                needs_fallback = false; // silence
+            }
+            result = Some(r);
+            if !needs_fallback {
+                break;
+            }
+        }
+        Ok(result.expect("at least one temperature"))
+    }
+
+    /// One decoding of the window `audio` (1, ctx, state) at temperature `t`.
+    pub fn decode(&mut self, audio: &Tensor, prompt: &[u32], t: f32, opts: &DecodeOptions) -> Result<DecodeResult> {
+        let dec = &self.model.decoder;
+        let n_ctx = dec.n_ctx();
+        let sample_len = n_ctx / 2;
+        let mut initial = Vec::new();
+        if !prompt.is_empty() {
+            initial.push(self.tok.sot_prev);
+            let keep = prompt.len().min(n_ctx / 2 - 1);
+            initial.extend_from_slice(&prompt[prompt.len() - keep..]);
+        }
+        let sot_index = initial.len();
+        initial.extend(self.sot_sequence(opts));
+        let sample_begin = initial.len();
+
+        let mut state = dec.start(audio)?;
+        let x = Tensor::new(initial.as_slice(), audio.device())?.unsqueeze(0)?;
+        let h = dec.forward(&x, &mut state)?;
+        // (1, ctx, state) -> logits at the <|startoftranscript|> and the last positions.
+        let sot_logits: Vec<f32> = dec.logits(&h.i((.., sot_index, ..))?)?.i(0)?.to_vec1()?;
+        let no_speech_prob = softmax_at(&sot_logits, self.tok.no_speech as usize);
+        let first_logits: Vec<f32> = dec.logits(&h.i((.., sample_begin - 1, ..))?)?.i(0)?.to_vec1()?;
+
+        let beam = t == 0.0 && opts.beam_size > 1;
+        let n = if beam {
+            opts.beam_size
+        } else if t > 0.0 {
+            opts.best_of.max(1)
+        } else {
+            1
+        };
+        let max_len = sample_len.min(n_ctx - sample_begin);
+
+        let mut finished: Vec<Candidate> = Vec::new();
+        let mut live = vec![Candidate::default()];
+        let mut logits_rows = vec![first_logits];
+        if !beam && n > 1 {
+            live = vec![Candidate::default(); n];
+            logits_rows = vec![logits_rows[0].clone(); n];
+            state.select(&vec![0; n])?;
+        }
+        for step in 0..max_len {
+            let mut filtered = logits_rows;
+            let mut rows: Vec<Vec<f32>> = Vec::with_capacity(live.len());
+            for (c, logits) in live.iter().zip(filtered.iter_mut()) {
+                self.apply_filters(logits, &c.tokens, opts);
+                rows.push(log_softmax_vec(logits));
+            }
+            let (next, source): (Vec<Candidate>, Vec<u32>) = if beam {
+                let (next, source, done) = beam_step(&live, &rows, opts.beam_size, self.tok.eot);
+                finished.extend(done);
+                (next, source)
+            } else {
+                let (mut next, mut source) = (Vec::with_capacity(live.len()), Vec::with_capacity(live.len()));
+                for (i, c) in live.iter().enumerate() {
+                    let token = if t > 0.0 { self.rng.sample(&filtered[i], t) } else { argmax(&rows[i]) };
+                    let lp = rows[i][token as usize];
+                    let mut c = c.clone();
+                    c.sum_logprob += lp;
+                    if token == self.tok.eot {
+                        finished.push(c);
+                    } else {
+                        c.tokens.push(token);
+                        c.logprobs.push(lp);
+                        next.push(c);
+                        source.push(i as u32);
+                    }
+                }
+                (next, source)
+            };
+            let done = if beam { finished.len() >= opts.beam_size } else { next.is_empty() };
+            if done || next.is_empty() || step + 1 == max_len {
+                live = next;
+                break;
+            }
+            if source.len() != live.len() || source.iter().enumerate().any(|(i, &s)| s as usize != i) {
+                state.select(&source)?;
+            }
+            let last: Vec<u32> = next.iter().map(|c| *c.tokens.last().expect("live candidates have a token")).collect();
+            let x = Tensor::new(last.as_slice(), audio.device())?.unsqueeze(1)?;
+            let h = dec.forward(&x, &mut state)?;
+            let logits = dec.logits(&h.i((.., 0, ..))?)?;
+            logits_rows = logits.to_vec2()?;
+            live = next;
+        }
+        if finished.is_empty() || (beam && finished.len() < opts.beam_size) {
+            finished.extend(live);
+        }
+        // MaximumLikelihoodRanker without a length penalty: mean log-probability per token.
+        let score = |c: &Candidate| c.sum_logprob / c.tokens.len().max(1) as f32;
+        let best = finished.into_iter().max_by(|a, b| score(a).total_cmp(&score(b))).unwrap_or_default();
+        let text = self.tok.decode(&best.tokens);
+        Ok(DecodeResult {
+            avg_logprob: best.sum_logprob / (best.tokens.len() + 1) as f32,
+            compression_ratio: compression_ratio(&text),
+            tokens: best.tokens,
+            token_logprobs: best.logprobs,
+            no_speech_prob,
+            temperature: t,
+        })
+    }
+
+    /// Suppression and OpenAI's timestamp rules, for one candidate whose sampled tokens so far
+    /// are `tokens`.
+    fn apply_filters(&self, logits: &mut [f32], tokens: &[u32], opts: &DecodeOptions) {
+        let ninf = f32::NEG_INFINITY;
+        let ts = self.tok.timestamp_begin as usize;
+        let eot = self.tok.eot as usize;
+        if tokens.is_empty() {
+            for &s in &self.suppress_begin {
+                if let Some(l) = logits.get_mut(s as usize) {
+                    *l = ninf;
+                }
+            }
+        }
+        for &s in &self.suppress {
+            logits[s as usize] = ninf;
+        }
+        logits[self.tok.no_timestamps as usize] = ninf;
+
+        let is_ts = |t: u32| t as usize >= ts;
+        let last_was_ts = tokens.last().is_some_and(|&t| is_ts(t));
+        let penultimate_was_ts = tokens.len() < 2 || is_ts(tokens[tokens.len() - 2]);
+        if last_was_ts {
+            if penultimate_was_ts {
+                logits[ts..].fill(ninf); // a timestamp pair is closed: text or end next
+            } else {
+                logits[..eot].fill(ninf); // an open timestamp: its pair, or the end
+            }
+        }
+        if let Some(&last_ts) = tokens.iter().rev().find(|&&t| is_ts(t)) {
+            // Timestamps never go back; after a closed pair they must move forward.
+            let floor = if last_was_ts && !penultimate_was_ts { last_ts as usize } else { last_ts as usize + 1 };
+            let floor = floor.min(logits.len());
+            logits[ts..floor].fill(ninf);
+        }
+        if tokens.is_empty() {
+            logits[..ts].fill(ninf); // start with a timestamp
+            let max_initial = (opts.max_initial_timestamp_s / TIMESTAMP_STEP_S).round() as usize;
+            let from = (ts + max_initial + 1).min(logits.len());
+            logits[from..].fill(ninf);
+        }
+        // If the timestamps together are likelier than any one text token, sample a timestamp.
+        let lp = log_softmax_vec(logits);
+        let ts_lp = log_sum_exp(&lp[ts..]);
+        let max_text = lp[..ts].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if ts_lp > max_text {
+            logits[..ts].fill(ninf);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Candidate {
+    tokens: Vec<u32>,
+    logprobs: Vec<f32>,
+    sum_logprob: f32,
+}
+
+/// One step of beam search over `live` beams with log-probability rows `rows`. Returns the next
+/// beams, the live index each continues, and the beams that ended.
+fn beam_step(
+    live: &[Candidate],
+    rows: &[Vec<f32>],
+    beam_size: usize,
+    eot: u32,
+) -> (Vec<Candidate>, Vec<u32>, Vec<Candidate>) {
+    let mut scored: Vec<(f32, usize, u32)> = Vec::new();
+    for (i, (c, lp)) in live.iter().zip(rows).enumerate() {
+        for tok in top_k(lp, beam_size + 1) {
+            scored.push((c.sum_logprob + lp[tok as usize], i, tok));
+        }
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut next, mut source, mut done) = (Vec::new(), Vec::new(), Vec::new());
+    let mut seen: Vec<(usize, u32)> = Vec::new();
+    for (score, i, tok) in scored {
+        // Identical beams (the first step) would give the same sequence twice.
+        let dup = seen.iter().any(|&(j, t)| t == tok && live[j].tokens == live[i].tokens);
+        if dup {
+            continue;
+        }
+        seen.push((i, tok));
+        let mut c = live[i].clone();
+        c.sum_logprob = score;
+        if tok == eot {
+            if done.len() < beam_size {
+                done.push(c);
+            }
+        } else if next.len() < beam_size {
+            c.logprobs.push(rows[i][tok as usize]);
+            c.tokens.push(tok);
+            next.push(c);
+            source.push(i as u32);
+        }
+        if next.len() >= beam_size && done.len() >= beam_size {
+            break;
+        }
+    }
+    (next, source, done)
+}
+
+fn top_k(v: &[f32], k: usize) -> Vec<u32> {
+    let mut best: Vec<u32> = Vec::with_capacity(k + 1);
+    for (i, &x) in v.iter().enumerate() {
+        if x == f32::NEG_INFINITY {
+            continue;
+        }
+        if best.len() < k || x > v[*best.last().expect("non-empty") as usize] {
+            let pos = best.partition_point(|&b| v[b as usize] >= x);
+            best.insert(pos, i as u32);
+            best.truncate(k);
+        }
+    }
+    best
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+fn log_sum_exp(v: &[f32]) -> f32 {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + v.iter().map(|&x| (x - max).exp()).sum::<f32>().ln()
+}
+
+fn log_softmax_vec(v: &[f32]) -> Vec<f32> {
+    let lse = log_sum_exp(v);
+    v.iter().map(|&x| x - lse).collect()
+}
+
+fn softmax_at(v: &[f32], i: usize) -> f32 {
+    (v[i] - log_sum_exp(v)).exp()
+}
+
+/// Bytes of text over bytes of its zlib compression: high for repetition loops.
+pub fn compression_ratio(text: &str) -> f32 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(text.as_bytes()).expect("writing to a Vec");
+    let compressed = z.finish().expect("writing to a Vec");
+    text.len() as f32 / compressed.len() as f32
+}
+
+/// A small seeded generator for sampling; runs are reproducible.
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+    }
+    fn next_f32(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// Samples from softmax(logits / t).
+    fn sample(&mut self, logits: &[f32], t: f32) -> u32 {
+        let scaled: Vec<f32> = logits.iter().map(|&x| x / t).collect();
+        let lse = log_sum_exp(&scaled);
+        let mut u = self.next_f32();
+        for (i, &x) in scaled.iter().enumerate() {
+            let p = (x - lse).exp();
+            if u < p {
+                return i as u32;
+            }
+            u -= p;
+        }
+        argmax(logits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetition_compresses_well() {
+        let loop_text = "I am here. ".repeat(30);
+        assert!(compression_ratio(&loop_text) > 2.4);
+        assert!(compression_ratio("And so my fellow Americans, ask not what your country can do for you.") < 2.4);
+    }
+
+    #[test]
+    fn top_k_orders_and_skips_masked() {
+        let v = [0.1, f32::NEG_INFINITY, 0.9, 0.5, 0.7];
+        assert_eq!(top_k(&v, 3), vec![2, 4, 3]);
+    }
+
+    #[test]
+    fn beam_step_dedups_identical_beams_and_collects_ends() {
+        let live = vec![Candidate::default(), Candidate::default()];
+        let row = log_softmax_vec(&[1.0, 3.0, 2.0, 0.0]);
+        let (next, source, done) = beam_step(&live, &[row.clone(), row], 2, 3);
+        assert_eq!(next.iter().map(|c| c.tokens.clone()).collect::<Vec<_>>(), vec![vec![1], vec![2]]);
+        assert_eq!(source, vec![0, 0]);
+        assert!(done.is_empty() || done[0].tokens.is_empty());
+    }
+}

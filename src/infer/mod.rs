@@ -1,0 +1,10 @@
+//! Inference: the decoding loop and the model stage that drives it. Uses `model`, never
+//! `pipeline` internals beyond the `Stage` trait.
+
+pub mod decode;
+pub mod tokenizer;
+pub mod transcribe;
+
+pub use decode::{DecodeOptions, Task};
+pub use tokenizer::WhisperTokenizer;
+pub use transcribe::{TranscribeOptions, TranscribeStage};

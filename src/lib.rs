@@ -1,0 +1,19 @@
+//! `subtitle`: speech in video to accurate, well-timed, readable subtitles.
+//!
+//! The dataflow, one module a stage: [`source`] (demux + decode) -> [`preprocess`] (log-mel) ->
+//! [`model`] (Whisper in candle) driven by [`infer`] (decoding loop, the model stage) ->
+//! [`cue`] (segments to cues) -> [`sink`] (SRT, WebVTT, JSON). [`pipeline`] alone owns threads
+//! and channels.
+
+pub mod cue;
+pub mod error;
+pub mod infer;
+pub mod model;
+pub mod pipeline;
+pub mod preprocess;
+pub mod segment;
+pub mod sink;
+pub mod source;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,243 @@
+//! The `subtitle` command. Maps a run to an exit code (0 ok, 2 error) and prints an error once,
+//! on one line.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use subtitle::infer::{DecodeOptions, Task, TranscribeOptions, WhisperTokenizer};
+use subtitle::model::{loader, LoadedModel};
+use subtitle::pipeline::file::{run_file, FileJob};
+use subtitle::pipeline::{PipelineConfig, Shutdown};
+use subtitle::sink::Format;
+
+#[derive(Parser)]
+#[command(name = "subtitle", version, about = "Speech in video to subtitles", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Model management.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Lists the models found in $SUBTITLE_MODELS and ./models.
+    List,
+    /// Converts a CTranslate2 Whisper directory (model.bin, config.json, tokenizer.json) into
+    /// model.safetensors, config.json and tokenizer.json in DST.
+    Convert { src: PathBuf, dst: PathBuf },
+    /// Prints the directory a model name resolves to.
+    Path { name: String },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Video or audio file (any container FFmpeg reads; wav, flac, mp3, ogg).
+    input: Option<PathBuf>,
+    /// Output file, or - for stdout. Default: the input's name with the format's extension.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Model name (looked up in $SUBTITLE_MODELS, then ./models) or directory.
+    #[arg(long, default_value = "tiny.en")]
+    model: String,
+    /// Spoken language (e.g. en, de), or auto to detect it (multilingual models).
+    #[arg(long, default_value = "auto")]
+    language: String,
+    #[arg(long, value_enum, default_value = "transcribe")]
+    task: TaskArg,
+    /// Beam size; 1 is greedy.
+    #[arg(long, default_value_t = 5)]
+    beam: usize,
+    /// Output format. Default: from the output's extension, else srt.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Pipeline definition (TOML). Default: pipelines/file.toml as built in.
+    #[arg(long)]
+    pipeline: Option<PathBuf>,
+    /// Threads for model compute. Default: all cores.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+    /// More detail on stderr (-vv for debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TaskArg {
+    Transcribe,
+    Translate,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = if cli.run.quiet {
+        "error"
+    } else {
+        match cli.run.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SUBTITLE_LOG").unwrap_or_else(|_| level.into()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Some(Command::Models { command }) => models(command),
+        None => transcribe(cli.run),
+    };
+    if let Err(e) = result {
+        // One line: the error and its causes.
+        let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+        eprintln!("error: {}", msg.replace('\n', " "));
+        std::process::exit(2);
+    }
+}
+
+fn models(cmd: ModelsCommand) -> anyhow::Result<()> {
+    match cmd {
+        ModelsCommand::List => {
+            for dir in loader::search_dirs() {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                let mut names: Vec<PathBuf> =
+                    entries.flatten().map(|e| e.path()).filter(|p| p.join("model.safetensors").is_file()).collect();
+                names.sort();
+                for p in names {
+                    let cfg = subtitle::model::ModelConfig::load(&p.join("config.json"));
+                    let kind = match cfg {
+                        Ok(c) if c.dims.is_multilingual() => "multilingual",
+                        Ok(_) => "english-only",
+                        Err(_) => "unreadable config",
+                    };
+                    println!("{}\t{}\t{kind}", p.file_name().unwrap_or_default().to_string_lossy(), p.display());
+                }
+            }
+            Ok(())
+        }
+        ModelsCommand::Convert { src, dst } => {
+            subtitle::model::ct2::convert_whisper_dir(&src, &dst)?;
+            eprintln!("converted {} -> {}", src.display(), dst.display());
+            Ok(())
+        }
+        ModelsCommand::Path { name } => {
+            println!("{}", loader::resolve(&name)?.display());
+            Ok(())
+        }
+    }
+}
+
+fn default_output(input: &Path, format: Format) -> PathBuf {
+    input.with_extension(format.extension())
+}
+
+fn transcribe(args: RunArgs) -> anyhow::Result<()> {
+    let Some(input) = args.input else { bail!("no input file given (see subtitle --help)") };
+    if let Some(n) = args.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        // candle's CPU kernels size their pools from this; set before any model code runs.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    if args.beam == 0 {
+        bail!("--beam must be at least 1");
+    }
+    let format = args.format.or_else(|| args.output.as_deref().and_then(Format::from_path)).unwrap_or(Format::Srt);
+    let output = args.output.unwrap_or_else(|| default_output(&input, format));
+    let pipeline = match &args.pipeline {
+        Some(p) => PipelineConfig::load(p)?,
+        None => PipelineConfig::default_file(),
+    };
+
+    // Check the input before the (slower) model load, so bad files fail fast.
+    drop(subtitle::source::open(&input, &Default::default())?);
+
+    let dir = loader::resolve(&args.model)?;
+    let device = candle_core::Device::Cpu;
+    let model = Arc::new(LoadedModel::load(&dir, &device)?);
+    let tokenizer = Arc::new(WhisperTokenizer::load(&dir.join("tokenizer.json"))?);
+    let multilingual = model.config.dims.is_multilingual();
+
+    let language = match args.language.as_str() {
+        "auto" => None,
+        code => {
+            if !multilingual && code != "en" {
+                bail!("--language {code}: model {} is English-only", dir.display());
+            }
+            if !multilingual {
+                None
+            } else {
+                Some(
+                    tokenizer
+                        .language_token(code)
+                        .with_context(|| format!("--language {code}: unknown language code"))?,
+                )
+            }
+        }
+    };
+    let task = match args.task {
+        TaskArg::Transcribe => Task::Transcribe,
+        TaskArg::Translate => Task::Translate,
+    };
+    if task == Task::Translate && !multilingual {
+        bail!("--task translate: model {} is English-only", dir.display());
+    }
+    let options = TranscribeOptions {
+        decode: DecodeOptions { task, language, beam_size: args.beam, ..Default::default() },
+        detect_language: language.is_none(),
+        ..Default::default()
+    };
+
+    let shutdown = Shutdown::default();
+    {
+        let s = shutdown.clone();
+        let _ = ctrlc::set_handler(move || s.raise());
+    }
+    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg} (eta {eta})")
+                .expect("valid template"),
+        );
+        bar
+    });
+    let bar_ref = bar.clone();
+    let progress = move |duration: Option<subtitle::time::Ts>, at: subtitle::time::Ts| {
+        if let Some(bar) = &bar_ref {
+            if let Some(d) = duration {
+                bar.set_length(d.ms().max(1) as u64);
+            }
+            bar.set_position(at.ms().max(0) as u64);
+            bar.set_message(format!("{at}"));
+        }
+    };
+    let job =
+        FileJob { input: input.clone(), output: output.clone(), format, model, tokenizer, options, pipeline, shutdown };
+    let summary = run_file(job, progress);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let summary = summary?;
+    tracing::info!(cues = summary.cues, language = ?summary.language, "wrote {}", output.display());
+    Ok(())
+}

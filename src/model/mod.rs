@@ -1,0 +1,10 @@
+//! Models: candle only. No channels, threads or files beyond reading weights.
+
+pub mod config;
+pub mod ct2;
+pub mod loader;
+pub mod whisper;
+
+pub use config::{Dims, ModelConfig};
+pub use loader::LoadedModel;
+pub use whisper::Whisper;

@@ -1,0 +1,303 @@
+//! Whisper's encoder and decoder.
+//!
+//! Implements https://github.com/openai/whisper/blob/ba3f3cd54b0e5b8ce1ab3de13e32122d0d5f98ab/whisper/model.py
+//! with two changes for inference: the decoder keeps a self-attention key/value cache per layer,
+//! so a step costs the same at any length, and cross-attention keys and values are computed once
+//! per window. Every tensor carries the batch as its first dimension, so one call serves a batch
+//! of windows or a beam.
+
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
+
+use crate::model::config::Dims;
+
+type Result<T> = candle_core::Result<T>;
+
+fn layer_norm(n: usize, vb: VarBuilder) -> Result<LayerNorm> {
+    candle_nn::layer_norm(n, 1e-5, vb)
+}
+
+/// Multi-head attention. `key` has no bias, as in Whisper.
+#[derive(Debug, Clone)]
+struct MultiHeadAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    out: Linear,
+    n_head: usize,
+}
+
+impl MultiHeadAttention {
+    fn load(n_state: usize, n_head: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            query: candle_nn::linear(n_state, n_state, vb.pp("query"))?,
+            key: candle_nn::linear_no_bias(n_state, n_state, vb.pp("key"))?,
+            value: candle_nn::linear(n_state, n_state, vb.pp("value"))?,
+            out: candle_nn::linear(n_state, n_state, vb.pp("out"))?,
+            n_head,
+        })
+    }
+
+    /// (batch, ctx, state) -> (batch, head, ctx, state / head)
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        x.reshape((b, t, self.n_head, d / self.n_head))?.transpose(1, 2)?.contiguous()
+    }
+
+    fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((self.split_heads(&self.key.forward(x)?)?, self.split_heads(&self.value.forward(x)?)?))
+    }
+
+    /// Attention of `x` over `k`, `v` (already split into heads). Returns (batch, ctx, state).
+    fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let q = self.split_heads(&self.query.forward(x)?)?;
+        let (b, _, t, dh) = q.dims4()?;
+        let scale = (dh as f64).powf(-0.5);
+        // (batch, head, ctx_q, ctx_k)
+        let mut w = (q.matmul(&k.t()?)? * scale)?;
+        if let Some(mask) = mask {
+            w = w.broadcast_add(mask)?;
+        }
+        let w = candle_nn::ops::softmax_last_dim(&w)?;
+        let o = w.matmul(v)?.transpose(1, 2)?.reshape((b, t, self.n_head * dh))?;
+        self.out.forward(&o)
+    }
+}
+
+/// The MLP of a block: fc1, GELU (erf), fc2.
+#[derive(Debug, Clone)]
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    fn load(n_state: usize, vb: VarBuilder) -> Result<Self> {
+        let n_mlp = n_state * 4;
+        Ok(Self {
+            fc1: candle_nn::linear(n_state, n_mlp, vb.pp("0"))?,
+            fc2: candle_nn::linear(n_mlp, n_state, vb.pp("2"))?,
+        })
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+    }
+}
+
+/// A pre-norm residual block; decoder blocks also attend over the audio.
+#[derive(Debug, Clone)]
+struct ResidualBlock {
+    attn: MultiHeadAttention,
+    attn_ln: LayerNorm,
+    cross_attn: Option<(MultiHeadAttention, LayerNorm)>,
+    mlp: Mlp,
+    mlp_ln: LayerNorm,
+}
+
+impl ResidualBlock {
+    fn load(n_state: usize, n_head: usize, cross: bool, vb: VarBuilder) -> Result<Self> {
+        let cross_attn = if cross {
+            Some((
+                MultiHeadAttention::load(n_state, n_head, vb.pp("cross_attn"))?,
+                layer_norm(n_state, vb.pp("cross_attn_ln"))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            attn: MultiHeadAttention::load(n_state, n_head, vb.pp("attn"))?,
+            attn_ln: layer_norm(n_state, vb.pp("attn_ln"))?,
+            cross_attn,
+            mlp: Mlp::load(n_state, vb.pp("mlp"))?,
+            mlp_ln: layer_norm(n_state, vb.pp("mlp_ln"))?,
+        })
+    }
+}
+
+/// Whisper's audio encoder: two convolutions, sinusoidal positions, transformer blocks.
+#[derive(Debug, Clone)]
+pub struct AudioEncoder {
+    conv1: Conv1d,
+    conv2: Conv1d,
+    positional_embedding: Tensor,
+    blocks: Vec<ResidualBlock>,
+    ln_post: LayerNorm,
+    span: tracing::Span,
+}
+
+impl AudioEncoder {
+    pub fn load(vb: VarBuilder, dims: &Dims) -> Result<Self> {
+        let (n, h) = (dims.n_audio_state, dims.n_audio_head);
+        let c1 = Conv1dConfig { padding: 1, stride: 1, ..Default::default() };
+        let c2 = Conv1dConfig { padding: 1, stride: 2, ..Default::default() };
+        Ok(Self {
+            conv1: candle_nn::conv1d(dims.n_mels, n, 3, c1, vb.pp("conv1"))?,
+            conv2: candle_nn::conv1d(n, n, 3, c2, vb.pp("conv2"))?,
+            positional_embedding: vb.get((dims.n_audio_ctx, n), "positional_embedding")?,
+            blocks: (0..dims.n_audio_layer)
+                .map(|i| ResidualBlock::load(n, h, false, vb.pp(format!("blocks.{i}"))))
+                .collect::<Result<_>>()?,
+            ln_post: layer_norm(n, vb.pp("ln_post"))?,
+            span: tracing::span!(tracing::Level::TRACE, "audio-encoder"),
+        })
+    }
+
+    /// (batch, n_mels, 3000) -> (batch, 1500, n_audio_state)
+    pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
+        let _enter = self.span.enter();
+        let x = self.conv1.forward(mel)?.gelu_erf()?;
+        let x = self.conv2.forward(&x)?.gelu_erf()?;
+        let x = x.transpose(1, 2)?; // (batch, 1500, state)
+        let t = x.dim(1)?;
+        let mut x = x.broadcast_add(&self.positional_embedding.narrow(0, 0, t)?)?;
+        for b in &self.blocks {
+            let h = b.attn_ln.forward(&x)?;
+            let (k, v) = b.attn.keys_values(&h)?;
+            x = (&x + b.attn.attend(&h, &k, &v, None)?)?;
+            x = (&x + b.mlp.forward(&b.mlp_ln.forward(&x)?)?)?;
+        }
+        self.ln_post.forward(&x)
+    }
+}
+
+/// Per-sequence decoder state: the self-attention cache and the audio's cross-attention keys and
+/// values, one entry per layer, each (batch, head, ctx, head_dim).
+#[derive(Debug, Clone)]
+pub struct DecoderState {
+    self_kv: Vec<Option<(Tensor, Tensor)>>,
+    cross_kv: Vec<(Tensor, Tensor)>,
+}
+
+impl DecoderState {
+    /// Tokens already in the cache.
+    pub fn len(&self) -> usize {
+        self.self_kv.first().and_then(|kv| kv.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keep the batch rows named by `index` (beam search reorders and prunes its beams so).
+    pub fn select(&mut self, index: &[u32]) -> Result<()> {
+        let device = self.cross_kv.first().map(|(k, _)| k.device().clone()).unwrap_or(Device::Cpu);
+        let idx = Tensor::new(index, &device)?;
+        for kv in self.self_kv.iter_mut().flatten() {
+            *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
+        }
+        for kv in self.cross_kv.iter_mut() {
+            *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
+        }
+        Ok(())
+    }
+}
+
+/// Whisper's text decoder.
+#[derive(Debug, Clone)]
+pub struct TextDecoder {
+    token_embedding: Tensor,
+    positional_embedding: Tensor,
+    blocks: Vec<ResidualBlock>,
+    ln: LayerNorm,
+    n_ctx: usize,
+    span: tracing::Span,
+}
+
+impl TextDecoder {
+    pub fn load(vb: VarBuilder, dims: &Dims) -> Result<Self> {
+        let (n, h) = (dims.n_text_state, dims.n_text_head);
+        Ok(Self {
+            token_embedding: vb.get((dims.n_vocab, n), "token_embedding.weight")?,
+            positional_embedding: vb.get((dims.n_text_ctx, n), "positional_embedding")?,
+            blocks: (0..dims.n_text_layer)
+                .map(|i| ResidualBlock::load(n, h, true, vb.pp(format!("blocks.{i}"))))
+                .collect::<Result<_>>()?,
+            ln: layer_norm(n, vb.pp("ln"))?,
+            n_ctx: dims.n_text_ctx,
+            span: tracing::span!(tracing::Level::TRACE, "text-decoder"),
+        })
+    }
+
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// A fresh state for `audio` (batch, audio_ctx, state).
+    pub fn start(&self, audio: &Tensor) -> Result<DecoderState> {
+        let mut cross_kv = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            let (attn, _) = b.cross_attn.as_ref().expect("decoder blocks have cross-attention");
+            cross_kv.push(attn.keys_values(audio)?);
+        }
+        Ok(DecoderState { self_kv: vec![None; self.blocks.len()], cross_kv })
+    }
+
+    /// Runs `tokens` (batch, ctx) after what `state` holds; returns hidden states
+    /// (batch, ctx, state). `logits` turns the ones needed into scores.
+    pub fn forward(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        let _enter = self.span.enter();
+        let (_, t) = tokens.dims2()?;
+        let offset = state.len();
+        if offset + t > self.n_ctx {
+            candle_core::bail!("decoder context full: {} + {t} > {}", offset, self.n_ctx);
+        }
+        let pos = self.positional_embedding.narrow(0, offset, t)?;
+        let emb = self.token_embedding.embedding(&tokens.flatten_all()?)?.reshape((tokens.dim(0)?, t, ()))?;
+        let mut x = emb.broadcast_add(&pos)?;
+        let mask = if t > 1 { Some(causal_mask(t, offset, x.device())?) } else { None };
+        for (i, b) in self.blocks.iter().enumerate() {
+            let h = b.attn_ln.forward(&x)?;
+            let (k, v) = b.attn.keys_values(&h)?;
+            let (k, v) = match state.self_kv[i].take() {
+                Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+                None => (k, v),
+            };
+            x = (&x + b.attn.attend(&h, &k, &v, mask.as_ref())?)?;
+            state.self_kv[i] = Some((k, v));
+            let (cross, cross_ln) = b.cross_attn.as_ref().expect("decoder blocks have cross-attention");
+            let (ck, cv) = &state.cross_kv[i];
+            x = (&x + cross.attend(&cross_ln.forward(&x)?, ck, cv, None)?)?;
+            x = (&x + b.mlp.forward(&b.mlp_ln.forward(&x)?)?)?;
+        }
+        self.ln.forward(&x)
+    }
+
+    /// (batch, state) hidden states -> (batch, vocab) logits, in f32.
+    pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
+        h.matmul(&self.token_embedding.t()?)?.to_dtype(DType::F32)
+    }
+}
+
+/// (ctx, offset + ctx): 0 where a query may look, -inf at later positions.
+fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Tensor> {
+    let cols = offset + t;
+    let mask: Vec<f32> =
+        (0..t).flat_map(|i| (0..cols).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 })).collect();
+    Tensor::from_vec(mask, (t, cols), device)
+}
+
+/// The whole model.
+#[derive(Debug, Clone)]
+pub struct Whisper {
+    pub encoder: AudioEncoder,
+    pub decoder: TextDecoder,
+    pub dims: Dims,
+}
+
+impl Whisper {
+    pub fn load(vb: VarBuilder, dims: &Dims) -> Result<Self> {
+        Ok(Self {
+            encoder: AudioEncoder::load(vb.pp("encoder"), dims)?,
+            decoder: TextDecoder::load(vb.pp("decoder"), dims)?,
+            dims: dims.clone(),
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        self.decoder.token_embedding.device()
+    }
+}
+
+/// The softmax over the last dimension, in f32; used by the decoding loop.
+pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::log_softmax(x, D::Minus1)
+}

@@ -1,0 +1,110 @@
+//! Declarative pipeline configs (`pipelines/*.toml`), validated before any thread starts.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::cue::CueConfig;
+use crate::error::{Error, Result};
+use crate::source::VideoSampling;
+
+/// What a stage does when the channel after it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room (files: nothing is lost).
+    #[default]
+    Block,
+    /// Drop the item and count it (live inputs that must not fall behind).
+    DropNewest,
+}
+
+/// Capacities of the channels between stages, in items.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// decode -> preprocess (decoded packets' worth of audio).
+    pub decode_to_preprocess: usize,
+    /// preprocess -> model (mel chunks).
+    pub preprocess_to_model: usize,
+    /// model -> cues (segments).
+    pub model_to_cues: usize,
+    /// cues -> sink (segments with their cues).
+    pub cues_to_sink: usize,
+    /// Policy of every channel when it is full.
+    #[serde(default)]
+    pub when_full: WhenFull,
+}
+
+/// A whole pipeline definition.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Channel capacities and policy.
+    pub channels: ChannelConfig,
+    /// Video frame sampling for visual stages (off by default).
+    #[serde(default)]
+    pub video: VideoSampling,
+    /// How segments are cut into cues.
+    #[serde(default)]
+    pub cues: CueConfig,
+}
+
+/// The default file pipeline, as shipped in `pipelines/file.toml`.
+pub const DEFAULT_FILE_PIPELINE: &str = include_str!("../../pipelines/file.toml");
+
+impl PipelineConfig {
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let cfg: PipelineConfig = toml::from_str(text)
+            .map_err(|e| Error::config(path, e.message().lines().next().unwrap_or("invalid TOML").to_string()))?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::config(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    pub fn default_file() -> Self {
+        Self::parse(DEFAULT_FILE_PIPELINE, Path::new("pipelines/file.toml")).expect("the shipped pipeline is valid")
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let c = &self.channels;
+        for (name, cap) in [
+            ("decode_to_preprocess", c.decode_to_preprocess),
+            ("preprocess_to_model", c.preprocess_to_model),
+            ("model_to_cues", c.model_to_cues),
+            ("cues_to_sink", c.cues_to_sink),
+        ] {
+            if cap == 0 {
+                return Err(Error::config(path, format!("channels.{name} must be at least 1")));
+            }
+        }
+        if !(0.0..=60.0).contains(&self.video.fps) {
+            return Err(Error::config(path, "video.fps must be between 0 and 60"));
+        }
+        self.cues.validate().map_err(|e| Error::config(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_parses() {
+        let c = PipelineConfig::default_file();
+        assert_eq!(c.channels.when_full, WhenFull::Block);
+    }
+
+    #[test]
+    fn unknown_fields_and_zero_capacities_are_rejected() {
+        let bad = DEFAULT_FILE_PIPELINE.replace("[channels]", "[channels]\nbogus = 1");
+        let e = PipelineConfig::parse(&bad, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(e.contains("x.toml") && e.contains("bogus"), "{e}");
+        let zero = DEFAULT_FILE_PIPELINE.replace("model_to_cues = 16", "model_to_cues = 0");
+        assert!(PipelineConfig::parse(&zero, Path::new("x.toml")).is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! The only code that owns threads and channels. Each stage is a plain state machine ([`Stage`])
+//! run on its own thread between two bounded crossbeam channels; end of stream is a
+//! disconnected channel followed by the stage's `finish`.
+//!
+//! Shutdown: the first stage to fail, or Ctrl-C, raises the shared [`Shutdown`] flag. Every
+//! stage checks it between items and stops; a stage blocked on a channel wakes when its
+//! neighbour exits and drops its end. Sinks commit only after every stage finished cleanly.
+
+pub mod config;
+pub mod file;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{Scope, ScopedJoinHandle};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::error::{Error, Result};
+use crate::source::{Media, MediaSource};
+
+pub use config::{ChannelConfig, PipelineConfig, WhenFull};
+
+/// A stage: items in, items out, no threads, locks or channels. Errors are not recoverable: the
+/// pipeline stops and nothing is committed.
+pub trait Stage: Send {
+    type In: Send;
+    type Out: Send;
+    const NAME: &'static str;
+    fn process(&mut self, item: Self::In, out: &mut Vec<Self::Out>) -> Result<()>;
+    /// End of input: emit whatever is held back.
+    fn finish(&mut self, _out: &mut Vec<Self::Out>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The end of a pipeline: takes items; the caller commits it once everything succeeded.
+pub trait Sink: Send {
+    type In: Send;
+    fn write(&mut self, item: Self::In) -> Result<()>;
+}
+
+/// Raised once, by Ctrl-C or by the first failure; seen by every stage.
+#[derive(Clone, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// One channel's ends and its policy.
+pub struct Link<T> {
+    tx: Sender<T>,
+    policy: WhenFull,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Creates a bounded channel. Every channel of the pipeline is made here.
+pub fn channel<T>(capacity: usize, policy: WhenFull) -> (Link<T>, Receiver<T>) {
+    let (tx, rx) = crossbeam_channel::bounded(capacity);
+    (Link { tx, policy, dropped: Arc::new(AtomicU64::new(0)) }, rx)
+}
+
+impl<T> Link<T> {
+    /// Sends by the channel's policy. `Err` when the receiver is gone (downstream stopped).
+    fn send(&self, item: T) -> Result<()> {
+        match self.policy {
+            WhenFull::Block => self.tx.send(item).map_err(|_| Error::Interrupted),
+            WhenFull::DropNewest => match self.tx.try_send(item) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(TrySendError::Disconnected(_)) => Err(Error::Interrupted),
+            },
+        }
+    }
+
+    /// Items dropped because the channel was full (live inputs only).
+    pub fn dropped(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
+    }
+}
+
+fn fail<T>(shutdown: &Shutdown, e: Error) -> Result<T> {
+    shutdown.raise();
+    Err(e)
+}
+
+/// Runs `source` on a thread of `scope`, sending into `link`.
+pub fn spawn_source<'s, 'e: 's>(
+    scope: &'s Scope<'s, 'e>,
+    mut source: Box<dyn MediaSource + 'e>,
+    link: Link<Media>,
+    shutdown: Shutdown,
+) -> ScopedJoinHandle<'s, Result<()>> {
+    std::thread::Builder::new()
+        .name("decode".into())
+        .spawn_scoped(scope, move || {
+            let mut buf = Vec::new();
+            loop {
+                if shutdown.is_raised() {
+                    return Err(Error::Interrupted);
+                }
+                let more = match source.pull(&mut buf) {
+                    Ok(more) => more,
+                    Err(e) => return fail(&shutdown, e),
+                };
+                for item in buf.drain(..) {
+                    if let Err(e) = link.send(item) {
+                        return fail(&shutdown, e);
+                    }
+                }
+                if !more {
+                    if source.skipped_packets() > 0 {
+                        tracing::warn!(skipped = source.skipped_packets(), "packets failed to decode and were skipped");
+                    }
+                    return Ok(());
+                }
+            }
+        })
+        .expect("spawning a thread")
+}
+
+/// Runs `stage` on a thread of `scope` between `input` and `link`; hands the stage back at the end.
+pub fn spawn_stage<'s, 'e: 's, S: Stage + 'e>(
+    scope: &'s Scope<'s, 'e>,
+    mut stage: S,
+    input: Receiver<S::In>,
+    link: Link<S::Out>,
+    shutdown: Shutdown,
+) -> ScopedJoinHandle<'s, Result<S>> {
+    std::thread::Builder::new()
+        .name(S::NAME.into())
+        .spawn_scoped(scope, move || {
+            let mut buf = Vec::new();
+            let emit = |buf: &mut Vec<S::Out>| -> Result<()> { buf.drain(..).try_for_each(|o| link.send(o)) };
+            for item in input.iter() {
+                if shutdown.is_raised() {
+                    return Err(Error::Interrupted);
+                }
+                if let Err(e) = stage.process(item, &mut buf).and_then(|()| emit(&mut buf)) {
+                    return fail(&shutdown, e);
+                }
+            }
+            // The channel is disconnected: upstream ended, cleanly or not.
+            if shutdown.is_raised() {
+                return Err(Error::Interrupted);
+            }
+            match stage.finish(&mut buf).and_then(|()| emit(&mut buf)) {
+                Ok(()) => Ok(stage),
+                Err(e) => fail(&shutdown, e),
+            }
+        })
+        .expect("spawning a thread")
+}
+
+/// Runs `sink` on a thread of `scope`; `on_item` sees each item first (progress).
+pub fn spawn_sink<'s, 'e: 's, K: Sink + 'e>(
+    scope: &'s Scope<'s, 'e>,
+    mut sink: K,
+    input: Receiver<K::In>,
+    shutdown: Shutdown,
+    mut on_item: impl FnMut(&K::In) + Send + 'e,
+) -> ScopedJoinHandle<'s, Result<K>> {
+    std::thread::Builder::new()
+        .name("sink".into())
+        .spawn_scoped(scope, move || {
+            for item in input.iter() {
+                if shutdown.is_raised() {
+                    return Err(Error::Interrupted);
+                }
+                on_item(&item);
+                if let Err(e) = sink.write(item) {
+                    return fail(&shutdown, e);
+                }
+            }
+            if shutdown.is_raised() {
+                return Err(Error::Interrupted);
+            }
+            Ok(sink)
+        })
+        .expect("spawning a thread")
+}
+
+/// The error to report from the results of all threads: the first real failure, else
+/// `Interrupted`.
+pub fn first_error(errors: impl IntoIterator<Item = Error>) -> Option<Error> {
+    let mut interrupted = None;
+    for e in errors {
+        match e {
+            Error::Interrupted => interrupted = Some(e),
+            real => return Some(real),
+        }
+    }
+    interrupted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::AudioChunk;
+    use crate::time::Ts;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, Instant};
+
+    /// Endless numbered audio chunks; counts how many it has produced.
+    struct Counting(Arc<AtomicUsize>);
+    impl MediaSource for Counting {
+        fn pull(&mut self, out: &mut Vec<Media>) -> Result<bool> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            out.push(Media::Audio(AudioChunk { start: Ts(n as i64), samples: vec![] }));
+            Ok(true)
+        }
+        fn duration(&self) -> Option<Ts> {
+            None
+        }
+        fn skipped_packets(&self) -> u64 {
+            0
+        }
+    }
+
+    struct PassThrough;
+    impl Stage for PassThrough {
+        type In = Media;
+        type Out = Media;
+        const NAME: &'static str = "pass";
+        fn process(&mut self, item: Media, out: &mut Vec<Media>) -> Result<()> {
+            out.push(item);
+            Ok(())
+        }
+    }
+
+    /// Takes one item, then waits until released.
+    struct Stuck(Receiver<()>);
+    impl Sink for Stuck {
+        type In = Media;
+        fn write(&mut self, _: Media) -> Result<()> {
+            let _ = self.0.recv();
+            Err(Error::Interrupted)
+        }
+    }
+
+    fn settle(counter: &AtomicUsize) -> usize {
+        let mut last = counter.load(Ordering::SeqCst);
+        let mut stable_since = Instant::now();
+        let start = Instant::now();
+        while stable_since.elapsed() < Duration::from_millis(300) && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+            let now = counter.load(Ordering::SeqCst);
+            if now != last {
+                last = now;
+                stable_since = Instant::now();
+            }
+        }
+        last
+    }
+
+    #[test]
+    fn slow_sink_bounds_items_in_flight_to_channel_capacities() {
+        for (c1, c2, c3) in [(1, 1, 1), (4, 2, 7), (16, 3, 5)] {
+            let produced = Arc::new(AtomicUsize::new(0));
+            let shutdown = Shutdown::default();
+            let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
+            std::thread::scope(|s| {
+                let (l1, r1) = channel(c1, WhenFull::Block);
+                let (l2, r2) = channel(c2, WhenFull::Block);
+                let (l3, r3) = channel(c3, WhenFull::Block);
+                let src = spawn_source(s, Box::new(Counting(Arc::clone(&produced))), l1, shutdown.clone());
+                let a = spawn_stage(s, PassThrough, r1, l2, shutdown.clone());
+                let b = spawn_stage(s, PassThrough, r2, l3, shutdown.clone());
+                let k = spawn_sink(s, Stuck(release_rx), r3, shutdown.clone(), |_| {});
+                // Full channels, one item held by each of the two stages and the sink, and one
+                // produced by the source and waiting to be sent.
+                assert_eq!(settle(&produced), c1 + c2 + c3 + 2 + 1 + 1, "capacities {c1} {c2} {c3}");
+                shutdown.raise();
+                drop(release_tx);
+                assert!(k.join().unwrap().is_err());
+                assert!(a.join().unwrap().is_err());
+                assert!(b.join().unwrap().is_err());
+                assert!(src.join().unwrap().is_err());
+            });
+        }
+    }
+
+    #[test]
+    fn drop_newest_never_blocks_and_counts() {
+        let (link, rx) = channel::<u32>(2, WhenFull::DropNewest);
+        for i in 0..5 {
+            link.send(i).unwrap();
+        }
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(link.dropped().load(Ordering::SeqCst), 3);
+    }
+}

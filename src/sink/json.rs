@@ -1,0 +1,66 @@
+//! JSON: the run's facts, the segments (text, tokens, token probabilities, times) and the cues.
+
+use serde::Serialize;
+
+use crate::cue::CueBatch;
+
+/// Facts about the run that the JSON output carries.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JsonMeta {
+    pub input: String,
+    pub model: String,
+    pub language: Option<String>,
+    pub language_probability: Option<f32>,
+    pub duration_s: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct SegmentOut<'a> {
+    start: f64,
+    end: f64,
+    #[serde(flatten)]
+    segment: &'a crate::segment::Segment,
+}
+
+#[derive(Serialize)]
+struct CueOut<'a> {
+    start: f64,
+    end: f64,
+    text: String,
+    lines: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    #[serde(flatten)]
+    meta: &'a JsonMeta,
+    segments: Vec<SegmentOut<'a>>,
+    cues: Vec<CueOut<'a>>,
+}
+
+pub fn render(batches: &[CueBatch], meta: &JsonMeta) -> String {
+    let doc = Doc {
+        meta,
+        segments: batches
+            .iter()
+            .map(|b| SegmentOut {
+                start: b.segment.span.start.secs_f64(),
+                end: b.segment.span.end.secs_f64(),
+                segment: &b.segment,
+            })
+            .collect(),
+        cues: batches
+            .iter()
+            .flat_map(|b| &b.cues)
+            .map(|c| CueOut {
+                start: c.span.start.secs_f64(),
+                end: c.span.end.secs_f64(),
+                text: c.text(),
+                lines: &c.lines,
+            })
+            .collect(),
+    };
+    let mut s = serde_json::to_string_pretty(&doc).expect("serialisable");
+    s.push('\n');
+    s
+}

@@ -1,0 +1,145 @@
+//! Sinks: SRT, WebVTT, JSON. A sink keeps what it is given and writes it in one go on commit: to
+//! a temporary file beside the target, renamed over it only when complete, so a failed run
+//! leaves no partial file and never touches what the user already had.
+
+mod json;
+mod srt;
+mod vtt;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::cue::CueBatch;
+use crate::error::{Error, Result};
+use crate::pipeline::Sink;
+
+pub use json::JsonMeta;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Srt,
+    Vtt,
+    Json,
+}
+
+impl Format {
+    /// From an output file's extension.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "srt" => Some(Format::Srt),
+            "vtt" => Some(Format::Vtt),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Srt => "srt",
+            Format::Vtt => "vtt",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// Where output goes. A file target holds its temporary file from the start, so an unwritable
+/// destination fails before any work; dropping an uncommitted target removes it.
+pub enum Target {
+    Stdout,
+    File { path: PathBuf, tmp: PathBuf, file: Option<std::fs::File> },
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+impl Target {
+    /// `-` is stdout.
+    pub fn prepare(path: &Path) -> Result<Target> {
+        if path == Path::new("-") {
+            return Ok(Target::Stdout);
+        }
+        if path.is_dir() {
+            return Err(Error::output(path, "is a directory"));
+        }
+        let tmp = tmp_name(path);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::output(path, format!("cannot write here: {e}")))?;
+        Ok(Target::File { path: path.to_path_buf(), tmp, file: Some(file) })
+    }
+
+    /// Writes `bytes` whole and puts them in place.
+    pub fn commit(mut self, bytes: &[u8]) -> Result<()> {
+        match &mut self {
+            Target::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| Error::output("-", e))
+            }
+            Target::File { path, tmp, file } => {
+                let mut f = file.take().expect("a target commits once");
+                f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| Error::output(&*path, e))?;
+                drop(f);
+                std::fs::rename(&*tmp, &*path).map_err(|e| Error::output(&*path, e))?;
+                *tmp = PathBuf::new();
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Target::File { tmp, .. } = self {
+            if !tmp.as_os_str().is_empty() {
+                let _ = std::fs::remove_file(&*tmp);
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    Target::prepare(path)?.commit(bytes)
+}
+
+/// Collects cue batches; renders and writes them on `commit`.
+pub struct SubtitleSink {
+    format: Format,
+    target: Target,
+    batches: Vec<CueBatch>,
+}
+
+impl SubtitleSink {
+    pub fn new(format: Format, target: Target) -> Self {
+        Self { format, target, batches: Vec::new() }
+    }
+
+    pub fn cue_count(&self) -> usize {
+        self.batches.iter().map(|b| b.cues.len()).sum()
+    }
+
+    pub fn commit(self, meta: &JsonMeta) -> Result<()> {
+        let text = render(self.format, &self.batches, meta);
+        self.target.commit(text.as_bytes())
+    }
+}
+
+impl Sink for SubtitleSink {
+    type In = CueBatch;
+    fn write(&mut self, item: CueBatch) -> Result<()> {
+        self.batches.push(item);
+        Ok(())
+    }
+}
+
+pub fn render(format: Format, batches: &[CueBatch], meta: &JsonMeta) -> String {
+    let cues: Vec<&crate::cue::Cue> = batches.iter().flat_map(|b| &b.cues).collect();
+    match format {
+        Format::Srt => srt::render(&cues),
+        Format::Vtt => vtt::render(&cues),
+        Format::Json => json::render(batches, meta),
+    }
+}

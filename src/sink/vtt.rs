@@ -1,0 +1,40 @@
+//! WebVTT (https://www.w3.org/TR/webvtt1/): a `WEBVTT` header, then cues separated by blank
+//! lines. Cue text cannot hold a blank line or the string `-->`, and `&`, `<` are escaped.
+
+use crate::cue::Cue;
+
+fn ts(ms: i64) -> String {
+    let ms = ms.max(0);
+    format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+}
+
+fn escape(line: &str) -> String {
+    line.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+pub fn render(cues: &[&Cue]) -> String {
+    let mut s = String::from("WEBVTT\n");
+    for c in cues {
+        s.push('\n');
+        s.push_str(&format!("{} --> {}\n", ts(c.span.start.ms()), ts(c.span.end.ms())));
+        for line in c.lines.iter().filter(|l| !l.trim().is_empty()) {
+            s.push_str(&escape(line));
+            s.push('\n');
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{Span, Ts};
+
+    #[test]
+    fn header_timing_and_escaping() {
+        let a =
+            Cue { span: Span::new(Ts(61_001), Ts(62_000)), lines: vec!["Tom & Jerry".into(), "a --> b <i>".into()] };
+        assert_eq!(render(&[&a]), "WEBVTT\n\n00:01:01.001 --> 00:01:02.000\nTom &amp; Jerry\na --&gt; b &lt;i&gt;\n");
+        assert_eq!(render(&[]), "WEBVTT\n");
+    }
+}

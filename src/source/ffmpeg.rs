@@ -1,0 +1,264 @@
+//! Containers through FFmpeg (ffmpeg-next over Debian 12's FFmpeg 5.1): audio resampled by
+//! swresample to 16 kHz mono f32, video frames sampled and scaled by swscale.
+
+use std::path::{Path, PathBuf};
+
+use ff::format::sample::Type as SampleType;
+use ff::format::Sample;
+use ff::util::channel_layout::ChannelLayout;
+use ffmpeg_next as ff;
+
+use crate::error::{Error, Result};
+use crate::source::{AudioChunk, Media, MediaSource, VideoFrame, VideoSampling, SAMPLE_RATE_HZ};
+use crate::time::Ts;
+
+struct VideoState {
+    stream: usize,
+    time_base: f64,
+    decoder: ff::decoder::Video,
+    scaler: Option<(ff::software::scaling::Context, (ff::format::Pixel, u32, u32))>,
+    every_s: f64,
+    next_at_s: f64,
+    width: u32,
+}
+
+pub struct FfmpegSource {
+    path: PathBuf,
+    input: ff::format::context::Input,
+    stream: usize,
+    decoder: ff::decoder::Audio,
+    resampler: Option<(ff::software::resampling::Context, (Sample, ChannelLayout, u32))>,
+    video: Option<VideoState>,
+    duration: Option<Ts>,
+    samples_out: u64,
+    skipped: u64,
+    done: bool,
+}
+
+// SAFETY: FFmpeg's demuxer, decoder and scaler contexts have no thread affinity; the source owns
+// them and is used by one thread at a time (moved into its pipeline thread).
+unsafe impl Send for FfmpegSource {}
+
+fn ff_reason(e: ff::Error) -> String {
+    match e {
+        ff::Error::InvalidData => "not a media file FFmpeg can read (invalid data, or truncated)".into(),
+        other => other.to_string(),
+    }
+}
+
+impl FfmpegSource {
+    pub fn open(path: &Path, sampling: &VideoSampling) -> Result<Self> {
+        ff::init().map_err(|e| Error::input(path, e))?;
+        ff::util::log::set_level(ff::util::log::Level::Fatal);
+        let input = ff::format::input(&path).map_err(|e| Error::input(path, ff_reason(e)))?;
+        let audio =
+            input.streams().best(ff::media::Type::Audio).ok_or_else(|| Error::input(path, "no audio stream"))?;
+        let stream = audio.index();
+        let ctx =
+            ff::codec::context::Context::from_parameters(audio.parameters()).map_err(|e| Error::input(path, e))?;
+        let decoder =
+            ctx.decoder().audio().map_err(|e| Error::input(path, format!("no decoder for the audio stream: {e}")))?;
+        let duration = (input.duration() > 0).then(|| Ts(input.duration() / 1000));
+
+        let video = if sampling.fps > 0.0 {
+            match input.streams().best(ff::media::Type::Video) {
+                Some(v) => {
+                    let tb = v.time_base();
+                    let ctx = ff::codec::context::Context::from_parameters(v.parameters())
+                        .map_err(|e| Error::input(path, e))?;
+                    let decoder = ctx.decoder().video().map_err(|e| Error::input(path, e))?;
+                    Some(VideoState {
+                        stream: v.index(),
+                        time_base: tb.numerator() as f64 / tb.denominator().max(1) as f64,
+                        decoder,
+                        scaler: None,
+                        every_s: 1.0 / sampling.fps,
+                        next_at_s: 0.0,
+                        width: sampling.width.max(2) & !1,
+                    })
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            input,
+            stream,
+            decoder,
+            resampler: None,
+            video,
+            duration,
+            samples_out: 0,
+            skipped: 0,
+            done: false,
+        })
+    }
+
+    fn at(&self) -> Ts {
+        Ts::from_samples(self.samples_out, SAMPLE_RATE_HZ)
+    }
+
+    fn decode_error(&self, reason: impl ToString) -> Error {
+        Error::Decode { path: self.path.clone(), at: self.at(), reason: reason.to_string() }
+    }
+
+    fn push_samples(&mut self, frame: &ff::frame::Audio, out: &mut Vec<Media>) {
+        let n = frame.samples();
+        if n == 0 {
+            return;
+        }
+        let samples = frame.plane::<f32>(0)[..n].to_vec();
+        out.push(Media::Audio(AudioChunk { start: self.at(), samples }));
+        self.samples_out += n as u64;
+    }
+
+    fn resample(&mut self, frame: &mut ff::frame::Audio, out: &mut Vec<Media>) -> Result<()> {
+        if frame.channel_layout().is_empty() {
+            frame.set_channel_layout(ChannelLayout::default(frame.channels() as i32));
+        }
+        let key = (frame.format(), frame.channel_layout(), frame.rate());
+        if self.resampler.as_ref().map(|r| r.1) != Some(key) {
+            self.flush_resampler(out)?;
+            let r = ff::software::resampling::Context::get(
+                key.0,
+                key.1,
+                key.2,
+                Sample::F32(SampleType::Packed),
+                ChannelLayout::MONO,
+                SAMPLE_RATE_HZ,
+            )
+            .map_err(|e| self.decode_error(format!("cannot resample audio: {e}")))?;
+            self.resampler = Some((r, key));
+        }
+        let cap = frame.samples() * SAMPLE_RATE_HZ as usize / key.2.max(1) as usize + 512;
+        let mut o = ff::frame::Audio::new(Sample::F32(SampleType::Packed), cap, ChannelLayout::MONO);
+        let (r, _) = self.resampler.as_mut().expect("set above");
+        r.run(frame, &mut o).map_err(|e| Error::Decode {
+            path: self.path.clone(),
+            at: Ts::ZERO,
+            reason: e.to_string(),
+        })?;
+        self.push_samples(&o, out);
+        Ok(())
+    }
+
+    fn flush_resampler(&mut self, out: &mut Vec<Media>) -> Result<()> {
+        let Some((mut r, _)) = self.resampler.take() else {
+            return Ok(());
+        };
+        loop {
+            let mut o = ff::frame::Audio::new(Sample::F32(SampleType::Packed), 4096, ChannelLayout::MONO);
+            r.flush(&mut o).map_err(|e| self.decode_error(e))?;
+            if o.samples() == 0 {
+                return Ok(());
+            }
+            self.push_samples(&o, out);
+        }
+    }
+
+    fn drain_audio(&mut self, out: &mut Vec<Media>) -> Result<()> {
+        let mut frame = ff::frame::Audio::empty();
+        while self.decoder.receive_frame(&mut frame).is_ok() {
+            self.resample(&mut frame, out)?;
+        }
+        Ok(())
+    }
+
+    fn drain_video(&mut self, out: &mut Vec<Media>) -> Result<()> {
+        let Some(v) = self.video.as_mut() else {
+            return Ok(());
+        };
+        let mut frame = ff::frame::Video::empty();
+        while v.decoder.receive_frame(&mut frame).is_ok() {
+            let t = frame.timestamp().or(frame.pts()).unwrap_or(0) as f64 * v.time_base;
+            if t + 1e-6 < v.next_at_s {
+                continue;
+            }
+            v.next_at_s = (t / v.every_s).floor() * v.every_s + v.every_s;
+            let key = (frame.format(), frame.width(), frame.height());
+            let h = ((v.width as u64 * key.2 as u64 / key.1.max(1) as u64) as u32).max(2) & !1;
+            if v.scaler.as_ref().map(|s| s.1) != Some(key) {
+                let s = ff::software::scaling::Context::get(
+                    key.0,
+                    key.1,
+                    key.2,
+                    ff::format::Pixel::RGB24,
+                    v.width,
+                    h,
+                    ff::software::scaling::Flags::BILINEAR,
+                )
+                .map_err(|e| Error::Decode {
+                    path: self.path.clone(),
+                    at: Ts::from_secs_f64(t),
+                    reason: format!("cannot scale video: {e}"),
+                })?;
+                v.scaler = Some((s, key));
+            }
+            let mut rgb = ff::frame::Video::empty();
+            let (s, _) = v.scaler.as_mut().expect("set above");
+            if s.run(&frame, &mut rgb).is_err() {
+                self.skipped += 1;
+                continue;
+            }
+            let (w, stride) = (rgb.width() as usize, rgb.stride(0));
+            let data = rgb.data(0);
+            let mut px = Vec::with_capacity(w * 3 * h as usize);
+            for row in 0..h as usize {
+                px.extend_from_slice(&data[row * stride..row * stride + w * 3]);
+            }
+            out.push(Media::Video(VideoFrame { at: Ts::from_secs_f64(t), width: v.width, height: h, rgb: px }));
+        }
+        Ok(())
+    }
+}
+
+impl MediaSource for FfmpegSource {
+    fn pull(&mut self, out: &mut Vec<Media>) -> Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        let mut packet = ff::Packet::empty();
+        match packet.read(&mut self.input) {
+            Ok(()) => {
+                let idx = packet.stream();
+                if idx == self.stream {
+                    if self.decoder.send_packet(&packet).is_err() {
+                        self.skipped += 1; // a bad packet: skip it, keep going
+                    }
+                    self.drain_audio(out)?;
+                } else if let Some(v) = self.video.as_mut().filter(|v| v.stream == idx) {
+                    if v.decoder.send_packet(&packet).is_err() {
+                        self.skipped += 1;
+                    }
+                    self.drain_video(out)?;
+                }
+                Ok(true)
+            }
+            Err(ff::Error::Eof) => {
+                let _ = self.decoder.send_eof();
+                self.drain_audio(out)?;
+                self.flush_resampler(out)?;
+                if let Some(v) = self.video.as_mut() {
+                    let _ = v.decoder.send_eof();
+                    self.drain_video(out)?;
+                }
+                self.done = true;
+                if self.samples_out == 0 && self.skipped > 0 {
+                    return Err(self.decode_error("no audio could be decoded"));
+                }
+                Ok(false)
+            }
+            Err(e) => Err(self.decode_error(format!("read failed: {}", ff_reason(e)))),
+        }
+    }
+
+    fn duration(&self) -> Option<Ts> {
+        self.duration
+    }
+
+    fn skipped_packets(&self) -> u64 {
+        self.skipped
+    }
+}

@@ -1,0 +1,123 @@
+//! Demux and decode: any input becomes 16 kHz mono f32 audio, plus video frames sampled at a
+//! configurable rate and size when asked for.
+//!
+//! Recoverable: a packet that fails to decode is skipped and counted. Not recoverable: an input
+//! that cannot be opened, has no audio stream, or fails to read part way (the error names the
+//! file and the media time reached).
+
+mod ffmpeg;
+pub mod resample;
+mod symphonia;
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::time::Ts;
+
+pub use self::ffmpeg::FfmpegSource;
+pub use self::symphonia::SymphoniaSource;
+
+/// Audio rate every source delivers.
+pub const SAMPLE_RATE_HZ: u32 = 16_000;
+
+/// A run of decoded audio, 16 kHz mono.
+#[derive(Debug, Clone)]
+pub struct AudioChunk {
+    pub start: Ts,
+    pub samples: Vec<f32>,
+}
+
+/// One sampled video frame, RGB24, `width * height * 3` bytes.
+#[derive(Debug, Clone)]
+pub struct VideoFrame {
+    pub at: Ts,
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+/// What a source emits.
+#[derive(Debug, Clone)]
+pub enum Media {
+    Audio(AudioChunk),
+    Video(VideoFrame),
+}
+
+/// Video sampling for the visual stages; off when `fps` is 0.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSampling {
+    /// Frames per second to keep (0: decode no video).
+    #[serde(default)]
+    pub fps: f64,
+    /// Width of kept frames; height follows the aspect ratio (even).
+    #[serde(default = "default_width")]
+    pub width: u32,
+}
+
+fn default_width() -> u32 {
+    224
+}
+
+impl Default for VideoSampling {
+    fn default() -> Self {
+        Self { fps: 0.0, width: default_width() }
+    }
+}
+
+/// A decoder as a pull state machine: each call appends what it decoded to `out`; `false` once
+/// the input is exhausted and flushed.
+pub trait MediaSource: Send {
+    fn pull(&mut self, out: &mut Vec<Media>) -> Result<bool>;
+    /// Length of the input, when the container says.
+    fn duration(&self) -> Option<Ts>;
+    /// Packets that failed to decode and were skipped.
+    fn skipped_packets(&self) -> u64;
+}
+
+/// Extensions Symphonia decodes; everything else goes to FFmpeg.
+const PLAIN_AUDIO: &[&str] = &["wav", "flac", "mp3", "ogg", "oga"];
+
+/// Opens `path` with the right decoder. Checks existence and size first for a clear message.
+pub fn open(path: &Path, video: &VideoSampling) -> Result<Box<dyn MediaSource>> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::input(path, "no such file"),
+        _ => Error::input(path, e),
+    })?;
+    if meta.is_dir() {
+        return Err(Error::input(path, "is a directory"));
+    }
+    if meta.len() == 0 {
+        return Err(Error::input(path, "file is empty"));
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+    if PLAIN_AUDIO.contains(&ext.as_str()) {
+        match SymphoniaSource::open(path) {
+            Ok(s) => return Ok(Box::new(s)),
+            Err(e) => tracing::debug!("symphonia could not open {}: {e}; trying FFmpeg", path.display()),
+        }
+    }
+    Ok(Box::new(FfmpegSource::open(path, video)?))
+}
+
+/// Decodes a whole input to 16 kHz mono samples (tests, tools).
+pub fn decode_all(path: &Path) -> Result<Vec<f32>> {
+    let mut src = open(path, &VideoSampling::default())?;
+    let mut out = Vec::new();
+    let mut samples = Vec::new();
+    while src.pull(&mut out)? {
+        for m in out.drain(..) {
+            if let Media::Audio(a) = m {
+                samples.extend(a.samples);
+            }
+        }
+    }
+    for m in out.drain(..) {
+        if let Media::Audio(a) = m {
+            samples.extend(a.samples);
+        }
+    }
+    Ok(samples)
+}
