@@ -7,6 +7,7 @@
 
 pub mod cue;
 pub mod error;
+pub mod eval;
 pub mod infer;
 pub mod model;
 pub mod pipeline;

@@ -31,6 +31,9 @@ pub struct TranscribeOptions {
     pub condition_on_previous_text: bool,
     /// A prompt is dropped after a window decoded at a temperature above this.
     pub prompt_reset_on_temperature: f32,
+    /// A window whose loudest raw log10 mel value is below this is silence and is not decoded
+    /// (-5.0 is about -70 dBFS). Whisper alone often "hears" a word in digital silence.
+    pub silence_log_mel: f32,
 }
 
 impl Default for TranscribeOptions {
@@ -40,6 +43,7 @@ impl Default for TranscribeOptions {
             detect_language: true,
             condition_on_previous_text: true,
             prompt_reset_on_temperature: 0.5,
+            silence_log_mel: -5.0,
         }
     }
 }
@@ -102,11 +106,19 @@ impl TranscribeStage {
     /// Decodes the window at `seek`, holding `size` frames of content, and moves `seek` on.
     fn run_window(&mut self, size: usize, out: &mut Vec<Segment>) -> Result<()> {
         let from = (self.seek - self.base) * self.n_mels;
-        let mel = normalize_window(&self.frames[from..from + size * self.n_mels], self.n_mels);
+        let content = &self.frames[from..from + size * self.n_mels];
+        if content.iter().all(|&x| x < self.opts.silence_log_mel) {
+            tracing::debug!(at = %Ts(self.seek as i64 * FRAME_MS), "silent window skipped");
+            self.seek += size;
+            return Ok(());
+        }
+        let mel = normalize_window(content, self.n_mels);
         let device = self.model.whisper.device().clone();
         let mel = Tensor::from_vec(mel, (1, self.n_mels, WINDOW_FRAMES), &device).map_err(|e| self.err(e))?;
         let model = Arc::clone(&self.model);
+        let t0 = std::time::Instant::now();
         let audio = model.whisper.encoder.forward(&mel).map_err(|e| self.err(e))?;
+        let encode_ms = t0.elapsed().as_millis();
         let mut decoder =
             WindowDecoder::new(&model.whisper, &self.tok, &model.config, self.opts.decode.seed ^ self.windows as u64);
         self.windows += 1;
@@ -127,7 +139,16 @@ impl TranscribeStage {
         } else {
             Vec::new()
         };
+        let t0 = std::time::Instant::now();
         let r = decoder.decode_with_fallback(&audio, &prompt, &self.opts.decode).map_err(|e| self.err(e))?;
+        tracing::debug!(
+            at = %Ts(self.seek as i64 * FRAME_MS),
+            encode_ms,
+            decode_ms = t0.elapsed().as_millis() as u64,
+            tokens = r.tokens.len(),
+            temperature = r.temperature,
+            "window"
+        );
         let offset = Ts(self.seek as i64 * FRAME_MS);
         let is_silence = r.no_speech_prob > self.opts.decode.no_speech_threshold
             && r.avg_logprob < self.opts.decode.logprob_threshold;

@@ -7,11 +7,46 @@
 //! of windows or a beam.
 
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
 
 use crate::model::config::Dims;
 
 type Result<T> = candle_core::Result<T>;
+
+/// A linear layer whose weight is kept transposed, (in, out), so the product reads it in
+/// place: with a handful of rows (a decoder step) repacking a transposed weight costs more than
+/// the product itself.
+#[derive(Debug, Clone)]
+struct Linear {
+    wt: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn load(n_in: usize, n_out: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+        let w = vb.get((n_out, n_in), "weight")?;
+        let bias = if bias { Some(vb.get(n_out, "bias")?) } else { None };
+        Ok(Self { wt: w.t()?.contiguous()?, bias })
+    }
+
+    /// (..., in) -> (..., out)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let y = x.reshape((rows, dims[dims.len() - 1]))?.matmul(&self.wt)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out = dims;
+        *out.last_mut().expect("non-empty dims") = self.wt.dim(1)?;
+        y.reshape(out)
+    }
+}
+
+fn linear(n_in: usize, n_out: usize, vb: VarBuilder) -> Result<Linear> {
+    Linear::load(n_in, n_out, true, vb)
+}
 
 fn layer_norm(n: usize, vb: VarBuilder) -> Result<LayerNorm> {
     candle_nn::layer_norm(n, 1e-5, vb)
@@ -30,10 +65,10 @@ struct MultiHeadAttention {
 impl MultiHeadAttention {
     fn load(n_state: usize, n_head: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            query: candle_nn::linear(n_state, n_state, vb.pp("query"))?,
-            key: candle_nn::linear_no_bias(n_state, n_state, vb.pp("key"))?,
-            value: candle_nn::linear(n_state, n_state, vb.pp("value"))?,
-            out: candle_nn::linear(n_state, n_state, vb.pp("out"))?,
+            query: linear(n_state, n_state, vb.pp("query"))?,
+            key: Linear::load(n_state, n_state, false, vb.pp("key"))?,
+            value: linear(n_state, n_state, vb.pp("value"))?,
+            out: linear(n_state, n_state, vb.pp("out"))?,
             n_head,
         })
     }
@@ -74,10 +109,7 @@ struct Mlp {
 impl Mlp {
     fn load(n_state: usize, vb: VarBuilder) -> Result<Self> {
         let n_mlp = n_state * 4;
-        Ok(Self {
-            fc1: candle_nn::linear(n_state, n_mlp, vb.pp("0"))?,
-            fc2: candle_nn::linear(n_mlp, n_state, vb.pp("2"))?,
-        })
+        Ok(Self { fc1: linear(n_state, n_mlp, vb.pp("0"))?, fc2: linear(n_mlp, n_state, vb.pp("2"))? })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
@@ -263,7 +295,9 @@ impl TextDecoder {
 
     /// (batch, state) hidden states -> (batch, vocab) logits, in f32.
     pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
-        h.matmul(&self.token_embedding.t()?)?.to_dtype(DType::F32)
+        // As (vocab, state) x (state, batch): the embedding is used in its stored layout, so
+        // the matmul does not repack 51k x state weights at every step.
+        self.token_embedding.matmul(&h.t()?.contiguous()?)?.t()?.to_dtype(DType::F32)?.contiguous()
     }
 }
 
