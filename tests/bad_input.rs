@@ -1,0 +1,99 @@
+//! Bad input: one line naming the file and the reason, exit 2, no output file, nothing the user
+//! had is overwritten, no panic.
+
+mod common;
+
+use std::ffi::OsStr;
+
+use std::path::Path;
+
+use common::*;
+
+/// Runs on `input` into a fresh directory whose output file already holds the user's work.
+fn fails_cleanly(input: &Path, extra: &[&str], expect_name: &str, expect_reason: &str) {
+    let dir = tempdir(&format!("bad-{}", input.file_name().unwrap().to_string_lossy()));
+    let existing = dir.join("existing.srt");
+    std::fs::write(&existing, "1\n00:00:00,000 --> 00:00:01,000\nuser's work\n").unwrap();
+    let fresh = dir.join("fresh.srt");
+    for out in [&existing, &fresh] {
+        let mut args: Vec<&OsStr> = vec![input.as_os_str(), OsStr::new("-o"), out.as_os_str()];
+        args.extend(extra.iter().map(OsStr::new));
+        let o = run(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", input.display());
+        assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+        assert!(err.contains(expect_name), "{err} does not name {expect_name}");
+        assert!(err.contains(expect_reason), "{err} does not say {expect_reason}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "1\n00:00:00,000 --> 00:00:01,000\nuser's work\n");
+    assert!(!fresh.exists(), "a failed run left {}", fresh.display());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn missing_file() {
+    fails_cleanly(&sample("does-not-exist.mp4"), &[], "does-not-exist.mp4", "no such file");
+}
+
+#[test]
+fn zero_byte_file() {
+    fails_cleanly(&sample("empty.mp4"), &[], "empty.mp4", "empty");
+}
+
+#[test]
+fn truncated_mp4() {
+    fails_cleanly(&sample("truncated.mp4"), &[], "truncated.mp4", "truncated");
+}
+
+#[test]
+fn text_file_named_mp4() {
+    fails_cleanly(&sample("text.mp4"), &[], "text.mp4", "not a media file");
+}
+
+#[test]
+fn video_without_audio() {
+    fails_cleanly(&sample("no-audio.mp4"), &[], "no-audio.mp4", "no audio stream");
+}
+
+#[test]
+fn unknown_model() {
+    fails_cleanly(&sample("s1.wav"), &["--model", "no-such-model"], "no-such-model", "no such model");
+}
+
+#[test]
+fn corrupt_and_truncated_model_weights() {
+    let good = models().join("tiny.en");
+    let bytes = std::fs::read(good.join("model.safetensors")).unwrap();
+    for (name, data) in [("truncated", bytes[..bytes.len() / 3].to_vec()), ("garbage", b"\xff\x00not safetensors at all".repeat(100))] {
+        let dir = tempdir(&format!("model-{name}"));
+        for f in ["config.json", "tokenizer.json"] {
+            std::fs::copy(good.join(f), dir.join(f)).unwrap();
+        }
+        std::fs::write(dir.join("model.safetensors"), data).unwrap();
+        fails_cleanly(&sample("s1.wav"), &["--model", dir.to_str().unwrap()], "model.safetensors", "corrupt or truncated");
+    }
+}
+
+#[test]
+fn unwritable_output_path() {
+    let o = run(&[sample("s1.wav").as_os_str(), OsStr::new("-o"), OsStr::new("/nonexistent-dir/out.srt")]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("/nonexistent-dir/out.srt") && err.contains("cannot write"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1);
+}
+
+#[test]
+fn bad_pipeline_config() {
+    let dir = tempdir("badcfg");
+    let cfg = dir.join("p.toml");
+    std::fs::write(&cfg, "[channels]\ndecode_to_preprocess = 0\n").unwrap();
+    fails_cleanly(&sample("s1.wav"), &["--pipeline", cfg.to_str().unwrap()], "p.toml", "missing field");
+}
+
+#[test]
+fn english_only_model_refuses_other_languages() {
+    fails_cleanly(&sample("s1.wav"), &["--language", "de"], "tiny.en", "English-only");
+}
