@@ -66,13 +66,20 @@ fn unknown_model() {
 fn corrupt_and_truncated_model_weights() {
     let good = models().join("tiny.en");
     let bytes = std::fs::read(good.join("model.safetensors")).unwrap();
-    for (name, data) in [("truncated", bytes[..bytes.len() / 3].to_vec()), ("garbage", b"\xff\x00not safetensors at all".repeat(100))] {
+    for (name, data) in
+        [("truncated", bytes[..bytes.len() / 3].to_vec()), ("garbage", b"\xff\x00not safetensors at all".repeat(100))]
+    {
         let dir = tempdir(&format!("model-{name}"));
         for f in ["config.json", "tokenizer.json"] {
             std::fs::copy(good.join(f), dir.join(f)).unwrap();
         }
         std::fs::write(dir.join("model.safetensors"), data).unwrap();
-        fails_cleanly(&sample("s1.wav"), &["--model", dir.to_str().unwrap()], "model.safetensors", "corrupt or truncated");
+        fails_cleanly(
+            &sample("s1.wav"),
+            &["--model", dir.to_str().unwrap()],
+            "model.safetensors",
+            "corrupt or truncated",
+        );
     }
 }
 

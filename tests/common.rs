@@ -36,7 +36,8 @@ pub fn sample(name: &str) -> PathBuf {
     let out = root().join("samples/out");
     MAKE.call_once(|| {
         if !out.join("text.mp4").is_file() {
-            let ok = Command::new("bash").arg(root().join("samples/make.sh")).status().expect("running samples/make.sh");
+            let ok =
+                Command::new("bash").arg(root().join("samples/make.sh")).status().expect("running samples/make.sh");
             assert!(ok.success(), "samples/make.sh failed");
         }
     });

@@ -97,7 +97,15 @@ fn formats_follow_the_extension_or_flag_and_stdout_works() {
     assert!(v.starts_with("WEBVTT\n\n00:00:"), "{v}");
 
     let json = dir.join("a.out");
-    let o = run(&[input.as_os_str(), OsStr::new("-o"), json.as_os_str(), OsStr::new("--format"), OsStr::new("json"), OsStr::new("--beam"), OsStr::new("1")]);
+    let o = run(&[
+        input.as_os_str(),
+        OsStr::new("-o"),
+        json.as_os_str(),
+        OsStr::new("--format"),
+        OsStr::new("json"),
+        OsStr::new("--beam"),
+        OsStr::new("1"),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let segs = doc["segments"].as_array().unwrap();
@@ -113,7 +121,9 @@ fn formats_follow_the_extension_or_flag_and_stdout_works() {
     assert!(o.status.success(), "{}", stderr(&o));
     let srt = String::from_utf8(o.stdout).unwrap();
     assert!(srt.starts_with("1\n00:00:0"), "{srt}");
-    assert!(normalize(&subtitle::eval::subtitle_text(&srt)).join(" ").contains("ask not what your country can do for you"));
+    assert!(normalize(&subtitle::eval::subtitle_text(&srt))
+        .join(" ")
+        .contains("ask not what your country can do for you"));
 }
 
 #[test]
@@ -121,7 +131,13 @@ fn cues_keep_the_length_limits() {
     let real = shared_real();
     let dir = tempdir("cues");
     let out = dir.join("long.srt");
-    let o = run(&[real.join("mp4/mfa_michaelandsickmichael.mp4").as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--beam"), OsStr::new("1")]);
+    let o = run(&[
+        real.join("mp4/mfa_michaelandsickmichael.mp4").as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+        OsStr::new("--beam"),
+        OsStr::new("1"),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let subs = srtlib::Subtitles::parse_from_str(std::fs::read_to_string(&out).unwrap()).unwrap().to_vec();
     assert!(subs.len() >= 5);

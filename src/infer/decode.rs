@@ -77,11 +77,22 @@ pub struct DecodeResult {
 pub struct WindowDecoder<'a> {
     model: &'a Whisper,
     tok: &'a WhisperTokenizer,
-    /// Suppressed at every step.
-    suppress: Vec<u32>,
-    /// Suppressed at the first sampled position.
-    suppress_begin: Vec<u32>,
+    filter: LogitFilter,
     rng: XorShift,
+}
+
+/// Suppression and OpenAI's timestamp rules, applied to one candidate's logits at each step.
+#[derive(Debug, Clone)]
+pub struct LogitFilter {
+    /// Suppressed at every step.
+    pub suppress: Vec<u32>,
+    /// Suppressed at the first sampled position.
+    pub suppress_begin: Vec<u32>,
+    pub eot: u32,
+    pub no_timestamps: u32,
+    pub timestamp_begin: u32,
+    /// The latest first timestamp allowed, in timestamp steps after `timestamp_begin`.
+    pub max_initial_timestamp: usize,
 }
 
 impl<'a> WindowDecoder<'a> {
@@ -98,7 +109,15 @@ impl<'a> WindowDecoder<'a> {
             suppress_begin = tok.encode(" ");
             suppress_begin.push(tok.eot);
         }
-        Self { model, tok, suppress, suppress_begin, rng: XorShift::new(seed) }
+        let filter = LogitFilter {
+            suppress,
+            suppress_begin,
+            eot: tok.eot,
+            no_timestamps: tok.no_timestamps,
+            timestamp_begin: tok.timestamp_begin,
+            max_initial_timestamp: 50,
+        };
+        Self { model, tok, filter, rng: XorShift::new(seed) }
     }
 
     /// The tokens that start decoding: the language token and task on multilingual models.
@@ -169,6 +188,7 @@ impl<'a> WindowDecoder<'a> {
         let sot_index = initial.len();
         initial.extend(self.sot_sequence(opts));
         let sample_begin = initial.len();
+        self.filter.max_initial_timestamp = (opts.max_initial_timestamp_s / TIMESTAMP_STEP_S).round() as usize;
 
         let mut state = dec.start(audio)?;
         let x = Tensor::new(initial.as_slice(), audio.device())?.unsqueeze(0)?;
@@ -200,7 +220,7 @@ impl<'a> WindowDecoder<'a> {
             let mut filtered = logits_rows;
             let mut rows: Vec<Vec<f32>> = Vec::with_capacity(live.len());
             for (c, logits) in live.iter().zip(filtered.iter_mut()) {
-                self.apply_filters(logits, &c.tokens, opts);
+                self.filter.apply(logits, &c.tokens);
                 rows.push(log_softmax_vec(logits));
             }
             let (next, source): (Vec<Candidate>, Vec<u32>) = if beam {
@@ -256,13 +276,14 @@ impl<'a> WindowDecoder<'a> {
             temperature: t,
         })
     }
+}
 
-    /// Suppression and OpenAI's timestamp rules, for one candidate whose sampled tokens so far
-    /// are `tokens`.
-    fn apply_filters(&self, logits: &mut [f32], tokens: &[u32], opts: &DecodeOptions) {
+impl LogitFilter {
+    /// Applies the filters for a candidate whose sampled tokens so far are `tokens`.
+    pub fn apply(&self, logits: &mut [f32], tokens: &[u32]) {
         let ninf = f32::NEG_INFINITY;
-        let ts = self.tok.timestamp_begin as usize;
-        let eot = self.tok.eot as usize;
+        let ts = self.timestamp_begin as usize;
+        let eot = self.eot as usize;
         if tokens.is_empty() {
             for &s in &self.suppress_begin {
                 if let Some(l) = logits.get_mut(s as usize) {
@@ -273,7 +294,7 @@ impl<'a> WindowDecoder<'a> {
         for &s in &self.suppress {
             logits[s as usize] = ninf;
         }
-        logits[self.tok.no_timestamps as usize] = ninf;
+        logits[self.no_timestamps as usize] = ninf;
 
         let is_ts = |t: u32| t as usize >= ts;
         let last_was_ts = tokens.last().is_some_and(|&t| is_ts(t));
@@ -293,8 +314,7 @@ impl<'a> WindowDecoder<'a> {
         }
         if tokens.is_empty() {
             logits[..ts].fill(ninf); // start with a timestamp
-            let max_initial = (opts.max_initial_timestamp_s / TIMESTAMP_STEP_S).round() as usize;
-            let from = (ts + max_initial + 1).min(logits.len());
+            let from = (ts + self.max_initial_timestamp + 1).min(logits.len());
             logits[from..].fill(ninf);
         }
         // If the timestamps together are likelier than any one text token, sample a timestamp.
@@ -442,6 +462,62 @@ impl XorShift {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Vocabulary of 20: text 0..5, <|endoftext|> 5, specials 6, <|notimestamps|> 7, timestamps 8..20.
+    fn filter() -> LogitFilter {
+        LogitFilter {
+            suppress: vec![6],
+            suppress_begin: vec![0, 5],
+            eot: 5,
+            no_timestamps: 7,
+            timestamp_begin: 8,
+            max_initial_timestamp: 3,
+        }
+    }
+
+    fn allowed(tokens: &[u32], logits: &[f32]) -> Vec<u32> {
+        let mut l = logits.to_vec();
+        filter().apply(&mut l, tokens);
+        (0..l.len() as u32).filter(|&i| l[i as usize] > f32::NEG_INFINITY).collect()
+    }
+
+    #[test]
+    fn first_token_is_an_early_timestamp() {
+        // Text is likelier, but the first token must be a timestamp <= max_initial (8..=11).
+        let mut logits = vec![0.0; 20];
+        logits[1] = 10.0;
+        assert_eq!(allowed(&[], &logits), vec![8, 9, 10, 11]);
+    }
+
+    #[test]
+    fn timestamps_come_in_pairs_and_never_go_back() {
+        // Text favoured, so the "timestamps likelier than text" rule stays out of the way.
+        let mut flat = vec![0.0; 20];
+        flat[..5].fill(5.0);
+        // After <ts 10> text: text, the end, or a later timestamp (strictly after 10).
+        let a = allowed(&[10, 1], &flat);
+        assert!(a.contains(&1) && a.contains(&5) && a.contains(&11) && !a.contains(&10), "{a:?}");
+        // After an open timestamp <ts 12> (preceded by text): only its pair or the end.
+        let b = allowed(&[10, 1, 12], &flat);
+        assert!(b.iter().all(|&t| t == 5 || t >= 12), "{b:?}");
+        // After a closed pair: text or the end, no third timestamp.
+        let c = allowed(&[10, 1, 12, 12], &flat);
+        assert!(c.iter().all(|&t| t < 8), "{c:?}");
+        // Never the suppressed special or <|notimestamps|>.
+        assert!(!a.contains(&6) && !a.contains(&7));
+    }
+
+    #[test]
+    fn likely_timestamps_win_over_text() {
+        // Timestamp mass beats the best text token: only timestamps may follow.
+        let mut logits = vec![0.0; 20];
+        logits[1] = 2.0;
+        for t in 12..20 {
+            logits[t] = 1.5;
+        }
+        let a = allowed(&[10, 1], &logits);
+        assert!(a.iter().all(|&t| t >= 10), "{a:?}");
+    }
 
     #[test]
     fn repetition_compresses_well() {
