@@ -3,6 +3,7 @@
 pub mod config;
 pub mod ct2;
 pub mod loader;
+pub mod projection;
 pub mod whisper;
 
 pub use config::{Dims, ModelConfig};

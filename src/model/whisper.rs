@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
 
 use crate::model::config::Dims;
+use crate::model::projection::OutputProjection;
 
 type Result<T> = candle_core::Result<T>;
 
@@ -210,13 +211,14 @@ impl DecoderState {
     }
 
     /// Keep the batch rows named by `index` (beam search reorders and prunes its beams so).
+    /// Cross-attention keys and values computed for one window stay shared by all rows.
     pub fn select(&mut self, index: &[u32]) -> Result<()> {
         let device = self.cross_kv.first().map(|(k, _)| k.device().clone()).unwrap_or(Device::Cpu);
         let idx = Tensor::new(index, &device)?;
         for kv in self.self_kv.iter_mut().flatten() {
             *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
         }
-        for kv in self.cross_kv.iter_mut() {
+        for kv in self.cross_kv.iter_mut().filter(|kv| kv.0.dim(0).unwrap_or(1) != 1) {
             *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
         }
         Ok(())
@@ -226,7 +228,8 @@ impl DecoderState {
 /// Whisper's text decoder.
 #[derive(Debug, Clone)]
 pub struct TextDecoder {
-    token_embedding: Tensor,
+    /// The token embedding, which is also the output projection (tied weights).
+    token_embedding: OutputProjection,
     positional_embedding: Tensor,
     blocks: Vec<ResidualBlock>,
     ln: LayerNorm,
@@ -237,8 +240,9 @@ pub struct TextDecoder {
 impl TextDecoder {
     pub fn load(vb: VarBuilder, dims: &Dims) -> Result<Self> {
         let (n, h) = (dims.n_text_state, dims.n_text_head);
+        let emb = vb.get((dims.n_vocab, n), "token_embedding.weight")?;
         Ok(Self {
-            token_embedding: vb.get((dims.n_vocab, n), "token_embedding.weight")?,
+            token_embedding: OutputProjection::new(&emb.flatten_all()?.to_vec1::<f32>()?, dims.n_vocab, n),
             positional_embedding: vb.get((dims.n_text_ctx, n), "positional_embedding")?,
             blocks: (0..dims.n_text_layer)
                 .map(|i| ResidualBlock::load(n, h, true, vb.pp(format!("blocks.{i}"))))
@@ -273,7 +277,12 @@ impl TextDecoder {
             candle_core::bail!("decoder context full: {} + {t} > {}", offset, self.n_ctx);
         }
         let pos = self.positional_embedding.narrow(0, offset, t)?;
-        let emb = self.token_embedding.embedding(&tokens.flatten_all()?)?.reshape((tokens.dim(0)?, t, ()))?;
+        let ids = tokens.flatten_all()?.to_vec1::<u32>()?;
+        let emb = Tensor::from_vec(
+            self.token_embedding.embed(&ids),
+            (tokens.dim(0)?, t, self.positional_embedding.dim(1)?),
+            tokens.device(),
+        )?;
         let mut x = emb.broadcast_add(&pos)?;
         let mask = if t > 1 { Some(causal_mask(t, offset, x.device())?) } else { None };
         for (i, b) in self.blocks.iter().enumerate() {
@@ -287,7 +296,17 @@ impl TextDecoder {
             state.self_kv[i] = Some((k, v));
             let (cross, cross_ln) = b.cross_attn.as_ref().expect("decoder blocks have cross-attention");
             let (ck, cv) = &state.cross_kv[i];
-            x = (&x + cross.attend(&cross_ln.forward(&x)?, ck, cv, None)?)?;
+            let h = cross_ln.forward(&x)?;
+            let (rows, t, d) = h.dims3()?;
+            let shared = ck.dim(0)? == 1 && rows > 1 && t == 1;
+            let a = if shared {
+                // Rows (beams, samples) of one window: as queries of one row over one copy of
+                // the audio's keys and values, (rows, 1, d) -> (1, rows, d) and back.
+                cross.attend(&h.reshape((1, rows, d))?, ck, cv, None)?.reshape((rows, 1, d))?
+            } else {
+                cross.attend(&h, ck, cv, None)?
+            };
+            x = (&x + a)?;
             x = (&x + b.mlp.forward(&b.mlp_ln.forward(&x)?)?)?;
         }
         self.ln.forward(&x)
@@ -295,9 +314,10 @@ impl TextDecoder {
 
     /// (batch, state) hidden states -> (batch, vocab) logits, in f32.
     pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
-        // As (vocab, state) x (state, batch): the embedding is used in its stored layout, so
-        // the matmul does not repack 51k x state weights at every step.
-        self.token_embedding.matmul(&h.t()?.contiguous()?)?.t()?.to_dtype(DType::F32)?.contiguous()
+        let batch = h.dim(0)?;
+        let hidden = h.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let logits = self.token_embedding.logits(&hidden, batch);
+        Tensor::from_vec(logits, (batch, self.token_embedding.vocab()), h.device())
     }
 }
 
@@ -327,7 +347,7 @@ impl Whisper {
     }
 
     pub fn device(&self) -> &Device {
-        self.decoder.token_embedding.device()
+        self.decoder.positional_embedding.device()
     }
 }
 

@@ -1,0 +1,41 @@
+//! Times the parts of a decoder step (forward, output projection) and the encoder, on the real
+//! weights: `cargo run --release --example step -- models/tiny.en [BATCH]`.
+
+use std::time::Instant;
+
+use candle_core::{Device, IndexOp, Tensor};
+
+fn main() -> anyhow::Result<()> {
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "models/tiny.en".into());
+    let batch: usize = std::env::args().nth(2).map(|b| b.parse()).transpose()?.unwrap_or(1);
+    std::env::set_var("RAYON_NUM_THREADS", std::thread::available_parallelism()?.get().to_string());
+    let m = subtitle::model::LoadedModel::load(std::path::Path::new(&dir), &Device::Cpu)?;
+    let w = &m.whisper;
+    let mel = Tensor::randn(0f32, 1.0, (1, w.dims.n_mels, 3000), &Device::Cpu)?;
+    let t = Instant::now();
+    let audio = w.encoder.forward(&mel)?;
+    println!("encoder: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    // One window, its rows sharing the audio, as beam search runs it.
+    let mut state = w.decoder.start(&audio)?;
+    let prompt = Tensor::new(&[50257u32, 50362], &Device::Cpu)?.unsqueeze(0)?;
+    w.decoder.forward(&prompt, &mut state)?;
+    state.select(&vec![0; batch])?;
+    let (mut fwd, mut proj) = (0.0, 0.0);
+    let steps = 100;
+    for i in 0..steps {
+        let x = Tensor::new(vec![(300 + i) as u32; batch].as_slice(), &Device::Cpu)?.unsqueeze(1)?;
+        let t = Instant::now();
+        let h = w.decoder.forward(&x, &mut state)?;
+        fwd += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let l: Vec<Vec<f32>> = w.decoder.logits(&h.i((.., 0, ..))?)?.to_vec2()?;
+        proj += t.elapsed().as_secs_f64();
+        assert_eq!(l.len(), batch);
+    }
+    println!(
+        "batch {batch}: forward {:.2} ms/step, logits {:.2} ms/step",
+        fwd * 1e3 / steps as f64,
+        proj * 1e3 / steps as f64
+    );
+    Ok(())
+}
