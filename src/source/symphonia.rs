@@ -69,8 +69,9 @@ impl SymphoniaSource {
         if samples.is_empty() {
             return;
         }
-        out.push(Media::Audio(AudioChunk { start: self.at(), samples: samples.clone() }));
-        self.samples_out += samples.len() as u64;
+        let (start, n) = (self.at(), samples.len() as u64);
+        out.push(Media::Audio(AudioChunk { start, samples }));
+        self.samples_out += n;
     }
 }
 
