@@ -225,7 +225,9 @@ impl<'a> WindowDecoder<'a> {
             }
             let (next, source): (Vec<Candidate>, Vec<u32>) = if beam {
                 let (next, source, done) = beam_step(&live, &rows, opts.beam_size, self.tok.eot);
-                finished.extend(done);
+                // At most beam_size finished candidates, best first (OpenAI's max_candidates).
+                let room = opts.beam_size.saturating_sub(finished.len());
+                finished.extend(done.into_iter().take(room));
                 (next, source)
             } else {
                 let (mut next, mut source) = (Vec::with_capacity(live.len()), Vec::with_capacity(live.len()));
@@ -261,7 +263,10 @@ impl<'a> WindowDecoder<'a> {
             live = next;
         }
         if finished.is_empty() || (beam && finished.len() < opts.beam_size) {
-            finished.extend(live);
+            // Not enough ended: the best live candidates fill the rest.
+            live.sort_by(|a, b| b.sum_logprob.total_cmp(&a.sum_logprob));
+            let room = if beam { opts.beam_size - finished.len().min(opts.beam_size) } else { live.len() };
+            finished.extend(live.into_iter().take(room.max(1)));
         }
         // MaximumLikelihoodRanker without a length penalty: mean log-probability per token.
         let score = |c: &Candidate| c.sum_logprob / c.tokens.len().max(1) as f32;
@@ -335,7 +340,9 @@ struct Candidate {
 }
 
 /// One step of beam search over `live` beams with log-probability rows `rows`. Returns the next
-/// beams, the live index each continues, and the beams that ended.
+/// beams, the live index each continues, and the beams that ended. As OpenAI's
+/// `BeamSearchDecoder.update`: candidates are taken best first until `beam_size` continue; the
+/// ones that ended before that point are kept, those ranked below it are not.
 fn beam_step(
     live: &[Candidate],
     rows: &[Vec<f32>],
@@ -361,17 +368,15 @@ fn beam_step(
         let mut c = live[i].clone();
         c.sum_logprob = score;
         if tok == eot {
-            if done.len() < beam_size {
-                done.push(c);
-            }
-        } else if next.len() < beam_size {
+            done.push(c);
+        } else {
             c.logprobs.push(rows[i][tok as usize]);
             c.tokens.push(tok);
             next.push(c);
             source.push(i as u32);
-        }
-        if next.len() >= beam_size && done.len() >= beam_size {
-            break;
+            if next.len() == beam_size {
+                break;
+            }
         }
     }
     (next, source, done)

@@ -1,9 +1,10 @@
-//! The decoder's output projection (hidden state x token embedding) as a dedicated kernel.
+//! Products of a few rows with a weight matrix kept in f16: the decoder's output projection
+//! (hidden state x token embedding) and its layers at each step.
 //!
-//! A decoder step is bound by memory traffic, and this product reads the largest matrix of the
-//! model (51k x 384 for tiny) at every token. Keeping it in f16 halves the bytes read; the dot
-//! products run in f32 with AVX2/FMA where the CPU has them, split across cores by row blocks,
-//! and every row of a batch (beams, windows) is served by one pass over the weights.
+//! A decoder step is bound by memory traffic: it reads every decoder weight, and the token
+//! embedding (51k x 384 for tiny) at every token. Keeping them in f16 halves the bytes read;
+//! the dot products run in f32 with AVX2/FMA/F16C where the CPU has them, split across cores by
+//! row blocks, and every row of a batch (beams, windows) is served by one pass over the weights.
 
 use half::f16;
 use rayon::prelude::*;
@@ -12,14 +13,14 @@ use rayon::prelude::*;
 const BLOCK_ROWS: usize = 512;
 
 #[derive(Debug, Clone)]
-pub struct OutputProjection {
+pub struct HalfMatrix {
     /// (vocab, state) row-major.
     weight: Vec<f16>,
     vocab: usize,
     state: usize,
 }
 
-impl OutputProjection {
+impl HalfMatrix {
     pub fn new(weight_f32: &[f32], vocab: usize, state: usize) -> Self {
         assert_eq!(weight_f32.len(), vocab * state);
         Self { weight: weight_f32.iter().map(|&x| f16::from_f32(x)).collect(), vocab, state }
@@ -41,7 +42,7 @@ impl OutputProjection {
         out
     }
 
-    /// `hidden`: (batch, state) row-major. Returns (batch, vocab) row-major.
+    /// `hidden`: (batch, state) row-major. Returns (batch, vocab) row-major: `hidden x W^T`.
     pub fn logits(&self, hidden: &[f32], batch: usize) -> Vec<f32> {
         let d = self.state;
         assert_eq!(hidden.len(), batch * d);
@@ -165,7 +166,7 @@ mod tests {
         let (vocab, state, batch) = (1037, 24, 3);
         let w: Vec<f32> = (0..vocab * state).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 700.0).collect();
         let h: Vec<f32> = (0..batch * state).map(|i| ((i * 31 % 17) as f32 - 8.0) / 5.0).collect();
-        let p = OutputProjection::new(&w, vocab, state);
+        let p = HalfMatrix::new(&w, vocab, state);
         let got = p.logits(&h, batch);
         for b in 0..batch {
             for t in 0..vocab {

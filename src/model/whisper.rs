@@ -10,7 +10,10 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
 
 use crate::model::config::Dims;
-use crate::model::projection::OutputProjection;
+use crate::model::projection::HalfMatrix;
+
+/// Products with at most this many rows use the f16 copy of a decoder weight.
+const HALF_MAX_ROWS: usize = 16;
 
 type Result<T> = candle_core::Result<T>;
 
@@ -21,20 +24,37 @@ type Result<T> = candle_core::Result<T>;
 struct Linear {
     wt: Tensor,
     bias: Option<Tensor>,
+    /// The weight in f16 for products of a few rows (decoder steps), where reading the weight
+    /// costs more than the arithmetic.
+    half: Option<HalfMatrix>,
 }
 
 impl Linear {
     fn load(n_in: usize, n_out: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
         let w = vb.get((n_out, n_in), "weight")?;
         let bias = if bias { Some(vb.get(n_out, "bias")?) } else { None };
-        Ok(Self { wt: w.t()?.contiguous()?, bias })
+        Ok(Self { wt: w.t()?.contiguous()?, bias, half: None })
+    }
+
+    /// Adds the f16 copy used for few-row products.
+    fn with_half(mut self) -> Result<Self> {
+        let (n_in, n_out) = self.wt.dims2()?;
+        let w = self.wt.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        self.half = Some(HalfMatrix::new(&w, n_out, n_in));
+        Ok(self)
     }
 
     /// (..., in) -> (..., out)
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let rows: usize = dims[..dims.len() - 1].iter().product();
-        let y = x.reshape((rows, dims[dims.len() - 1]))?.matmul(&self.wt)?;
+        let y = match &self.half {
+            Some(h) if rows <= HALF_MAX_ROWS => {
+                let x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                Tensor::from_vec(h.logits(&x, rows), (rows, h.vocab()), self.wt.device())?
+            }
+            _ => x.reshape((rows, dims[dims.len() - 1]))?.matmul(&self.wt)?,
+        };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -64,6 +84,18 @@ struct MultiHeadAttention {
 }
 
 impl MultiHeadAttention {
+    /// f16 copies of the projections applied at every decoder step (not the cross-attention
+    /// keys and values, which run once per window over 1500 rows).
+    fn with_half(mut self, self_attention: bool) -> Result<Self> {
+        self.query = self.query.with_half()?;
+        self.out = self.out.with_half()?;
+        if self_attention {
+            self.key = self.key.with_half()?;
+            self.value = self.value.with_half()?;
+        }
+        Ok(self)
+    }
+
     fn load(n_state: usize, n_head: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             query: linear(n_state, n_state, vb.pp("query"))?,
@@ -86,11 +118,12 @@ impl MultiHeadAttention {
 
     /// Attention of `x` over `k`, `v` (already split into heads). Returns (batch, ctx, state).
     fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let q = self.split_heads(&self.query.forward(x)?)?;
-        let (b, _, t, dh) = q.dims4()?;
-        let scale = (dh as f64).powf(-0.5);
+        let (b, t, d) = x.dims3()?;
+        let dh = d / self.n_head;
+        // Scaling the queries is cheaper than scaling the (ctx_q, ctx_k) scores.
+        let q = self.split_heads(&(self.query.forward(x)? * (dh as f64).powf(-0.5))?)?;
         // (batch, head, ctx_q, ctx_k)
-        let mut w = (q.matmul(&k.t()?)? * scale)?;
+        let mut w = q.matmul(&k.t()?)?;
         if let Some(mask) = mask {
             w = w.broadcast_add(mask)?;
         }
@@ -108,6 +141,10 @@ struct Mlp {
 }
 
 impl Mlp {
+    fn with_half(self) -> Result<Self> {
+        Ok(Self { fc1: self.fc1.with_half()?, fc2: self.fc2.with_half()? })
+    }
+
     fn load(n_state: usize, vb: VarBuilder) -> Result<Self> {
         let n_mlp = n_state * 4;
         Ok(Self { fc1: linear(n_state, n_mlp, vb.pp("0"))?, fc2: linear(n_mlp, n_state, vb.pp("2"))? })
@@ -128,6 +165,15 @@ struct ResidualBlock {
 }
 
 impl ResidualBlock {
+    /// f16 copies of the weights a decoder step reads.
+    fn with_half(self) -> Result<Self> {
+        let cross_attn = match self.cross_attn {
+            Some((a, ln)) => Some((a.with_half(false)?, ln)),
+            None => None,
+        };
+        Ok(Self { attn: self.attn.with_half(true)?, cross_attn, mlp: self.mlp.with_half()?, ..self })
+    }
+
     fn load(n_state: usize, n_head: usize, cross: bool, vb: VarBuilder) -> Result<Self> {
         let cross_attn = if cross {
             Some((
@@ -229,7 +275,7 @@ impl DecoderState {
 #[derive(Debug, Clone)]
 pub struct TextDecoder {
     /// The token embedding, which is also the output projection (tied weights).
-    token_embedding: OutputProjection,
+    token_embedding: HalfMatrix,
     positional_embedding: Tensor,
     blocks: Vec<ResidualBlock>,
     ln: LayerNorm,
@@ -242,10 +288,10 @@ impl TextDecoder {
         let (n, h) = (dims.n_text_state, dims.n_text_head);
         let emb = vb.get((dims.n_vocab, n), "token_embedding.weight")?;
         Ok(Self {
-            token_embedding: OutputProjection::new(&emb.flatten_all()?.to_vec1::<f32>()?, dims.n_vocab, n),
+            token_embedding: HalfMatrix::new(&emb.flatten_all()?.to_vec1::<f32>()?, dims.n_vocab, n),
             positional_embedding: vb.get((dims.n_text_ctx, n), "positional_embedding")?,
             blocks: (0..dims.n_text_layer)
-                .map(|i| ResidualBlock::load(n, h, true, vb.pp(format!("blocks.{i}"))))
+                .map(|i| ResidualBlock::load(n, h, true, vb.pp(format!("blocks.{i}")))?.with_half())
                 .collect::<Result<_>>()?,
             ln: layer_norm(n, vb.pp("ln"))?,
             n_ctx: dims.n_text_ctx,
