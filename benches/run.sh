@@ -36,7 +36,9 @@ for m in "${minutes[@]}"; do
   run "$f" tiny.en 1
   run "$f" tiny.en 5
 done
-run samples/out/long-5.mp4 base 5
+for m in "${minutes[@]}"; do
+  [ "$m" = 1 ] || run "samples/out/long-$m.mp4" base 5
+done
 
 echo
 echo "corpus WER, ../shared/data/real English clips (faster-whisper 1.2.1 int8 with the same weights:"
