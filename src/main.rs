@@ -181,8 +181,8 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         None => PipelineConfig::default_file(),
     };
 
-    // Check the input before the (slower) model load, so bad files fail fast.
-    drop(subtitle::source::open(&input, &Default::default())?);
+    // Open the input before the (slower) model load, so bad files fail fast.
+    let source = subtitle::source::open(&input, &pipeline.video)?;
 
     let dir = loader::resolve(&args.model)?;
     let device = candle_core::Device::Cpu;
@@ -243,8 +243,17 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
             bar.set_message(format!("{at}"));
         }
     };
-    let job =
-        FileJob { input: input.clone(), output: output.clone(), format, model, tokenizer, options, pipeline, shutdown };
+    let job = FileJob {
+        input: input.clone(),
+        source,
+        output: output.clone(),
+        format,
+        model,
+        tokenizer,
+        options,
+        pipeline,
+        shutdown,
+    };
     let summary = run_file(job, progress);
     if let Some(bar) = bar {
         bar.finish_and_clear();

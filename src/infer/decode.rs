@@ -220,8 +220,7 @@ impl<'a> WindowDecoder<'a> {
             let mut filtered = logits_rows;
             let mut rows: Vec<Vec<f32>> = Vec::with_capacity(live.len());
             for (c, logits) in live.iter().zip(filtered.iter_mut()) {
-                self.filter.apply(logits, &c.tokens);
-                rows.push(log_softmax_vec(logits));
+                rows.push(self.filter.apply(logits, &c.tokens));
             }
             let (next, source): (Vec<Candidate>, Vec<u32>) = if beam {
                 let (next, source, done) = beam_step(&live, &rows, opts.beam_size, self.tok.eot);
@@ -284,8 +283,9 @@ impl<'a> WindowDecoder<'a> {
 }
 
 impl LogitFilter {
-    /// Applies the filters for a candidate whose sampled tokens so far are `tokens`.
-    pub fn apply(&self, logits: &mut [f32], tokens: &[u32]) {
+    /// Applies the filters for a candidate whose sampled tokens so far are `tokens`; returns the
+    /// log-probabilities of the filtered logits.
+    pub fn apply(&self, logits: &mut [f32], tokens: &[u32]) -> Vec<f32> {
         let ninf = f32::NEG_INFINITY;
         let ts = self.timestamp_begin as usize;
         let eot = self.eot as usize;
@@ -328,7 +328,9 @@ impl LogitFilter {
         let max_text = lp[..ts].iter().copied().fold(f32::NEG_INFINITY, f32::max);
         if ts_lp > max_text {
             logits[..ts].fill(ninf);
+            return log_softmax_vec(logits);
         }
+        lp
     }
 }
 
@@ -482,7 +484,8 @@ mod tests {
 
     fn allowed(tokens: &[u32], logits: &[f32]) -> Vec<u32> {
         let mut l = logits.to_vec();
-        filter().apply(&mut l, tokens);
+        let lp = filter().apply(&mut l, tokens);
+        assert!(l.iter().zip(&lp).all(|(x, p)| (*x == f32::NEG_INFINITY) == (*p == f32::NEG_INFINITY)));
         (0..l.len() as u32).filter(|&i| l[i as usize] > f32::NEG_INFINITY).collect()
     }
 

@@ -6,7 +6,7 @@
 //! per window. Every tensor carries the batch as its first dimension, so one call serves a batch
 //! of windows or a beam.
 
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
 
 use crate::model::config::Dims;
@@ -395,9 +395,4 @@ impl Whisper {
     pub fn device(&self) -> &Device {
         self.decoder.positional_embedding.device()
     }
-}
-
-/// The softmax over the last dimension, in f32; used by the decoding loop.
-pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::log_softmax(x, D::Minus1)
 }

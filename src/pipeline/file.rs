@@ -10,11 +10,14 @@ use crate::model::LoadedModel;
 use crate::pipeline::{channel, first_error, spawn_sink, spawn_source, spawn_stage, PipelineConfig, Shutdown};
 use crate::preprocess::PreprocessStage;
 use crate::sink::{Format, JsonMeta, SubtitleSink, Target};
+use crate::source::MediaSource;
 use crate::time::Ts;
 
 /// One input to one output.
 pub struct FileJob {
     pub input: PathBuf,
+    /// `input`, already opened (with `pipeline.video`), so a bad file fails before the model loads.
+    pub source: Box<dyn MediaSource>,
     pub output: PathBuf,
     pub format: Format,
     pub model: Arc<LoadedModel>,
@@ -34,7 +37,7 @@ pub struct FileSummary {
 
 /// Runs `job`; `progress` is told the media time reached and, once, the input's duration.
 pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -> Result<FileSummary> {
-    let source = crate::source::open(&job.input, &job.pipeline.video)?;
+    let source = job.source;
     let duration = source.duration();
     let target = Target::prepare(&job.output)?;
     let sink = SubtitleSink::new(job.format, target);

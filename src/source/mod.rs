@@ -101,23 +101,3 @@ pub fn open(path: &Path, video: &VideoSampling) -> Result<Box<dyn MediaSource>> 
     }
     Ok(Box::new(FfmpegSource::open(path, video)?))
 }
-
-/// Decodes a whole input to 16 kHz mono samples (tests, tools).
-pub fn decode_all(path: &Path) -> Result<Vec<f32>> {
-    let mut src = open(path, &VideoSampling::default())?;
-    let mut out = Vec::new();
-    let mut samples = Vec::new();
-    while src.pull(&mut out)? {
-        for m in out.drain(..) {
-            if let Media::Audio(a) = m {
-                samples.extend(a.samples);
-            }
-        }
-    }
-    for m in out.drain(..) {
-        if let Media::Audio(a) = m {
-            samples.extend(a.samples);
-        }
-    }
-    Ok(samples)
-}
