@@ -5,6 +5,7 @@
 #
 #   samples/make.sh            # the test set (about 20 s of work)
 #   samples/make.sh long MIN   # one MIN-minute speech video (benchmarks), samples/out/long-MIN.mp4
+#   samples/make.sh timed MIN  # a MIN-minute talk with known sentence onsets (cue benchmarks)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$here/out"
@@ -29,6 +30,76 @@ video() { # id.wav container vcodec acodec
     -c:v "$vc" -c:a "$ac" -ar 48000 -ac 2 "$out/$id.$ext"
 }
 
+# timeline ID VIDEO GAP TEXT [GAP TEXT ...]: one video of sentences, each after GAP seconds of
+# silence, voices rotating; each sentence's leading silence is trimmed so its onset is known.
+# VIDEO is "plain" (a test pattern) or "cut:N" (the pattern, then a flat colour from the middle
+# of the pause before sentence N on: a shot change). Writes ID.mp4, ID.txt (the text), ID.onsets (onset of each
+# sentence, seconds, one a line) and for cut videos ID.cut (the cut's time).
+timeline() {
+  local id=$1 video=$2; shift 2
+  local f="$out/$id.mp4"
+  [ -f "$f" ] && [ -f "$out/$id.onsets" ] && return 0
+  local tmp; tmp="$(mktemp -d)"
+  local voices=(en-us en-gb en-us+f3 en-gb+m3) i=0 t=0 speed=${SPEED:-160} cut_at=
+  : > "$tmp/list.txt"; : > "$out/$id.txt"; : > "$out/$id.onsets"
+  while [ $# -ge 2 ]; do
+    local gap=$1 text=$2; shift 2
+    ff -f lavfi -i "anullsrc=r=16000:cl=mono" -t "$gap" -c:a pcm_s16le "$tmp/g$i.wav"
+    espeak-ng -v "${voices[$((i % 4))]}" -s "$speed" -w "$tmp/raw$i.wav" "$text"
+    ff -i "$tmp/raw$i.wav" -af "silenceremove=start_periods=1:start_threshold=-45dB" -ar 16000 -ac 1 \
+      -c:a pcm_s16le "$tmp/s$i.wav"
+    [ "$video" = "cut:$((i + 1))" ] && cut_at=$(python3 -c "print(round($t + $gap / 2, 3))")
+    t=$(python3 -c "print(round($t + $gap, 3))")
+    echo "$t" >> "$out/$id.onsets"
+    printf '%s ' "$text" >> "$out/$id.txt"
+    local d; d=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$tmp/s$i.wav")
+    t=$(python3 -c "print(round($t + $d, 3))")
+    printf "file '%s'\nfile '%s'\n" "$tmp/g$i.wav" "$tmp/s$i.wav" >> "$tmp/list.txt"
+    i=$((i + 1))
+  done
+  ff -f concat -safe 0 -i "$tmp/list.txt" -af "apad=pad_dur=1.5" "$tmp/all.wav"
+  local dur; dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$tmp/all.wav")
+  case "$video" in
+    plain) ff -f lavfi -i "testsrc=size=320x240:rate=25:duration=$dur" -i "$tmp/all.wav" -shortest \
+      -c:v libx264 -preset ultrafast -c:a aac -ar 48000 -ac 2 "$f" ;;
+    cut:*) local at=$cut_at
+      ff -f lavfi -i "testsrc=size=320x240:rate=25:duration=$at" \
+        -f lavfi -i "color=c=navy:size=320x240:rate=25:duration=$(python3 -c "print($dur - $at)")" \
+        -i "$tmp/all.wav" -filter_complex "[0:v][1:v]concat=n=2:v=1:a=0[v]" -map "[v]" -map 2:a \
+        -c:v libx264 -preset ultrafast -c:a aac -ar 48000 -ac 2 "$f"
+      echo "$at" > "$out/$id.cut" ;;
+  esac
+  rm -rf "$tmp"
+}
+
+make_cue_set() {
+  # Speech after 8 s of silence, then short sentences with pauses: each should be one cue
+  # starting at its onset.
+  timeline timing plain \
+    8.0 "The museum opens at nine." \
+    2.0 "Tickets are sold at the door." \
+    1.6 "Please leave your coat in the hall." \
+    3.0 "The first room holds old maps of the coast." \
+    1.8 "Next to it you will find the ship models." \
+    2.5 "Photographs are allowed without a flash." \
+    1.7 "The cafe closes an hour before the museum." \
+    2.2 "We hope you enjoy your visit."
+  # Two sentences with a shot change in the pause between them.
+  timeline cut cut:2 \
+    1.0 "The storm arrived late in the evening and the boats stayed in the harbour." \
+    0.6 "By morning the sky was clear again and the fishermen went back to sea."
+  # Dense speech: fast reading, few pauses (some cues cannot meet 17 characters a second).
+  SPEED=290 timeline dense plain \
+    0.5 "In the first year of the new programme the council repaired every bridge in the district, rebuilt the old library, opened two schools and planted more than four thousand trees along the river." \
+    0.3 "Critics said the plan was far too expensive, but the numbers published last spring show that it came in under budget."
+  # Music without speech: a sequence of notes and chords.
+  if [ ! -f "$out/music.mp4" ]; then
+    ff -f lavfi -i "aevalsrc='0.3*sin(2*PI*(262+131*floor(mod(t,4)))*t)+0.2*sin(2*PI*(392+98*floor(mod(t*2,3)))*t)':s=44100:d=15" \
+      -f lavfi -i "testsrc=size=320x240:rate=25:duration=15" -shortest -c:v libx264 -preset ultrafast \
+      -c:a aac -ar 48000 -ac 2 "$out/music.mp4"
+  fi
+}
+
 make_set() {
   speak s1 en-us 160 "The quick brown fox jumps over the lazy dog while the farmer watches from the gate."
   speak s2 en-gb 150 "Please remember to bring your umbrella because the weather forecast promises heavy rain this afternoon."
@@ -45,10 +116,39 @@ make_set() {
   : > "$out/empty.mp4"
   head -c 20000 "$out/s1.mp4" > "$out/truncated.mp4"
   printf 'this is not a video\n' > "$out/text.mp4"
+  make_cue_set
+}
+
+# timed MIN: a MIN-minute talk of varied sentences and pauses with known onsets (benchmarks of
+# cue timing and rules): samples/out/timed-MIN.mp4, .txt, .onsets.
+make_timed() {
+  local min=$1 args=() i=0 total=0
+  local sentences=(
+    "Good evening, and welcome to the harbour lecture series."
+    "Tonight we look at how the lighthouse on Gull Point was built, and why it took eleven years."
+    "Why so long?"
+    "The first engineer, Margaret Collins, wanted a tower of granite, but the quarry closed in the second winter."
+    "Stone had to come by ship from the north, and ships could only land in calm weather."
+    "So the workers waited."
+    "Some of them left for the city; others married and stayed, and their grandchildren still live here."
+    "In eighteen sixty two the lamp was lit for the first time."
+    "It burned whale oil, then paraffin, and since nineteen fifty it has run on electricity."
+    "Thank you all for coming."
+    "After the break, Doctor James Hunter will show photographs from the town archive."
+    "Please take a programme from the table by the door, and do ask questions at the end."
+  )
+  local gaps=(0.8 0.4 1.6 0.5 0.3 2.5 0.6 1.2 0.4 3.0 0.7 1.8)
+  while [ "$total" -lt $((min * 60)) ]; do
+    args+=("${gaps[$((i % ${#gaps[@]}))]}" "${sentences[$((i % ${#sentences[@]}))]}")
+    # About 3.5 s a sentence at 165 words a minute plus the gap.
+    total=$((total + 5)); i=$((i + 1))
+  done
+  SPEED=165 timeline "timed-$min" plain "${args[@]}"
 }
 
 case "${1:-set}" in
   set) make_set ;;
+  timed) make_timed "${2:?minutes}" ;;
   long)
     min=${2:?minutes}
     f="$out/long-$min.mp4"
@@ -82,5 +182,5 @@ case "${1:-set}" in
     ff -f lavfi -i "testsrc=size=320x240:rate=25" -i "$tmp/all.wav" -shortest -t $((min * 60)) \
       -c:v libx264 -preset ultrafast -c:a aac -ar 48000 -ac 2 "$f"
     ;;
-  *) echo "usage: samples/make.sh [set | long MINUTES]" >&2; exit 2 ;;
+  *) echo "usage: samples/make.sh [set | long MINUTES | timed MINUTES]" >&2; exit 2 ;;
 esac

@@ -5,6 +5,7 @@
 //! [`cue`] (segments to cues) -> [`sink`] (SRT, WebVTT, JSON). [`pipeline`] alone owns threads
 //! and channels.
 
+pub mod check;
 pub mod cue;
 pub mod error;
 pub mod eval;

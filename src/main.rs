@@ -1,7 +1,7 @@
 //! The `subtitle` command. Maps a run to an exit code (0 ok, 2 error) and prints an error once,
 //! on one line.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,6 +29,20 @@ enum Command {
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// Checks an SRT or WebVTT file against a subtitle profile; prints each violation with its
+    /// cue number and time, and exits 1 if there is any.
+    Check {
+        file: PathBuf,
+        /// netflix-en, netflix-en-us, bbc, or a profile from --pipeline.
+        #[arg(long, default_value = "netflix-en")]
+        profile: String,
+        /// Frame rate of the video the subtitles belong to (gaps count frames).
+        #[arg(long, default_value_t = 24.0)]
+        fps: f64,
+        /// Pipeline file whose [cues.profiles] define custom profiles.
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
     },
 }
 
@@ -67,6 +81,10 @@ struct RunArgs {
     /// Pipeline definition (TOML). Default: pipelines/file.toml as built in.
     #[arg(long)]
     pipeline: Option<PathBuf>,
+    /// Subtitle rules: netflix-en, netflix-en-us, bbc, or a profile from the pipeline file.
+    /// Default: the pipeline's `cues.profile`.
+    #[arg(long)]
+    profile: Option<String>,
     /// Threads for model compute. Default: all cores.
     #[arg(long)]
     threads: Option<usize>,
@@ -118,6 +136,10 @@ fn main() {
         .init();
     let result = match cli.command {
         Some(Command::Models { command }) => models(command),
+        Some(Command::Check { file, profile, fps, pipeline }) => match check(&file, &profile, fps, pipeline) {
+            Ok(clean) => std::process::exit(if clean { 0 } else { 1 }),
+            Err(e) => Err(e),
+        },
         None => transcribe(cli.run),
     };
     if let Err(e) = result {
@@ -126,6 +148,39 @@ fn main() {
         eprintln!("error: {}", msg.replace('\n', " "));
         std::process::exit(2);
     }
+}
+
+/// `subtitle check`; true when the file keeps every rule.
+fn check(file: &std::path::Path, profile: &str, fps: f64, pipeline: Option<PathBuf>) -> anyhow::Result<bool> {
+    if !(1.0..=240.0).contains(&fps) {
+        bail!("--fps {fps}: must be between 1 and 240");
+    }
+    let cues_cfg = match pipeline {
+        Some(p) => PipelineConfig::load(&p)?.cues,
+        None => PipelineConfig::default_file().cues,
+    };
+    let p = cues_cfg.resolve(profile).map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
+    let cues = subtitle::check::read(file)?;
+    let violations = subtitle::check::lint(&cues, &p, fps);
+    let mut out = std::io::stdout().lock();
+    for v in &violations {
+        let t = v.at.ms();
+        let stamp = format!("{:02}:{:02}:{:02},{:03}", t / 3_600_000, t / 60_000 % 60, t / 1000 % 60, t % 1000);
+        writeln!(out, "{}: cue {} ({stamp}): {}", file.display(), v.cue, v.message)?;
+    }
+    let bad: std::collections::BTreeSet<usize> = violations.iter().map(|v| v.cue).collect();
+    let speed: std::collections::BTreeSet<usize> = violations.iter().filter(|v| v.over_speed).map(|v| v.cue).collect();
+    let other: std::collections::BTreeSet<usize> = violations.iter().filter(|v| !v.over_speed).map(|v| v.cue).collect();
+    writeln!(
+        out,
+        "{}: {} cues, {} keep every {profile} rule; {} break a rule other than reading speed, {} are over reading speed",
+        file.display(),
+        cues.len(),
+        cues.len() - bad.len(),
+        other.len(),
+        speed.len()
+    )?;
+    Ok(violations.is_empty())
 }
 
 fn models(cmd: ModelsCommand) -> anyhow::Result<()> {
@@ -181,6 +236,9 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         None => PipelineConfig::default_file(),
     };
 
+    let profile_name = args.profile.clone().unwrap_or_else(|| pipeline.cues.profile.clone());
+    let profile = pipeline.cues.resolve(&profile_name).map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
+
     // Open the input before the (slower) model load, so bad files fail fast.
     let source = subtitle::source::open(&input, &pipeline.video)?;
 
@@ -217,6 +275,7 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
     let options = TranscribeOptions {
         decode: DecodeOptions { task, language, beam_size: args.beam, ..Default::default() },
         detect_language: language.is_none(),
+        vad: pipeline.vad.clone(),
         ..Default::default()
     };
 
@@ -252,6 +311,7 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         tokenizer,
         options,
         pipeline,
+        profile,
         shutdown,
     };
     let summary = run_file(job, progress);
@@ -259,6 +319,12 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
     let summary = summary?;
+    if summary.over_speed > 0 && !args.quiet {
+        eprintln!(
+            "note: {} of {} cues are over the {profile_name} reading speed: the speech is too dense, and no word was dropped",
+            summary.over_speed, summary.cues
+        );
+    }
     tracing::info!(cues = summary.cues, language = ?summary.language, "wrote {}", output.display());
     Ok(())
 }

@@ -35,7 +35,7 @@ pub fn sample(name: &str) -> PathBuf {
     static MAKE: Once = Once::new();
     let out = root().join("samples/out");
     MAKE.call_once(|| {
-        if !out.join("text.mp4").is_file() {
+        if !out.join("music.mp4").is_file() {
             let ok =
                 Command::new("bash").arg(root().join("samples/make.sh")).status().expect("running samples/make.sh");
             assert!(ok.success(), "samples/make.sh failed");

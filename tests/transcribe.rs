@@ -115,7 +115,7 @@ fn formats_follow_the_extension_or_flag_and_stdout_works() {
         assert_eq!(tokens.len(), s["probabilities"].as_array().unwrap().len());
         assert!(s["end"].as_f64().unwrap() > s["start"].as_f64().unwrap());
     }
-    assert!(doc["cues"].as_array().unwrap().len() >= segs.len());
+    assert!(!doc["cues"].as_array().unwrap().is_empty());
 
     let o = run(&[input.as_os_str(), OsStr::new("-o"), OsStr::new("-"), OsStr::new("--beam"), OsStr::new("1")]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -152,13 +152,16 @@ impl<'a> WindowDecoder<'a> {
 
     /// `decode_with_fallback`: decode at rising temperatures until the result is neither
     /// repetitive (compression ratio) nor unlikely (mean log-probability), unless it is silence.
+    /// When every temperature fails, the likeliest result that is not repetitive wins (as
+    /// faster-whisper chooses; OpenAI keeps the last, hottest one), reported at the last
+    /// temperature so the prompt is reset after it.
     pub fn decode_with_fallback(
         &mut self,
         audio: &Tensor,
         prompt: &[u32],
         opts: &DecodeOptions,
     ) -> Result<DecodeResult> {
-        let mut result = None;
+        let mut tried: Vec<DecodeResult> = Vec::with_capacity(opts.temperatures.len());
         for &t in &opts.temperatures {
             let r = self.decode(audio, prompt, t, opts)?;
             let mut needs_fallback =
@@ -166,12 +169,19 @@ impl<'a> WindowDecoder<'a> {
             if r.no_speech_prob > opts.no_speech_threshold && r.avg_logprob < opts.logprob_threshold {
                 needs_fallback = false; // silence
             }
-            result = Some(r);
             if !needs_fallback {
-                break;
+                return Ok(r);
             }
+            tried.push(r);
         }
-        Ok(result.expect("at least one temperature"))
+        let last_t = tried.last().map_or(0.0, |r| r.temperature);
+        let not_repetitive = tried.iter().any(|r| r.compression_ratio <= opts.compression_ratio_threshold);
+        let best = tried
+            .into_iter()
+            .filter(|r| !not_repetitive || r.compression_ratio <= opts.compression_ratio_threshold)
+            .max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob))
+            .expect("at least one temperature");
+        Ok(DecodeResult { temperature: last_t, ..best })
     }
 
     /// One decoding of the window `audio` (1, ctx, state) at temperature `t`.

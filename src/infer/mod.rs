@@ -1,6 +1,7 @@
 //! Inference: the decoding loop and the model stage that drives it. Uses `model`, never
 //! `pipeline` internals beyond the `Stage` trait.
 
+pub mod align;
 pub mod decode;
 pub mod tokenizer;
 pub mod transcribe;

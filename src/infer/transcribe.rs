@@ -8,13 +8,15 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
+use crate::infer::align::{limit_long_words, Aligner};
 use crate::infer::decode::{DecodeOptions, DecodeResult, WindowDecoder, TIMESTAMP_STEP_S};
 use crate::infer::tokenizer::WhisperTokenizer;
 use crate::model::LoadedModel;
 use crate::pipeline::Stage;
 use crate::preprocess::mel::{normalize_window, WINDOW_FRAMES};
-use crate::preprocess::MelChunk;
-use crate::segment::Segment;
+use crate::preprocess::vad::{regions as vad_regions, speech_frames, VadConfig};
+use crate::preprocess::Features;
+use crate::segment::{Segment, Transcript, Word};
 use crate::time::{Span, Ts};
 
 /// Milliseconds per mel frame.
@@ -34,6 +36,9 @@ pub struct TranscribeOptions {
     /// A window whose loudest raw log10 mel value is below this is silence and is not decoded
     /// (-5.0 is about -70 dBFS). Whisper alone often "hears" a word in digital silence.
     pub silence_log_mel: f32,
+    /// Voice activity: windows start at speech, text over non-speech is dropped, word onsets
+    /// snap to speech.
+    pub vad: VadConfig,
 }
 
 impl Default for TranscribeOptions {
@@ -44,6 +49,7 @@ impl Default for TranscribeOptions {
             condition_on_previous_text: true,
             prompt_reset_on_temperature: 0.5,
             silence_log_mel: -5.0,
+            vad: VadConfig::default(),
         }
     }
 }
@@ -70,6 +76,12 @@ pub struct TranscribeStage {
     prompt_reset_since: usize,
     language: Option<DetectedLanguage>,
     windows: usize,
+    /// End of the last segment with words (OpenAI's `last_speech_timestamp`).
+    last_speech: Ts,
+    /// Texts of the last two segments, to catch repetition loops.
+    recent: std::collections::VecDeque<String>,
+    /// The window at `seek` was moved forward to where speech starts.
+    seeked_to_speech: bool,
 }
 
 impl TranscribeStage {
@@ -88,6 +100,9 @@ impl TranscribeStage {
             prompt_reset_since: 0,
             language: None,
             windows: 0,
+            last_speech: Ts::ZERO,
+            recent: Default::default(),
+            seeked_to_speech: false,
         }
     }
 
@@ -104,7 +119,7 @@ impl TranscribeStage {
     }
 
     /// Decodes the window at `seek`, holding `size` frames of content, and moves `seek` on.
-    fn run_window(&mut self, size: usize, out: &mut Vec<Segment>) -> Result<()> {
+    fn run_window(&mut self, size: usize, out: &mut Vec<Transcript>) -> Result<()> {
         let from = (self.seek - self.base) * self.n_mels;
         let content = &self.frames[from..from + size * self.n_mels];
         if content.iter().all(|&x| x < self.opts.silence_log_mel) {
@@ -112,6 +127,23 @@ impl TranscribeStage {
             self.seek += size;
             return Ok(());
         }
+        let seeked = std::mem::take(&mut self.seeked_to_speech);
+        let flags = speech_frames(content, self.n_mels, &self.opts.vad);
+        match flags.iter().position(|&f| f) {
+            None => {
+                tracing::debug!(at = %Ts(self.seek as i64 * FRAME_MS), "window without speech skipped");
+                self.seek += size;
+                return Ok(());
+            }
+            // Start the window where speech starts: Whisper times and hears better so.
+            Some(first) if first > 0 => {
+                self.seek += first;
+                self.seeked_to_speech = true;
+                return Ok(());
+            }
+            Some(_) => {}
+        }
+        let speech = vad_regions(&flags, Ts(self.seek as i64 * FRAME_MS));
         let mel = normalize_window(content, self.n_mels);
         let device = self.model.whisper.device().clone();
         let mel = Tensor::from_vec(mel, (1, self.n_mels, WINDOW_FRAMES), &device).map_err(|e| self.err(e))?;
@@ -157,17 +189,21 @@ impl TranscribeStage {
             return Ok(());
         }
         let (segments, advance) = split_segments(&r, self.tok.timestamp_begin, size, offset);
-        let before = out.len();
-        for seg in segments {
-            let text = self.tok.decode(&seg.tokens);
-            if text.trim().is_empty() || seg.span.end <= seg.span.start {
-                continue;
-            }
-            out.push(Segment { text, ..seg });
-        }
-        for s in &out[before..] {
+        let mut segments: Vec<Segment> = segments
+            .into_iter()
+            .filter_map(|seg| {
+                let text = self.tok.decode(&seg.tokens);
+                (!text.trim().is_empty() && seg.span.end > seg.span.start).then_some(Segment { text, ..seg })
+            })
+            .collect();
+        let sot_sequence = decoder.sot_sequence(&self.opts.decode);
+        let prev_speech = self.last_speech;
+        self.add_words(&mut segments, &audio, &sot_sequence, size, offset)?;
+        let segments = self.keep_spoken(segments, &speech, offset, seeked, prev_speech);
+        for s in &segments {
             self.all_tokens.extend_from_slice(&s.tokens);
         }
+        out.extend(segments.into_iter().map(Transcript::Segment));
         if r.temperature > self.opts.prompt_reset_on_temperature {
             self.prompt_reset_since = self.all_tokens.len();
         }
@@ -175,11 +211,170 @@ impl TranscribeStage {
         Ok(())
     }
 
+    /// Times the words of a window's `segments` (`infer::align`) and trims the segments to them,
+    /// as OpenAI's `add_word_timestamps` does.
+    fn add_words(
+        &mut self,
+        segments: &mut [Segment],
+        audio: &Tensor,
+        sot_sequence: &[u32],
+        size: usize,
+        offset: Ts,
+    ) -> Result<()> {
+        let eot = self.tok.eot;
+        let text_tokens: Vec<u32> =
+            segments.iter().flat_map(|s| s.tokens.iter().copied().filter(|&t| t < eot)).collect();
+        let language = self
+            .opts
+            .decode
+            .language
+            .and_then(|id| self.tok.languages.iter().find(|(l, _)| *l == id).map(|(_, code)| code.as_str()));
+        let split_on_spaces = !matches!(language, Some("zh" | "ja" | "th" | "lo" | "my" | "yue"));
+        let model = Arc::clone(&self.model);
+        let aligner = Aligner { model: &model.whisper, tok: &self.tok, heads: &model.config.alignment_heads };
+        let mut timings =
+            aligner.words(audio, sot_sequence, &text_tokens, size, split_on_spaces).map_err(|e| self.err(e))?;
+        let (median, max) = limit_long_words(&mut timings);
+        let mut timings = timings.into_iter();
+        for seg in segments.iter_mut() {
+            let n = seg.tokens.iter().filter(|&&t| t < eot).count();
+            let mut saved = 0;
+            while saved < n {
+                let Some(w) = timings.next() else { break };
+                saved += w.tokens.len();
+                let text = w.text.trim();
+                if !text.is_empty() {
+                    let span = Span::new(offset + w.span.start, offset + w.span.end);
+                    seg.words.push(Word { span, text: text.to_string(), probability: w.probability });
+                }
+            }
+            fit_segment_to_words(seg, self.last_speech, median, max);
+            if !seg.words.is_empty() {
+                self.last_speech = seg.span.end;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops segments over non-speech and repetition loops; moves word onsets that DTW put in a
+    /// pause forward to where speech resumes.
+    fn keep_spoken(
+        &mut self,
+        segments: Vec<Segment>,
+        speech: &[Span],
+        window_start: Ts,
+        seeked: bool,
+        prev_speech: Ts,
+    ) -> Vec<Segment> {
+        let pad = Ts(self.opts.vad.pad_ms);
+        let mut kept = Vec::with_capacity(segments.len());
+        let mut prev_end = prev_speech;
+        for mut seg in segments {
+            if self.opts.vad.enabled {
+                let overlap: i64 =
+                    speech.iter().map(|r| (r.end.min(seg.span.end) - r.start.max(seg.span.start)).ms().max(0)).sum();
+                if overlap == 0 {
+                    tracing::debug!(at = %seg.span.start, text = %seg.text, "segment over non-speech dropped");
+                    continue;
+                }
+                // Where speech resumes: a region's start less its padding (a region at the
+                // window's start keeps its start unless the window was moved there to meet it:
+                // speech may have begun before).
+                let onsets: Vec<Ts> = speech
+                    .iter()
+                    .map(|r| if r.start == window_start && !seeked { r.start } else { r.start + pad })
+                    .collect();
+                snap_to_speech(&mut seg.words, speech, &onsets, pad, &mut prev_end);
+                if let (Some(first), Some(last)) = (seg.words.first(), seg.words.last()) {
+                    seg.span = Span::new(first.span.start, last.span.end.max(first.span.start + Ts(1)));
+                }
+            }
+            if self.is_loop(&seg) {
+                tracing::debug!(at = %seg.span.start, text = %seg.text, "repetition loop dropped");
+                continue;
+            }
+            kept.push(seg);
+        }
+        kept
+    }
+
+    /// A segment whose text the two before it already said word for word: a decoding loop (a
+    /// person saying one thing twice stays; three times in a row across windows is Whisper).
+    fn is_loop(&mut self, seg: &Segment) -> bool {
+        let text: String = seg.text.trim().to_lowercase();
+        let looping = self.recent.len() == 2 && self.recent.iter().all(|t| *t == text);
+        self.recent.push_back(text);
+        if self.recent.len() > 2 {
+            self.recent.pop_front();
+        }
+        looping
+    }
+
     fn drop_consumed(&mut self) {
         let consumed = self.seek.saturating_sub(self.base).min(self.frames.len() / self.n_mels);
         self.frames.drain(..consumed * self.n_mels);
         self.base += consumed;
     }
+}
+
+/// Word times from attention, corrected by voice activity. DTW hands a pause to a word next to
+/// it: a word that starts in a pause starts where speech resumes (`onsets`, one a region of
+/// `speech`); the first word after a pause starts at the pause's end if DTW put it up to half a
+/// second late; a word that ends in a pause ends where speech stopped.
+fn snap_to_speech(words: &mut [Word], speech: &[Span], onsets: &[Ts], pad: Ts, prev_end: &mut Ts) {
+    for w in words.iter_mut() {
+        let in_core = speech.iter().zip(onsets).any(|(r, &o)| o <= w.span.start && w.span.start < r.end - pad);
+        if !in_core {
+            if let Some(&o) = onsets.iter().find(|&&o| o > w.span.start && o < w.span.end) {
+                w.span.start = o.min(w.span.end - Ts(20)).max(w.span.start);
+            }
+        }
+        // The onset of a pause's end the word follows closely, with no earlier word after it.
+        if let Some(&o) = onsets.iter().rev().find(|&&o| o <= w.span.start) {
+            if w.span.start - o <= Ts(500) && *prev_end <= o {
+                w.span.start = o;
+            }
+        }
+        if !speech.iter().any(|r| r.start < w.span.end && w.span.end <= r.end) {
+            if let Some(r) = speech.iter().rev().find(|r| r.end < w.span.end && r.end > w.span.start) {
+                w.span.end = r.end.max(w.span.start + Ts(20));
+            }
+        }
+        *prev_end = w.span.end;
+    }
+}
+
+/// OpenAI's clean-up at segment edges: the first word after a pause is no longer than `max`,
+/// and the segment's own timestamps win over a first or last word that runs far past them.
+fn fit_segment_to_words(seg: &mut Segment, last_speech: Ts, median: Ts, max: Ts) {
+    let half_s = Ts(500);
+    let Some(first) = seg.words.first().map(|w| w.span) else { return };
+    let words = &mut seg.words;
+    if median > Ts::ZERO
+        && first.end - last_speech > Ts(median.ms() * 4)
+        && (first.duration() > max || (words.len() > 1 && words[1].span.end - first.start > Ts(max.ms() * 2)))
+    {
+        if words.len() > 1 && words[1].span.duration() > max {
+            let boundary = (words[1].span.end - max).max(words[1].span.start);
+            words[0].span.end = boundary;
+            words[1].span.start = boundary;
+        }
+        words[0].span.start = (words[0].span.end - max).max(Ts::ZERO);
+    }
+    let first = words[0].span;
+    if seg.span.start < first.end && seg.span.start - half_s > first.start {
+        words[0].span.start = (first.end - median).min(seg.span.start).max(Ts::ZERO);
+    } else {
+        seg.span.start = first.start;
+    }
+    let last = words.len() - 1;
+    let lw = words[last].span;
+    if seg.span.end > lw.start && seg.span.end + half_s < lw.end {
+        words[last].span.end = (lw.start + median).max(seg.span.end);
+    } else {
+        seg.span.end = lw.end;
+    }
+    seg.span.end = seg.span.end.max(seg.span.start + Ts(1));
 }
 
 /// OpenAI's segment split: consecutive timestamp pairs close segments. Returns the segments
@@ -197,6 +392,7 @@ fn split_segments(r: &DecodeResult, ts_begin: u32, size: usize, offset: Ts) -> (
         no_speech_prob: r.no_speech_prob,
         temperature: r.temperature,
         compression_ratio: r.compression_ratio,
+        words: Vec::new(),
     };
     let n = tokens.len();
     let single_timestamp_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
@@ -236,11 +432,18 @@ fn split_segments(r: &DecodeResult, ts_begin: u32, size: usize, offset: Ts) -> (
 }
 
 impl Stage for TranscribeStage {
-    type In = MelChunk;
-    type Out = Segment;
+    type In = Features;
+    type Out = Transcript;
     const NAME: &'static str = "model";
 
-    fn process(&mut self, chunk: MelChunk, out: &mut Vec<Segment>) -> Result<()> {
+    fn process(&mut self, item: Features, out: &mut Vec<Transcript>) -> Result<()> {
+        let chunk = match item {
+            Features::Mel(chunk) => chunk,
+            Features::ShotChange(at) => {
+                out.push(Transcript::ShotChange(at));
+                return Ok(());
+            }
+        };
         self.frames.extend_from_slice(&chunk.frames);
         while self.total_frames() >= self.seek + WINDOW_FRAMES {
             self.run_window(WINDOW_FRAMES, out)?;
@@ -249,7 +452,7 @@ impl Stage for TranscribeStage {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<Segment>) -> Result<()> {
+    fn finish(&mut self, out: &mut Vec<Transcript>) -> Result<()> {
         while self.seek < self.total_frames() {
             let size = (self.total_frames() - self.seek).min(WINDOW_FRAMES);
             self.run_window(size, out)?;

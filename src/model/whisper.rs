@@ -118,6 +118,19 @@ impl MultiHeadAttention {
 
     /// Attention of `x` over `k`, `v` (already split into heads). Returns (batch, ctx, state).
     fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        Ok(self.attend_scores(x, k, v, mask, false)?.0)
+    }
+
+    /// `attend`, also returning the scaled scores before the softmax, (batch, head, ctx_q, ctx_k),
+    /// when `keep_scores` (word alignment reads them).
+    fn attend_scores(
+        &self,
+        x: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        keep_scores: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let (b, t, d) = x.dims3()?;
         let dh = d / self.n_head;
         // Scaling the queries is cheaper than scaling the (ctx_q, ctx_k) scores.
@@ -127,9 +140,10 @@ impl MultiHeadAttention {
         if let Some(mask) = mask {
             w = w.broadcast_add(mask)?;
         }
+        let scores = keep_scores.then(|| w.clone());
         let w = candle_nn::ops::softmax_last_dim(&w)?;
         let o = w.matmul(v)?.transpose(1, 2)?.reshape((b, t, self.n_head * dh))?;
-        self.out.forward(&o)
+        Ok((self.out.forward(&o)?, scores))
     }
 }
 
@@ -280,6 +294,7 @@ pub struct TextDecoder {
     blocks: Vec<ResidualBlock>,
     ln: LayerNorm,
     n_ctx: usize,
+    n_head: usize,
     span: tracing::Span,
 }
 
@@ -295,6 +310,7 @@ impl TextDecoder {
                 .collect::<Result<_>>()?,
             ln: layer_norm(n, vb.pp("ln"))?,
             n_ctx: dims.n_text_ctx,
+            n_head: h,
             span: tracing::span!(tracing::Level::TRACE, "text-decoder"),
         })
     }
@@ -316,6 +332,38 @@ impl TextDecoder {
     /// Runs `tokens` (batch, ctx) after what `state` holds; returns hidden states
     /// (batch, ctx, state). `logits` turns the ones needed into scores.
     pub fn forward(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        self.forward_scores(tokens, state, None)
+    }
+
+    /// Cross-attention scores of the heads in `heads` (`[layer, head]` pairs, the checkpoint's
+    /// `alignment_heads`) for `tokens` (1, ctx) run on a fresh `state`: (heads, ctx, audio_ctx),
+    /// before the softmax. Also returns the hidden states, (1, ctx, state).
+    pub fn alignment_scores(
+        &self,
+        tokens: &Tensor,
+        state: &mut DecoderState,
+        heads: &[[usize; 2]],
+    ) -> Result<(Tensor, Tensor)> {
+        let mut per_layer = vec![None; self.blocks.len()];
+        let h = self.forward_scores(tokens, state, Some(&mut per_layer))?;
+        let mut picked = Vec::with_capacity(heads.len());
+        for &[layer, head] in heads {
+            match per_layer.get(layer) {
+                // (1, head, ctx, audio_ctx) -> (ctx, audio_ctx)
+                Some(Some(s)) if head < self.n_head => picked.push(s.get(0)?.get(head)?),
+                _ => candle_core::bail!("alignment head [{layer}, {head}] is not in the model"),
+            }
+        }
+        Ok((Tensor::stack(&picked, 0)?, h))
+    }
+
+    /// `forward`, keeping each layer's cross-attention scores in `scores` when given.
+    fn forward_scores(
+        &self,
+        tokens: &Tensor,
+        state: &mut DecoderState,
+        mut scores: Option<&mut Vec<Option<Tensor>>>,
+    ) -> Result<Tensor> {
         let _enter = self.span.enter();
         let (_, t) = tokens.dims2()?;
         let offset = state.len();
@@ -350,7 +398,11 @@ impl TextDecoder {
                 // the audio's keys and values, (rows, 1, d) -> (1, rows, d) and back.
                 cross.attend(&h.reshape((1, rows, d))?, ck, cv, None)?.reshape((rows, 1, d))?
             } else {
-                cross.attend(&h, ck, cv, None)?
+                let (a, s) = cross.attend_scores(&h, ck, cv, None, scores.is_some())?;
+                if let Some(scores) = scores.as_deref_mut() {
+                    scores[i] = s;
+                }
+                a
             };
             x = (&x + a)?;
             x = (&x + b.mlp.forward(&b.mlp_ln.forward(&x)?)?)?;

@@ -6,6 +6,8 @@ use serde::Deserialize;
 
 use crate::cue::CueConfig;
 use crate::error::{Error, Result};
+use crate::preprocess::shots::ShotConfig;
+use crate::preprocess::vad::VadConfig;
 use crate::source::VideoSampling;
 
 /// What a stage does when the channel after it is full.
@@ -45,7 +47,13 @@ pub struct PipelineConfig {
     /// Video frame sampling for visual stages (off by default).
     #[serde(default)]
     pub video: VideoSampling,
-    /// How segments are cut into cues.
+    /// Shot-change detection on the sampled frames.
+    #[serde(default)]
+    pub shots: ShotConfig,
+    /// Voice activity detection before the model.
+    #[serde(default)]
+    pub vad: VadConfig,
+    /// How segments are cut into cues: the subtitle profile and custom profiles.
     #[serde(default)]
     pub cues: CueConfig,
 }
@@ -85,6 +93,7 @@ impl PipelineConfig {
         if !(0.0..=60.0).contains(&self.video.fps) {
             return Err(Error::config(path, "video.fps must be between 0 and 60"));
         }
+        self.vad.validate().map_err(|e| Error::config(path, e))?;
         self.cues.validate().map_err(|e| Error::config(path, e))
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::cue::{CueBatch, CueStage};
+use crate::cue::{CueStage, Profile, Subtitle};
 use crate::error::{Error, Result};
 use crate::infer::{TranscribeOptions, TranscribeStage, WhisperTokenizer};
 use crate::model::LoadedModel;
@@ -24,6 +24,8 @@ pub struct FileJob {
     pub tokenizer: Arc<WhisperTokenizer>,
     pub options: TranscribeOptions,
     pub pipeline: PipelineConfig,
+    /// Subtitle rules for the cues.
+    pub profile: Profile,
     pub shutdown: Shutdown,
 }
 
@@ -32,6 +34,8 @@ pub struct FileJob {
 pub struct FileSummary {
     pub duration: Option<Ts>,
     pub cues: usize,
+    /// Cues shown for less time than the profile's reading speed asks (dense speech).
+    pub over_speed: usize,
     pub language: Option<String>,
 }
 
@@ -39,6 +43,7 @@ pub struct FileSummary {
 pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -> Result<FileSummary> {
     let source = job.source;
     let duration = source.duration();
+    let fps = source.frame_rate().unwrap_or(job.pipeline.cues.audio_only_fps);
     let target = Target::prepare(&job.output)?;
     let sink = SubtitleSink::new(job.format, target);
     let ch = &job.pipeline.channels;
@@ -57,23 +62,27 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
         let (l_mod, r_mod) = channel(ch.model_to_cues, ch.when_full);
         let (l_cue, r_cue) = channel(ch.cues_to_sink, ch.when_full);
         let dec = spawn_source(s, source, l_dec, shutdown.clone());
-        let pre = spawn_stage(s, PreprocessStage::new(n_mels), r_dec, l_pre, shutdown.clone());
+        let pre =
+            spawn_stage(s, PreprocessStage::new(n_mels, job.pipeline.shots.clone()), r_dec, l_pre, shutdown.clone());
         let model = spawn_stage(s, model_stage, r_pre, l_mod, shutdown.clone());
-        let cue = spawn_stage(s, CueStage::new(job.pipeline.cues.clone()), r_mod, l_cue, shutdown.clone());
+        let cue = spawn_stage(s, CueStage::new(job.profile.clone(), fps), r_mod, l_cue, shutdown.clone());
         let progress = &progress;
-        let sink =
-            spawn_sink(s, sink, r_cue, shutdown.clone(), move |b: &CueBatch| progress(duration, b.segment.span.end));
+        let sink = spawn_sink(s, sink, r_cue, shutdown.clone(), move |item: &Subtitle| {
+            if let Subtitle::Segment(seg) = item {
+                progress(duration, seg.span.end)
+            }
+        });
         let input = &job.input;
         (
             joined(dec.join(), input),
             joined(pre.join(), input).map(|_| ()),
             joined(model.join(), input),
-            joined(cue.join(), input).map(|_| ()),
+            joined(cue.join(), input),
             joined(sink.join(), input),
         )
     });
-    let (model, sink) = match results {
-        (Ok(()), Ok(()), Ok(model), Ok(()), Ok(sink)) => (model, sink),
+    let (model, cue, sink) = match results {
+        (Ok(()), Ok(()), Ok(model), Ok(cue), Ok(sink)) => (model, cue, sink),
         (d, p, m, c, k) => {
             let errors = [d.err(), p.err(), m.err(), c.err(), k.err()];
             return Err(first_error(errors.into_iter().flatten()).unwrap_or(Error::Interrupted));
@@ -89,7 +98,7 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
     };
     let cues = sink.cue_count();
     sink.commit(&meta)?;
-    Ok(FileSummary { duration, cues, language })
+    Ok(FileSummary { duration, cues, over_speed: cue.over_speed, language })
 }
 
 /// A stage's result; a panic becomes an error naming the input rather than a second panic.

@@ -167,14 +167,15 @@ impl LogMel {
 }
 
 /// One model window from raw log10 frames (frame-major, at most `WINDOW_FRAMES` of them):
-/// padded with silence to 30 s, clamped at `max - 8`, scaled `(x + 4) / 4`, and laid out
+/// clamped at `max - 8`, scaled `(x + 4) / 4`, padded to 30 s with zeros after scaling (as
+/// OpenAI's and faster-whisper's `pad_or_trim` of a short last window do), and laid out
 /// (n_mels, WINDOW_FRAMES) as the encoder takes it.
 pub fn normalize_window(frames: &[f32], n_mels: usize) -> Vec<f32> {
     let n = (frames.len() / n_mels).min(WINDOW_FRAMES);
     let max = frames[..n * n_mels].iter().copied().fold(SILENT_LOG_MEL, f32::max);
     let floor = max - 8.0;
     let scale = |x: f32| (x.max(floor) + 4.0) / 4.0;
-    let mut out = vec![scale(SILENT_LOG_MEL); n_mels * WINDOW_FRAMES];
+    let mut out = vec![0.0; n_mels * WINDOW_FRAMES];
     for t in 0..n {
         for m in 0..n_mels {
             out[m * WINDOW_FRAMES + t] = scale(frames[t * n_mels + m]);
@@ -261,6 +262,6 @@ mod tests {
         let w = normalize_window(&frames, 80);
         assert_eq!(w.len(), 80 * WINDOW_FRAMES);
         assert_eq!(w[0], 1.5); // (2 + 4) / 4
-        assert_eq!(w[WINDOW_FRAMES - 1], (2.0 - 8.0 + 4.0) / 4.0); // padding clamped at max - 8
+        assert_eq!(w[WINDOW_FRAMES - 1], 0.0); // padding is zero after scaling, as OpenAI pads
     }
 }

@@ -1,11 +1,14 @@
-//! Preprocess: decoded media in, log-mel frames out. Video frames are counted and dropped until
-//! a visual stage consumes them.
+//! Preprocess: decoded media in, log-mel frames and shot changes out. Frames are used for shot
+//! detection and then dropped until a visual stage consumes them.
 
 pub mod mel;
+pub mod shots;
+pub mod vad;
 
 use crate::error::Result;
 use crate::pipeline::Stage;
 use crate::source::Media;
+use crate::time::Ts;
 
 /// Raw log10 mel frames, frame-major (`n_mels` values a frame), in order.
 #[derive(Debug, Clone)]
@@ -13,41 +16,52 @@ pub struct MelChunk {
     pub frames: Vec<f32>,
 }
 
+/// What the preprocess stage hands the model stage.
+#[derive(Debug, Clone)]
+pub enum Features {
+    Mel(MelChunk),
+    ShotChange(Ts),
+}
+
 pub struct PreprocessStage {
     mel: mel::LogMel,
-    pub video_frames_dropped: u64,
+    shots: shots::ShotDetector,
 }
 
 impl PreprocessStage {
-    pub fn new(n_mels: usize) -> Self {
-        Self { mel: mel::LogMel::new(n_mels), video_frames_dropped: 0 }
+    pub fn new(n_mels: usize, shots: shots::ShotConfig) -> Self {
+        Self { mel: mel::LogMel::new(n_mels), shots: shots::ShotDetector::new(shots) }
     }
 }
 
 impl Stage for PreprocessStage {
     type In = Media;
-    type Out = MelChunk;
+    type Out = Features;
     const NAME: &'static str = "preprocess";
 
-    fn process(&mut self, item: Media, out: &mut Vec<MelChunk>) -> Result<()> {
+    fn process(&mut self, item: Media, out: &mut Vec<Features>) -> Result<()> {
         match item {
             Media::Audio(a) => {
                 let mut frames = Vec::new();
                 self.mel.push(&a.samples, &mut frames);
                 if !frames.is_empty() {
-                    out.push(MelChunk { frames });
+                    out.push(Features::Mel(MelChunk { frames }));
                 }
             }
-            Media::Video(_) => self.video_frames_dropped += 1,
+            Media::Video(f) => {
+                if let Some(at) = self.shots.push(&f) {
+                    out.push(Features::ShotChange(at));
+                }
+            }
         }
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<MelChunk>) -> Result<()> {
+    fn finish(&mut self, out: &mut Vec<Features>) -> Result<()> {
         let mut frames = Vec::new();
         self.mel.flush(&mut frames);
         if !frames.is_empty() {
-            out.push(MelChunk { frames });
+            out.push(Features::Mel(MelChunk { frames }));
         }
         Ok(())
     }

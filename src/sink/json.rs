@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use crate::cue::CueBatch;
+use crate::cue::Cue;
+use crate::segment::Segment;
 
 /// Facts about the run that the JSON output carries.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -19,7 +20,7 @@ struct SegmentOut<'a> {
     start: f64,
     end: f64,
     #[serde(flatten)]
-    segment: &'a crate::segment::Segment,
+    segment: &'a Segment,
 }
 
 #[derive(Serialize)]
@@ -28,6 +29,7 @@ struct CueOut<'a> {
     end: f64,
     text: String,
     lines: &'a [String],
+    over_speed: bool,
 }
 
 #[derive(Serialize)]
@@ -38,25 +40,21 @@ struct Doc<'a> {
     cues: Vec<CueOut<'a>>,
 }
 
-pub fn render(batches: &[CueBatch], meta: &JsonMeta) -> String {
+pub fn render(segments: &[Segment], cues: &[Cue], meta: &JsonMeta) -> String {
     let doc = Doc {
         meta,
-        segments: batches
+        segments: segments
             .iter()
-            .map(|b| SegmentOut {
-                start: b.segment.span.start.secs_f64(),
-                end: b.segment.span.end.secs_f64(),
-                segment: &b.segment,
-            })
+            .map(|s| SegmentOut { start: s.span.start.secs_f64(), end: s.span.end.secs_f64(), segment: s })
             .collect(),
-        cues: batches
+        cues: cues
             .iter()
-            .flat_map(|b| &b.cues)
             .map(|c| CueOut {
                 start: c.span.start.secs_f64(),
                 end: c.span.end.secs_f64(),
                 text: c.text(),
                 lines: &c.lines,
+                over_speed: c.over_speed,
             })
             .collect(),
     };

@@ -9,9 +9,10 @@ mod vtt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cue::CueBatch;
+use crate::cue::{Cue, Subtitle};
 use crate::error::{Error, Result};
 use crate::pipeline::Sink;
+use crate::segment::Segment;
 
 pub use json::JsonMeta;
 
@@ -105,41 +106,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Target::prepare(path)?.commit(bytes)
 }
 
-/// Collects cue batches; renders and writes them on `commit`.
+/// Collects segments and cues; renders and writes them on `commit`.
 pub struct SubtitleSink {
     format: Format,
     target: Target,
-    batches: Vec<CueBatch>,
+    segments: Vec<Segment>,
+    cues: Vec<Cue>,
 }
 
 impl SubtitleSink {
     pub fn new(format: Format, target: Target) -> Self {
-        Self { format, target, batches: Vec::new() }
+        Self { format, target, segments: Vec::new(), cues: Vec::new() }
     }
 
     pub fn cue_count(&self) -> usize {
-        self.batches.iter().map(|b| b.cues.len()).sum()
+        self.cues.len()
     }
 
     pub fn commit(self, meta: &JsonMeta) -> Result<()> {
-        let text = render(self.format, &self.batches, meta);
+        let text = render(self.format, &self.segments, &self.cues, meta);
         self.target.commit(text.as_bytes())
     }
 }
 
 impl Sink for SubtitleSink {
-    type In = CueBatch;
-    fn write(&mut self, item: CueBatch) -> Result<()> {
-        self.batches.push(item);
+    type In = Subtitle;
+    fn write(&mut self, item: Subtitle) -> Result<()> {
+        match item {
+            Subtitle::Segment(s) => self.segments.push(s),
+            Subtitle::Cue(c) => self.cues.push(c),
+        }
         Ok(())
     }
 }
 
-pub fn render(format: Format, batches: &[CueBatch], meta: &JsonMeta) -> String {
-    let cues: Vec<&crate::cue::Cue> = batches.iter().flat_map(|b| &b.cues).collect();
+pub fn render(format: Format, segments: &[Segment], cues: &[Cue], meta: &JsonMeta) -> String {
     match format {
-        Format::Srt => srt::render(&cues),
-        Format::Vtt => vtt::render(&cues),
-        Format::Json => json::render(batches, meta),
+        Format::Srt => srt::render(cues),
+        Format::Vtt => vtt::render(cues),
+        Format::Json => json::render(segments, cues, meta),
     }
 }

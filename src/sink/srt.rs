@@ -8,7 +8,7 @@ fn ts(ms: i64) -> Timestamp {
     Timestamp::from_milliseconds(ms.clamp(0, u32::MAX as i64) as u32)
 }
 
-pub fn render(cues: &[&Cue]) -> String {
+pub fn render(cues: &[Cue]) -> String {
     let mut subs = Subtitles::new();
     for (i, c) in cues.iter().enumerate() {
         subs.push(Subtitle::new(i + 1, ts(c.span.start.ms()), ts(c.span.end.ms()), c.text()));
@@ -27,13 +27,14 @@ mod tests {
 
     #[test]
     fn renders_numbered_cues_with_line_breaks() {
-        let a = Cue { span: Span::new(Ts(500), Ts(2_250)), lines: vec!["Hello".into(), "world".into()] };
-        let b = Cue { span: Span::new(Ts(3_600_000), Ts(3_601_000)), lines: vec!["Later".into()] };
+        let a =
+            Cue { span: Span::new(Ts(500), Ts(2_250)), lines: vec!["Hello".into(), "world".into()], over_speed: false };
+        let b = Cue { span: Span::new(Ts(3_600_000), Ts(3_601_000)), lines: vec!["Later".into()], over_speed: false };
         assert_eq!(
-            render(&[&a, &b]),
+            render(&[a.clone(), b.clone()]),
             "1\n00:00:00,500 --> 00:00:02,250\nHello\nworld\n\n2\n01:00:00,000 --> 01:00:01,000\nLater\n"
         );
         // It parses back.
-        assert_eq!(srtlib::Subtitles::parse_from_str(render(&[&a, &b])).unwrap().len(), 2);
+        assert_eq!(srtlib::Subtitles::parse_from_str(render(&[a.clone(), b.clone()])).unwrap().len(), 2);
     }
 }

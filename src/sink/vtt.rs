@@ -12,7 +12,7 @@ fn escape(line: &str) -> String {
     line.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-pub fn render(cues: &[&Cue]) -> String {
+pub fn render(cues: &[Cue]) -> String {
     let mut s = String::from("WEBVTT\n");
     for c in cues {
         s.push('\n');
@@ -32,9 +32,12 @@ mod tests {
 
     #[test]
     fn header_timing_and_escaping() {
-        let a =
-            Cue { span: Span::new(Ts(61_001), Ts(62_000)), lines: vec!["Tom & Jerry".into(), "a --> b <i>".into()] };
-        assert_eq!(render(&[&a]), "WEBVTT\n\n00:01:01.001 --> 00:01:02.000\nTom &amp; Jerry\na --&gt; b &lt;i&gt;\n");
+        let a = Cue {
+            span: Span::new(Ts(61_001), Ts(62_000)),
+            lines: vec!["Tom & Jerry".into(), "a --> b <i>".into()],
+            over_speed: false,
+        };
+        assert_eq!(render(&[a]), "WEBVTT\n\n00:01:01.001 --> 00:01:02.000\nTom &amp; Jerry\na --&gt; b &lt;i&gt;\n");
         assert_eq!(render(&[]), "WEBVTT\n");
     }
 }

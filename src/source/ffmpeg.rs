@@ -30,6 +30,7 @@ pub struct FfmpegSource {
     resampler: Option<(ff::software::resampling::Context, (Sample, ChannelLayout, u32))>,
     video: Option<VideoState>,
     duration: Option<Ts>,
+    frame_rate: Option<f64>,
     samples_out: u64,
     skipped: u64,
     done: bool,
@@ -60,6 +61,11 @@ impl FfmpegSource {
             ctx.decoder().audio().map_err(|e| Error::input(path, format!("no decoder for the audio stream: {e}")))?;
         let duration = (input.duration() > 0).then(|| Ts(input.duration() / 1000));
 
+        let frame_rate = input.streams().best(ff::media::Type::Video).and_then(|v| {
+            let r = v.avg_frame_rate();
+            let fps = r.numerator() as f64 / r.denominator().max(1) as f64;
+            (r.denominator() > 0 && (1.0..=240.0).contains(&fps)).then_some(fps)
+        });
         let video = if sampling.fps > 0.0 {
             match input.streams().best(ff::media::Type::Video) {
                 Some(v) => {
@@ -90,6 +96,7 @@ impl FfmpegSource {
             resampler: None,
             video,
             duration,
+            frame_rate,
             samples_out: 0,
             skipped: 0,
             done: false,
@@ -256,6 +263,10 @@ impl MediaSource for FfmpegSource {
 
     fn duration(&self) -> Option<Ts> {
         self.duration
+    }
+
+    fn frame_rate(&self) -> Option<f64> {
+        self.frame_rate
     }
 
     fn skipped_packets(&self) -> u64 {

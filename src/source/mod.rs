@@ -73,6 +73,10 @@ pub trait MediaSource: Send {
     fn pull(&mut self, out: &mut Vec<Media>) -> Result<bool>;
     /// Length of the input, when the container says.
     fn duration(&self) -> Option<Ts>;
+    /// Frames per second of the input's video, if it has any.
+    fn frame_rate(&self) -> Option<f64> {
+        None
+    }
     /// Packets that failed to decode and were skipped.
     fn skipped_packets(&self) -> u64;
 }
