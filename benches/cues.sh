@@ -19,7 +19,6 @@ f=samples/out/timed-$min.mp4
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "input: $f ($min min, $(wc -l < samples/out/timed-$min.onsets) sentences), $model beam $beam, profile $profile"
 "$bin" "$f" -o "$out/run.json" --model "$model" --beam "$beam" --profile "$profile" -q
-"$bin" "$f" -o "$out/run.srt" --model "$model" --beam "$beam" --profile "$profile" -q
 python3 - "$out" "samples/out/timed-$min.onsets" <<'PY'
 import json, sys
 out, onsets_path = sys.argv[1], sys.argv[2]
@@ -27,7 +26,10 @@ d = json.load(open(f"{out}/run.json"))
 def ts(s):
     ms = round(s * 1000)
     return f"{ms//3600000:02}:{ms//60000%60:02}:{ms//1000%60:02},{ms%1000:03}"
-# Whisper's raw segments as cues, the way other tools write them.
+# Our cues, and Whisper's raw segments as cues (the way other tools write them).
+with open(f"{out}/run.srt", "w") as f:
+    for i, c in enumerate(d["cues"], 1):
+        f.write(f"{i}\n{ts(c['start'])} --> {ts(c['end'])}\n{c['text']}\n\n")
 with open(f"{out}/raw.srt", "w") as f:
     for i, s in enumerate(d["segments"], 1):
         f.write(f"{i}\n{ts(s['start'])} --> {ts(s['end'])}\n{s['text'].strip()}\n\n")

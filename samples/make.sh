@@ -92,6 +92,8 @@ make_cue_set() {
   SPEED=290 timeline dense plain \
     0.5 "In the first year of the new programme the council repaired every bridge in the district, rebuilt the old library, opened two schools and planted more than four thousand trees along the river." \
     0.3 "Critics said the plan was far too expensive, but the numbers published last spring show that it came in under budget."
+  # A phrase a blacklist would drop, spoken: it must stay.
+  timeline thanks plain 0.5 "Thanks for watching, and see you next week."
   # Music without speech: a sequence of notes and chords.
   if [ ! -f "$out/music.mp4" ]; then
     ff -f lavfi -i "aevalsrc='0.3*sin(2*PI*(262+131*floor(mod(t,4)))*t)+0.2*sin(2*PI*(392+98*floor(mod(t*2,3)))*t)':s=44100:d=15" \

@@ -46,6 +46,13 @@ fn music_and_silence_give_no_cues() {
 }
 
 #[test]
+fn spoken_thanks_for_watching_stays() {
+    let hyp = transcribe(&sample("thanks.mp4"), &["--beam", "1"]);
+    let words = subtitle::eval::normalize(&hyp).join(" ");
+    assert!(words.contains("thanks for watching"), "{hyp}");
+}
+
+#[test]
 fn in_times_follow_speech_onsets_after_long_silence_and_keep_the_rules() {
     let dir = tempdir("timing");
     let (out, _) = subtitle_to(&sample("timing.mp4"), &dir, "timing.srt", &[]);

@@ -158,7 +158,7 @@ const OVER_SPEED_PER_S: f64 = 30.0;
 /// Cost of a pause longer than a second inside one cue.
 const LONG_PAUSE: f64 = 25.0;
 /// Cost of a cue whose words and the pause after them are shorter than the minimum duration.
-const TOO_SHORT: f64 = 20.0;
+const TOO_SHORT: f64 = 40.0;
 /// Cost of a sentence ending inside a cue rather than at its end.
 const SENTENCE_INSIDE: f64 = 10.0;
 /// Most a pause takes off the cost of breaking there.

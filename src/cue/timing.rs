@@ -57,9 +57,12 @@ pub fn place(spoken: Span, reading_s: f64, p: &Profile, fps: f64, near: &Neighbo
             end = at;
         }
     }
-    // Still shorter than the minimum (the next cue follows closely): start earlier.
+    // Still shorter than the minimum (the next cue follows closely): start earlier, and if
+    // that is not enough, stay up the minimum anyway; the next cue starts after (`place` is
+    // called with this cue's out-time as its `prev_out`).
     if end - start < Ts(p.min_duration_ms) {
         start = (end - Ts(p.min_duration_ms)).max(earliest).min(start);
+        end = end.max(start + Ts(p.min_duration_ms));
     }
     Span::new(start, end.max(start + Ts(1)))
 }
@@ -91,6 +94,14 @@ mod tests {
         // Next cue 2 s later: the cue ends with its words.
         let s = place(Span::new(Ts(0), Ts(2000)), 0.5, &p, 24.0, &near(None, Some(4000), &[]));
         assert_eq!(s.end, Ts(2000));
+    }
+
+    #[test]
+    fn the_minimum_duration_holds_even_against_a_close_next_cue() {
+        let p = Profile::netflix_en();
+        // 300 ms of words, the previous cue just before and the next 400 ms after.
+        let s = place(Span::new(Ts(1000), Ts(1300)), 0.2, &p, 24.0, &near(Some(916), Some(1400), &[]));
+        assert_eq!(s, Span::new(Ts(1000), Ts(1833)));
     }
 
     #[test]

@@ -78,8 +78,7 @@ pub struct TranscribeStage {
     windows: usize,
     /// End of the last segment with words (OpenAI's `last_speech_timestamp`).
     last_speech: Ts,
-    /// Texts of the last two segments, to catch repetition loops.
-    recent: std::collections::VecDeque<String>,
+    loops: LoopGuard,
     /// The window at `seek` was moved forward to where speech starts.
     seeked_to_speech: bool,
 }
@@ -101,7 +100,7 @@ impl TranscribeStage {
             language: None,
             windows: 0,
             last_speech: Ts::ZERO,
-            recent: Default::default(),
+            loops: LoopGuard::default(),
             seeked_to_speech: false,
         }
     }
@@ -289,7 +288,7 @@ impl TranscribeStage {
                     seg.span = Span::new(first.span.start, last.span.end.max(first.span.start + Ts(1)));
                 }
             }
-            if self.is_loop(&seg) {
+            if self.loops.is_loop(&seg.text) {
                 tracing::debug!(at = %seg.span.start, text = %seg.text, "repetition loop dropped");
                 continue;
             }
@@ -298,22 +297,31 @@ impl TranscribeStage {
         kept
     }
 
-    /// A segment whose text the two before it already said word for word: a decoding loop (a
-    /// person saying one thing twice stays; three times in a row across windows is Whisper).
-    fn is_loop(&mut self, seg: &Segment) -> bool {
-        let text: String = seg.text.trim().to_lowercase();
+    fn drop_consumed(&mut self) {
+        let consumed = self.seek.saturating_sub(self.base).min(self.frames.len() / self.n_mels);
+        self.frames.drain(..consumed * self.n_mels);
+        self.base += consumed;
+    }
+}
+
+/// Catches Whisper's repetition loops across windows: a segment whose text the two before it
+/// already said word for word. A person saying one thing twice stays; three times in a row, one
+/// window after another, is the decoder stuck (the compression-ratio fallback catches loops
+/// inside a window).
+#[derive(Debug, Default)]
+struct LoopGuard {
+    recent: std::collections::VecDeque<String>,
+}
+
+impl LoopGuard {
+    fn is_loop(&mut self, text: &str) -> bool {
+        let text: String = text.trim().to_lowercase();
         let looping = self.recent.len() == 2 && self.recent.iter().all(|t| *t == text);
         self.recent.push_back(text);
         if self.recent.len() > 2 {
             self.recent.pop_front();
         }
         looping
-    }
-
-    fn drop_consumed(&mut self) {
-        let consumed = self.seek.saturating_sub(self.base).min(self.frames.len() / self.n_mels);
-        self.frames.drain(..consumed * self.n_mels);
-        self.base += consumed;
     }
 }
 
@@ -479,6 +487,17 @@ mod tests {
     }
 
     const TS: u32 = 1000;
+
+    #[test]
+    fn a_third_identical_segment_in_a_row_is_a_loop_and_a_repeat_is_not() {
+        let mut g = LoopGuard::default();
+        assert!(!g.is_loop(" Thank you."));
+        assert!(!g.is_loop(" Thank you."));
+        assert!(g.is_loop(" thank you."));
+        assert!(g.is_loop(" Thank you."));
+        assert!(!g.is_loop(" And then something else."));
+        assert!(!g.is_loop(" Thank you."));
+    }
 
     #[test]
     fn pairs_split_segments_and_seek_to_the_last_closed_timestamp() {
