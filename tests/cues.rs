@@ -231,3 +231,23 @@ fn webvtt_output_keeps_line_breaks_and_parses_as_webvtt() {
     assert!(cues.iter().any(|c| c.lines.len() == 2), "{cues:?}");
     assert_eq!(hard_violations(&cues, 25.0), Vec::<String>::new());
 }
+
+#[test]
+fn a_long_file_keeps_the_rules_throughout() {
+    let f = sample("long-1.mp4");
+    if !f.is_file() {
+        let ok = std::process::Command::new("bash")
+            .args([root().join("samples/make.sh").to_str().unwrap(), "long", "1"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "samples/make.sh long 1 failed");
+    }
+    let dir = tempdir("long");
+    let (out, _) = subtitle_to(&f, &dir, "long.srt", &[]);
+    let cues = read(&out).unwrap();
+    assert!(cues.len() >= 12, "{} cues for a minute of speech", cues.len());
+    assert_eq!(hard_violations(&cues, 25.0), Vec::<String>::new());
+    let hyp = subtitle::eval::subtitle_text(&std::fs::read_to_string(&out).unwrap());
+    let e = subtitle::eval::errors(&std::fs::read_to_string(sample("long-1.mp4.txt")).unwrap(), &hyp);
+    assert!(e.wer() <= 0.25, "WER {:.1}%", 100.0 * e.wer());
+}

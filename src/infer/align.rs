@@ -12,6 +12,7 @@ use candle_core::{IndexOp, Tensor};
 
 use crate::infer::tokenizer::WhisperTokenizer;
 use crate::model::Whisper;
+use crate::preprocess::median_filter;
 use crate::time::{Span, Ts};
 
 type Result<T> = candle_core::Result<T>;
@@ -150,35 +151,6 @@ fn attention_matrix(w: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
     let heads = w.len() as f32;
     sum.iter_mut().for_each(|r| r.iter_mut().for_each(|v| *v /= heads));
     sum
-}
-
-/// Median over a sliding window of `width` (odd), reflecting at the edges.
-fn median_filter(x: &[f32], width: usize) -> Vec<f32> {
-    let pad = width / 2;
-    if x.len() <= pad {
-        return x.to_vec();
-    }
-    let n = x.len() as isize;
-    let at = |i: isize| {
-        let j = if i < 0 {
-            -i
-        } else if i >= n {
-            2 * (n - 1) - i
-        } else {
-            i
-        };
-        x[j as usize]
-    };
-    let mut buf = vec![0f32; width];
-    (0..n)
-        .map(|i| {
-            for (k, b) in buf.iter_mut().enumerate() {
-                *b = at(i + k as isize - pad as isize);
-            }
-            buf.sort_by(f32::total_cmp);
-            buf[pad]
-        })
-        .collect()
 }
 
 /// The cheapest monotonic path through `-matrix` from (0, 0) to the last row and frame, as
@@ -328,11 +300,6 @@ pub fn limit_long_words(words: &mut [WordTiming]) -> (Ts, Ts) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_filter_reflects_at_edges() {
-        assert_eq!(median_filter(&[1.0, 9.0, 2.0, 8.0, 3.0], 3), vec![9.0, 2.0, 8.0, 3.0, 8.0]);
-    }
 
     #[test]
     fn dtw_follows_the_diagonal_of_a_clear_alignment() {

@@ -10,6 +10,35 @@ use crate::pipeline::Stage;
 use crate::source::Media;
 use crate::time::Ts;
 
+/// Median over a sliding window of `width` (odd), reflecting at the edges.
+pub fn median_filter(x: &[f32], width: usize) -> Vec<f32> {
+    let pad = width / 2;
+    if x.len() <= pad {
+        return x.to_vec();
+    }
+    let n = x.len() as isize;
+    let at = |i: isize| {
+        let j = if i < 0 {
+            -i
+        } else if i >= n {
+            2 * (n - 1) - i
+        } else {
+            i
+        };
+        x[j as usize]
+    };
+    let mut buf = vec![0f32; width];
+    (0..n)
+        .map(|i| {
+            for (k, b) in buf.iter_mut().enumerate() {
+                *b = at(i + k as isize - pad as isize);
+            }
+            buf.sort_by(f32::total_cmp);
+            buf[pad]
+        })
+        .collect()
+}
+
 /// Raw log10 mel frames, frame-major (`n_mels` values a frame), in order.
 #[derive(Debug, Clone)]
 pub struct MelChunk {
@@ -64,5 +93,15 @@ impl Stage for PreprocessStage {
             out.push(Features::Mel(MelChunk { frames }));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_filter_reflects_at_edges() {
+        assert_eq!(median_filter(&[1.0, 9.0, 2.0, 8.0, 3.0], 3), vec![9.0, 2.0, 8.0, 3.0, 8.0]);
     }
 }

@@ -9,6 +9,7 @@
 
 use serde::Deserialize;
 
+use crate::preprocess::median_filter;
 use crate::time::{Span, Ts};
 
 /// Milliseconds per mel frame.
@@ -123,20 +124,6 @@ pub fn speech_frames(frames: &[f32], n_mels: usize, cfg: &VadConfig) -> Vec<bool
         }
     }
     padded
-}
-
-/// Median over a centred window of `width` frames (shorter at the edges).
-fn median_filter(x: &[f32], width: usize) -> Vec<f32> {
-    let half = width / 2;
-    let mut buf = Vec::with_capacity(width);
-    (0..x.len())
-        .map(|i| {
-            buf.clear();
-            buf.extend_from_slice(&x[i.saturating_sub(half)..(i + half + 1).min(x.len())]);
-            buf.sort_by(f32::total_cmp);
-            buf[buf.len() / 2]
-        })
-        .collect()
 }
 
 /// Majority vote over a centred window of `width` frames.
