@@ -88,6 +88,13 @@ make_cue_set() {
   timeline cut cut:2 \
     1.0 "The storm arrived late in the evening and the boats stayed in the harbour." \
     0.6 "By morning the sky was clear again and the fishermen went back to sea."
+  # The same speech under a bed of notes as loud as the voice (speech under music must stay).
+  if [ ! -f "$out/overmusic.mp4" ]; then
+    ff -i "$out/cut.mp4" -f lavfi -i "aevalsrc='0.25*sin(2*PI*(262+131*floor(mod(t*2,4)))*t)+0.2*sin(2*PI*(392+98*floor(mod(t*3,3)))*t)+0.05*(random(0)-0.5)':s=48000:d=30" \
+      -filter_complex "[0:a][1:a]amix=inputs=2:duration=first:normalize=0[a]" -map 0:v -map "[a]" \
+      -c:v copy -c:a aac -ar 48000 -ac 2 "$out/overmusic.mp4"
+    cp "$out/cut.txt" "$out/overmusic.txt"
+  fi
   # Dense speech: fast reading, few pauses (some cues cannot meet 17 characters a second).
   SPEED=290 timeline dense plain \
     0.5 "In the first year of the new programme the council repaired every bridge in the district, rebuilt the old library, opened two schools and planted more than four thousand trees along the river." \

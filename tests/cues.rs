@@ -46,6 +46,14 @@ fn music_and_silence_give_no_cues() {
 }
 
 #[test]
+fn speech_under_music_is_kept() {
+    let hyp = transcribe(&sample("overmusic.mp4"), &["--beam", "1"]);
+    let reference = std::fs::read_to_string(sample("overmusic.txt")).unwrap();
+    let e = subtitle::eval::errors(&reference, &hyp);
+    assert!(e.wer() <= 0.6, "WER {:.1}%: {hyp}", 100.0 * e.wer());
+}
+
+#[test]
 fn spoken_thanks_for_watching_stays() {
     let hyp = transcribe(&sample("thanks.mp4"), &["--beam", "1"]);
     let words = subtitle::eval::normalize(&hyp).join(" ");

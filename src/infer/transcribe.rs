@@ -14,7 +14,7 @@ use crate::infer::tokenizer::WhisperTokenizer;
 use crate::model::LoadedModel;
 use crate::pipeline::Stage;
 use crate::preprocess::mel::{normalize_window, WINDOW_FRAMES};
-use crate::preprocess::vad::{regions as vad_regions, speech_frames, VadConfig};
+use crate::preprocess::vad::{activity, regions as vad_regions, VadConfig};
 use crate::preprocess::Features;
 use crate::segment::{Segment, Transcript, Word};
 use crate::time::{Span, Ts};
@@ -127,14 +127,15 @@ impl TranscribeStage {
             return Ok(());
         }
         let seeked = std::mem::take(&mut self.seeked_to_speech);
-        let flags = speech_frames(content, self.n_mels, &self.opts.vad);
-        match flags.iter().position(|&f| f) {
+        let act = activity(content, self.n_mels, &self.opts.vad);
+        // Skip only what is certainly not speech: quiet, or held tones.
+        match act.sound.iter().zip(&act.speech).position(|(&a, &b)| a || b) {
             None => {
                 tracing::debug!(at = %Ts(self.seek as i64 * FRAME_MS), "window without speech skipped");
                 self.seek += size;
                 return Ok(());
             }
-            // Start the window where speech starts: Whisper times and hears better so.
+            // Start the window where sound starts: Whisper times and hears better so.
             Some(first) if first > 0 => {
                 self.seek += first;
                 self.seeked_to_speech = true;
@@ -142,7 +143,8 @@ impl TranscribeStage {
             }
             Some(_) => {}
         }
-        let speech = vad_regions(&flags, Ts(self.seek as i64 * FRAME_MS));
+        let speech = vad_regions(&act.speech, Ts(self.seek as i64 * FRAME_MS));
+        let sound = vad_regions(&act.sound, Ts(self.seek as i64 * FRAME_MS));
         let mel = normalize_window(content, self.n_mels);
         let device = self.model.whisper.device().clone();
         let mel = Tensor::from_vec(mel, (1, self.n_mels, WINDOW_FRAMES), &device).map_err(|e| self.err(e))?;
@@ -198,7 +200,7 @@ impl TranscribeStage {
         let sot_sequence = decoder.sot_sequence(&self.opts.decode);
         let prev_speech = self.last_speech;
         self.add_words(&mut segments, &audio, &sot_sequence, size, offset)?;
-        let segments = self.keep_spoken(segments, &speech, offset, seeked, prev_speech);
+        let segments = self.keep_spoken(segments, &speech, &sound, offset, seeked, prev_speech);
         for s in &segments {
             self.all_tokens.extend_from_slice(&s.tokens);
         }
@@ -261,6 +263,7 @@ impl TranscribeStage {
         &mut self,
         segments: Vec<Segment>,
         speech: &[Span],
+        sound: &[Span],
         window_start: Ts,
         seeked: bool,
         prev_speech: Ts,
@@ -269,13 +272,18 @@ impl TranscribeStage {
         let mut kept = Vec::with_capacity(segments.len());
         let mut prev_end = prev_speech;
         for mut seg in segments {
-            if self.opts.vad.enabled {
-                let overlap: i64 =
-                    speech.iter().map(|r| (r.end.min(seg.span.end) - r.start.max(seg.span.start)).ms().max(0)).sum();
-                if overlap == 0 {
+            let overlap = |regions: &[Span]| -> i64 {
+                regions.iter().map(|r| (r.end.min(seg.span.end) - r.start.max(seg.span.start)).ms().max(0)).sum()
+            };
+            let (in_speech, in_sound) = (overlap(speech), overlap(sound));
+            if self.opts.vad.enabled && in_speech == 0 {
+                // Over silence or held tones: not speech, whatever Whisper heard. Over other
+                // sound (speech under music can be no louder than the music) Whisper decides.
+                if in_sound == 0 {
                     tracing::debug!(at = %seg.span.start, text = %seg.text, "segment over non-speech dropped");
                     continue;
                 }
+            } else if self.opts.vad.enabled {
                 // Where speech resumes: a region's start less its padding (a region at the
                 // window's start keeps its start unless the window was moved there to meet it:
                 // speech may have begun before).

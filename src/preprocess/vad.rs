@@ -85,12 +85,22 @@ pub fn spectral_flux(prev: &[f32], cur: &[f32]) -> f32 {
     }
 }
 
-/// Speech flag per frame of `frames` (raw log10 mel, frame-major, `n_mels` a frame), smoothed and
-/// padded per `cfg`.
-pub fn speech_frames(frames: &[f32], n_mels: usize, cfg: &VadConfig) -> Vec<bool> {
+/// What the detector found in a run of frames, one flag a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    /// Speech: loud above the floor and changing, smoothed and padded.
+    pub speech: Vec<bool>,
+    /// Any changing sound above the absolute minimum, speech or not (speech under music is
+    /// often no louder than the music): only where this is false is the audio certainly not
+    /// speech, so only there may audio be skipped undecoded.
+    pub sound: Vec<bool>,
+}
+
+/// Voice activity of `frames` (raw log10 mel, frame-major, `n_mels` a frame) per `cfg`.
+pub fn activity(frames: &[f32], n_mels: usize, cfg: &VadConfig) -> Activity {
     let n = frames.len() / n_mels;
     if !cfg.enabled {
-        return vec![true; n];
+        return Activity { speech: vec![true; n], sound: vec![true; n] };
     }
     let energy: Vec<f32> = frames.chunks_exact(n_mels).map(frame_energy_db).collect();
     let change: Vec<f32> = (0..n)
@@ -107,17 +117,28 @@ pub fn speech_frames(frames: &[f32], n_mels: usize, cfg: &VadConfig) -> Vec<bool
     sorted.sort_by(f32::total_cmp);
     let floor = sorted.get(n / 10).copied().unwrap_or(f32::NEG_INFINITY);
     let threshold = (floor + cfg.floor_margin_db).max(cfg.min_energy_db);
-    let mut speech: Vec<bool> =
-        energy.iter().zip(&change).map(|(&e, &c)| e > threshold && c >= cfg.min_change_db).collect();
-    smooth_majority(&mut speech, 5);
+    let changing = |c: f32| c >= cfg.min_change_db;
+    let speech: Vec<bool> = energy.iter().zip(&change).map(|(&e, &c)| e > threshold && changing(c)).collect();
+    let sound: Vec<bool> = energy.iter().zip(&change).map(|(&e, &c)| e > cfg.min_energy_db && changing(c)).collect();
+    Activity { speech: smooth(speech, cfg), sound: smooth(sound, cfg) }
+}
+
+/// Speech flags only (see [`activity`]).
+pub fn speech_frames(frames: &[f32], n_mels: usize, cfg: &VadConfig) -> Vec<bool> {
+    activity(frames, n_mels, cfg).speech
+}
+
+/// Majority vote over 50 ms, short gaps closed, blips dropped, regions padded.
+fn smooth(mut flags: Vec<bool>, cfg: &VadConfig) -> Vec<bool> {
+    let n = flags.len();
+    smooth_majority(&mut flags, 5);
     let gap = (cfg.min_silence_ms / FRAME_MS) as usize;
     let min_len = (cfg.min_speech_ms / FRAME_MS) as usize;
     let pad = (cfg.pad_ms / FRAME_MS) as usize;
-    fill_runs(&mut speech, false, gap, true);
-    fill_runs(&mut speech, true, min_len, false);
-    // Pad.
-    let mut padded = speech.clone();
-    for (i, &s) in speech.iter().enumerate() {
+    fill_runs(&mut flags, false, gap, true);
+    fill_runs(&mut flags, true, min_len, false);
+    let mut padded = flags.clone();
+    for (i, &s) in flags.iter().enumerate() {
         if s {
             let (a, b) = (i.saturating_sub(pad), (i + pad + 1).min(n));
             padded[a..b].iter_mut().for_each(|p| *p = true);
