@@ -128,14 +128,16 @@ impl TranscribeStage {
         }
         let seeked = std::mem::take(&mut self.seeked_to_speech);
         let act = activity(content, self.n_mels, &self.opts.vad);
-        // Skip only what is certainly not speech: quiet, or held tones.
-        match act.sound.iter().zip(&act.speech).position(|(&a, &b)| a || b) {
+        // Start at speech; without any, at other sound (speech under music may hide there).
+        // Only quiet and held tones are skipped undecoded.
+        let first = act.speech.iter().position(|&f| f).or_else(|| act.sound.iter().position(|&f| f));
+        match first {
             None => {
                 tracing::debug!(at = %Ts(self.seek as i64 * FRAME_MS), "window without speech skipped");
                 self.seek += size;
                 return Ok(());
             }
-            // Start the window where sound starts: Whisper times and hears better so.
+            // Start the window there: Whisper times and hears better so.
             Some(first) if first > 0 => {
                 self.seek += first;
                 self.seeked_to_speech = true;
