@@ -6,6 +6,7 @@
 #   samples/make.sh            # the test set (about 20 s of work)
 #   samples/make.sh long MIN   # one MIN-minute speech video (benchmarks), samples/out/long-MIN.mp4
 #   samples/make.sh timed MIN  # a MIN-minute talk with known sentence onsets (cue benchmarks)
+#   samples/slides.py DIR ...  # slide videos with rare names and terms (see its --help)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$here/out"
@@ -125,6 +126,8 @@ make_set() {
   : > "$out/empty.mp4"
   head -c 20000 "$out/s1.mp4" > "$out/truncated.mp4"
   printf 'this is not a video\n' > "$out/text.mp4"
+  # Slides with rare names and terms, said in 10 dB pink noise (on-screen text tests).
+  python3 "$here/slides.py" "$out/slides" --count 3 --snr 10
   make_cue_set
 }
 

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
+use subtitle::context::Context as TermContext;
 use subtitle::infer::{DecodeOptions, Task, TranscribeOptions, WhisperTokenizer};
 use subtitle::model::{loader, LoadedModel};
 use subtitle::pipeline::file::{run_file, FileJob};
 use subtitle::pipeline::{PipelineConfig, Shutdown};
 use subtitle::sink::Format;
+use subtitle::visual::ocr::OcrStage;
 
 #[derive(Parser)]
 #[command(name = "subtitle", version, about = "Speech in video to subtitles", args_conflicts_with_subcommands = true)]
@@ -85,6 +87,13 @@ struct RunArgs {
     /// Default: the pipeline's `cues.profile`.
     #[arg(long)]
     profile: Option<String>,
+    /// Read the text on screen (slides, titles, name captions) and expect its names and terms:
+    /// on or off. Default: the pipeline's `ocr.enabled` (on); audio input has none.
+    #[arg(long, value_enum)]
+    ocr: Option<Switch>,
+    /// A text file of names and terms to expect: a glossary (one term a line) or a script.
+    #[arg(long, value_name = "FILE")]
+    context: Option<PathBuf>,
     /// Threads for model compute. Default: all cores.
     #[arg(long)]
     threads: Option<usize>,
@@ -94,6 +103,12 @@ struct RunArgs {
     /// More detail on stderr (-vv for debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -231,10 +246,16 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
     }
     let format = args.format.or_else(|| args.output.as_deref().and_then(Format::from_path)).unwrap_or(Format::Srt);
     let output = args.output.unwrap_or_else(|| default_output(&input, format));
-    let pipeline = match &args.pipeline {
+    let mut pipeline = match &args.pipeline {
         Some(p) => PipelineConfig::load(p)?,
         None => PipelineConfig::default_file(),
     };
+    let ocr_on = args.ocr.map_or(pipeline.ocr.enabled, |s| s == Switch::On) && pipeline.video.stills_fps > 0.0;
+    if !ocr_on {
+        pipeline.video.stills_fps = 0.0;
+    }
+    // Tesseract loads before the input opens: missing language data is a setup error.
+    let ocr = ocr_on.then(|| OcrStage::new(pipeline.ocr.clone(), input.clone())).transpose()?;
 
     let profile_name = args.profile.clone().unwrap_or_else(|| pipeline.cues.profile.clone());
     let profile = pipeline.cues.resolve(&profile_name).map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
@@ -246,6 +267,10 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
     let device = candle_core::Device::Cpu;
     let model = Arc::new(LoadedModel::load(&dir, &device)?);
     let tokenizer = Arc::new(WhisperTokenizer::load(&dir.join("tokenizer.json"))?);
+    let mut context = TermContext::new(pipeline.context.clone());
+    if let Some(path) = &args.context {
+        context.add_file(path, &tokenizer)?;
+    }
     let multilingual = model.config.dims.is_multilingual();
 
     let language = match args.language.as_str() {
@@ -312,6 +337,8 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         options,
         pipeline,
         profile,
+        context,
+        ocr,
         shutdown,
     };
     let summary = run_file(job, progress);

@@ -9,6 +9,8 @@ pub struct Ts(pub i64);
 
 impl Ts {
     pub const ZERO: Ts = Ts(0);
+    /// Later than any media time.
+    pub const MAX: Ts = Ts(i64::MAX);
 
     pub fn from_samples(samples: u64, rate_hz: u32) -> Ts {
         Ts((samples as i128 * 1000 / rate_hz as i128) as i64)

@@ -71,6 +71,8 @@ pub struct DecodeResult {
     pub no_speech_prob: f32,
     pub temperature: f32,
     pub compression_ratio: f32,
+    /// The text says one phrase over and over ([`has_loop`]).
+    pub looping: bool,
 }
 
 /// Decodes windows of one model.
@@ -162,10 +164,10 @@ impl<'a> WindowDecoder<'a> {
         opts: &DecodeOptions,
     ) -> Result<DecodeResult> {
         let mut tried: Vec<DecodeResult> = Vec::with_capacity(opts.temperatures.len());
+        let repetitive = |r: &DecodeResult| r.compression_ratio > opts.compression_ratio_threshold || r.looping;
         for &t in &opts.temperatures {
             let r = self.decode(audio, prompt, t, opts)?;
-            let mut needs_fallback =
-                r.compression_ratio > opts.compression_ratio_threshold || r.avg_logprob < opts.logprob_threshold;
+            let mut needs_fallback = repetitive(&r) || r.avg_logprob < opts.logprob_threshold;
             if r.no_speech_prob > opts.no_speech_threshold && r.avg_logprob < opts.logprob_threshold {
                 needs_fallback = false; // silence
             }
@@ -175,10 +177,10 @@ impl<'a> WindowDecoder<'a> {
             tried.push(r);
         }
         let last_t = tried.last().map_or(0.0, |r| r.temperature);
-        let not_repetitive = tried.iter().any(|r| r.compression_ratio <= opts.compression_ratio_threshold);
+        let not_repetitive = tried.iter().any(|r| !repetitive(r));
         let best = tried
             .into_iter()
-            .filter(|r| !not_repetitive || r.compression_ratio <= opts.compression_ratio_threshold)
+            .filter(|r| !not_repetitive || !repetitive(r))
             .max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob))
             .expect("at least one temperature");
         Ok(DecodeResult { temperature: last_t, ..best })
@@ -284,6 +286,7 @@ impl<'a> WindowDecoder<'a> {
         Ok(DecodeResult {
             avg_logprob: best.sum_logprob / (best.tokens.len() + 1) as f32,
             compression_ratio: compression_ratio(&text),
+            looping: has_loop(&text),
             tokens: best.tokens,
             token_logprobs: best.logprobs,
             no_speech_prob,
@@ -437,6 +440,28 @@ fn softmax_at(v: &[f32], i: usize) -> f32 {
 }
 
 /// Bytes of text over bytes of its zlib compression: high for repetition loops.
+/// Whether `text` holds a phrase said four or more times in a row (words compared without case
+/// or punctuation), over at least 6 words: the decoder stuck on a phrase. Compression ratio misses
+/// a short loop after a long sentence; this does not.
+pub fn has_loop(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect())
+        .filter(|w: &String| !w.is_empty())
+        .collect();
+    (1..=12).any(|period| {
+        let need = (3 * period).max(6);
+        let mut run = 0;
+        for i in period..words.len() {
+            run = if words[i] == words[i - period] { run + 1 } else { 0 };
+            if run >= need {
+                return true;
+            }
+        }
+        false
+    })
+}
+
 pub fn compression_ratio(text: &str) -> f32 {
     if text.is_empty() {
         return 0.0;
@@ -541,6 +566,10 @@ mod tests {
     fn repetition_compresses_well() {
         let loop_text = "I am here. ".repeat(30);
         assert!(compression_ratio(&loop_text) > 2.4);
+        let said = |times: usize| format!("Our next speaker is {}", vec!["Ailbhe Ni Riordain."; times].join(" "));
+        assert!(has_loop(&said(4).replacen('.', ",", 2)), "a name four times in a row");
+        assert!(!has_loop(&said(3)), "three times can be speech");
+        assert!(!has_loop("no no no no no"), "too short to call a loop");
         assert!(compression_ratio("And so my fellow Americans, ask not what your country can do for you.") < 2.4);
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::infer::align::{limit_long_words, Aligner};
 use crate::infer::decode::{DecodeOptions, DecodeResult, WindowDecoder, TIMESTAMP_STEP_S};
@@ -23,6 +24,11 @@ use crate::time::{Span, Ts};
 const FRAME_MS: i64 = 10;
 /// Mel frames per timestamp token (the encoder halves the frame rate).
 const FRAMES_PER_TOKEN: usize = 2;
+
+/// Media time of absolute mel frame `frame`.
+fn offset_of(frame: usize) -> Ts {
+    Ts(frame as i64 * FRAME_MS)
+}
 
 /// Transcription settings that are not per-window decoding options.
 #[derive(Debug, Clone)]
@@ -81,10 +87,24 @@ pub struct TranscribeStage {
     loops: LoopGuard,
     /// The window at `seek` was moved forward to where speech starts.
     seeked_to_speech: bool,
+    /// Terms to expect: `--context`, on-screen text.
+    context: Context,
+    /// On-screen text is known up to here; a window waits until it is known to the window's
+    /// end, so output does not depend on thread timing. `Ts::MAX` without a screen stage.
+    screen_until: Ts,
 }
 
 impl TranscribeStage {
-    pub fn new(model: Arc<LoadedModel>, tok: Arc<WhisperTokenizer>, opts: TranscribeOptions, input: PathBuf) -> Self {
+    /// `screen`: an on-screen-text stage feeds this one ([`Features::Screen`], then
+    /// [`Features::ScreenEnd`]).
+    pub fn new(
+        model: Arc<LoadedModel>,
+        tok: Arc<WhisperTokenizer>,
+        opts: TranscribeOptions,
+        input: PathBuf,
+        context: Context,
+        screen: bool,
+    ) -> Self {
         let n_mels = model.config.dims.n_mels;
         Self {
             model,
@@ -102,6 +122,8 @@ impl TranscribeStage {
             last_speech: Ts::ZERO,
             loops: LoopGuard::default(),
             seeked_to_speech: false,
+            context,
+            screen_until: if screen { Ts::ZERO } else { Ts::MAX },
         }
     }
 
@@ -169,11 +191,16 @@ impl TranscribeStage {
             }
         }
 
-        let prompt: Vec<u32> = if self.opts.condition_on_previous_text {
-            self.all_tokens[self.prompt_reset_since..].to_vec()
-        } else {
-            Vec::new()
-        };
+        let window = Span::new(offset_of(self.seek), offset_of(self.seek + WINDOW_FRAMES));
+        let mut prompt = self.context.prompt(window, &self.tok);
+        if self.opts.condition_on_previous_text {
+            let previous = &self.all_tokens[self.prompt_reset_since..];
+            let room = (model.whisper.decoder.n_ctx() / 2 - 1).saturating_sub(prompt.len());
+            prompt.extend_from_slice(&previous[previous.len().saturating_sub(room)..]);
+        }
+        if !prompt.is_empty() {
+            tracing::trace!(prompt = %self.tok.decode(&prompt), "prompt");
+        }
         let t0 = std::time::Instant::now();
         let r = decoder.decode_with_fallback(&audio, &prompt, &self.opts.decode).map_err(|e| self.err(e))?;
         tracing::debug!(
@@ -191,7 +218,7 @@ impl TranscribeStage {
             self.seek += size;
             return Ok(());
         }
-        let (segments, advance) = split_segments(&r, self.tok.timestamp_begin, size, offset);
+        let (segments, mut advance) = split_segments(&r, self.tok.timestamp_begin, size, offset);
         let mut segments: Vec<Segment> = segments
             .into_iter()
             .filter_map(|seg| {
@@ -202,6 +229,18 @@ impl TranscribeStage {
         let sot_sequence = decoder.sot_sequence(&self.opts.decode);
         let prev_speech = self.last_speech;
         self.add_words(&mut segments, &audio, &sot_sequence, size, offset)?;
+        // The decoder can stop early (a prompt of terms makes it likelier): when it claims the
+        // whole window but speech goes on well after its last segment, start the next window
+        // at that segment's end instead of losing the rest.
+        if advance == size {
+            if let Some(end) = segments.iter().filter_map(|s| s.words.last()).map(|w| w.span.end).max() {
+                let undecoded = |r: &Span| (r.end - r.start.max(end)).ms();
+                if end > offset && speech.iter().any(|r| undecoded(r) >= 1000) {
+                    tracing::debug!(at = %end, "decoder stopped before the speech did: decoding on from there");
+                    advance = ((end - offset).ms() / FRAME_MS) as usize;
+                }
+            }
+        }
         let segments = self.keep_spoken(segments, &speech, &sound, offset, seeked, prev_speech);
         for s in &segments {
             self.all_tokens.extend_from_slice(&s.tokens);
@@ -311,6 +350,7 @@ impl TranscribeStage {
         let consumed = self.seek.saturating_sub(self.base).min(self.frames.len() / self.n_mels);
         self.frames.drain(..consumed * self.n_mels);
         self.base += consumed;
+        self.context.forget_before(offset_of(self.seek));
     }
 }
 
@@ -455,15 +495,23 @@ impl Stage for TranscribeStage {
     const NAME: &'static str = "model";
 
     fn process(&mut self, item: Features, out: &mut Vec<Transcript>) -> Result<()> {
-        let chunk = match item {
-            Features::Mel(chunk) => chunk,
+        match item {
+            Features::Mel(chunk) => self.frames.extend_from_slice(&chunk.frames),
             Features::ShotChange(at) => {
                 out.push(Transcript::ShotChange(at));
                 return Ok(());
             }
-        };
-        self.frames.extend_from_slice(&chunk.frames);
-        while self.total_frames() >= self.seek + WINDOW_FRAMES {
+            Features::Screen(text) => {
+                if let Some(lines) = text.lines {
+                    self.context.push_screen(text.at, lines);
+                }
+                self.screen_until = self.screen_until.max(text.at);
+            }
+            Features::ScreenEnd => self.screen_until = Ts::MAX,
+        }
+        while self.total_frames() >= self.seek + WINDOW_FRAMES
+            && self.screen_until >= offset_of(self.seek + WINDOW_FRAMES)
+        {
             self.run_window(WINDOW_FRAMES, out)?;
             self.drop_consumed();
         }
@@ -493,6 +541,7 @@ mod tests {
             no_speech_prob: 0.0,
             temperature: 0.0,
             compression_ratio: 1.0,
+            looping: false,
         }
     }
 

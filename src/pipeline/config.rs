@@ -4,11 +4,14 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::context::ContextConfig;
 use crate::cue::CueConfig;
 use crate::error::{Error, Result};
 use crate::preprocess::shots::ShotConfig;
 use crate::preprocess::vad::VadConfig;
+use crate::preprocess::StillConfig;
 use crate::source::VideoSampling;
+use crate::visual::OcrConfig;
 
 /// What a stage does when the channel after it is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -33,9 +36,20 @@ pub struct ChannelConfig {
     pub model_to_cues: usize,
     /// cues -> sink (segments with their cues).
     pub cues_to_sink: usize,
+    /// preprocess -> visual stages (stills). Always drops when full, counted: the audio path
+    /// never waits for pictures.
+    #[serde(default = "default_visual")]
+    pub preprocess_to_visual: usize,
+    /// visual stages -> model (on-screen text).
+    #[serde(default = "default_visual")]
+    pub visual_to_model: usize,
     /// Policy of every channel when it is full.
     #[serde(default)]
     pub when_full: WhenFull,
+}
+
+fn default_visual() -> usize {
+    8
 }
 
 /// A whole pipeline definition.
@@ -56,6 +70,15 @@ pub struct PipelineConfig {
     /// How segments are cut into cues: the subtitle profile and custom profiles.
     #[serde(default)]
     pub cues: CueConfig,
+    /// Which stills go on to the visual stages.
+    #[serde(default)]
+    pub stills: StillConfig,
+    /// On-screen text.
+    #[serde(default)]
+    pub ocr: OcrConfig,
+    /// What the decoder is told besides the audio: on-screen text, `--context`, previous text.
+    #[serde(default)]
+    pub context: ContextConfig,
 }
 
 /// The default file pipeline, as shipped in `pipelines/file.toml`.
@@ -85,6 +108,8 @@ impl PipelineConfig {
             ("preprocess_to_model", c.preprocess_to_model),
             ("model_to_cues", c.model_to_cues),
             ("cues_to_sink", c.cues_to_sink),
+            ("preprocess_to_visual", c.preprocess_to_visual),
+            ("visual_to_model", c.visual_to_model),
         ] {
             if cap == 0 {
                 return Err(Error::config(path, format!("channels.{name} must be at least 1")));
@@ -92,6 +117,9 @@ impl PipelineConfig {
         }
         if !(0.0..=60.0).contains(&self.video.fps) {
             return Err(Error::config(path, "video.fps must be between 0 and 60"));
+        }
+        if !(0.0..=10.0).contains(&self.video.stills_fps) {
+            return Err(Error::config(path, "video.stills_fps must be between 0 and 10"));
         }
         self.vad.validate().map_err(|e| Error::config(path, e))?;
         self.cues.validate().map_err(|e| Error::config(path, e))

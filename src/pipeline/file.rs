@@ -3,15 +3,20 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::context::Context;
 use crate::cue::{CueStage, Profile, Subtitle};
 use crate::error::{Error, Result};
 use crate::infer::{TranscribeOptions, TranscribeStage, WhisperTokenizer};
 use crate::model::LoadedModel;
-use crate::pipeline::{channel, first_error, spawn_sink, spawn_source, spawn_stage, PipelineConfig, Shutdown};
+use crate::pipeline::{
+    channel, first_error, spawn_merge_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, PipelineConfig,
+    Shutdown, WhenFull,
+};
 use crate::preprocess::PreprocessStage;
 use crate::sink::{Format, JsonMeta, SubtitleSink, Target};
 use crate::source::MediaSource;
 use crate::time::Ts;
+use crate::visual::ocr::OcrStage;
 
 /// One input to one output.
 pub struct FileJob {
@@ -26,6 +31,10 @@ pub struct FileJob {
     pub pipeline: PipelineConfig,
     /// Subtitle rules for the cues.
     pub profile: Profile,
+    /// Terms to expect (`--context`); on-screen text is added as it is read.
+    pub context: Context,
+    /// Reads on-screen text, when asked for and the input has video.
+    pub ocr: Option<OcrStage>,
     pub shutdown: Shutdown,
 }
 
@@ -37,6 +46,9 @@ pub struct FileSummary {
     /// Cues shown for less time than the profile's reading speed asks (dense speech).
     pub over_speed: usize,
     pub language: Option<String>,
+    /// Stills whose on-screen text was read, and stills skipped because that stage was behind.
+    pub stills_read: usize,
+    pub stills_skipped: u64,
 }
 
 /// Runs `job`; `progress` is told the media time reached and, once, the input's duration.
@@ -49,22 +61,38 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
     let ch = &job.pipeline.channels;
     let shutdown = job.shutdown.clone();
     let n_mels = job.model.config.dims.n_mels;
+    // Without video there are no stills, and the model stage must not wait for their text.
+    let ocr = job.ocr.filter(|_| source.frame_rate().is_some() && job.pipeline.video.stills_fps > 0.0);
     let model_stage = TranscribeStage::new(
         Arc::clone(&job.model),
         Arc::clone(&job.tokenizer),
         job.options.clone(),
         job.input.clone(),
+        job.context,
+        ocr.is_some(),
     );
+    let preprocess = PreprocessStage::new(n_mels, job.pipeline.shots.clone(), job.pipeline.stills.clone());
 
-    let results = std::thread::scope(|s| {
+    let (results, stills_skipped) = std::thread::scope(|s| {
         let (l_dec, r_dec) = channel(ch.decode_to_preprocess, ch.when_full);
         let (l_pre, r_pre) = channel(ch.preprocess_to_model, ch.when_full);
+        let (l_still, r_still) = channel(ch.preprocess_to_visual, WhenFull::DropNewest);
+        let (l_text, r_text) = channel(ch.visual_to_model, ch.when_full);
         let (l_mod, r_mod) = channel(ch.model_to_cues, ch.when_full);
         let (l_cue, r_cue) = channel(ch.cues_to_sink, ch.when_full);
+        let skipped = l_still.dropped();
         let dec = spawn_source(s, source, l_dec, shutdown.clone());
-        let pre =
-            spawn_stage(s, PreprocessStage::new(n_mels, job.pipeline.shots.clone()), r_dec, l_pre, shutdown.clone());
-        let model = spawn_stage(s, model_stage, r_pre, l_mod, shutdown.clone());
+        let pre = spawn_split_stage(s, preprocess, r_dec, l_pre, l_still, shutdown.clone());
+        // Without a reader the text channel closes at once, and any stills pile up unread in
+        // their channel (kept open: the preprocess stage drops what does not fit).
+        let (ocr, _unread) = match ocr {
+            Some(o) => (Some(spawn_stage(s, o, r_still, l_text, shutdown.clone())), None),
+            None => {
+                drop(l_text);
+                (None, Some(r_still))
+            }
+        };
+        let model = spawn_merge_stage(s, model_stage, r_pre, r_text, l_mod, shutdown.clone());
         let cue = spawn_stage(s, CueStage::new(job.profile.clone(), fps), r_mod, l_cue, shutdown.clone());
         let progress = &progress;
         let sink = spawn_sink(s, sink, r_cue, shutdown.clone(), move |item: &Subtitle| {
@@ -73,21 +101,26 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
             }
         });
         let input = &job.input;
-        (
+        let results = (
             joined(dec.join(), input),
             joined(pre.join(), input).map(|_| ()),
+            ocr.map(|o| joined(o.join(), input).map(|o| o.read)).transpose(),
             joined(model.join(), input),
             joined(cue.join(), input),
             joined(sink.join(), input),
-        )
+        );
+        (results, skipped.load(std::sync::atomic::Ordering::Relaxed))
     });
-    let (model, cue, sink) = match results {
-        (Ok(()), Ok(()), Ok(model), Ok(cue), Ok(sink)) => (model, cue, sink),
-        (d, p, m, c, k) => {
-            let errors = [d.err(), p.err(), m.err(), c.err(), k.err()];
+    let (stills_read, model, cue, sink) = match results {
+        (Ok(()), Ok(()), Ok(read), Ok(model), Ok(cue), Ok(sink)) => (read.unwrap_or(0), model, cue, sink),
+        (d, p, o, m, c, k) => {
+            let errors = [d.err(), p.err(), o.err(), m.err(), c.err(), k.err()];
             return Err(first_error(errors.into_iter().flatten()).unwrap_or(Error::Interrupted));
         }
     };
+    if stills_skipped > 0 && stills_read > 0 {
+        tracing::warn!(stills_skipped, "on-screen text fell behind: stills were skipped");
+    }
     let language = model.language().map(|l| l.code.clone());
     let meta = JsonMeta {
         input: job.input.display().to_string(),
@@ -98,7 +131,7 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
     };
     let cues = sink.cue_count();
     sink.commit(&meta)?;
-    Ok(FileSummary { duration, cues, over_speed: cue.over_speed, language })
+    Ok(FileSummary { duration, cues, over_speed: cue.over_speed, language, stills_read, stills_skipped })
 }
 
 /// A stage's result; a panic becomes an error naming the input rather than a second panic.

@@ -127,32 +127,95 @@ pub fn spawn_source<'s, 'e: 's>(
         .expect("spawning a thread")
 }
 
+/// What a stage with two outputs emits: items for its main output or its side output.
+pub enum Routed<A, B> {
+    Main(A),
+    Side(B),
+}
+
 /// Runs `stage` on a thread of `scope` between `input` and `link`; hands the stage back at the end.
 pub fn spawn_stage<'s, 'e: 's, S: Stage + 'e>(
     scope: &'s Scope<'s, 'e>,
-    mut stage: S,
+    stage: S,
     input: Receiver<S::In>,
     link: Link<S::Out>,
+    shutdown: Shutdown,
+) -> ScopedJoinHandle<'s, Result<S>> {
+    spawn_with(scope, stage, move || input.recv().ok(), move |o| link.send(o), shutdown)
+}
+
+/// [`spawn_stage`] for a stage with a side output: `Main` items go to `main`, `Side` to `side`.
+pub fn spawn_split_stage<'s, 'e: 's, A: Send + 'e, B: Send + 'e, S: Stage<Out = Routed<A, B>> + 'e>(
+    scope: &'s Scope<'s, 'e>,
+    stage: S,
+    input: Receiver<S::In>,
+    main: Link<A>,
+    side: Link<B>,
+    shutdown: Shutdown,
+) -> ScopedJoinHandle<'s, Result<S>> {
+    let emit = move |o| match o {
+        Routed::Main(a) => main.send(a),
+        Routed::Side(b) => side.send(b),
+    };
+    spawn_with(scope, stage, move || input.recv().ok(), emit, shutdown)
+}
+
+/// [`spawn_stage`] with two inputs, taken in whatever order they arrive; the stage finishes once
+/// both have ended.
+pub fn spawn_merge_stage<'s, 'e: 's, S: Stage + 'e>(
+    scope: &'s Scope<'s, 'e>,
+    stage: S,
+    main: Receiver<S::In>,
+    side: Receiver<S::In>,
+    link: Link<S::Out>,
+    shutdown: Shutdown,
+) -> ScopedJoinHandle<'s, Result<S>> {
+    let mut open = [Some(main), Some(side)];
+    let recv = move || loop {
+        let mut sel = crossbeam_channel::Select::new();
+        let live: Vec<usize> = (0..2).filter(|&i| open[i].is_some()).collect();
+        if live.is_empty() {
+            return None;
+        }
+        for &i in &live {
+            sel.recv(open[i].as_ref().expect("live"));
+        }
+        let op = sel.select();
+        let i = live[op.index()];
+        match op.recv(open[i].as_ref().expect("live")) {
+            Ok(item) => return Some(item),
+            Err(_) => open[i] = None,
+        }
+    };
+    spawn_with(scope, stage, recv, move |o| link.send(o), shutdown)
+}
+
+/// The stage loop: items from `recv` until it returns `None` (every input ended), outputs to `emit`.
+fn spawn_with<'s, 'e: 's, S: Stage + 'e>(
+    scope: &'s Scope<'s, 'e>,
+    mut stage: S,
+    mut recv: impl FnMut() -> Option<S::In> + Send + 'e,
+    mut emit: impl FnMut(S::Out) -> Result<()> + Send + 'e,
     shutdown: Shutdown,
 ) -> ScopedJoinHandle<'s, Result<S>> {
     std::thread::Builder::new()
         .name(S::NAME.into())
         .spawn_scoped(scope, move || {
             let mut buf = Vec::new();
-            let emit = |buf: &mut Vec<S::Out>| -> Result<()> { buf.drain(..).try_for_each(|o| link.send(o)) };
-            for item in input.iter() {
+            let mut flush = |buf: &mut Vec<S::Out>| -> Result<()> { buf.drain(..).try_for_each(&mut emit) };
+            while let Some(item) = recv() {
                 if shutdown.is_raised() {
                     return Err(Error::Interrupted);
                 }
-                if let Err(e) = stage.process(item, &mut buf).and_then(|()| emit(&mut buf)) {
+                if let Err(e) = stage.process(item, &mut buf).and_then(|()| flush(&mut buf)) {
                     return fail(&shutdown, e);
                 }
             }
-            // The channel is disconnected: upstream ended, cleanly or not.
+            // Every input is disconnected: upstream ended, cleanly or not.
             if shutdown.is_raised() {
                 return Err(Error::Interrupted);
             }
-            match stage.finish(&mut buf).and_then(|()| emit(&mut buf)) {
+            match stage.finish(&mut buf).and_then(|()| flush(&mut buf)) {
                 Ok(()) => Ok(stage),
                 Err(e) => fail(&shutdown, e),
             }

@@ -1,14 +1,18 @@
-//! Preprocess: decoded media in, log-mel frames and shot changes out. Frames are used for shot
-//! detection and then dropped until a visual stage consumes them.
+//! Preprocess: decoded media in, log-mel frames and shot changes out to the model stage; stills,
+//! when the picture changed, out to the visual stages (a side output).
 
 pub mod mel;
 pub mod shots;
+pub mod stills;
 pub mod vad;
 
 use crate::error::Result;
-use crate::pipeline::Stage;
+use crate::pipeline::{Routed, Stage};
 use crate::source::Media;
 use crate::time::Ts;
+use crate::visual::ScreenText;
+
+pub use stills::{Still, StillConfig};
 
 /// Median over a sliding window of `width` (odd), reflecting at the edges.
 pub fn median_filter(x: &[f32], width: usize) -> Vec<f32> {
@@ -50,47 +54,57 @@ pub struct MelChunk {
 pub enum Features {
     Mel(MelChunk),
     ShotChange(Ts),
+    /// The text on screen, from the on-screen-text stage.
+    Screen(ScreenText),
+    /// The on-screen-text stage ended: no more `Screen` items.
+    ScreenEnd,
 }
 
 pub struct PreprocessStage {
     mel: mel::LogMel,
     shots: shots::ShotDetector,
+    stills: stills::StillFilter,
 }
 
 impl PreprocessStage {
-    pub fn new(n_mels: usize, shots: shots::ShotConfig) -> Self {
-        Self { mel: mel::LogMel::new(n_mels), shots: shots::ShotDetector::new(shots) }
+    pub fn new(n_mels: usize, shots: shots::ShotConfig, stills: StillConfig) -> Self {
+        Self {
+            mel: mel::LogMel::new(n_mels),
+            shots: shots::ShotDetector::new(shots),
+            stills: stills::StillFilter::new(stills),
+        }
     }
 }
 
 impl Stage for PreprocessStage {
     type In = Media;
-    type Out = Features;
+    type Out = Routed<Features, Still>;
     const NAME: &'static str = "preprocess";
 
-    fn process(&mut self, item: Media, out: &mut Vec<Features>) -> Result<()> {
+    fn process(&mut self, item: Media, out: &mut Vec<Self::Out>) -> Result<()> {
         match item {
             Media::Audio(a) => {
                 let mut frames = Vec::new();
                 self.mel.push(&a.samples, &mut frames);
                 if !frames.is_empty() {
-                    out.push(Features::Mel(MelChunk { frames }));
+                    out.push(Routed::Main(Features::Mel(MelChunk { frames })));
                 }
             }
             Media::Video(f) => {
                 if let Some(at) = self.shots.push(&f) {
-                    out.push(Features::ShotChange(at));
+                    out.push(Routed::Main(Features::ShotChange(at)));
                 }
             }
+            Media::Still(f) => out.push(Routed::Side(self.stills.push(f))),
         }
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<Features>) -> Result<()> {
+    fn finish(&mut self, out: &mut Vec<Self::Out>) -> Result<()> {
         let mut frames = Vec::new();
         self.mel.flush(&mut frames);
         if !frames.is_empty() {
-            out.push(Features::Mel(MelChunk { frames }));
+            out.push(Routed::Main(Features::Mel(MelChunk { frames })));
         }
         Ok(())
     }

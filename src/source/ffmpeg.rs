@@ -12,14 +12,35 @@ use crate::error::{Error, Result};
 use crate::source::{AudioChunk, Media, MediaSource, VideoFrame, VideoSampling, SAMPLE_RATE_HZ};
 use crate::time::Ts;
 
+/// One schedule of sampled frames: which frames, at what size, as what.
+struct Sampler {
+    every_s: f64,
+    next_at_s: f64,
+    width: u32,
+    /// Never scale up: stills keep the video's own width when it is narrower.
+    shrink_only: bool,
+    scaler: Option<(ff::software::scaling::Context, (ff::format::Pixel, u32, u32))>,
+    wrap: fn(VideoFrame) -> Media,
+}
+
+impl Sampler {
+    fn new(fps: f64, width: u32, shrink_only: bool, wrap: fn(VideoFrame) -> Media) -> Option<Self> {
+        (fps > 0.0).then(|| Self {
+            every_s: 1.0 / fps,
+            next_at_s: 0.0,
+            width: width.max(2) & !1,
+            shrink_only,
+            scaler: None,
+            wrap,
+        })
+    }
+}
+
 struct VideoState {
     stream: usize,
     time_base: f64,
     decoder: ff::decoder::Video,
-    scaler: Option<(ff::software::scaling::Context, (ff::format::Pixel, u32, u32))>,
-    every_s: f64,
-    next_at_s: f64,
-    width: u32,
+    samplers: Vec<Sampler>,
 }
 
 pub struct FfmpegSource {
@@ -66,25 +87,31 @@ impl FfmpegSource {
             let fps = r.numerator() as f64 / r.denominator().max(1) as f64;
             (r.denominator() > 0 && (1.0..=240.0).contains(&fps)).then_some(fps)
         });
-        let video = if sampling.fps > 0.0 {
+        let samplers: Vec<Sampler> = [
+            Sampler::new(sampling.fps, sampling.width, false, Media::Video),
+            Sampler::new(sampling.stills_fps, sampling.stills_width, true, Media::Still),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let video = if !samplers.is_empty() {
             match input.streams().best(ff::media::Type::Video) {
                 Some(v) => {
                     let tb = v.time_base();
                     let ctx = ff::codec::context::Context::from_parameters(v.parameters())
                         .map_err(|e| Error::input(path, e))?;
                     let mut decoder = ctx.decoder();
-                    // Frames are for shot detection and small thumbnails: the deblocking filter
-                    // costs a fifth of H.264 decoding and changes nothing they need.
-                    decoder.skip_loop_filter(ff::Discard::All);
+                    // Without stills, frames are for shot detection and small thumbnails: the
+                    // deblocking filter costs a fifth of H.264 decoding and changes nothing they need.
+                    if sampling.stills_fps <= 0.0 {
+                        decoder.skip_loop_filter(ff::Discard::All);
+                    }
                     let decoder = decoder.video().map_err(|e| Error::input(path, e))?;
                     Some(VideoState {
                         stream: v.index(),
                         time_base: tb.numerator() as f64 / tb.denominator().max(1) as f64,
                         decoder,
-                        scaler: None,
-                        every_s: 1.0 / sampling.fps,
-                        next_at_s: 0.0,
-                        width: sampling.width.max(2) & !1,
+                        samplers,
                     })
                 }
                 None => None,
@@ -184,45 +211,48 @@ impl FfmpegSource {
         let mut frame = ff::frame::Video::empty();
         while v.decoder.receive_frame(&mut frame).is_ok() {
             let t = frame.timestamp().or(frame.pts()).unwrap_or(0) as f64 * v.time_base;
-            if t + 1e-6 < v.next_at_s {
-                continue;
+            for s in &mut v.samplers {
+                if t + 1e-6 < s.next_at_s {
+                    continue;
+                }
+                s.next_at_s = (t / s.every_s).floor() * s.every_s + s.every_s;
+                match sample(s, &frame, t) {
+                    Ok(Some(f)) => out.push((s.wrap)(f)),
+                    Ok(None) => self.skipped += 1,
+                    Err(reason) => {
+                        return Err(Error::Decode { path: self.path.clone(), at: Ts::from_secs_f64(t), reason })
+                    }
+                }
             }
-            v.next_at_s = (t / v.every_s).floor() * v.every_s + v.every_s;
-            let key = (frame.format(), frame.width(), frame.height());
-            let h = ((v.width as u64 * key.2 as u64 / key.1.max(1) as u64) as u32).max(2) & !1;
-            if v.scaler.as_ref().map(|s| s.1) != Some(key) {
-                let s = ff::software::scaling::Context::get(
-                    key.0,
-                    key.1,
-                    key.2,
-                    ff::format::Pixel::RGB24,
-                    v.width,
-                    h,
-                    ff::software::scaling::Flags::BILINEAR,
-                )
-                .map_err(|e| Error::Decode {
-                    path: self.path.clone(),
-                    at: Ts::from_secs_f64(t),
-                    reason: format!("cannot scale video: {e}"),
-                })?;
-                v.scaler = Some((s, key));
-            }
-            let mut rgb = ff::frame::Video::empty();
-            let (s, _) = v.scaler.as_mut().expect("set above");
-            if s.run(&frame, &mut rgb).is_err() {
-                self.skipped += 1;
-                continue;
-            }
-            let (w, stride) = (rgb.width() as usize, rgb.stride(0));
-            let data = rgb.data(0);
-            let mut px = Vec::with_capacity(w * 3 * h as usize);
-            for row in 0..h as usize {
-                px.extend_from_slice(&data[row * stride..row * stride + w * 3]);
-            }
-            out.push(Media::Video(VideoFrame { at: Ts::from_secs_f64(t), width: v.width, height: h, rgb: px }));
         }
         Ok(())
     }
+}
+
+/// `frame` scaled to `s`'s width as RGB24; `None` when this one frame fails to scale.
+fn sample(s: &mut Sampler, frame: &ff::frame::Video, t: f64) -> std::result::Result<Option<VideoFrame>, String> {
+    let key = (frame.format(), frame.width(), frame.height());
+    let width = if s.shrink_only { s.width.min(key.1.max(2) & !1) } else { s.width };
+    let h = ((width as u64 * key.2 as u64 / key.1.max(1) as u64) as u32).max(2) & !1;
+    if s.scaler.as_ref().map(|s| s.1) != Some(key) {
+        let flags =
+            if s.shrink_only { ff::software::scaling::Flags::AREA } else { ff::software::scaling::Flags::BILINEAR };
+        let ctx = ff::software::scaling::Context::get(key.0, key.1, key.2, ff::format::Pixel::RGB24, width, h, flags)
+            .map_err(|e| format!("cannot scale video: {e}"))?;
+        s.scaler = Some((ctx, key));
+    }
+    let mut rgb = ff::frame::Video::empty();
+    let (ctx, _) = s.scaler.as_mut().expect("set above");
+    if ctx.run(frame, &mut rgb).is_err() {
+        return Ok(None);
+    }
+    let (w, stride) = (rgb.width() as usize, rgb.stride(0));
+    let data = rgb.data(0);
+    let mut px = Vec::with_capacity(w * 3 * h as usize);
+    for row in 0..h as usize {
+        px.extend_from_slice(&data[row * stride..row * stride + w * 3]);
+    }
+    Ok(Some(VideoFrame { at: Ts::from_secs_f64(t), width, height: h, rgb: px }))
 }
 
 impl MediaSource for FfmpegSource {

@@ -42,28 +42,41 @@ pub struct VideoFrame {
 #[derive(Debug, Clone)]
 pub enum Media {
     Audio(AudioChunk),
+    /// Small frames at a high rate: shot detection.
     Video(VideoFrame),
+    /// Large frames at a low rate: on-screen text and the visual encoder.
+    Still(VideoFrame),
 }
 
-/// Video sampling for the visual stages; off when `fps` is 0.
+/// Video sampling for the visual stages: two schedules from one decoder, each off at 0 fps.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VideoSampling {
-    /// Frames per second to keep (0: decode no video).
+    /// Frames per second kept as [`Media::Video`] (0: none).
     #[serde(default)]
     pub fps: f64,
-    /// Width of kept frames; height follows the aspect ratio (even).
+    /// Width of those frames; height follows the aspect ratio (even).
     #[serde(default = "default_width")]
     pub width: u32,
+    /// Frames per second kept as [`Media::Still`] (0: none).
+    #[serde(default)]
+    pub stills_fps: f64,
+    /// Width of stills; never wider than the video.
+    #[serde(default = "default_stills_width")]
+    pub stills_width: u32,
 }
 
 fn default_width() -> u32 {
     224
 }
 
+fn default_stills_width() -> u32 {
+    1280
+}
+
 impl Default for VideoSampling {
     fn default() -> Self {
-        Self { fps: 0.0, width: default_width() }
+        Self { fps: 0.0, width: default_width(), stills_fps: 0.0, stills_width: default_stills_width() }
     }
 }
 

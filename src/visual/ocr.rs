@@ -1,0 +1,167 @@
+//! On-screen text with Tesseract: each changed still is read once; lines come out with the time
+//! they appeared. Unchanged stills only move the stage's clock on.
+
+use std::path::PathBuf;
+
+#[cfg(feature = "ocr")]
+use tesseract::Tesseract;
+
+use crate::error::{Error, Result};
+use crate::pipeline::Stage;
+use crate::preprocess::{Features, Still};
+use crate::source::VideoFrame;
+use crate::visual::{OcrConfig, ScreenText};
+
+/// Tesseract's API object.
+#[cfg(feature = "ocr")]
+struct Engine(Tesseract);
+#[cfg(not(feature = "ocr"))]
+struct Engine;
+
+// SAFETY: a TessBaseAPI has no thread affinity; the stage owns it and only its own thread uses it.
+#[cfg(feature = "ocr")]
+unsafe impl Send for Engine {}
+
+pub struct OcrStage {
+    cfg: OcrConfig,
+    input: PathBuf,
+    engine: Option<Engine>,
+    last: Option<Vec<String>>,
+    /// Stills read (changed pictures).
+    pub read: usize,
+}
+
+impl OcrStage {
+    /// Loads Tesseract now, so missing language data fails before any work starts.
+    #[cfg(feature = "ocr")]
+    pub fn new(cfg: OcrConfig, input: PathBuf) -> Result<Self> {
+        let engine = Some(Engine(load(&cfg.language)?));
+        Ok(Self { cfg, input, engine, last: None, read: 0 })
+    }
+
+    #[cfg(not(feature = "ocr"))]
+    pub fn new(_: OcrConfig, _: PathBuf) -> Result<Self> {
+        Err(Error::config("--ocr", "this build has no on-screen text (built without the `ocr` feature): use --ocr off"))
+    }
+
+    #[cfg(not(feature = "ocr"))]
+    fn read(&mut self, _: &VideoFrame) -> Result<Vec<String>> {
+        unreachable!("an OcrStage cannot be made without the `ocr` feature")
+    }
+
+    #[cfg(feature = "ocr")]
+    fn read(&mut self, frame: &VideoFrame) -> Result<Vec<String>> {
+        let fail = |reason: String| Error::Decode { path: self.input.clone(), at: frame.at, reason };
+        let Engine(tess) = self.engine.take().expect("the engine is put back after each still");
+        let w = frame.width as i32;
+        let mut tess = tess
+            .set_frame(&frame.rgb, w, frame.height as i32, 3, w * 3)
+            .map_err(|e| fail(format!("on-screen text: {e}")))?
+            .recognize()
+            .map_err(|e| fail(format!("on-screen text: {e}")))?;
+        let tsv = tess.get_tsv_text(0).map_err(|e| fail(format!("on-screen text: {e}")));
+        self.engine = Some(Engine(tess));
+        Ok(lines_from_tsv(&tsv?, &self.cfg))
+    }
+}
+
+/// A Tesseract instance for `language`, or a one-line reason it cannot be had.
+#[cfg(feature = "ocr")]
+fn load(language: &str) -> Result<Tesseract> {
+    let mut t = Tesseract::new(None, Some(language)).map_err(|e| {
+        Error::config(
+            "[ocr] language",
+            format!("Tesseract cannot load '{language}' ({e}): install tesseract-ocr-{language}, or use --ocr off"),
+        )
+    })?;
+    // One page of sparse text (titles, bullets, captions) in any layout.
+    t.set_page_seg_mode(tesseract::PageSegMode::PsmSparseText);
+    // Tesseract's notes ("Estimating resolution as ...") would go to stderr.
+    t.set_variable("debug_file", "/dev/null").map_err(|e| Error::config("[ocr]", e))
+}
+
+/// Lines of confident words from Tesseract's TSV (level 5 rows are words, grouped by block,
+/// paragraph and line).
+fn lines_from_tsv(tsv: &str, cfg: &OcrConfig) -> Vec<String> {
+    let mut lines: Vec<((u32, u32, u32), String)> = Vec::new();
+    for row in tsv.lines() {
+        let f: Vec<&str> = row.split('\t').collect();
+        if f.len() < 12 || f[0] != "5" {
+            continue;
+        }
+        let key = (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0), f[4].parse().unwrap_or(0));
+        let conf: f32 = f[10].parse().unwrap_or(-1.0);
+        let word = f[11].trim();
+        if word.is_empty() || conf < cfg.min_word_confidence || !word.chars().any(char::is_alphanumeric) {
+            continue;
+        }
+        match lines.last_mut() {
+            Some((k, text)) if *k == key => {
+                text.push(' ');
+                text.push_str(word);
+            }
+            _ => lines.push((key, word.to_string())),
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (_, text) in lines {
+        if text.chars().filter(|c| c.is_alphabetic()).count() >= cfg.min_line_letters && !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    out
+}
+
+impl Stage for OcrStage {
+    type In = Still;
+    type Out = Features;
+    const NAME: &'static str = "ocr";
+
+    fn process(&mut self, still: Still, out: &mut Vec<Features>) -> Result<()> {
+        let lines = match &still.frame {
+            Some(frame) => {
+                self.read += 1;
+                let lines = self.read(frame)?;
+                (self.last.as_ref() != Some(&lines)).then(|| {
+                    tracing::debug!(at = %still.at, ?lines, "on-screen text");
+                    self.last = Some(lines.clone());
+                    lines
+                })
+            }
+            None => None,
+        };
+        out.push(Features::Screen(ScreenText { at: still.at, lines }));
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<Features>) -> Result<()> {
+        out.push(Features::ScreenEnd);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tsv_words_group_into_confident_lines() {
+        let row = |b: u32, l: u32, conf: f32, w: &str| format!("5\t1\t{b}\t1\t{l}\t1\t0\t0\t10\t10\t{conf}\t{w}");
+        let tsv = [
+            "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext".to_string(),
+            "4\t1\t1\t1\t1\t0\t0\t0\t10\t10\t-1\t".to_string(),
+            row(1, 1, 96.0, "Mairead"),
+            row(1, 1, 91.0, "Ui"),
+            row(1, 1, 88.0, "Cheallaigh"),
+            row(2, 1, 95.0, "\u{2022}"),
+            row(2, 1, 93.0, "oligodendrocytes"),
+            row(3, 1, 30.0, "xq~"),
+            row(4, 1, 90.0, "1"),
+            row(4, 1, 90.0, "/"),
+            row(4, 1, 90.0, "3"),
+        ]
+        .join("\n");
+        let lines = lines_from_tsv(&tsv, &OcrConfig::default());
+        assert_eq!(lines, vec!["Mairead Ui Cheallaigh".to_string(), "oligodendrocytes".to_string()]);
+    }
+}
