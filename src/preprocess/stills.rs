@@ -1,5 +1,7 @@
-//! Stills for the visual stages: a still goes on with its pixels only when the picture changed
-//! since the last one that did, so OCR and the visual encoder run once a slide, not once a second.
+//! Stills for the visual stages: a still goes on with its pixels only when the picture has
+//! settled (it matches the still before it) and differs from the last one that went on. So OCR
+//! runs once a slide, title card or caption, not once a second, and not at all on pictures that
+//! never hold still (camera motion): that is what keeps its cost bounded on two cores.
 
 use serde::Deserialize;
 
@@ -17,42 +19,53 @@ pub struct Still {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StillConfig {
-    /// Mean absolute difference of grey thumbnails (0 to 255) above which the picture changed.
+    /// Share of thumbnail cells changed since the last still sent on above which the picture is
+    /// new.
     pub change_threshold: f32,
+    /// Share of cells changed since the previous still at or below which the picture has settled.
+    pub settled_threshold: f32,
 }
 
 impl Default for StillConfig {
     fn default() -> Self {
-        Self { change_threshold: 3.0 }
+        Self { change_threshold: 0.005, settled_threshold: 0.002 }
     }
 }
 
-/// Thumbnail side lengths: coarse enough to ignore compression noise, fine enough to see a line
-/// of text change.
-const THUMB_W: usize = 96;
-const THUMB_H: usize = 54;
+/// Thumbnail side lengths: coarse enough to ignore compression noise, fine enough that a line of
+/// text replaced by another changes cells (averaging larger cells evens the two out).
+const THUMB_W: usize = 160;
+const THUMB_H: usize = 90;
+/// A cell changed when its grey level moved by more than this (0 to 255).
+const CELL_CHANGE: f32 = 16.0;
 
 pub struct StillFilter {
     cfg: StillConfig,
-    last: Option<Vec<f32>>,
+    /// Thumbnails of the previous still and of the last one sent on.
+    previous: Option<Vec<f32>>,
+    sent: Option<Vec<f32>>,
+}
+
+/// Share of cells that changed between two thumbnails.
+fn distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).filter(|(x, y)| (*x - *y).abs() > CELL_CHANGE).count() as f32 / a.len().max(1) as f32
 }
 
 impl StillFilter {
     pub fn new(cfg: StillConfig) -> Self {
-        Self { cfg, last: None }
+        Self { cfg, previous: None, sent: None }
     }
 
     pub fn push(&mut self, frame: VideoFrame) -> Still {
         let thumb = thumbnail(&frame);
-        let changed = match &self.last {
-            None => true,
-            Some(last) => {
-                let d: f32 = last.iter().zip(&thumb).map(|(a, b)| (a - b).abs()).sum::<f32>() / thumb.len() as f32;
-                d > self.cfg.change_threshold
-            }
-        };
-        if changed {
-            self.last = Some(thumb);
+        let moved = self.previous.as_ref().map(|p| distance(p, &thumb));
+        let changed = self.sent.as_ref().map(|s| distance(s, &thumb));
+        tracing::trace!(at = %frame.at, ?moved, ?changed, "still");
+        let settled = moved.is_some_and(|d| d <= self.cfg.settled_threshold);
+        let new = changed.is_none_or(|d| d > self.cfg.change_threshold);
+        self.previous = Some(thumb);
+        if settled && new {
+            self.sent = self.previous.clone();
             Still { at: frame.at, frame: Some(frame) }
         } else {
             Still { at: frame.at, frame: None }
@@ -82,12 +95,12 @@ mod tests {
     use super::*;
 
     fn frame(at: i64, grey: u8, bar: Option<usize>) -> VideoFrame {
-        let (w, h) = (192, 108);
+        let (w, h) = (320, 180);
         let mut rgb = vec![grey; w * h * 3];
         if let Some(row) = bar {
             // A dark line of "text" 4 pixels high.
             for y in row..row + 4 {
-                for x in 20..170 {
+                for x in 20..300 {
                     rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].fill(0);
                 }
             }
@@ -96,13 +109,20 @@ mod tests {
     }
 
     #[test]
-    fn only_changed_pictures_carry_pixels() {
+    fn only_new_pictures_that_settled_carry_pixels() {
         let mut f = StillFilter::new(StillConfig::default());
-        assert!(f.push(frame(0, 250, Some(20))).frame.is_some(), "the first still always goes on");
-        assert!(f.push(frame(1000, 250, Some(20))).frame.is_none(), "same slide");
-        assert!(f.push(frame(2000, 251, Some(20))).frame.is_none(), "compression noise");
-        let moved = f.push(frame(3000, 250, Some(60)));
-        assert!(moved.frame.is_some(), "a new line of text");
-        assert_eq!(moved.at, Ts(3000));
+        let sent = |f: &mut StillFilter, at, grey, bar| f.push(frame(at, grey, bar)).frame.is_some();
+        assert!(!sent(&mut f, 0, 250, Some(20)), "nothing to compare the first still with");
+        assert!(sent(&mut f, 1000, 250, Some(20)), "the slide settled");
+        assert!(!sent(&mut f, 2000, 250, Some(20)), "same slide");
+        assert!(!sent(&mut f, 3000, 252, Some(20)), "compression noise");
+        assert!(!sent(&mut f, 4000, 250, Some(60)), "a new line of text, not settled yet");
+        let settled = f.push(frame(5000, 250, Some(60)));
+        assert!(settled.frame.is_some(), "the new slide settled");
+        assert_eq!(settled.at, Ts(5000));
+        // A picture that never holds still is never read.
+        for (i, bar) in [10, 50, 90, 30, 70].into_iter().enumerate() {
+            assert!(!sent(&mut f, 6000 + 1000 * i as i64, 250, Some(bar)), "moving picture");
+        }
     }
 }
