@@ -104,3 +104,9 @@ fn bad_pipeline_config() {
 fn english_only_model_refuses_other_languages() {
     fails_cleanly(&sample("s1.wav"), &["--language", "de"], "tiny.en", "English-only");
 }
+
+#[test]
+fn missing_or_binary_context_file() {
+    fails_cleanly(&sample("s1.mp4"), &["--context", "no-such-glossary.txt"], "no-such-glossary.txt", "cannot read");
+    fails_cleanly(&sample("s1.mp4"), &["--context", "samples/out/s1.wav"], "s1.wav", "not UTF-8");
+}

@@ -351,6 +351,61 @@ mod tests {
         }
     }
 
+    /// Collects what it is given; `finish` records how many items it had seen by then.
+    #[derive(Default)]
+    struct Collect(Vec<u32>, Option<usize>);
+    impl Stage for Collect {
+        type In = u32;
+        type Out = u32;
+        const NAME: &'static str = "collect";
+        fn process(&mut self, item: u32, out: &mut Vec<u32>) -> Result<()> {
+            self.0.push(item);
+            out.push(item);
+            Ok(())
+        }
+        fn finish(&mut self, _: &mut Vec<u32>) -> Result<()> {
+            self.1 = Some(self.0.len());
+            Ok(())
+        }
+    }
+
+    struct Split;
+    impl Stage for Split {
+        type In = u32;
+        type Out = Routed<u32, u32>;
+        const NAME: &'static str = "split";
+        fn process(&mut self, item: u32, out: &mut Vec<Self::Out>) -> Result<()> {
+            out.push(if item % 2 == 0 { Routed::Main(item) } else { Routed::Side(item) });
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn split_then_merge_delivers_everything_and_finishes_after_both_inputs() {
+        let shutdown = Shutdown::default();
+        let (in_tx, in_rx) = crossbeam_channel::bounded::<u32>(4);
+        std::thread::scope(|s| {
+            let (main_l, main_r) = channel(2, WhenFull::Block);
+            let (side_l, side_r) = channel(2, WhenFull::Block);
+            let (out_l, out_r) = channel(64, WhenFull::Block);
+            let split = spawn_split_stage(s, Split, in_rx, main_l, side_l, shutdown.clone());
+            let merge = spawn_merge_stage(s, Collect::default(), main_r, side_r, out_l, shutdown.clone());
+            for i in 0..50 {
+                in_tx.send(i).unwrap();
+            }
+            drop(in_tx);
+            split.join().unwrap().unwrap();
+            let merged = merge.join().unwrap().unwrap();
+            assert_eq!(merged.1, Some(50), "finish ran after every item of both inputs");
+            let mut got: Vec<u32> = out_r.try_iter().collect();
+            got.sort();
+            assert_eq!(got, (0..50).collect::<Vec<_>>());
+            // Each input keeps its own order.
+            let evens: Vec<u32> = merged.0.iter().copied().filter(|i| i % 2 == 0).collect();
+            assert!(evens.windows(2).all(|w| w[0] < w[1]));
+        });
+    }
+
     #[test]
     fn drop_newest_never_blocks_and_counts() {
         let (link, rx) = channel::<u32>(2, WhenFull::DropNewest);
