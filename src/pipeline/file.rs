@@ -104,7 +104,7 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
         let results = (
             joined(dec.join(), input),
             joined(pre.join(), input).map(|_| ()),
-            ocr.map(|o| joined(o.join(), input).map(|o| o.read)).transpose(),
+            ocr.map(|o| joined(o.join(), input).map(|o| (o.read, o.busy))).transpose(),
             joined(model.join(), input),
             joined(cue.join(), input),
             joined(sink.join(), input),
@@ -112,7 +112,13 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
         (results, skipped.load(std::sync::atomic::Ordering::Relaxed))
     });
     let (stills_read, model, cue, sink) = match results {
-        (Ok(()), Ok(()), Ok(read), Ok(model), Ok(cue), Ok(sink)) => (read.unwrap_or(0), model, cue, sink),
+        (Ok(()), Ok(()), Ok(read), Ok(model), Ok(cue), Ok(sink)) => {
+            let (read, busy) = read.unwrap_or_default();
+            if read > 0 {
+                tracing::info!(stills = read, seconds = busy.as_secs_f64(), "on-screen text read");
+            }
+            (read, model, cue, sink)
+        }
         (d, p, o, m, c, k) => {
             let errors = [d.err(), p.err(), o.err(), m.err(), c.err(), k.err()];
             return Err(first_error(errors.into_iter().flatten()).unwrap_or(Error::Interrupted));

@@ -27,8 +27,9 @@ pub struct OcrStage {
     input: PathBuf,
     engine: Option<Engine>,
     last: Option<Vec<String>>,
-    /// Stills read (changed pictures).
+    /// Stills read (pictures that settled and were new), and the time spent reading them.
     pub read: usize,
+    pub busy: std::time::Duration,
 }
 
 impl OcrStage {
@@ -36,7 +37,7 @@ impl OcrStage {
     #[cfg(feature = "ocr")]
     pub fn new(cfg: OcrConfig, input: PathBuf) -> Result<Self> {
         let engine = Some(Engine(load(&cfg.language)?));
-        Ok(Self { cfg, input, engine, last: None, read: 0 })
+        Ok(Self { cfg, input, engine, last: None, read: 0, busy: std::time::Duration::ZERO })
     }
 
     #[cfg(not(feature = "ocr"))]
@@ -121,7 +122,9 @@ impl Stage for OcrStage {
         let lines = match &still.frame {
             Some(frame) => {
                 self.read += 1;
+                let t0 = std::time::Instant::now();
                 let lines = self.read(frame)?;
+                self.busy += t0.elapsed();
                 (self.last.as_ref() != Some(&lines)).then(|| {
                     tracing::debug!(at = %still.at, ?lines, "on-screen text");
                     self.last = Some(lines.clone());
