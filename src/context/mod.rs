@@ -43,8 +43,8 @@ const RARE_TOKENS: usize = 3;
 
 pub struct Context {
     cfg: ContextConfig,
-    /// Terms from `--context`, in file order.
-    glossary: Vec<String>,
+    /// Terms from `--context`, in file order, with their rarity (tokens per word).
+    glossary: Vec<(String, f32)>,
     /// What was on screen from each time on, oldest first.
     screen: VecDeque<(Ts, Vec<String>)>,
 }
@@ -62,7 +62,7 @@ impl Context {
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             let words: Vec<&str> = line.split_whitespace().collect();
             if words.len() <= MAX_TERM_WORDS {
-                self.add_term(line.trim_end_matches([',', ';', '.']).to_string());
+                self.add_term(line.trim_end_matches([',', ';', '.']).to_string(), tok);
                 continue;
             }
             for (i, w) in words.iter().enumerate() {
@@ -70,16 +70,17 @@ impl Context {
                 let after_stop = i == 0 || words[i - 1].ends_with(['.', '?', '!']);
                 let capitalised = !after_stop && w.chars().next().is_some_and(char::is_uppercase);
                 if !w.is_empty() && (capitalised || token_count(tok, w) >= RARE_TOKENS) {
-                    self.add_term(w.to_string());
+                    self.add_term(w.to_string(), tok);
                 }
             }
         }
         Ok(())
     }
 
-    fn add_term(&mut self, term: String) {
-        if !self.glossary.iter().any(|t| t.eq_ignore_ascii_case(&term)) {
-            self.glossary.push(term);
+    fn add_term(&mut self, term: String, tok: &WhisperTokenizer) {
+        if !self.glossary.iter().any(|(t, _)| t.eq_ignore_ascii_case(&term)) {
+            let r = rarity(tok, &term);
+            self.glossary.push((term, r));
         }
     }
 
@@ -119,7 +120,7 @@ impl Context {
                     .filter(|(_, r, _)| -r >= SCREEN_MIN_RARITY),
             );
         }
-        ranked.extend(self.glossary.iter().map(|t| (i64::MAX, -rarity(tok, t), t.clone())));
+        ranked.extend(self.glossary.iter().map(|(t, r)| (i64::MAX, -r, t.clone())));
         ranked.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         let mut out: Vec<String> = Vec::new();
         for (_, _, t) in ranked {

@@ -194,7 +194,7 @@ impl<'a> WindowDecoder<'a> {
         let mut initial = Vec::new();
         if !prompt.is_empty() {
             initial.push(self.tok.sot_prev);
-            let keep = prompt.len().min(n_ctx / 2 - 1);
+            let keep = prompt.len().min(max_prompt_tokens(n_ctx));
             initial.extend_from_slice(&prompt[prompt.len() - keep..]);
         }
         let sot_index = initial.len();
@@ -439,7 +439,12 @@ fn softmax_at(v: &[f32], i: usize) -> f32 {
     (v[i] - log_sum_exp(v)).exp()
 }
 
-/// Bytes of text over bytes of its zlib compression: high for repetition loops.
+/// Most prompt tokens (after `<|startofprev|>`) a decoder of context `n_ctx` is given: the
+/// earliest are dropped beyond this (OpenAI keeps the last `n_ctx / 2 - 1`).
+pub fn max_prompt_tokens(n_ctx: usize) -> usize {
+    n_ctx / 2 - 1
+}
+
 /// Whether `text` holds a phrase said four or more times in a row (words compared without case
 /// or punctuation), over at least 6 words: the decoder stuck on a phrase. Compression ratio misses
 /// a short loop after a long sentence; this does not.
@@ -462,6 +467,7 @@ pub fn has_loop(text: &str) -> bool {
     })
 }
 
+/// Bytes of text over bytes of its zlib compression: high for repetition loops.
 pub fn compression_ratio(text: &str) -> f32 {
     if text.is_empty() {
         return 0.0;

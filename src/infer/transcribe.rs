@@ -10,7 +10,7 @@ use candle_core::Tensor;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::infer::align::{limit_long_words, Aligner};
-use crate::infer::decode::{DecodeOptions, DecodeResult, WindowDecoder, TIMESTAMP_STEP_S};
+use crate::infer::decode::{max_prompt_tokens, DecodeOptions, DecodeResult, WindowDecoder, TIMESTAMP_STEP_S};
 use crate::infer::tokenizer::WhisperTokenizer;
 use crate::model::LoadedModel;
 use crate::pipeline::Stage;
@@ -136,7 +136,7 @@ impl TranscribeStage {
     }
 
     fn err(&self, e: candle_core::Error) -> Error {
-        Error::Inference { path: self.input.clone(), at: Ts(self.seek as i64 * FRAME_MS), source: e }
+        Error::Inference { path: self.input.clone(), at: offset_of(self.seek), source: e }
     }
 
     /// Decodes the window at `seek`, holding `size` frames of content, and moves `seek` on.
@@ -144,7 +144,7 @@ impl TranscribeStage {
         let from = (self.seek - self.base) * self.n_mels;
         let content = &self.frames[from..from + size * self.n_mels];
         if content.iter().all(|&x| x < self.opts.silence_log_mel) {
-            tracing::debug!(at = %Ts(self.seek as i64 * FRAME_MS), "silent window skipped");
+            tracing::debug!(at = %offset_of(self.seek), "silent window skipped");
             self.seek += size;
             return Ok(());
         }
@@ -155,7 +155,7 @@ impl TranscribeStage {
         let first = act.speech.iter().position(|&f| f).or_else(|| act.sound.iter().position(|&f| f));
         match first {
             None => {
-                tracing::debug!(at = %Ts(self.seek as i64 * FRAME_MS), "window without speech skipped");
+                tracing::debug!(at = %offset_of(self.seek), "window without speech skipped");
                 self.seek += size;
                 return Ok(());
             }
@@ -167,8 +167,8 @@ impl TranscribeStage {
             }
             Some(_) => {}
         }
-        let speech = vad_regions(&act.speech, Ts(self.seek as i64 * FRAME_MS));
-        let sound = vad_regions(&act.sound, Ts(self.seek as i64 * FRAME_MS));
+        let speech = vad_regions(&act.speech, offset_of(self.seek));
+        let sound = vad_regions(&act.sound, offset_of(self.seek));
         let mel = normalize_window(content, self.n_mels);
         let device = self.model.whisper.device().clone();
         let mel = Tensor::from_vec(mel, (1, self.n_mels, WINDOW_FRAMES), &device).map_err(|e| self.err(e))?;
@@ -195,7 +195,7 @@ impl TranscribeStage {
         let mut prompt = self.context.prompt(window, &self.tok);
         if self.opts.condition_on_previous_text {
             let previous = &self.all_tokens[self.prompt_reset_since..];
-            let room = (model.whisper.decoder.n_ctx() / 2 - 1).saturating_sub(prompt.len());
+            let room = max_prompt_tokens(model.whisper.decoder.n_ctx()).saturating_sub(prompt.len());
             prompt.extend_from_slice(&previous[previous.len().saturating_sub(room)..]);
         }
         if !prompt.is_empty() {
@@ -204,14 +204,14 @@ impl TranscribeStage {
         let t0 = std::time::Instant::now();
         let r = decoder.decode_with_fallback(&audio, &prompt, &self.opts.decode).map_err(|e| self.err(e))?;
         tracing::debug!(
-            at = %Ts(self.seek as i64 * FRAME_MS),
+            at = %offset_of(self.seek),
             encode_ms,
             decode_ms = t0.elapsed().as_millis() as u64,
             tokens = r.tokens.len(),
             temperature = r.temperature,
             "window"
         );
-        let offset = Ts(self.seek as i64 * FRAME_MS);
+        let offset = offset_of(self.seek);
         let is_silence = r.no_speech_prob > self.opts.decode.no_speech_threshold
             && r.avg_logprob < self.opts.decode.logprob_threshold;
         if is_silence {
