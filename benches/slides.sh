@@ -6,15 +6,24 @@
 #
 #   benches/slides.sh                 # 30 held-out videos (K 2000-2029), 10 dB SNR, tiny.en beam 5
 #   COUNT=10 FIRST=1000 SNR=5 MODEL=base BEAM=5 benches/slides.sh
+#   ADAPTER=adapter.safetensors MODES="audio-only ocr adapter adapter-only" benches/slides.sh
+# Modes: audio-only (--ocr off), ocr (default), terms (--ocr off --context the slide terms),
+# adapter (default + --adapter $ADAPTER), adapter-only (--ocr off --adapter $ADAPTER: the
+# pictures alone, through the fusion memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-30} first=${FIRST:-2000} snr=${SNR:-10} model=${MODEL:-tiny.en} beam=${BEAM:-5}
 modes=${MODES:-"audio-only ocr terms"}
-set_dir="samples/out/slides-snr$snr"
-python3 samples/slides.py "$set_dir" --count "$count" --first "$first" --snr "$snr"
+# UNSEEN=1: names and terms that the default videos (and so an adapter trained on them) never use.
+if [ -n "${UNSEEN:-}" ]; then
+  set_dir="samples/out/slides-unseen-snr$snr"; unseen=(--unseen)
+else
+  set_dir="samples/out/slides-snr$snr"; unseen=()
+fi
+python3 samples/slides.py "$set_dir" --count "$count" --first "$first" --snr "$snr" "${unseen[@]}"
 cargo build --release --locked -q --example wer
 if [ -n "${KEEP:-}" ]; then out=$KEEP; mkdir -p "$out"; else out=$(mktemp -d); trap 'rm -rf "$out"' EXIT; fi
-echo "slides: $count videos (K $first..$((first + count - 1))), ${snr} dB SNR, $model, beam $beam, $(nproc) cores"
+echo "slides${UNSEEN:+ (unseen names and terms)}: $count videos (K $first..$((first + count - 1))), ${snr} dB SNR, $model, beam $beam, $(nproc) cores"
 printf '%-12s %8s %14s %10s\n' mode WER "terms right" "wall s"
 for mode in $modes; do
   mkdir -p "$out/$mode"; : > "$out/$mode/ref.txt"; : > "$out/$mode/hyp.txt"
@@ -25,6 +34,8 @@ for mode in $modes; do
       audio-only) args=(--ocr off) ;;
       ocr) args=() ;;
       terms) args=(--ocr off --context "$v.terms") ;;
+      adapter) args=(--adapter "${ADAPTER:?set ADAPTER}") ;;
+      adapter-only) args=(--ocr off --adapter "${ADAPTER:?set ADAPTER}") ;;
       *) echo "unknown mode $mode" >&2; exit 2 ;;
     esac
     target/release/subtitle "$v.mp4" -o "$out/$mode/$k.srt" --model "$model" --beam "$beam" -q "${args[@]}"

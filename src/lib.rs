@@ -19,6 +19,7 @@ pub mod segment;
 pub mod sink;
 pub mod source;
 pub mod time;
+pub mod train;
 pub mod visual;
 
 pub use error::{Error, Result};

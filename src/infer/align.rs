@@ -44,6 +44,8 @@ pub struct Aligner<'a> {
     pub tok: &'a WhisperTokenizer,
     /// `[layer, head]` pairs from the checkpoint's config.
     pub heads: &'a [[usize; 2]],
+    /// The window's fusion memory, as it was decoded with.
+    pub memory: Option<&'a Tensor>,
 }
 
 impl Aligner<'_> {
@@ -71,7 +73,7 @@ impl Aligner<'_> {
         if tokens.len() > dec.n_ctx() {
             return Ok(Vec::new());
         }
-        let mut state = dec.start(audio)?;
+        let mut state = dec.start_fused(audio, self.memory)?;
         let x = Tensor::new(tokens.as_slice(), audio.device())?.unsqueeze(0)?;
         let (scores, h) = dec.alignment_scores(&x, &mut state, heads)?;
 

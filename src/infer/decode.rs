@@ -81,6 +81,8 @@ pub struct WindowDecoder<'a> {
     tok: &'a WhisperTokenizer,
     filter: LogitFilter,
     rng: XorShift,
+    /// The window's fusion memory (pictures, context text) when the model has an adapter.
+    memory: Option<Tensor>,
 }
 
 /// Suppression and OpenAI's timestamp rules, applied to one candidate's logits at each step.
@@ -119,7 +121,13 @@ impl<'a> WindowDecoder<'a> {
             timestamp_begin: tok.timestamp_begin,
             max_initial_timestamp: 50,
         };
-        Self { model, tok, filter, rng: XorShift::new(seed) }
+        Self { model, tok, filter, rng: XorShift::new(seed), memory: None }
+    }
+
+    /// Decodes with the fusion memory `memory` (see `Fusion::memory`).
+    pub fn with_memory(mut self, memory: Option<Tensor>) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// The tokens that start decoding: the language token and task on multilingual models.
@@ -135,11 +143,26 @@ impl<'a> WindowDecoder<'a> {
         seq
     }
 
+    /// The tokens a window's decoding starts from: `<|startofprev|>` and the prompt's last
+    /// tokens (when there is a prompt), then the start-of-transcript sequence; and the index of
+    /// `<|startoftranscript|>`. Training feeds the same prefix.
+    pub fn initial_tokens(&self, prompt: &[u32], opts: &DecodeOptions) -> (Vec<u32>, usize) {
+        let mut initial = Vec::new();
+        if !prompt.is_empty() {
+            initial.push(self.tok.sot_prev);
+            let keep = prompt.len().min(max_prompt_tokens(self.model.decoder.n_ctx()));
+            initial.extend_from_slice(&prompt[prompt.len() - keep..]);
+        }
+        let sot_index = initial.len();
+        initial.extend(self.sot_sequence(opts));
+        (initial, sot_index)
+    }
+
     /// Language probabilities over the language tokens, for the window `audio` (1, ctx, state).
     /// Returns the most likely language token and its probability.
     pub fn detect_language(&self, audio: &Tensor) -> Result<(u32, f32)> {
         let dec = &self.model.decoder;
-        let mut state = dec.start(audio)?;
+        let mut state = dec.start_fused(audio, self.memory.as_ref())?;
         let x = Tensor::new(&[[self.tok.sot]], audio.device())?;
         let h = dec.forward(&x, &mut state)?;
         let logits: Vec<f32> = dec.logits(&h.i((.., 0, ..))?)?.i(0)?.to_vec1()?;
@@ -191,18 +214,11 @@ impl<'a> WindowDecoder<'a> {
         let dec = &self.model.decoder;
         let n_ctx = dec.n_ctx();
         let sample_len = n_ctx / 2;
-        let mut initial = Vec::new();
-        if !prompt.is_empty() {
-            initial.push(self.tok.sot_prev);
-            let keep = prompt.len().min(max_prompt_tokens(n_ctx));
-            initial.extend_from_slice(&prompt[prompt.len() - keep..]);
-        }
-        let sot_index = initial.len();
-        initial.extend(self.sot_sequence(opts));
+        let (initial, sot_index) = self.initial_tokens(prompt, opts);
         let sample_begin = initial.len();
         self.filter.max_initial_timestamp = (opts.max_initial_timestamp_s / TIMESTAMP_STEP_S).round() as usize;
 
-        let mut state = dec.start(audio)?;
+        let mut state = dec.start_fused(audio, self.memory.as_ref())?;
         let x = Tensor::new(initial.as_slice(), audio.device())?.unsqueeze(0)?;
         let h = dec.forward(&x, &mut state)?;
         // (1, ctx, state) -> logits at the <|startoftranscript|> and the last positions.

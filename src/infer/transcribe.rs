@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::infer::align::{limit_long_words, Aligner};
 use crate::infer::decode::{max_prompt_tokens, DecodeOptions, DecodeResult, WindowDecoder, TIMESTAMP_STEP_S};
 use crate::infer::tokenizer::WhisperTokenizer;
-use crate::model::LoadedModel;
+use crate::model::{LoadedModel, Whisper};
 use crate::pipeline::Stage;
 use crate::preprocess::mel::{normalize_window, WINDOW_FRAMES};
 use crate::preprocess::vad::{activity, regions as vad_regions, VadConfig};
@@ -139,6 +139,12 @@ impl TranscribeStage {
         Error::Inference { path: self.input.clone(), at: offset_of(self.seek), source: e }
     }
 
+    /// The fusion memory for `window` (`Fusion::memory`): the pictures shown near it and its
+    /// context terms as token embeddings. `None` without an adapter.
+    fn memory(&self, window: Span) -> candle_core::Result<Option<Tensor>> {
+        window_memory(&self.model.whisper, &self.context, window, &self.tok)
+    }
+
     /// Decodes the window at `seek`, holding `size` frames of content, and moves `seek` on.
     fn run_window(&mut self, size: usize, out: &mut Vec<Transcript>) -> Result<()> {
         let from = (self.seek - self.base) * self.n_mels;
@@ -176,8 +182,11 @@ impl TranscribeStage {
         let t0 = std::time::Instant::now();
         let audio = model.whisper.encoder.forward(&mel).map_err(|e| self.err(e))?;
         let encode_ms = t0.elapsed().as_millis();
+        let window = Span::new(offset_of(self.seek), offset_of(self.seek + WINDOW_FRAMES));
+        let memory = self.memory(window).map_err(|e| self.err(e))?;
         let mut decoder =
-            WindowDecoder::new(&model.whisper, &self.tok, &model.config, self.opts.decode.seed ^ self.windows as u64);
+            WindowDecoder::new(&model.whisper, &self.tok, &model.config, self.opts.decode.seed ^ self.windows as u64)
+                .with_memory(memory.clone());
         self.windows += 1;
 
         if self.opts.decode.language.is_none() && model.whisper.dims.is_multilingual() {
@@ -191,7 +200,6 @@ impl TranscribeStage {
             }
         }
 
-        let window = Span::new(offset_of(self.seek), offset_of(self.seek + WINDOW_FRAMES));
         let mut prompt = self.context.prompt(window, &self.tok);
         if self.opts.condition_on_previous_text {
             let previous = &self.all_tokens[self.prompt_reset_since..];
@@ -228,7 +236,7 @@ impl TranscribeStage {
             .collect();
         let sot_sequence = decoder.sot_sequence(&self.opts.decode);
         let prev_speech = self.last_speech;
-        self.add_words(&mut segments, &audio, &sot_sequence, size, offset)?;
+        self.add_words(&mut segments, &audio, memory.as_ref(), &sot_sequence, size, offset)?;
         // The decoder can stop early (a prompt of terms makes it likelier): when it claims the
         // whole window but speech goes on well after its last segment, start the next window
         // at that segment's end instead of losing the rest.
@@ -259,6 +267,7 @@ impl TranscribeStage {
         &mut self,
         segments: &mut [Segment],
         audio: &Tensor,
+        memory: Option<&Tensor>,
         sot_sequence: &[u32],
         size: usize,
         offset: Ts,
@@ -273,7 +282,7 @@ impl TranscribeStage {
             .and_then(|id| self.tok.languages.iter().find(|(l, _)| *l == id).map(|(_, code)| code.as_str()));
         let split_on_spaces = !matches!(language, Some("zh" | "ja" | "th" | "lo" | "my" | "yue"));
         let model = Arc::clone(&self.model);
-        let aligner = Aligner { model: &model.whisper, tok: &self.tok, heads: &model.config.alignment_heads };
+        let aligner = Aligner { model: &model.whisper, tok: &self.tok, heads: &model.config.alignment_heads, memory };
         let mut timings =
             aligner.words(audio, sot_sequence, &text_tokens, size, split_on_spaces).map_err(|e| self.err(e))?;
         let (median, max) = limit_long_words(&mut timings);
@@ -379,6 +388,22 @@ impl LoopGuard {
 /// it: a word that starts in a pause starts where speech resumes (`onsets`, one a region of
 /// `speech`); the first word after a pause starts at the pause's end if DTW put it up to half a
 /// second late; a word that ends in a pause ends where speech stopped.
+/// The fusion memory of `window` for `model`'s adapter: the pictures shown near the window and
+/// its context terms (the prompt's, as Whisper token embeddings). `None` without an adapter or
+/// without either. Inference and training collate a window's memory here.
+pub fn window_memory(
+    model: &Whisper,
+    context: &Context,
+    window: Span,
+    tok: &WhisperTokenizer,
+) -> candle_core::Result<Option<Tensor>> {
+    let dec = &model.decoder;
+    let Some(fusion) = dec.fusion() else { return Ok(None) };
+    let terms = context.prompt(window, tok);
+    let text = if terms.is_empty() { None } else { Some(dec.embed(&terms, model.device())?) };
+    fusion.memory(context.pictures(window)?.as_ref(), text.as_ref())
+}
+
 fn snap_to_speech(words: &mut [Word], speech: &[Span], onsets: &[Ts], pad: Ts, prev_end: &mut Ts) {
     for w in words.iter_mut() {
         let in_core = speech.iter().zip(onsets).any(|(r, &o)| o <= w.span.start && w.span.start < r.end - pad);
@@ -504,6 +529,9 @@ impl Stage for TranscribeStage {
             Features::Screen(text) => {
                 if let Some(lines) = text.lines {
                     self.context.push_screen(text.at, lines);
+                }
+                if let Some(picture) = text.picture {
+                    self.context.push_picture(text.at, picture);
                 }
                 self.screen_until = self.screen_until.max(text.at);
             }

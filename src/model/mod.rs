@@ -2,7 +2,10 @@
 
 pub mod config;
 pub mod ct2;
+pub mod dinov2;
+pub mod fusion;
 pub mod loader;
+pub mod onnx;
 pub mod projection;
 pub mod whisper;
 

@@ -6,10 +6,13 @@
 //! per window. Every tensor carries the batch as its first dimension, so one call serves a batch
 //! of windows or a beam.
 
+use std::sync::{Arc, OnceLock};
+
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
 
 use crate::model::config::Dims;
+use crate::model::fusion::Fusion;
 use crate::model::projection::HalfMatrix;
 
 /// Products with at most this many rows use the f16 copy of a decoder weight.
@@ -21,7 +24,7 @@ type Result<T> = candle_core::Result<T>;
 /// place: with a handful of rows (a decoder step) repacking a transposed weight costs more than
 /// the product itself.
 #[derive(Debug, Clone)]
-struct Linear {
+pub(crate) struct Linear {
     wt: Tensor,
     bias: Option<Tensor>,
     /// The weight in f16 for products of a few rows (decoder steps), where reading the weight
@@ -36,6 +39,15 @@ impl Linear {
         Ok(Self { wt: w.t()?.contiguous()?, bias, half: None })
     }
 
+    /// A layer stored as (in, out) under `wt` (the adapters' own layout), read in place: when
+    /// `vb` holds trainable variables, the layer uses them, not a copy.
+    pub(crate) fn load_t(n_in: usize, n_out: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+        let init = candle_nn::Init::Randn { mean: 0.0, stdev: (n_in as f64).powf(-0.5) };
+        let wt = vb.get_with_hints((n_in, n_out), "wt", init)?;
+        let bias = if bias { Some(vb.get_with_hints(n_out, "bias", candle_nn::Init::Const(0.0))?) } else { None };
+        Ok(Self { wt, bias, half: None })
+    }
+
     /// Adds the f16 copy used for few-row products.
     fn with_half(mut self) -> Result<Self> {
         let (n_in, n_out) = self.wt.dims2()?;
@@ -45,11 +57,12 @@ impl Linear {
     }
 
     /// (..., in) -> (..., out)
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let y = match &self.half {
-            Some(h) if rows <= HALF_MAX_ROWS => {
+            // Not while training: the f16 product is outside candle's graph.
+            Some(h) if rows <= HALF_MAX_ROWS && !x.track_op() => {
                 let x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
                 Tensor::from_vec(h.logits(&x, rows), (rows, h.vocab()), self.wt.device())?
             }
@@ -73,9 +86,34 @@ fn layer_norm(n: usize, vb: VarBuilder) -> Result<LayerNorm> {
     candle_nn::layer_norm(n, 1e-5, vb)
 }
 
+/// `ln` applied to `x`. candle's fused layer norm has no backward pass: when `x` carries a
+/// gradient (training an adapter), the same norm is computed from differentiable operations.
+pub(crate) fn norm(ln: &LayerNorm, x: &Tensor) -> Result<Tensor> {
+    if !x.track_op() && !ln.weight().track_op() {
+        return ln.forward(x);
+    }
+    let mean = x.mean_keepdim(candle_core::D::Minus1)?;
+    let x = x.broadcast_sub(&mean)?;
+    let var = x.sqr()?.mean_keepdim(candle_core::D::Minus1)?;
+    let x = x.broadcast_div(&(var + 1e-5)?.sqrt()?)?.broadcast_mul(ln.weight())?;
+    match ln.bias() {
+        Some(b) => x.broadcast_add(b),
+        None => Ok(x),
+    }
+}
+
+/// Softmax over the last dimension; differentiable when `x` carries a gradient.
+fn softmax(x: &Tensor) -> Result<Tensor> {
+    if x.track_op() {
+        candle_nn::ops::softmax(x, candle_core::D::Minus1)
+    } else {
+        candle_nn::ops::softmax_last_dim(x)
+    }
+}
+
 /// Multi-head attention. `key` has no bias, as in Whisper.
 #[derive(Debug, Clone)]
-struct MultiHeadAttention {
+pub(crate) struct MultiHeadAttention {
     query: Linear,
     key: Linear,
     value: Linear,
@@ -96,6 +134,17 @@ impl MultiHeadAttention {
         Ok(self)
     }
 
+    /// The adapters' attention (`Linear::load_t` layout).
+    pub(crate) fn load_t(n_state: usize, n_head: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            query: Linear::load_t(n_state, n_state, true, vb.pp("query"))?,
+            key: Linear::load_t(n_state, n_state, false, vb.pp("key"))?,
+            value: Linear::load_t(n_state, n_state, true, vb.pp("value"))?,
+            out: Linear::load_t(n_state, n_state, true, vb.pp("out"))?,
+            n_head,
+        })
+    }
+
     fn load(n_state: usize, n_head: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             query: linear(n_state, n_state, vb.pp("query"))?,
@@ -112,12 +161,12 @@ impl MultiHeadAttention {
         x.reshape((b, t, self.n_head, d / self.n_head))?.transpose(1, 2)?.contiguous()
     }
 
-    fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         Ok((self.split_heads(&self.key.forward(x)?)?, self.split_heads(&self.value.forward(x)?)?))
     }
 
     /// Attention of `x` over `k`, `v` (already split into heads). Returns (batch, ctx, state).
-    fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    pub(crate) fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         Ok(self.attend_scores(x, k, v, mask, false)?.0)
     }
 
@@ -132,6 +181,14 @@ impl MultiHeadAttention {
         keep_scores: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let (b, t, d) = x.dims3()?;
+        let (rows, heads) = (k.dim(0)?, k.dim(1)?);
+        if rows == 1 && b > 1 && t == 1 && mask.is_none() && !keep_scores {
+            // Rows (beams, samples) of one window over one copy of its keys and values: as
+            // the queries of one row, (b, 1, d) -> (1, b, d) and back.
+            let a = self.attend_scores(&x.reshape((1, b, d))?, k, v, None, false)?.0;
+            return Ok((a.reshape((b, 1, d))?, None));
+        }
+        debug_assert_eq!(heads, self.n_head);
         let dh = d / self.n_head;
         // Scaling the queries is cheaper than scaling the (ctx_q, ctx_k) scores.
         let q = self.split_heads(&(self.query.forward(x)? * (dh as f64).powf(-0.5))?)?;
@@ -141,7 +198,7 @@ impl MultiHeadAttention {
             w = w.broadcast_add(mask)?;
         }
         let scores = keep_scores.then(|| w.clone());
-        let w = candle_nn::ops::softmax_last_dim(&w)?;
+        let w = softmax(&w)?;
         let o = w.matmul(v)?.transpose(1, 2)?.reshape((b, t, self.n_head * dh))?;
         Ok((self.out.forward(&o)?, scores))
     }
@@ -149,7 +206,7 @@ impl MultiHeadAttention {
 
 /// The MLP of a block: fc1, GELU (erf), fc2.
 #[derive(Debug, Clone)]
-struct Mlp {
+pub(crate) struct Mlp {
     fc1: Linear,
     fc2: Linear,
 }
@@ -163,7 +220,15 @@ impl Mlp {
         let n_mlp = n_state * 4;
         Ok(Self { fc1: linear(n_state, n_mlp, vb.pp("0"))?, fc2: linear(n_mlp, n_state, vb.pp("2"))? })
     }
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// The adapters' MLP (`Linear::load_t` layout), `n_hidden` wide.
+    pub(crate) fn load_t(n_state: usize, n_hidden: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            fc1: Linear::load_t(n_state, n_hidden, true, vb.pp("fc1"))?,
+            fc2: Linear::load_t(n_hidden, n_state, true, vb.pp("fc2"))?,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
     }
 }
@@ -259,6 +324,8 @@ impl AudioEncoder {
 pub struct DecoderState {
     self_kv: Vec<Option<(Tensor, Tensor)>>,
     cross_kv: Vec<(Tensor, Tensor)>,
+    /// The fusion memory's keys and values per layer; empty without an adapter or memory.
+    memory_kv: Vec<(Tensor, Tensor)>,
 }
 
 impl DecoderState {
@@ -278,7 +345,7 @@ impl DecoderState {
         for kv in self.self_kv.iter_mut().flatten() {
             *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
         }
-        for kv in self.cross_kv.iter_mut().filter(|kv| kv.0.dim(0).unwrap_or(1) != 1) {
+        for kv in self.cross_kv.iter_mut().chain(&mut self.memory_kv).filter(|kv| kv.0.dim(0).unwrap_or(1) != 1) {
             *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
         }
         Ok(())
@@ -289,10 +356,14 @@ impl DecoderState {
 #[derive(Debug, Clone)]
 pub struct TextDecoder {
     /// The token embedding, which is also the output projection (tied weights).
-    token_embedding: HalfMatrix,
+    token_embedding: Arc<HalfMatrix>,
+    /// The same embedding in f32, made on first use by training's backward pass.
+    token_embedding_f32: Arc<OnceLock<Tensor>>,
     positional_embedding: Tensor,
     blocks: Vec<ResidualBlock>,
     ln: LayerNorm,
+    /// Gated cross-attention over pictures and text, from an adapter (`--adapter`).
+    fusion: Option<Fusion>,
     n_ctx: usize,
     n_head: usize,
     span: tracing::Span,
@@ -303,12 +374,14 @@ impl TextDecoder {
         let (n, h) = (dims.n_text_state, dims.n_text_head);
         let emb = vb.get((dims.n_vocab, n), "token_embedding.weight")?;
         Ok(Self {
-            token_embedding: HalfMatrix::new(&emb.flatten_all()?.to_vec1::<f32>()?, dims.n_vocab, n),
+            token_embedding: Arc::new(HalfMatrix::new(&emb.flatten_all()?.to_vec1::<f32>()?, dims.n_vocab, n)),
+            token_embedding_f32: Arc::new(OnceLock::new()),
             positional_embedding: vb.get((dims.n_text_ctx, n), "positional_embedding")?,
             blocks: (0..dims.n_text_layer)
                 .map(|i| ResidualBlock::load(n, h, true, vb.pp(format!("blocks.{i}")))?.with_half())
                 .collect::<Result<_>>()?,
             ln: layer_norm(n, vb.pp("ln"))?,
+            fusion: None,
             n_ctx: dims.n_text_ctx,
             n_head: h,
             span: tracing::span!(tracing::Level::TRACE, "text-decoder"),
@@ -319,14 +392,42 @@ impl TextDecoder {
         self.n_ctx
     }
 
+    /// Puts gated cross-attention blocks into the layers (or takes them out).
+    pub fn set_fusion(&mut self, fusion: Option<Fusion>) -> Result<()> {
+        if let Some(f) = &fusion {
+            f.fits(self.blocks.len(), self.positional_embedding.dim(1)?)?;
+        }
+        self.fusion = fusion;
+        Ok(())
+    }
+
+    pub fn fusion(&self) -> Option<&Fusion> {
+        self.fusion.as_ref()
+    }
+
+    /// The token embeddings of `ids`, (ids, state): the text in the fusion memory.
+    pub fn embed(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        Tensor::from_vec(self.token_embedding.embed(ids), (ids.len(), self.positional_embedding.dim(1)?), device)
+    }
+
     /// A fresh state for `audio` (batch, audio_ctx, state).
     pub fn start(&self, audio: &Tensor) -> Result<DecoderState> {
+        self.start_fused(audio, None)
+    }
+
+    /// A fresh state for `audio`, the fused layers attending over `memory` (batch or 1,
+    /// memory_len, state) from `Fusion::memory`; without an adapter the memory is not used.
+    pub fn start_fused(&self, audio: &Tensor, memory: Option<&Tensor>) -> Result<DecoderState> {
         let mut cross_kv = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {
             let (attn, _) = b.cross_attn.as_ref().expect("decoder blocks have cross-attention");
             cross_kv.push(attn.keys_values(audio)?);
         }
-        Ok(DecoderState { self_kv: vec![None; self.blocks.len()], cross_kv })
+        let memory_kv = match (&self.fusion, memory) {
+            (Some(f), Some(m)) => f.keys_values(m)?,
+            _ => Vec::new(),
+        };
+        Ok(DecoderState { self_kv: vec![None; self.blocks.len()], cross_kv, memory_kv })
     }
 
     /// Runs `tokens` (batch, ctx) after what `state` holds; returns hidden states
@@ -380,7 +481,10 @@ impl TextDecoder {
         let mut x = emb.broadcast_add(&pos)?;
         let mask = if t > 1 { Some(causal_mask(t, offset, x.device())?) } else { None };
         for (i, b) in self.blocks.iter().enumerate() {
-            let h = b.attn_ln.forward(&x)?;
+            if let (Some(fusion), Some((mk, mv))) = (&self.fusion, state.memory_kv.get(i)) {
+                x = fusion.blocks[i].forward(&x, mk, mv)?;
+            }
+            let h = norm(&b.attn_ln, &x)?;
             let (k, v) = b.attn.keys_values(&h)?;
             let (k, v) = match state.self_kv[i].take() {
                 Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
@@ -390,32 +494,72 @@ impl TextDecoder {
             state.self_kv[i] = Some((k, v));
             let (cross, cross_ln) = b.cross_attn.as_ref().expect("decoder blocks have cross-attention");
             let (ck, cv) = &state.cross_kv[i];
-            let h = cross_ln.forward(&x)?;
-            let (rows, t, d) = h.dims3()?;
-            let shared = ck.dim(0)? == 1 && rows > 1 && t == 1;
-            let a = if shared {
-                // Rows (beams, samples) of one window: as queries of one row over one copy of
-                // the audio's keys and values, (rows, 1, d) -> (1, rows, d) and back.
-                cross.attend(&h.reshape((1, rows, d))?, ck, cv, None)?.reshape((rows, 1, d))?
-            } else {
-                let (a, s) = cross.attend_scores(&h, ck, cv, None, scores.is_some())?;
-                if let Some(scores) = scores.as_deref_mut() {
-                    scores[i] = s;
-                }
-                a
-            };
+            let h = norm(cross_ln, &x)?;
+            let (a, s) = cross.attend_scores(&h, ck, cv, None, scores.is_some())?;
+            if let Some(scores) = scores.as_deref_mut() {
+                scores[i] = s;
+            }
             x = (&x + a)?;
-            x = (&x + b.mlp.forward(&b.mlp_ln.forward(&x)?)?)?;
+            x = (&x + b.mlp.forward(&norm(&b.mlp_ln, &x)?)?)?;
         }
-        self.ln.forward(&x)
+        norm(&self.ln, &x)
     }
 
     /// (batch, state) hidden states -> (batch, vocab) logits, in f32.
     pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
+        if h.track_op() {
+            // Training: an op of candle's graph, so the gradient reaches the adapter.
+            let op = TiedLogits { emb: Arc::clone(&self.token_embedding), f32: Arc::clone(&self.token_embedding_f32) };
+            return h.to_dtype(DType::F32)?.contiguous()?.apply_op1(op);
+        }
         let batch = h.dim(0)?;
         let hidden = h.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let logits = self.token_embedding.logits(&hidden, batch);
         Tensor::from_vec(logits, (batch, self.token_embedding.vocab()), h.device())
+    }
+}
+
+/// Logits from the tied embedding as a candle op, for training: the forward pass is the f16
+/// product inference uses, and the backward pass gives the hidden states' gradient only (the
+/// embedding is frozen; candle's matmul would also compute the 51k x state gradient of the
+/// weight, and most of a training step with it).
+struct TiedLogits {
+    emb: Arc<HalfMatrix>,
+    f32: Arc<OnceLock<Tensor>>,
+}
+
+impl candle_core::CustomOp1 for TiedLogits {
+    fn name(&self) -> &'static str {
+        "tied-logits"
+    }
+
+    /// (rows, state) -> (rows, vocab)
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (rows, _) = layout.shape().dims2()?;
+        let hidden = match (storage, layout.contiguous_offsets()) {
+            (candle_core::CpuStorage::F32(v), Some((a, b))) => &v[a..b],
+            _ => candle_core::bail!("tied-logits takes contiguous f32 hidden states"),
+        };
+        let logits = self.emb.logits(hidden, rows);
+        Ok((candle_core::CpuStorage::F32(logits), (rows, self.emb.vocab()).into()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let w = match self.f32.get() {
+            Some(w) => w.clone(),
+            None => {
+                let all: Vec<u32> = (0..self.emb.vocab() as u32).collect();
+                let d = arg.dim(1)?;
+                let w = Tensor::from_vec(self.emb.embed(&all), (self.emb.vocab(), d), arg.device())?;
+                self.f32.get_or_init(|| w).clone()
+            }
+        };
+        // (rows, vocab) x (vocab, state)
+        Ok(Some(grad_res.matmul(&w)?))
     }
 }
 

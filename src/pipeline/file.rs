@@ -10,13 +10,13 @@ use crate::infer::{TranscribeOptions, TranscribeStage, WhisperTokenizer};
 use crate::model::LoadedModel;
 use crate::pipeline::{
     channel, first_error, spawn_merge_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, PipelineConfig,
-    Shutdown, WhenFull,
+    Shutdown,
 };
 use crate::preprocess::PreprocessStage;
 use crate::sink::{Format, JsonMeta, SubtitleSink, Target};
 use crate::source::MediaSource;
 use crate::time::Ts;
-use crate::visual::ocr::OcrStage;
+use crate::visual::VisualStage;
 
 /// One input to one output.
 pub struct FileJob {
@@ -34,7 +34,8 @@ pub struct FileJob {
     /// Terms to expect (`--context`); on-screen text is added as it is read.
     pub context: Context,
     /// Reads on-screen text, when asked for and the input has video.
-    pub ocr: Option<OcrStage>,
+    /// On-screen text and picture tokens; `None` for the audio-only model.
+    pub visual: Option<VisualStage>,
     pub shutdown: Shutdown,
 }
 
@@ -62,21 +63,21 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
     let shutdown = job.shutdown.clone();
     let n_mels = job.model.config.dims.n_mels;
     // Without video there are no stills, and the model stage must not wait for their text.
-    let ocr = job.ocr.filter(|_| source.frame_rate().is_some() && job.pipeline.video.stills_fps > 0.0);
+    let visual = job.visual.filter(|_| source.frame_rate().is_some() && job.pipeline.video.stills_fps > 0.0);
     let model_stage = TranscribeStage::new(
         Arc::clone(&job.model),
         Arc::clone(&job.tokenizer),
         job.options.clone(),
         job.input.clone(),
         job.context,
-        ocr.is_some(),
+        visual.is_some(),
     );
     let preprocess = PreprocessStage::new(n_mels, job.pipeline.shots.clone(), job.pipeline.stills.clone());
 
     let (results, stills_skipped) = std::thread::scope(|s| {
         let (l_dec, r_dec) = channel(ch.decode_to_preprocess, ch.when_full);
         let (l_pre, r_pre) = channel(ch.preprocess_to_model, ch.when_full);
-        let (l_still, r_still) = channel(ch.preprocess_to_visual, WhenFull::DropNewest);
+        let (l_still, r_still) = channel(ch.preprocess_to_visual, ch.when_full);
         let (l_text, r_text) = channel(ch.visual_to_model, ch.when_full);
         let (l_mod, r_mod) = channel(ch.model_to_cues, ch.when_full);
         let (l_cue, r_cue) = channel(ch.cues_to_sink, ch.when_full);
@@ -85,8 +86,8 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
         let pre = spawn_split_stage(s, preprocess, r_dec, l_pre, l_still, shutdown.clone());
         // Without a reader the text channel closes at once, and any stills pile up unread in
         // their channel (kept open: the preprocess stage drops what does not fit).
-        let (ocr, _unread) = match ocr {
-            Some(o) => (Some(spawn_stage(s, o, r_still, l_text, shutdown.clone())), None),
+        let (visual, _unread) = match visual {
+            Some(v) => (Some(spawn_stage(s, v, r_still, l_text, shutdown.clone())), None),
             None => {
                 drop(l_text);
                 (None, Some(r_still))
@@ -104,7 +105,7 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
         let results = (
             joined(dec.join(), input),
             joined(pre.join(), input).map(|_| ()),
-            ocr.map(|o| joined(o.join(), input).map(|o| (o.read, o.busy))).transpose(),
+            visual.map(|v| joined(v.join(), input)).transpose(),
             joined(model.join(), input),
             joined(cue.join(), input),
             joined(sink.join(), input),
@@ -112,10 +113,13 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
         (results, skipped.load(std::sync::atomic::Ordering::Relaxed))
     });
     let (stills_read, model, cue, sink) = match results {
-        (Ok(()), Ok(()), Ok(read), Ok(model), Ok(cue), Ok(sink)) => {
-            let (read, busy) = read.unwrap_or_default();
+        (Ok(()), Ok(()), Ok(visual), Ok(model), Ok(cue), Ok(sink)) => {
+            let (read, busy) = visual.as_ref().map(|v| v.text_read()).unwrap_or_default();
             if read > 0 {
                 tracing::info!(stills = read, seconds = busy.as_secs_f64(), "on-screen text read");
+            }
+            if let Some(v) = visual.as_ref().filter(|v| v.pictures > 0) {
+                tracing::info!(pictures = v.pictures, seconds = v.picture_busy.as_secs_f64(), "pictures encoded");
             }
             (read, model, cue, sink)
         }

@@ -1,21 +1,85 @@
-//! The visual stages, fed by the stills the preprocess stage passes on: on-screen text ([`ocr`]).
-//! They run on their own threads behind a channel that drops stills rather than wait, so the
-//! audio path never waits for them; what they find reaches the model stage as
-//! [`Features::Screen`](crate::preprocess::Features::Screen).
+//! The visual stage, fed by the stills the preprocess stage passes on (pictures that settled and
+//! are new): on-screen text ([`ocr`]) and the image encoder's tokens for the fusion memory
+//! (`model::dinov2`, only with an adapter). It runs on its own thread behind a channel that drops
+//! stills rather than wait, so the audio path never waits for it; what it finds reaches the
+//! model stage as [`Features::Screen`](crate::preprocess::Features::Screen).
 
 pub mod ocr;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use candle_core::Tensor;
 use serde::Deserialize;
 
+use crate::error::{Error, Result};
+use crate::model::dinov2::ImageEncoder;
+use crate::pipeline::Stage;
+use crate::preprocess::{Features, Still};
 use crate::time::Ts;
+use ocr::OcrReader;
 
-/// What the on-screen-text stage reports for one still.
-#[derive(Debug, Clone, PartialEq)]
+/// What the visual stage reports for one still.
+#[derive(Debug, Clone)]
 pub struct ScreenText {
     pub at: Ts,
     /// The lines of text on screen from `at` on; `None` when they are the same as before (the
     /// stage only says it has looked up to `at`).
     pub lines: Option<Vec<String>>,
+    /// The image encoder's tokens for the picture from `at` on, (TOKENS_PER_IMAGE, DIM).
+    pub picture: Option<Tensor>,
+}
+
+/// On-screen text and picture tokens for each still that comes with a frame.
+pub struct VisualStage {
+    ocr: Option<OcrReader>,
+    images: Option<ImageEncoder>,
+    input: PathBuf,
+    /// Pictures encoded, and the time spent encoding them.
+    pub pictures: usize,
+    pub picture_busy: Duration,
+}
+
+impl VisualStage {
+    pub fn new(ocr: Option<OcrReader>, images: Option<ImageEncoder>, input: PathBuf) -> Self {
+        Self { ocr, images, input, pictures: 0, picture_busy: Duration::ZERO }
+    }
+
+    /// Stills read for text, and the time spent reading them.
+    pub fn text_read(&self) -> (usize, Duration) {
+        self.ocr.as_ref().map_or((0, Duration::ZERO), |o| (o.read, o.busy))
+    }
+}
+
+impl Stage for VisualStage {
+    type In = Still;
+    type Out = Features;
+    const NAME: &'static str = "visual";
+
+    fn process(&mut self, still: Still, out: &mut Vec<Features>) -> Result<()> {
+        let mut text = ScreenText { at: still.at, lines: None, picture: None };
+        if let Some(frame) = &still.frame {
+            if let Some(ocr) = &mut self.ocr {
+                text.lines = ocr.read_changed(frame)?;
+            }
+            if let Some(images) = &self.images {
+                let t0 = std::time::Instant::now();
+                let tokens = images.embed(&frame.rgb, frame.width as usize, frame.height as usize).map_err(|e| {
+                    Error::Decode { path: self.input.clone(), at: frame.at, reason: format!("image encoder: {e}") }
+                })?;
+                self.pictures += 1;
+                self.picture_busy += t0.elapsed();
+                text.picture = Some(tokens);
+            }
+        }
+        out.push(Features::Screen(text));
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<Features>) -> Result<()> {
+        out.push(Features::ScreenEnd);
+        Ok(())
+    }
 }
 
 /// `[ocr]` in the pipeline TOML.

@@ -1,5 +1,5 @@
 //! On-screen text with Tesseract: each changed still is read once; lines come out with the time
-//! they appeared. Unchanged stills only move the stage's clock on.
+//! they appeared.
 
 use std::path::PathBuf;
 
@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use tesseract::Tesseract;
 
 use crate::error::{Error, Result};
-use crate::pipeline::Stage;
-use crate::preprocess::{Features, Still};
 use crate::source::VideoFrame;
-use crate::visual::{OcrConfig, ScreenText};
+use crate::visual::OcrConfig;
 
 /// Tesseract's API object.
 #[cfg(feature = "ocr")]
@@ -22,7 +20,7 @@ struct Engine;
 #[cfg(feature = "ocr")]
 unsafe impl Send for Engine {}
 
-pub struct OcrStage {
+pub struct OcrReader {
     cfg: OcrConfig,
     input: PathBuf,
     engine: Option<Engine>,
@@ -32,7 +30,7 @@ pub struct OcrStage {
     pub busy: std::time::Duration,
 }
 
-impl OcrStage {
+impl OcrReader {
     /// Loads Tesseract now, so missing language data fails before any work starts.
     #[cfg(feature = "ocr")]
     pub fn new(cfg: OcrConfig, input: PathBuf) -> Result<Self> {
@@ -47,7 +45,7 @@ impl OcrStage {
 
     #[cfg(not(feature = "ocr"))]
     fn read(&mut self, _: &VideoFrame) -> Result<Vec<String>> {
-        unreachable!("an OcrStage cannot be made without the `ocr` feature")
+        unreachable!("an OcrReader cannot be made without the `ocr` feature")
     }
 
     #[cfg(feature = "ocr")]
@@ -113,33 +111,18 @@ fn lines_from_tsv(tsv: &str, cfg: &OcrConfig) -> Vec<String> {
     out
 }
 
-impl Stage for OcrStage {
-    type In = Still;
-    type Out = Features;
-    const NAME: &'static str = "ocr";
-
-    fn process(&mut self, still: Still, out: &mut Vec<Features>) -> Result<()> {
-        let lines = match &still.frame {
-            Some(frame) => {
-                self.read += 1;
-                let t0 = std::time::Instant::now();
-                let lines = self.read(frame)?;
-                self.busy += t0.elapsed();
-                (self.last.as_ref() != Some(&lines)).then(|| {
-                    tracing::debug!(at = %still.at, ?lines, "on-screen text");
-                    self.last = Some(lines.clone());
-                    lines
-                })
-            }
-            None => None,
-        };
-        out.push(Features::Screen(ScreenText { at: still.at, lines }));
-        Ok(())
-    }
-
-    fn finish(&mut self, out: &mut Vec<Features>) -> Result<()> {
-        out.push(Features::ScreenEnd);
-        Ok(())
+impl OcrReader {
+    /// The lines on `frame`, or `None` when they are the lines of the last frame read.
+    pub fn read_changed(&mut self, frame: &VideoFrame) -> Result<Option<Vec<String>>> {
+        self.read += 1;
+        let t0 = std::time::Instant::now();
+        let lines = self.read(frame)?;
+        self.busy += t0.elapsed();
+        Ok((self.last.as_ref() != Some(&lines)).then(|| {
+            tracing::debug!(at = %frame.at, ?lines, "on-screen text");
+            self.last = Some(lines.clone());
+            lines
+        }))
     }
 }
 

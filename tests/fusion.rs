@@ -1,0 +1,174 @@
+//! The fusion adapter: gated cross-attention over pictures (DINOv2) and context text in
+//! Whisper's decoder, `subtitle train` and `--adapter`. Real tiny.en and DINOv2 weights
+//! (`models/fetch.sh tiny.en dinov2`), the shared clips and the generated slide videos.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::*;
+
+/// Runs `subtitle` with `args`, asserting success; returns stderr.
+fn ok(args: &[&OsStr]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "subtitle {args:?} failed: {}", stderr(&o));
+    strip_ansi(&String::from_utf8_lossy(&o.stderr))
+}
+
+/// `s` without terminal colour codes (ESC [ ... m).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An untrained adapter (zero gates, random projections and blocks), made once.
+fn untrained() -> &'static Path {
+    static A: OnceLock<PathBuf> = OnceLock::new();
+    A.get_or_init(|| {
+        let dir = tempdir("untrained");
+        let out = dir.join("a0.safetensors");
+        let data = sample("slides");
+        ok(&[
+            OsStr::new("train"),
+            OsStr::new("--data"),
+            data.as_os_str(),
+            OsStr::new("--out"),
+            out.as_os_str(),
+            OsStr::new("--epochs"),
+            OsStr::new("0"),
+            OsStr::new("-q"),
+        ]);
+        out
+    })
+}
+
+/// JSON output (segments, tokens, probabilities) of `input` with `extra`, and stderr (-v).
+fn json(input: &Path, extra: &[&OsStr]) -> (String, String) {
+    let dir = tempdir("json");
+    let out = dir.join("out.json");
+    let mut args: Vec<&OsStr> = vec![input.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("-v")];
+    args.extend_from_slice(extra);
+    let log = ok(&args);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    // The input and model paths are in the JSON; everything else must match.
+    (text, log)
+}
+
+fn pictures_encoded(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("pictures encoded"))
+        .filter_map(|l| l.split("pictures=").nth(1)?.split(' ').next()?.parse::<usize>().ok())
+        .sum()
+}
+
+#[test]
+fn untrained_gates_reproduce_the_audio_only_tokens() {
+    let adapter = untrained();
+    let real = shared_real();
+    let glossary = tempdir("glossary").join("terms.txt");
+    std::fs::write(&glossary, "Ask not\nfellow Americans\nPrinting\nCaxton\n").unwrap();
+    let mut with_pictures = 0;
+    let clips = ["mp4/jfk.mp4", "mp4/lj_LJ001-0001.mp4", "mp4/lj_LJ001-0003.mp4"];
+    for clip in clips.iter().map(|c| real.join(c)).chain([sample("slides/slides-0.mp4")]) {
+        // The memory holds the clip's pictures and the glossary's terms; with zero gates the
+        // fused decoder must give the same tokens and probabilities, to the last digit.
+        let ctx = [OsStr::new("--context"), glossary.as_os_str()];
+        let (plain, _) = json(&clip, &ctx);
+        let (fused, log) = json(&clip, &[ctx[0], ctx[1], OsStr::new("--adapter"), adapter.as_os_str()]);
+        assert_eq!(plain, fused, "{}: an untrained adapter changed the output", clip.display());
+        with_pictures += pictures_encoded(&log);
+        // And with nothing in the memory: audio only.
+        let (plain, _) = json(&clip, &[OsStr::new("--ocr"), OsStr::new("off")]);
+        let (fused, _) = json(&clip, &[OsStr::new("--ocr"), OsStr::new("off"), OsStr::new("--adapter"), adapter.as_os_str()]);
+        assert_eq!(plain, fused, "{}: audio only", clip.display());
+    }
+    assert!(with_pictures >= 3, "the image encoder ran on {with_pictures} pictures: the fused path was not exercised");
+}
+
+#[test]
+fn open_gates_change_the_output_and_a_broken_adapter_is_an_error() {
+    use candle_core::{Device, Tensor};
+    let adapter = untrained();
+    let mut tensors = candle_core::safetensors::load(adapter, &Device::Cpu).unwrap();
+    let gates: Vec<String> = tensors.keys().filter(|k| k.contains(".gate_")).cloned().collect();
+    assert_eq!(gates.len(), 8, "two gates in each of tiny.en's four decoder layers");
+    for g in &gates {
+        tensors.insert(g.clone(), Tensor::new(&[1.5f32], &Device::Cpu).unwrap());
+    }
+    let dir = tempdir("open");
+    let open = dir.join("open.safetensors");
+    candle_core::safetensors::save(&tensors, &open).unwrap();
+    let video = sample("slides/slides-0.mp4");
+    let (plain, _) = json(&video, &[]);
+    let (fused, _) = json(&video, &[OsStr::new("--adapter"), open.as_os_str()]);
+    assert_ne!(plain, fused, "gates at tanh(1.5) should change the decoding");
+
+    // A file that is not an adapter: one line naming it, exit 2, no output file.
+    let bad = dir.join("bad.safetensors");
+    std::fs::write(&bad, b"not an adapter").unwrap();
+    let out = dir.join("out.srt");
+    let o = run(&[video.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--adapter"), bad.as_os_str()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.safetensors") && err.lines().count() == 1, "{err}");
+    assert!(!out.exists());
+}
+
+/// `subtitle train` on the three test slide videos: the loss goes down; a run stopped after one
+/// epoch and resumed ends where an uninterrupted run does, to the byte.
+#[test]
+fn training_lowers_the_loss_and_resumes_exactly() {
+    let data = sample("slides");
+    let dir = tempdir("train");
+    let train = |out: &Path, epochs: &str, resume: bool| -> String {
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("train"),
+            OsStr::new("--data"),
+            data.as_os_str(),
+            OsStr::new("--out"),
+            out.as_os_str(),
+            OsStr::new("--epochs"),
+            OsStr::new(epochs),
+            OsStr::new("--batch"),
+            OsStr::new("1"),
+            OsStr::new("--lr"),
+            OsStr::new("0.001"),
+            OsStr::new("--val-split"),
+            OsStr::new("0"),
+            OsStr::new("-q"),
+        ];
+        if resume {
+            args.push(OsStr::new("--resume"));
+        }
+        ok(&args)
+    };
+    let straight = dir.join("straight.safetensors");
+    let log = train(&straight, "3", false);
+    let losses: Vec<f64> = log
+        .lines()
+        .filter_map(|l| l.split("train loss ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(losses.len(), 3, "{log}");
+    assert!(losses[2] < losses[0] - 0.05, "training loss did not fall: {losses:?}\n{log}");
+
+    let resumed = dir.join("resumed.safetensors");
+    train(&resumed, "1", false);
+    let log = train(&resumed, "3", true);
+    assert!(log.contains("resuming after epoch 1"), "{log}");
+    assert_eq!(std::fs::read(&straight).unwrap(), std::fs::read(&resumed).unwrap());
+}
