@@ -287,10 +287,9 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     })?;
     if let Some(last) = history.last() {
         eprintln!(
-            "wrote {} (validation loss {:.3}, WER {:.2}% after epoch {})",
+            "wrote {} ({} after epoch {})",
             out.display(),
-            last.val_loss,
-            last.val_wer * 100.0,
+            subtitle::train::validation_text(last.val_loss, last.val_wer),
             last.epoch
         );
     } else {

@@ -134,8 +134,9 @@ pub struct EpochReport {
     pub train_generate: f64,
     pub train_text: f64,
     pub train_multi: f64,
-    pub val_loss: f64,
-    pub val_wer: f64,
+    /// Validation loss and WER; `None` without validation files.
+    pub val_loss: Option<f64>,
+    pub val_wer: Option<f64>,
     pub gates: f64,
     pub seconds: f64,
 }
@@ -147,8 +148,8 @@ struct Checkpoint {
     config: TrainConfig,
     model: String,
     /// Validation WER of the adapter before training.
-    val_wer_before: f64,
-    val_loss_before: f64,
+    val_wer_before: Option<f64>,
+    val_loss_before: Option<f64>,
     history: Vec<EpochReport>,
 }
 
@@ -388,9 +389,9 @@ fn validate(
     examples: &[Example],
     silence: &Tensor,
     opts: &DecodeOptions,
-) -> candle_core::Result<(f64, f64)> {
+) -> candle_core::Result<(Option<f64>, Option<f64>)> {
     if examples.is_empty() {
-        return Ok((f64::NAN, f64::NAN));
+        return Ok((None, None));
     }
     let mut whisper = base.clone();
     whisper.decoder.set_fusion(Some(frozen(varmap, &base.dims)?))?;
@@ -408,7 +409,7 @@ fn validate(
         errors += e.total();
         words += e.reference_words;
     }
-    Ok((loss / examples.len() as f64, errors as f64 / words.max(1) as f64))
+    Ok((Some(loss / examples.len() as f64), Some(errors as f64 / words.max(1) as f64)))
 }
 
 fn mean_gate(varmap: &VarMap) -> f64 {
@@ -504,8 +505,8 @@ pub fn train(job: TrainJob) -> Result<Vec<EpochReport>> {
     } else {
         let (val_loss_before, val_wer_before) =
             validate(&base, &varmap, &job, &val_set, &silence, &opts).map_err(train_err)?;
-        if !val_set.is_empty() {
-            eprintln!("before training: validation loss {val_loss_before:.3}, WER {:.2}%", val_wer_before * 100.0);
+        if let (Some(l), Some(w)) = (val_loss_before, val_wer_before) {
+            eprintln!("before training: validation loss {l:.3}, WER {:.2}%", w * 100.0);
         }
         Checkpoint {
             epoch: 0,
@@ -573,14 +574,13 @@ pub fn train(job: TrainJob) -> Result<Vec<EpochReport>> {
             seconds: t0.elapsed().as_secs_f64(),
         };
         eprintln!(
-            "epoch {epoch}/{}: train loss {:.3} (generate {:.3}, text {:.3}, align {:.3}); validation loss {:.3}, WER {:.2}%; mean |gate| {:.4}; {:.0} s",
+            "epoch {epoch}/{}: train loss {:.3} (generate {:.3}, text {:.3}, align {:.3}); {}; mean |gate| {:.4}; {:.0} s",
             cfg.epochs,
             report.train_loss,
             report.train_generate,
             report.train_text,
             report.train_multi,
-            report.val_loss,
-            report.val_wer * 100.0,
+            validation_text(report.val_loss, report.val_wer),
             report.gates,
             report.seconds
         );
@@ -595,6 +595,14 @@ pub fn train(job: TrainJob) -> Result<Vec<EpochReport>> {
     }
     save_adapter(&varmap, &job.out)?;
     Ok(state.history)
+}
+
+/// "validation loss L, WER W%", or that there is no validation set.
+pub fn validation_text(loss: Option<f64>, wer: Option<f64>) -> String {
+    match (loss, wer) {
+        (Some(l), Some(w)) => format!("validation loss {l:.3}, WER {:.2}%", w * 100.0),
+        _ => "no validation files".to_string(),
+    }
 }
 
 fn progress(len: usize, what: &str, quiet: bool) -> indicatif::ProgressBar {
