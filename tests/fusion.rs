@@ -35,23 +35,22 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// `subtitle train` on the three test slide videos into `out`, with `extra` flags; returns stderr.
+fn train_on_slides(out: &Path, extra: &[&str]) -> String {
+    let data = sample("slides");
+    let mut args: Vec<&OsStr> =
+        vec![OsStr::new("train"), OsStr::new("--data"), data.as_os_str(), OsStr::new("--out"), out.as_os_str()];
+    args.extend(extra.iter().map(OsStr::new));
+    args.push(OsStr::new("-q"));
+    ok(&args)
+}
+
 /// An untrained adapter (zero gates, random projections and blocks), made once.
 fn untrained() -> &'static Path {
     static A: OnceLock<PathBuf> = OnceLock::new();
     A.get_or_init(|| {
-        let dir = tempdir("untrained");
-        let out = dir.join("a0.safetensors");
-        let data = sample("slides");
-        ok(&[
-            OsStr::new("train"),
-            OsStr::new("--data"),
-            data.as_os_str(),
-            OsStr::new("--out"),
-            out.as_os_str(),
-            OsStr::new("--epochs"),
-            OsStr::new("0"),
-            OsStr::new("-q"),
-        ]);
+        let out = tempdir("untrained").join("a0.safetensors");
+        train_on_slides(&out, &["--epochs", "0"]);
         out
     })
 }
@@ -133,29 +132,13 @@ fn open_gates_change_the_output_and_a_broken_adapter_is_an_error() {
 /// epoch and resumed ends where an uninterrupted run does, to the byte.
 #[test]
 fn training_lowers_the_loss_and_resumes_exactly() {
-    let data = sample("slides");
     let dir = tempdir("train");
     let train = |out: &Path, epochs: &str, resume: bool| -> String {
-        let mut args: Vec<&OsStr> = vec![
-            OsStr::new("train"),
-            OsStr::new("--data"),
-            data.as_os_str(),
-            OsStr::new("--out"),
-            out.as_os_str(),
-            OsStr::new("--epochs"),
-            OsStr::new(epochs),
-            OsStr::new("--batch"),
-            OsStr::new("1"),
-            OsStr::new("--lr"),
-            OsStr::new("0.001"),
-            OsStr::new("--val-split"),
-            OsStr::new("0"),
-            OsStr::new("-q"),
-        ];
+        let mut args = vec!["--epochs", epochs, "--batch", "1", "--lr", "0.001", "--val-split", "0"];
         if resume {
-            args.push(OsStr::new("--resume"));
+            args.push("--resume");
         }
-        ok(&args)
+        train_on_slides(out, &args)
     };
     let straight = dir.join("straight.safetensors");
     let log = train(&straight, "3", false);
