@@ -255,9 +255,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     config.batch = args.batch.unwrap_or(config.batch);
     config.val_split = args.val_split.unwrap_or(config.val_split);
     config.seed = args.seed.unwrap_or(config.seed);
-    if config.batch == 0 || config.lr <= 0.0 || !(0.0..1.0).contains(&config.val_split) {
-        bail!("--batch must be >= 1, --lr > 0 and --val-split in [0, 1)");
-    }
+    let config = config.checked().map_err(|e| anyhow::anyhow!("--batch, --lr, --val-split: {e}"))?;
     let mut pipeline = PipelineConfig::default_file();
     // Training reads no shot changes: only the stills.
     pipeline.video.fps = 0.0;

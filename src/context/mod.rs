@@ -121,7 +121,7 @@ impl Context {
             .enumerate()
             .filter(|(i, (from, _))| {
                 let to = self.pictures.get(i + 1).map_or(Ts(i64::MAX), |n| n.0);
-                *from <= window.end && to >= window.start - lookback
+                near(*from, to, window, lookback)
             })
             .map(|(_, (_, t))| t)
             .collect();
@@ -144,7 +144,7 @@ impl Context {
         let mut ranked: Vec<(i64, f32, String)> = Vec::new();
         for (i, (from, lines)) in self.screen.iter().enumerate() {
             let to = self.screen.get(i + 1).map_or(Ts(i64::MAX), |n| n.0);
-            if *from > window.end || to < window.start - lookback {
+            if !near(*from, to, window, lookback) {
                 continue;
             }
             let distance = (window.start - to).0.max(0);
@@ -184,6 +184,12 @@ impl Context {
         }
         tok.encode(&format!(" {}.", chosen.join(", ")))
     }
+}
+
+/// Whether something shown from `from` to `to` is on screen during `window` or up to `lookback`
+/// before it.
+fn near(from: Ts, to: Ts, window: Span, lookback: Ts) -> bool {
+    from <= window.end && to >= window.start - lookback
 }
 
 fn token_count(tok: &WhisperTokenizer, text: &str) -> usize {

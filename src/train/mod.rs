@@ -86,11 +86,15 @@ impl TrainConfig {
             None => (DEFAULT_TRAIN.to_string(), "pipelines/train.toml".to_string()),
         };
         let f: TrainFile = toml::from_str(&text).map_err(|e| Error::config(&name, first_line(&e.to_string())))?;
-        let c = f.train;
-        if c.batch == 0 || c.lr <= 0.0 || !(0.0..1.0).contains(&c.val_split) || c.temperature <= 0.0 {
-            return Err(Error::config(&name, "[train] needs batch >= 1, lr > 0, 0 <= val_split < 1, temperature > 0"));
+        f.train.checked().map_err(|e| Error::config(&name, format!("[train] {e}")))
+    }
+
+    /// The config if its values make sense (checked again after flags override them).
+    pub fn checked(self) -> std::result::Result<Self, &'static str> {
+        if self.batch == 0 || self.lr <= 0.0 || !(0.0..1.0).contains(&self.val_split) || self.temperature <= 0.0 {
+            return Err("needs batch >= 1, lr > 0, 0 <= val_split < 1, temperature > 0");
         }
-        Ok(c)
+        Ok(self)
     }
 }
 
