@@ -8,7 +8,9 @@ use candle_core::{Device, IndexOp, Tensor};
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "models/tiny.en".into());
     let batch: usize = std::env::args().nth(2).map(|b| b.parse()).transpose()?.unwrap_or(1);
-    std::env::set_var("RAYON_NUM_THREADS", std::thread::available_parallelism()?.get().to_string());
+    if std::env::var("RAYON_NUM_THREADS").is_err() {
+        std::env::set_var("RAYON_NUM_THREADS", std::thread::available_parallelism()?.get().to_string());
+    }
     let m = subtitle::model::LoadedModel::load(std::path::Path::new(&dir), &Device::Cpu)?;
     let w = &m.whisper;
     let mel = Tensor::randn(0f32, 1.0, (1, w.dims.n_mels, 3000), &Device::Cpu)?;
@@ -21,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     w.decoder.forward(&prompt, &mut state)?;
     state.select(&vec![0; batch])?;
     let (mut fwd, mut proj) = (0.0, 0.0);
-    let steps = 100;
+    let steps: usize = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
     for i in 0..steps {
         let x = Tensor::new(vec![(300 + i) as u32; batch].as_slice(), &Device::Cpu)?.unsqueeze(1)?;
         let t = Instant::now();

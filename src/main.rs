@@ -11,12 +11,12 @@ use clap::{Args, Parser, Subcommand};
 use subtitle::context::Context as TermContext;
 use subtitle::error::Error;
 use subtitle::infer::{DecodeOptions, Task, TranscribeOptions, WhisperTokenizer};
+use subtitle::model::dinov2::ImageEncoder;
+use subtitle::model::fusion::Fusion;
 use subtitle::model::{loader, LoadedModel};
 use subtitle::pipeline::file::{run_file, FileJob};
 use subtitle::pipeline::{PipelineConfig, Shutdown};
 use subtitle::sink::Format;
-use subtitle::model::dinov2::ImageEncoder;
-use subtitle::model::fusion::Fusion;
 use subtitle::visual::ocr::OcrReader;
 use subtitle::visual::VisualStage;
 

@@ -93,7 +93,8 @@ fn untrained_gates_reproduce_the_audio_only_tokens() {
         with_pictures += pictures_encoded(&log);
         // And with nothing in the memory: audio only.
         let (plain, _) = json(&clip, &[OsStr::new("--ocr"), OsStr::new("off")]);
-        let (fused, _) = json(&clip, &[OsStr::new("--ocr"), OsStr::new("off"), OsStr::new("--adapter"), adapter.as_os_str()]);
+        let (fused, _) =
+            json(&clip, &[OsStr::new("--ocr"), OsStr::new("off"), OsStr::new("--adapter"), adapter.as_os_str()]);
         assert_eq!(plain, fused, "{}: audio only", clip.display());
     }
     assert!(with_pictures >= 3, "the image encoder ran on {with_pictures} pictures: the fused path was not exercised");
@@ -142,10 +143,8 @@ fn training_lowers_the_loss_and_resumes_exactly() {
     };
     let straight = dir.join("straight.safetensors");
     let log = train(&straight, "3", false);
-    let losses: Vec<f64> = log
-        .lines()
-        .filter_map(|l| l.split("train loss ").nth(1)?.split(' ').next()?.parse().ok())
-        .collect();
+    let losses: Vec<f64> =
+        log.lines().filter_map(|l| l.split("train loss ").nth(1)?.split(' ').next()?.parse().ok()).collect();
     assert_eq!(losses.len(), 3, "{log}");
     assert!(losses[2] < losses[0] - 0.05, "training loss did not fall: {losses:?}\n{log}");
 

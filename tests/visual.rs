@@ -19,7 +19,17 @@ fn frame(video: &Path, at: f64, filter: &str, width: usize, height: usize) -> Ve
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-ss", &at.to_string(), "-i"])
         .arg(video)
-        .args(["-frames:v", "1", "-vf", &format!("{filter}scale={width}:{height}"), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            &format!("{filter}scale={width}:{height}"),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
         .output()
         .expect("running ffmpeg");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -53,10 +63,8 @@ fn another_view_of_a_picture_is_nearer_than_any_other_picture() {
         ("test pattern", lavfi("testsrc2=size=640x360", "", w, h), lavfi("testsrc2=size=640x360", view, w, h)),
         ("colour bars", lavfi("smptehdbars=size=640x360", "", w, h), lavfi("smptehdbars=size=640x360", view, w, h)),
     ];
-    let embedded: Vec<_> = pictures
-        .iter()
-        .map(|(name, a, b)| (*name, enc.embed(a, w, h).unwrap(), enc.embed(b, w, h).unwrap()))
-        .collect();
+    let embedded: Vec<_> =
+        pictures.iter().map(|(name, a, b)| (*name, enc.embed(a, w, h).unwrap(), enc.embed(b, w, h).unwrap())).collect();
     assert_eq!(embedded[0].1.dims(), &[TOKENS_PER_IMAGE, DIM]);
     for (i, (name, a, a2)) in embedded.iter().enumerate() {
         let same = class_similarity(a, a2).unwrap();
@@ -90,7 +98,8 @@ fn the_backbone_matches_onnxruntime_on_the_original_graph() {
     let input = Tensor::from_vec(pixels, (1, 3, n, n), &Device::Cpu).unwrap();
     let out = enc.forward(&input).unwrap().squeeze(0).unwrap();
     let fixture: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(common::root().join("tests/fixtures/dinov2.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(common::root().join("tests/fixtures/dinov2.json")).unwrap())
+            .unwrap();
     for (token, want) in fixture["tokens"].as_object().unwrap() {
         let got = out.get(token.parse().unwrap()).unwrap().to_vec1::<f32>().unwrap();
         let worst = want

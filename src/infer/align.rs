@@ -135,17 +135,22 @@ fn attention_matrix(w: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
     let (n_tok, n_frames) = (w[0].len(), w[0][0].len());
     let mut sum = vec![vec![0f32; n_frames]; n_tok];
     for head in w {
-        let mut norm = vec![vec![0f32; n_frames]; n_tok];
-        for f in 0..n_frames {
-            let mean = head.iter().map(|r| r[f]).sum::<f32>() / n_tok as f32;
-            let var = head.iter().map(|r| (r[f] - mean).powi(2)).sum::<f32>() / n_tok as f32;
-            let std = var.sqrt().max(1e-10);
-            for t in 0..n_tok {
-                norm[t][f] = (head[t][f] - mean) / std;
-            }
+        // Per frame, across tokens, a row at a time.
+        let (mut mean, mut var) = (vec![0f32; n_frames], vec![0f32; n_frames]);
+        for r in head {
+            mean.iter_mut().zip(r).for_each(|(m, v)| *m += v);
         }
-        for t in 0..n_tok {
-            for (s, v) in sum[t].iter_mut().zip(median_filter(&norm[t], MEDIAN_WIDTH)) {
+        mean.iter_mut().for_each(|m| *m /= n_tok as f32);
+        for r in head {
+            var.iter_mut().zip(r).zip(&mean).for_each(|((s, v), m)| *s += (v - m) * (v - m));
+        }
+        let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v / n_tok as f32).sqrt().max(1e-10)).collect();
+        let mut norm = vec![0f32; n_frames];
+        for (r, s) in head.iter().zip(sum.iter_mut()) {
+            for f in 0..n_frames {
+                norm[f] = (r[f] - mean[f]) * inv_std[f];
+            }
+            for (s, v) in s.iter_mut().zip(median_filter(&norm, MEDIAN_WIDTH)) {
                 *s += v;
             }
         }

@@ -211,14 +211,7 @@ impl TranscribeStage {
         }
         let t0 = std::time::Instant::now();
         let r = decoder.decode_with_fallback(&audio, &prompt, &self.opts.decode).map_err(|e| self.err(e))?;
-        tracing::debug!(
-            at = %offset_of(self.seek),
-            encode_ms,
-            decode_ms = t0.elapsed().as_millis() as u64,
-            tokens = r.tokens.len(),
-            temperature = r.temperature,
-            "window"
-        );
+        let decode_ms = t0.elapsed().as_millis();
         let offset = offset_of(self.seek);
         let is_silence = r.no_speech_prob > self.opts.decode.no_speech_threshold
             && r.avg_logprob < self.opts.decode.logprob_threshold;
@@ -236,7 +229,17 @@ impl TranscribeStage {
             .collect();
         let sot_sequence = decoder.sot_sequence(&self.opts.decode);
         let prev_speech = self.last_speech;
+        let t0 = std::time::Instant::now();
         self.add_words(&mut segments, &audio, memory.as_ref(), &sot_sequence, size, offset)?;
+        tracing::debug!(
+            at = %offset,
+            encode_ms,
+            decode_ms,
+            align_ms = t0.elapsed().as_millis() as u64,
+            tokens = r.tokens.len(),
+            temperature = r.temperature,
+            "window"
+        );
         // The decoder can stop early (a prompt of terms makes it likelier): when it claims the
         // whole window but speech goes on well after its last segment, start the next window
         // at that segment's end instead of losing the rest.

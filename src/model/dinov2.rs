@@ -238,8 +238,12 @@ fn position_embedding(g: &OnnxGraph) -> std::result::Result<Tensor, String> {
     // The exporter folded the position embedding into two unnamed initializers: the class
     // position (1, 1, DIM), beside the class token itself, and the trained square grid.
     let unnamed = |fits: &dyn Fn(&OnnxTensor) -> bool| {
-        let found: Vec<&OnnxTensor> =
-            g.tensors.iter().filter(|(k, t)| k.starts_with("onnx::") && t.dims.len() == 3 && t.dims[2] == DIM && fits(t)).map(|(_, t)| t).collect();
+        let found: Vec<&OnnxTensor> = g
+            .tensors
+            .iter()
+            .filter(|(k, t)| k.starts_with("onnx::") && t.dims.len() == 3 && t.dims[2] == DIM && fits(t))
+            .map(|(_, t)| t)
+            .collect();
         match found[..] {
             [one] => Ok(one),
             _ => Err(format!("{} candidates for a position embedding", found.len())),

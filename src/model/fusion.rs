@@ -154,7 +154,13 @@ impl Fusion {
     }
 
     /// Loads an adapter file written by `subtitle train`.
-    pub fn load_file(path: &std::path::Path, n_state: usize, n_head: usize, n_layer: usize, device: &Device) -> Result<Self> {
+    pub fn load_file(
+        path: &std::path::Path,
+        n_state: usize,
+        n_head: usize,
+        n_layer: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let tensors = candle_core::safetensors::load(path, device)?;
         let vb = VarBuilder::from_tensors(tensors, candle_core::DType::F32, device);
         Self::load(vb, n_state, n_head, n_layer)

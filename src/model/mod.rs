@@ -1,5 +1,6 @@
 //! Models: candle only. No channels, threads or files beyond reading weights.
 
+mod attention;
 pub mod config;
 pub mod ct2;
 pub mod dinov2;
@@ -7,6 +8,7 @@ pub mod fusion;
 pub mod loader;
 pub mod onnx;
 pub mod projection;
+mod step;
 pub mod whisper;
 
 pub use config::{Dims, ModelConfig};

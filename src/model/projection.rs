@@ -1,10 +1,12 @@
-//! Products of a few rows with a weight matrix kept in f16: the decoder's output projection
-//! (hidden state x token embedding) and its layers at each step.
+//! Products of a few rows with a packed weight matrix: the decoder's output projection (hidden
+//! state x token embedding) and its layers at each step.
 //!
 //! A decoder step is bound by memory traffic: it reads every decoder weight, and the token
-//! embedding (51k x 384 for tiny) at every token. Keeping them in f16 halves the bytes read;
-//! the dot products run in f32 with AVX2/FMA/F16C where the CPU has them, split across cores by
-//! row blocks, and every row of a batch (beams, windows) is served by one pass over the weights.
+//! embedding (51k x 384 for tiny) at every token, each step (with the audio's keys and values,
+//! 80 MB a step for tiny in f32, about 10 GB/s here). Packing the weights as f16 halves the
+//! bytes read, int8 (one scale per row, as CTranslate2's int8) quarters them; the dot products
+//! run in f32 with AVX2/FMA/F16C where the CPU has them, split across cores by row blocks, and
+//! every row of a batch (beams, windows) is served by one pass over the weights.
 
 use half::f16;
 use rayon::prelude::*;
@@ -12,22 +14,64 @@ use rayon::prelude::*;
 /// Rows per parallel block.
 const BLOCK_ROWS: usize = 512;
 
+/// How a packed matrix stores its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    F16,
+    /// Symmetric int8 with one f32 scale per row.
+    #[default]
+    Int8,
+}
+
 #[derive(Debug, Clone)]
-pub struct HalfMatrix {
-    /// (vocab, state) row-major.
-    weight: Vec<f16>,
+enum Packed {
+    F16(Vec<f16>),
+    Int8 { q: Vec<i8>, scale: Vec<f32> },
+}
+
+/// An (rows, state) weight, row-major, packed for products with a few rows.
+#[derive(Debug, Clone)]
+pub struct PackedMatrix {
+    packed: Packed,
     vocab: usize,
     state: usize,
 }
 
-impl HalfMatrix {
-    pub fn new(weight_f32: &[f32], vocab: usize, state: usize) -> Self {
+impl PackedMatrix {
+    pub fn new(weight_f32: &[f32], vocab: usize, state: usize, precision: Precision) -> Self {
         assert_eq!(weight_f32.len(), vocab * state);
-        Self { weight: weight_f32.iter().map(|&x| f16::from_f32(x)).collect(), vocab, state }
+        let packed = match precision {
+            Precision::F16 => Packed::F16(weight_f32.iter().map(|&x| f16::from_f32(x)).collect()),
+            Precision::Int8 => {
+                let mut q = Vec::with_capacity(weight_f32.len());
+                let mut scale = Vec::with_capacity(vocab);
+                for row in weight_f32.chunks_exact(state) {
+                    let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+                    q.extend(row.iter().map(|v| (v / s).round().clamp(-127.0, 127.0) as i8));
+                    scale.push(s);
+                }
+                Packed::Int8 { q, scale }
+            }
+        };
+        Self { packed, vocab, state }
     }
 
     pub fn vocab(&self) -> usize {
         self.vocab
+    }
+
+    /// Row `r` in f32 into `out` (state).
+    fn row_f32(&self, r: usize, out: &mut [f32]) {
+        let d = self.state;
+        match &self.packed {
+            Packed::F16(w) => to_f32(&w[r * d..(r + 1) * d], out),
+            Packed::Int8 { q, scale } => {
+                for (o, &v) in out.iter_mut().zip(&q[r * d..(r + 1) * d]) {
+                    *o = v as f32 * scale[r];
+                }
+            }
+        }
     }
 
     /// The embedding rows of `tokens`, (tokens, state) row-major: the input embedding is the
@@ -36,32 +80,64 @@ impl HalfMatrix {
         let d = self.state;
         let mut out = vec![0f32; tokens.len() * d];
         for (t, o) in tokens.iter().zip(out.chunks_mut(d)) {
-            let t = (*t as usize).min(self.vocab - 1);
-            to_f32(&self.weight[t * d..(t + 1) * d], o);
+            self.row_f32((*t as usize).min(self.vocab - 1), o);
         }
         out
     }
 
     /// `hidden`: (batch, state) row-major. Returns (batch, vocab) row-major: `hidden x W^T`.
     pub fn logits(&self, hidden: &[f32], batch: usize) -> Vec<f32> {
+        self.product(hidden, batch, BLOCK_ROWS)
+    }
+
+    /// `logits` with the weight's rows split across cores in blocks of `block_rows`; a matrix
+    /// of one block is done on the calling thread (handing it over costs more than it saves).
+    pub fn product(&self, hidden: &[f32], batch: usize, block_rows: usize) -> Vec<f32> {
         let d = self.state;
         assert_eq!(hidden.len(), batch * d);
         // (vocab, batch) while computing: each block writes one contiguous run.
         let mut by_token = vec![0f32; self.vocab * batch];
-        let fast = has_avx2_f16c();
-        by_token.par_chunks_mut(BLOCK_ROWS * batch).enumerate().for_each(|(index, out)| {
-            let first = index * BLOCK_ROWS;
-            let rows = &self.weight[first * d..(first + out.len() / batch) * d];
+        let fast = has_avx2_f16c() && d.is_multiple_of(8);
+        let run = |(index, out): (usize, &mut [f32])| {
+            let (first, n) = (index * block_rows, out.len() / batch);
+            let rows = first..first + n;
+            #[cfg(target_arch = "x86_64")]
             if fast {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: the CPU features of `block_avx2` were detected above.
+                // SAFETY: the CPU features of the kernels were detected above, and d % 8 == 0.
                 unsafe {
-                    block_avx2(rows, hidden, batch, d, out)
-                };
-            } else {
-                block(rows, hidden, batch, d, out);
+                    match &self.packed {
+                        Packed::F16(w) => {
+                            block_avx2::<F16Rows>(&w[rows.start * d..rows.end * d], None, hidden, batch, d, out)
+                        }
+                        Packed::Int8 { q, scale } => block_avx2::<Int8Rows>(
+                            &q[rows.start * d..rows.end * d],
+                            Some(&scale[rows]),
+                            hidden,
+                            batch,
+                            d,
+                            out,
+                        ),
+                    }
+                }
+                return;
             }
-        });
+            let _ = fast;
+            let mut row = vec![0f32; d];
+            for (r, o) in rows.zip(out.chunks_mut(batch)) {
+                self.row_f32(r, &mut row);
+                for (b, o) in o.iter_mut().enumerate() {
+                    *o = dot(&row, &hidden[b * d..(b + 1) * d]);
+                }
+            }
+        };
+        if self.vocab <= block_rows {
+            run((0, &mut by_token));
+        } else {
+            by_token.par_chunks_mut(block_rows * batch).enumerate().for_each(run);
+        }
+        if batch == 1 {
+            return by_token;
+        }
         let mut out = vec![0f32; batch * self.vocab];
         for (t, vals) in by_token.chunks(batch).enumerate() {
             for (b, &v) in vals.iter().enumerate() {
@@ -72,7 +148,7 @@ impl HalfMatrix {
     }
 }
 
-fn has_avx2_f16c() -> bool {
+pub(crate) fn has_avx2_f16c() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
@@ -83,59 +159,109 @@ fn has_avx2_f16c() -> bool {
     }
 }
 
-/// One block of rows: `out[row * batch + b] = rows[row] . hidden[b]`.
-#[inline(always)]
-fn block(rows: &[f16], hidden: &[f32], batch: usize, d: usize, out: &mut [f32]) {
-    let mut row = vec![0f32; d];
-    for (w, o) in rows.chunks_exact(d).zip(out.chunks_mut(batch)) {
-        to_f32(w, &mut row);
-        for (b, o) in o.iter_mut().enumerate() {
-            *o = dot(&row, &hidden[b * d..(b + 1) * d]);
-        }
+/// Eight packed weights to eight f32 lanes.
+#[cfg(target_arch = "x86_64")]
+trait Load8 {
+    type Elem;
+    /// SAFETY: `p` points at eight readable elements; the CPU has AVX2 and F16C.
+    unsafe fn load8(p: *const Self::Elem) -> std::arch::x86_64::__m256;
+}
+
+#[cfg(target_arch = "x86_64")]
+struct F16Rows;
+#[cfg(target_arch = "x86_64")]
+impl Load8 for F16Rows {
+    type Elem = f16;
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn load8(p: *const f16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
     }
 }
 
-/// `block` compiled for AVX2, FMA and F16C (the `half` crate's slice conversion fell back to
-/// scalar code here: 25 ms for one pass over tiny's embedding, against about 3 with F16C).
+#[cfg(target_arch = "x86_64")]
+struct Int8Rows;
+#[cfg(target_arch = "x86_64")]
+impl Load8 for Int8Rows {
+    type Elem = i8;
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load8(p: *const i8) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+    }
+}
+
+/// One block of rows, `out[row * batch + b] = scale[row] * rows[row] . hidden[b]`, for AVX2,
+/// FMA and F16C (the `half` crate's slice conversion fell back to scalar code here: 25 ms for one
+/// pass over tiny's embedding, against about 3 with F16C). Four weight rows at a time, so each
+/// load of the hidden state serves four sums and the four are reduced together; with a batch,
+/// the four rows are unpacked once into f32 and read by every row of the batch.
+///
+/// SAFETY: the CPU has AVX2, FMA and F16C; `d % 8 == 0`; `rows` holds whole rows of `d`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn block_avx2(rows: &[f16], hidden: &[f32], batch: usize, d: usize, out: &mut [f32]) {
+unsafe fn block_avx2<L: Load8>(
+    rows: &[L::Elem],
+    scale: Option<&[f32]>,
+    hidden: &[f32],
+    batch: usize,
+    d: usize,
+    out: &mut [f32],
+) {
     use std::arch::x86_64::*;
-    let mut row = vec![0f32; d];
-    for (w, o) in rows.chunks_exact(d).zip(out.chunks_mut(batch)) {
-        let mut i = 0;
-        while i + 8 <= d {
-            // SAFETY: i + 8 <= d keeps both 8-element accesses inside `w` and `row`.
-            unsafe {
-                let h = _mm_loadu_si128(w.as_ptr().add(i) as *const __m128i);
-                _mm256_storeu_ps(row.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
-            }
-            i += 8;
-        }
-        for k in i..d {
-            row[k] = w[k].to_f32();
-        }
-        for (b, o) in o.iter_mut().enumerate() {
-            let h = &hidden[b * d..(b + 1) * d];
-            let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-            let mut k = 0;
-            while k + 16 <= d {
-                // SAFETY: k + 16 <= d keeps the accesses inside `row` and `h`.
-                unsafe {
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(row.as_ptr().add(k)), _mm256_loadu_ps(h.as_ptr().add(k)), a0);
-                    a1 = _mm256_fmadd_ps(
-                        _mm256_loadu_ps(row.as_ptr().add(k + 8)),
-                        _mm256_loadu_ps(h.as_ptr().add(k + 8)),
-                        a1,
-                    );
+    let n = rows.len() / d;
+    let w = rows.as_ptr();
+    let mut tmp = if batch > 1 { vec![0f32; 4 * d] } else { Vec::new() };
+    let mut r = 0;
+    while r < n {
+        let group = (n - r).min(4);
+        // Rows past the end of a short last group repeat its first row; their sums are dropped.
+        let row = |i: usize| w.add((r + if i < group { i } else { 0 }) * d);
+        let (w0, w1, w2, w3) = (row(0), row(1), row(2), row(3));
+        if batch > 1 {
+            for (i, src) in [w0, w1, w2, w3].into_iter().enumerate() {
+                for k in (0..d).step_by(8) {
+                    _mm256_storeu_ps(tmp.as_mut_ptr().add(i * d + k), L::load8(src.add(k)));
                 }
-                k += 16;
             }
-            let mut lanes = [0f32; 8];
-            // SAFETY: `lanes` holds 8 floats.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(a0, a1)) };
-            *o = lanes.iter().sum::<f32>() + (k..d).map(|j| row[j] * h[j]).sum::<f32>();
         }
+        for b in 0..batch {
+            let h = hidden.as_ptr().add(b * d);
+            let (mut a0, mut a1, mut a2, mut a3) =
+                (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+            if batch > 1 {
+                let t = tmp.as_ptr();
+                for k in (0..d).step_by(8) {
+                    let x = _mm256_loadu_ps(h.add(k));
+                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(t.add(k)), x, a0);
+                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(t.add(d + k)), x, a1);
+                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(t.add(2 * d + k)), x, a2);
+                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(t.add(3 * d + k)), x, a3);
+                }
+            } else {
+                for k in (0..d).step_by(8) {
+                    let x = _mm256_loadu_ps(h.add(k));
+                    a0 = _mm256_fmadd_ps(L::load8(w0.add(k)), x, a0);
+                    a1 = _mm256_fmadd_ps(L::load8(w1.add(k)), x, a1);
+                    a2 = _mm256_fmadd_ps(L::load8(w2.add(k)), x, a2);
+                    a3 = _mm256_fmadd_ps(L::load8(w3.add(k)), x, a3);
+                }
+            }
+            // [a0, a1, a2, a3] summed within each half, then the halves added.
+            let s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+            let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+            let mut sums = [0f32; 4];
+            _mm_storeu_ps(sums.as_mut_ptr(), s);
+            for (i, v) in sums.iter().take(group).enumerate() {
+                out[(r + i) * batch + b] = match scale {
+                    Some(sc) => v * sc[r + i],
+                    None => *v,
+                };
+            }
+        }
+        r += group;
     }
 }
 
@@ -151,7 +277,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
     for (x, y) in ca.zip(cb) {
         for k in 0..8 {
-            acc[k] = x[k].mul_add(y[k], acc[k]);
+            acc[k] += x[k] * y[k];
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -166,12 +292,18 @@ mod tests {
         let (vocab, state, batch) = (1037, 24, 3);
         let w: Vec<f32> = (0..vocab * state).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 700.0).collect();
         let h: Vec<f32> = (0..batch * state).map(|i| ((i * 31 % 17) as f32 - 8.0) / 5.0).collect();
-        let p = HalfMatrix::new(&w, vocab, state);
-        let got = p.logits(&h, batch);
-        for b in 0..batch {
-            for t in 0..vocab {
-                let want: f32 = (0..state).map(|k| w[t * state + k] * h[b * state + k]).sum();
-                assert!((got[b * vocab + t] - want).abs() < 2e-2, "({b}, {t}): {} vs {want}", got[b * vocab + t]);
+        for precision in [Precision::F16, Precision::Int8] {
+            let p = PackedMatrix::new(&w, vocab, state, precision);
+            // Blocks of 100 rows: a short last block, and groups of four cut short.
+            for (batch, block) in [(batch, 512), (1, 100), (batch, 100)] {
+                let got = p.product(&h[..batch * state], batch, block);
+                for b in 0..batch {
+                    for t in 0..vocab {
+                        let want: f32 = (0..state).map(|k| w[t * state + k] * h[b * state + k]).sum();
+                        let err = (got[b * vocab + t] - want).abs();
+                        assert!(err < 5e-2, "{precision:?} batch {batch} ({b}, {t}): {} vs {want}", got[b * vocab + t]);
+                    }
+                }
             }
         }
     }

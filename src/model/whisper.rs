@@ -6,17 +6,21 @@
 //! per window. Every tensor carries the batch as its first dimension, so one call serves a batch
 //! of windows or a beam.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
 
 use crate::model::config::Dims;
 use crate::model::fusion::Fusion;
-use crate::model::projection::HalfMatrix;
+use crate::model::projection::{PackedMatrix, Precision};
+use crate::model::step::{self, HalfKeysValues, Norm, StepCache};
 
-/// Products with at most this many rows use the f16 copy of a decoder weight.
+/// Products with at most this many rows use the f16 copy of a decoder weight; steps of at most
+/// this many rows take the step path (`model::step`).
 const HALF_MAX_ROWS: usize = 16;
+/// A step's products split a layer's weight rows across cores in blocks of this many.
+const STEP_BLOCK_ROWS: usize = 96;
 
 type Result<T> = candle_core::Result<T>;
 
@@ -29,14 +33,16 @@ pub(crate) struct Linear {
     bias: Option<Tensor>,
     /// The weight in f16 for products of a few rows (decoder steps), where reading the weight
     /// costs more than the arithmetic.
-    half: Option<HalfMatrix>,
+    half: Option<PackedMatrix>,
+    /// The bias as a slice, for the step path.
+    bias_f32: Option<Vec<f32>>,
 }
 
 impl Linear {
     fn load(n_in: usize, n_out: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
         let w = vb.get((n_out, n_in), "weight")?;
         let bias = if bias { Some(vb.get(n_out, "bias")?) } else { None };
-        Ok(Self { wt: w.t()?.contiguous()?, bias, half: None })
+        Ok(Self { wt: w.t()?.contiguous()?, bias, half: None, bias_f32: None })
     }
 
     /// A layer stored as (in, out) under `wt` (the adapters' own layout), read in place: when
@@ -45,15 +51,28 @@ impl Linear {
         let init = candle_nn::Init::Randn { mean: 0.0, stdev: (n_in as f64).powf(-0.5) };
         let wt = vb.get_with_hints((n_in, n_out), "wt", init)?;
         let bias = if bias { Some(vb.get_with_hints(n_out, "bias", candle_nn::Init::Const(0.0))?) } else { None };
-        Ok(Self { wt, bias, half: None })
+        Ok(Self { wt, bias, half: None, bias_f32: None })
     }
 
     /// Adds the f16 copy used for few-row products.
     fn with_half(mut self) -> Result<Self> {
         let (n_in, n_out) = self.wt.dims2()?;
         let w = self.wt.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        self.half = Some(HalfMatrix::new(&w, n_out, n_in));
+        self.half = Some(PackedMatrix::new(&w, n_out, n_in, Precision::default()));
+        self.bias_f32 = self.bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
         Ok(self)
+    }
+
+    /// The step path's product: `x` (rows, in) -> (rows, out), with the f16 weight.
+    fn rows(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let h = self.half.as_ref().expect("decoder layers keep an f16 weight");
+        let mut y = h.product(x, rows, STEP_BLOCK_ROWS);
+        if let Some(b) = &self.bias_f32 {
+            for row in y.chunks_exact_mut(b.len()) {
+                step::add(row, b);
+            }
+        }
+        y
     }
 
     /// (..., in) -> (..., out)
@@ -165,6 +184,17 @@ impl MultiHeadAttention {
         Ok((self.split_heads(&self.key.forward(x)?)?, self.split_heads(&self.value.forward(x)?)?))
     }
 
+    /// `attend` without a mask over a long sequence (the audio encoder's): on the CPU a block
+    /// of queries at a time (`model::attention`), without candle's (head, ctx, ctx) scores.
+    fn attend_long(&self, x: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        if !x.device().is_cpu() || x.track_op() || x.dtype() != DType::F32 {
+            return self.attend(x, k, v, None);
+        }
+        let dh = x.dim(2)? / self.n_head;
+        let q = self.split_heads(&(self.query.forward(x)? * (dh as f64).powf(-0.5))?)?;
+        self.out.forward(&crate::model::attention::attention(&q, k, v)?)
+    }
+
     /// Attention of `x` over `k`, `v` (already split into heads). Returns (batch, ctx, state).
     pub(crate) fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         Ok(self.attend_scores(x, k, v, mask, false)?.0)
@@ -241,6 +271,8 @@ struct ResidualBlock {
     cross_attn: Option<(MultiHeadAttention, LayerNorm)>,
     mlp: Mlp,
     mlp_ln: LayerNorm,
+    /// The three layer norms as slices (attention, cross-attention, MLP), for the step path.
+    step_norms: Option<[Norm; 3]>,
 }
 
 impl ResidualBlock {
@@ -250,7 +282,11 @@ impl ResidualBlock {
             Some((a, ln)) => Some((a.with_half(false)?, ln)),
             None => None,
         };
-        Ok(Self { attn: self.attn.with_half(true)?, cross_attn, mlp: self.mlp.with_half()?, ..self })
+        let step_norms = match &cross_attn {
+            Some((_, cross_ln)) => Some([Norm::new(&self.attn_ln)?, Norm::new(cross_ln)?, Norm::new(&self.mlp_ln)?]),
+            None => None,
+        };
+        Ok(Self { attn: self.attn.with_half(true)?, cross_attn, mlp: self.mlp.with_half()?, step_norms, ..self })
     }
 
     fn load(n_state: usize, n_head: usize, cross: bool, vb: VarBuilder) -> Result<Self> {
@@ -268,6 +304,7 @@ impl ResidualBlock {
             cross_attn,
             mlp: Mlp::load(n_state, vb.pp("mlp"))?,
             mlp_ln: layer_norm(n_state, vb.pp("mlp_ln"))?,
+            step_norms: None,
         })
     }
 }
@@ -311,7 +348,7 @@ impl AudioEncoder {
         for b in &self.blocks {
             let h = b.attn_ln.forward(&x)?;
             let (k, v) = b.attn.keys_values(&h)?;
-            x = (&x + b.attn.attend(&h, &k, &v, None)?)?;
+            x = (&x + b.attn.attend_long(&h, &k, &v)?)?;
             x = (&x + b.mlp.forward(&b.mlp_ln.forward(&x)?)?)?;
         }
         self.ln_post.forward(&x)
@@ -326,11 +363,18 @@ pub struct DecoderState {
     cross_kv: Vec<(Tensor, Tensor)>,
     /// The fusion memory's keys and values per layer; empty without an adapter or memory.
     memory_kv: Vec<(Tensor, Tensor)>,
+    /// The self-attention cache once steps run on the step path; `self_kv` is empty then.
+    step: Option<StepCache>,
+    /// `cross_kv` in f16 for the step path, made at its first step.
+    cross_half: Vec<HalfKeysValues>,
 }
 
 impl DecoderState {
     /// Tokens already in the cache.
     pub fn len(&self) -> usize {
+        if let Some(c) = &self.step {
+            return c.len;
+        }
         self.self_kv.first().and_then(|kv| kv.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0)
     }
     pub fn is_empty(&self) -> bool {
@@ -342,6 +386,12 @@ impl DecoderState {
     pub fn select(&mut self, index: &[u32]) -> Result<()> {
         let device = self.cross_kv.first().map(|(k, _)| k.device().clone()).unwrap_or(Device::Cpu);
         let idx = Tensor::new(index, &device)?;
+        if let Some(c) = &mut self.step {
+            c.select(index);
+        }
+        for kv in &mut self.cross_half {
+            kv.select(index);
+        }
         for kv in self.self_kv.iter_mut().flatten() {
             *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
         }
@@ -356,14 +406,20 @@ impl DecoderState {
 #[derive(Debug, Clone)]
 pub struct TextDecoder {
     /// The token embedding, which is also the output projection (tied weights).
-    token_embedding: Arc<HalfMatrix>,
+    token_embedding: Arc<PackedMatrix>,
     /// The same embedding in f32, made on first use by training's backward pass.
     token_embedding_f32: Arc<OnceLock<Tensor>>,
     positional_embedding: Tensor,
     blocks: Vec<ResidualBlock>,
     ln: LayerNorm,
+    /// `positional_embedding` and `ln` as slices, for the step path.
+    positions_f32: Vec<f32>,
+    ln_step: Norm,
     /// Gated cross-attention over pictures and text, from an adapter (`--adapter`).
     fusion: Option<Fusion>,
+    /// The audio keys and values of the last window started, by the audio tensor's id: a window
+    /// is decoded, perhaps again at another temperature, then aligned, all over the same audio.
+    cross_memo: Arc<Mutex<Option<(candle_core::TensorId, Vec<(Tensor, Tensor)>)>>>,
     n_ctx: usize,
     n_head: usize,
     span: tracing::Span,
@@ -373,15 +429,25 @@ impl TextDecoder {
     pub fn load(vb: VarBuilder, dims: &Dims) -> Result<Self> {
         let (n, h) = (dims.n_text_state, dims.n_text_head);
         let emb = vb.get((dims.n_vocab, n), "token_embedding.weight")?;
+        let positional_embedding = vb.get((dims.n_text_ctx, n), "positional_embedding")?;
+        let ln = layer_norm(n, vb.pp("ln"))?;
         Ok(Self {
-            token_embedding: Arc::new(HalfMatrix::new(&emb.flatten_all()?.to_vec1::<f32>()?, dims.n_vocab, n)),
+            token_embedding: Arc::new(PackedMatrix::new(
+                &emb.flatten_all()?.to_vec1::<f32>()?,
+                dims.n_vocab,
+                n,
+                Precision::default(),
+            )),
             token_embedding_f32: Arc::new(OnceLock::new()),
-            positional_embedding: vb.get((dims.n_text_ctx, n), "positional_embedding")?,
+            positions_f32: positional_embedding.flatten_all()?.to_vec1::<f32>()?,
+            positional_embedding,
             blocks: (0..dims.n_text_layer)
                 .map(|i| ResidualBlock::load(n, h, true, vb.pp(format!("blocks.{i}")))?.with_half())
                 .collect::<Result<_>>()?,
-            ln: layer_norm(n, vb.pp("ln"))?,
+            ln_step: Norm::new(&ln)?,
+            ln,
             fusion: None,
+            cross_memo: Arc::new(Mutex::new(None)),
             n_ctx: dims.n_text_ctx,
             n_head: h,
             span: tracing::span!(tracing::Level::TRACE, "text-decoder"),
@@ -418,16 +484,41 @@ impl TextDecoder {
     /// A fresh state for `audio`, the fused layers attending over `memory` (batch or 1,
     /// memory_len, state) from `Fusion::memory`; without an adapter the memory is not used.
     pub fn start_fused(&self, audio: &Tensor, memory: Option<&Tensor>) -> Result<DecoderState> {
-        let mut cross_kv = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
-            let (attn, _) = b.cross_attn.as_ref().expect("decoder blocks have cross-attention");
-            cross_kv.push(attn.keys_values(audio)?);
-        }
+        let cross_kv = self.cross_keys_values(audio)?;
         let memory_kv = match (&self.fusion, memory) {
             (Some(f), Some(m)) => f.keys_values(m)?,
             _ => Vec::new(),
         };
-        Ok(DecoderState { self_kv: vec![None; self.blocks.len()], cross_kv, memory_kv })
+        Ok(DecoderState {
+            self_kv: vec![None; self.blocks.len()],
+            cross_kv,
+            memory_kv,
+            step: None,
+            cross_half: Vec::new(),
+        })
+    }
+
+    /// Each layer's keys and values of `audio`, computed once per audio tensor.
+    fn cross_keys_values(&self, audio: &Tensor) -> Result<Vec<(Tensor, Tensor)>> {
+        let tracked = audio.track_op();
+        if !tracked {
+            if let Some((id, kv)) = self.cross_memo.lock().ok().as_deref().and_then(|m| m.clone()) {
+                if id == audio.id() {
+                    return Ok(kv);
+                }
+            }
+        }
+        let mut kv = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            let (attn, _) = b.cross_attn.as_ref().expect("decoder blocks have cross-attention");
+            kv.push(attn.keys_values(audio)?);
+        }
+        if !tracked {
+            if let Ok(mut m) = self.cross_memo.lock() {
+                *m = Some((audio.id(), kv.clone()));
+            }
+        }
+        Ok(kv)
     }
 
     /// Runs `tokens` (batch, ctx) after what `state` holds; returns hidden states
@@ -466,7 +557,14 @@ impl TextDecoder {
         mut scores: Option<&mut Vec<Option<Tensor>>>,
     ) -> Result<Tensor> {
         let _enter = self.span.enter();
-        let (_, t) = tokens.dims2()?;
+        let (rows, t) = tokens.dims2()?;
+        if t == 1 && rows <= HALF_MAX_ROWS && scores.is_none() && tokens.device().is_cpu() {
+            return self.step(&tokens.flatten_all()?.to_vec1::<u32>()?, state);
+        }
+        if let Some(c) = state.step.take() {
+            // Back from the step path: its cache in candle's layout.
+            state.self_kv = c.to_tensors(self.n_head, tokens.device())?.into_iter().map(Some).collect();
+        }
         let offset = state.len();
         if offset + t > self.n_ctx {
             candle_core::bail!("decoder context full: {} + {t} > {}", offset, self.n_ctx);
@@ -505,6 +603,74 @@ impl TextDecoder {
         norm(&self.ln, &x)
     }
 
+    /// One token per row, `ids` (rows), after what `state` holds: the layers of `forward_scores`
+    /// in the same order on plain slices (`model::step`). Returns hidden states (rows, 1, state).
+    fn step(&self, ids: &[u32], state: &mut DecoderState) -> Result<Tensor> {
+        let rows = ids.len();
+        let d = self.positional_embedding.dim(1)?;
+        let dh = d / self.n_head;
+        let offset = state.len();
+        if offset + 1 > self.n_ctx {
+            candle_core::bail!("decoder context full: {offset} + 1 > {}", self.n_ctx);
+        }
+        if state.cross_half.is_empty() {
+            state.cross_half = state.cross_kv.iter().map(|(k, v)| HalfKeysValues::new(k, v)).collect::<Result<_>>()?;
+        }
+        let DecoderState { self_kv, cross_half, memory_kv, step: cache, .. } = state;
+        let cache = match cache {
+            Some(c) => c,
+            None => {
+                let kv: Option<Vec<(Tensor, Tensor)>> = self_kv.iter_mut().map(|kv| kv.take()).collect();
+                let c = match kv {
+                    Some(kv) => StepCache::from_tensors(&kv)?,
+                    None => StepCache { rows: vec![vec![Default::default(); self.blocks.len()]; rows], len: 0 },
+                };
+                cache.insert(c)
+            }
+        };
+        if cache.rows.len() != rows {
+            candle_core::bail!("{rows} tokens for a state of {} rows", cache.rows.len());
+        }
+        let scale = (dh as f64).powf(-0.5) as f32;
+        let mut x = self.token_embedding.embed(ids);
+        for row in x.chunks_exact_mut(d) {
+            step::add(row, &self.positions_f32[offset * d..(offset + 1) * d]);
+        }
+        let device = self.positional_embedding.device();
+        for (i, b) in self.blocks.iter().enumerate() {
+            if let (Some(fusion), Some((mk, mv))) = (&self.fusion, memory_kv.get(i)) {
+                // The adapter's block, in candle: a few operations a layer.
+                let t = Tensor::from_vec(std::mem::take(&mut x), (rows, 1, d), device)?;
+                x = fusion.blocks[i].forward(&t, mk, mv)?.flatten_all()?.to_vec1::<f32>()?;
+            }
+            let [attn_ln, cross_ln, mlp_ln] = b.step_norms.as_ref().expect("decoder blocks keep slice norms");
+            let h = attn_ln.apply(&x);
+            let mut q = b.attn.query.rows(&h, rows);
+            q.iter_mut().for_each(|v| *v *= scale);
+            let (k, v) = (b.attn.key.rows(&h, rows), b.attn.value.rows(&h, rows));
+            for (r, kv) in cache.rows.iter_mut().enumerate() {
+                kv[i].0.extend_from_slice(&k[r * d..(r + 1) * d]);
+                kv[i].1.extend_from_slice(&v[r * d..(r + 1) * d]);
+            }
+            let a = step::self_attention(&q, cache, i, dh, offset + 1);
+            step::add(&mut x, &b.attn.out.rows(&a, rows));
+
+            let (cross, _) = b.cross_attn.as_ref().expect("decoder blocks have cross-attention");
+            let h = cross_ln.apply(&x);
+            let mut q = cross.query.rows(&h, rows);
+            q.iter_mut().for_each(|v| *v *= scale);
+            let a = step::cross_attention(&q, rows, &cross_half[i]);
+            step::add(&mut x, &cross.out.rows(&a, rows));
+
+            let h = mlp_ln.apply(&x);
+            let mut u = b.mlp.fc1.rows(&h, rows);
+            step::gelu_erf(&mut u);
+            step::add(&mut x, &b.mlp.fc2.rows(&u, rows));
+        }
+        cache.len += 1;
+        Tensor::from_vec(self.ln_step.apply(&x), (rows, 1, d), device)
+    }
+
     /// (batch, state) hidden states -> (batch, vocab) logits, in f32.
     pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
         if h.track_op() {
@@ -524,7 +690,7 @@ impl TextDecoder {
 /// embedding is frozen; candle's matmul would also compute the 51k x state gradient of the
 /// weight, and most of a training step with it).
 struct TiedLogits {
-    emb: Arc<HalfMatrix>,
+    emb: Arc<PackedMatrix>,
     f32: Arc<OnceLock<Tensor>>,
 }
 

@@ -20,25 +20,18 @@ pub fn median_filter(x: &[f32], width: usize) -> Vec<f32> {
     if x.len() <= pad {
         return x.to_vec();
     }
-    let n = x.len() as isize;
-    let at = |i: isize| {
-        let j = if i < 0 {
-            -i
-        } else if i >= n {
-            2 * (n - 1) - i
-        } else {
-            i
-        };
-        x[j as usize]
-    };
+    // Reflected at both ends, as scipy's and OpenAI's filters.
+    let n = x.len();
+    let mut padded = Vec::with_capacity(n + 2 * pad);
+    padded.extend((1..=pad).rev().map(|i| x[i.min(n - 1)]));
+    padded.extend_from_slice(x);
+    padded.extend((1..=pad).map(|i| x[n - 1 - i.min(n - 1)]));
     let mut buf = vec![0f32; width];
-    (0..n)
-        .map(|i| {
-            for (k, b) in buf.iter_mut().enumerate() {
-                *b = at(i + k as isize - pad as isize);
-            }
-            buf.sort_by(f32::total_cmp);
-            buf[pad]
+    padded
+        .windows(width)
+        .map(|w| {
+            buf.copy_from_slice(w);
+            *buf.select_nth_unstable_by(pad, f32::total_cmp).1
         })
         .collect()
 }

@@ -79,10 +79,7 @@ struct TrainFile {
 impl TrainConfig {
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let (text, name) = match path {
-            Some(p) => (
-                std::fs::read_to_string(p).map_err(|e| Error::config(p, e))?,
-                p.display().to_string(),
-            ),
+            Some(p) => (std::fs::read_to_string(p).map_err(|e| Error::config(p, e))?, p.display().to_string()),
             None => (DEFAULT_TRAIN.to_string(), "pipelines/train.toml".to_string()),
         };
         let f: TrainFile = toml::from_str(&text).map_err(|e| Error::config(&name, first_line(&e.to_string())))?;
@@ -232,12 +229,7 @@ fn seeded_init(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
 }
 
 /// Reads and encodes every window of `video` with its reference cues from `srt`.
-fn load_file(
-    video: &Path,
-    srt: &Path,
-    job: &TrainJob,
-    whisper: &Whisper,
-) -> Result<Vec<Example>> {
+fn load_file(video: &Path, srt: &Path, job: &TrainJob, whisper: &Whisper) -> Result<Vec<Example>> {
     let tok = &job.tokenizer;
     let n_mels = job.model.config.dims.n_mels;
     let mut source = crate::source::open(video, &job.pipeline.video)?;
@@ -308,13 +300,7 @@ fn load_file(
         let mel = normalize_window(&frames[first * n_mels..(first + size) * n_mels], n_mels);
         let mel = Tensor::from_vec(mel, (1, n_mels, WINDOW_FRAMES), whisper.device()).map_err(fail)?;
         let audio = whisper.encoder.forward(&mel).map_err(fail)?;
-        out.push(Example {
-            audio,
-            context: context.clone(),
-            window,
-            target,
-            reference: reference.join(" "),
-        });
+        out.push(Example { audio, context: context.clone(), window, target, reference: reference.join(" ") });
     }
     Ok(out)
 }
@@ -365,7 +351,8 @@ fn alignment_loss(pooled: &[(Tensor, Tensor)], temperature: f64) -> candle_core:
     if pooled.len() < 2 {
         return Ok(None);
     }
-    let unit = |t: Tensor| -> candle_core::Result<Tensor> { t.broadcast_div(&t.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?) };
+    let unit =
+        |t: Tensor| -> candle_core::Result<Tensor> { t.broadcast_div(&t.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?) };
     let a = unit(Tensor::cat(&pooled.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), 0)?)?;
     let v = unit(Tensor::cat(&pooled.iter().map(|p| p.1.clone()).collect::<Vec<_>>(), 0)?)?;
     let logits = (a.matmul(&v.t()?)? / temperature)?;
@@ -378,8 +365,10 @@ fn alignment_loss(pooled: &[(Tensor, Tensor)], temperature: f64) -> candle_core:
 /// A copy of the adapter outside the autograd graph, for decoding.
 fn frozen(varmap: &VarMap, dims: &crate::model::Dims) -> candle_core::Result<Fusion> {
     let data = varmap.data().lock().expect("varmap lock");
-    let tensors: HashMap<String, Tensor> =
-        data.iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?.detach()))).collect::<candle_core::Result<_>>()?;
+    let tensors: HashMap<String, Tensor> = data
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?.detach())))
+        .collect::<candle_core::Result<_>>()?;
     drop(data);
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
     Fusion::load(vb, dims.n_text_state, dims.n_text_head, dims.n_text_layer)
@@ -453,7 +442,11 @@ pub fn train(job: TrainJob) -> Result<Vec<EpochReport>> {
     let mut files = pairs(&job.data)?;
     let mut rng = Rng::new(cfg.seed);
     rng.shuffle(&mut files);
-    let n_val = if files.len() < 2 || cfg.val_split == 0.0 { 0 } else { ((files.len() as f64 * cfg.val_split).round() as usize).max(1) };
+    let n_val = if files.len() < 2 || cfg.val_split == 0.0 {
+        0
+    } else {
+        ((files.len() as f64 * cfg.val_split).round() as usize).max(1)
+    };
     let (val_files, train_files) = files.split_at(n_val);
     let t0 = Instant::now();
     let bar = progress(train_files.len() + val_files.len(), "reading", job.quiet);
@@ -537,7 +530,8 @@ pub fn train(job: TrainJob) -> Result<Vec<EpochReport>> {
             let mut pooled = Vec::new();
             for &i in batch {
                 let tw = Instant::now();
-                let l = window_loss(&whisper, &job.model.config, tok, &train_set[i], &silence, &opts).map_err(train_err)?;
+                let l =
+                    window_loss(&whisper, &job.model.config, tok, &train_set[i], &silence, &opts).map_err(train_err)?;
                 tracing::debug!(ms = tw.elapsed().as_millis() as u64, "window forward");
                 gen.push(l.generate);
                 text.push(l.text);
@@ -615,8 +609,10 @@ fn progress(len: usize, what: &str, quiet: bool) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(len as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})",
+        )
+        .expect("valid template"),
     );
     bar.set_prefix(what.to_string());
     bar

@@ -1,0 +1,89 @@
+//! The decoder's two paths on the real tiny.en weights: a step of one token per row runs on
+//! plain slices (`model::step`), prompts and alignment on candle. Both must give the same hidden
+//! states, with beams reordered between steps, and over the audio of a real clip.
+
+mod common;
+
+use candle_core::{Device, IndexOp, Tensor};
+use subtitle::model::LoadedModel;
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn a_step_matches_the_same_token_in_a_prompt_and_beams_keep_their_rows() -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    let m = LoadedModel::load(&common::models().join("tiny.en"), &dev).expect("tiny.en (models/fetch.sh tiny.en)");
+    let (enc, dec) = (&m.whisper.encoder, &m.whisper.decoder);
+    // A second of a tone and noise: the audio only has to be the same for both paths.
+    let mel: Vec<f32> = (0..80 * 3000).map(|i| (((i * 7919) % 1000) as f32 / 500.0 - 1.0) * 0.5).collect();
+    let audio = enc.forward(&Tensor::from_vec(mel, (1, 80, 3000), &dev)?)?;
+    // <|startoftranscript|> <|notimestamps|> "The" " history" " of"
+    let prefix = [50257u32, 50362, 464, 2106];
+    let next = [286u32, 262, 3240];
+    let ids = |t: &[u32]| Tensor::new(t, &dev).and_then(|x| x.unsqueeze(0));
+
+    // Whole prompts (fewer than 16 rows: candle with the same packed weights as a step).
+    let whole: Vec<Tensor> = next
+        .iter()
+        .map(|&n| {
+            let mut t = prefix.to_vec();
+            t.push(n);
+            let mut s = dec.start(&audio)?;
+            dec.forward(&ids(&t)?, &mut s)?.i((.., prefix.len(), ..))
+        })
+        .collect::<candle_core::Result<_>>()?;
+
+    // The prefix, then one step of one row.
+    let mut state = dec.start(&audio)?;
+    dec.forward(&ids(&prefix)?, &mut state)?;
+    let mut single = state.clone();
+    let h = dec.forward(&ids(&next[..1])?, &mut single)?.i((.., 0, ..))?;
+    let d = max_diff(&h, &whole[0]);
+    assert!(d < 2e-3, "a step differs from the prompt by {d}");
+    assert_eq!(single.len(), prefix.len() + 1);
+
+    // Three beams from the prefix: each row as its own prompt.
+    state.select(&[0, 0, 0])?;
+    let rows = Tensor::new(&next, &dev)?.unsqueeze(1)?;
+    let h = dec.forward(&rows, &mut state)?;
+    for (r, w) in whole.iter().enumerate() {
+        let d = max_diff(&h.i((r..r + 1, 0, ..))?, w);
+        assert!(d < 2e-3, "beam {r} differs from its prompt by {d}");
+    }
+    // Reordered, then one more step: row 0 now continues beam 2, row 1 beam 0.
+    state.select(&[2, 0])?;
+    let h2 = dec.forward(&Tensor::new(&[13u32, 13], &dev)?.unsqueeze(1)?, &mut state)?;
+    for (row, beam) in [(0usize, 2usize), (1, 0)] {
+        // The same tokens stepped one row at a time: the same arithmetic, so the same values.
+        let mut s = dec.start(&audio)?;
+        dec.forward(&ids(&prefix)?, &mut s)?;
+        dec.forward(&ids(&[next[beam]])?, &mut s)?;
+        let w = dec.forward(&ids(&[13])?, &mut s)?.i((.., 0, ..))?;
+        let d = max_diff(&h2.i((row..row + 1, 0, ..))?, &w);
+        assert!(d < 1e-5, "row {row} (beam {beam}) after reordering differs from its own steps by {d}");
+        // And as one prompt: f16 audio keys and values in steps, f32 in candle.
+        let mut t = prefix.to_vec();
+        t.extend([next[beam], 13]);
+        let mut s = dec.start(&audio)?;
+        let w = dec.forward(&ids(&t)?, &mut s)?.i((.., t.len() - 1, ..))?;
+        let scale = w.abs()?.max(1)?.to_vec1::<f32>()?[0];
+        let d = max_diff(&h2.i((row..row + 1, 0, ..))?, &w);
+        assert!(
+            d < 1e-2 * scale.max(1.0),
+            "row {row} (beam {beam}) after reordering differs from its prompt by {d} (values up to {scale})"
+        );
+    }
+    // Back to candle after a step: two more tokens as a prompt on the stepped state, against
+    // all of them as one prompt.
+    let h3 = dec.forward(&ids(&[13, 11])?, &mut single)?.i((.., 1, ..))?;
+    assert_eq!(single.len(), prefix.len() + 3);
+    let mut t = prefix.to_vec();
+    t.extend([next[0], 13, 11]);
+    let mut s = dec.start(&audio)?;
+    let w = dec.forward(&ids(&t)?, &mut s)?.i((.., t.len() - 1, ..))?;
+    let d = max_diff(&h3, &w);
+    assert!(d < 2e-2, "a prompt after a step differs by {d}");
+    Ok(())
+}
