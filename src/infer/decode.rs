@@ -443,7 +443,7 @@ fn log_sum_exp(v: &[f32]) -> f32 {
     if max == f32::NEG_INFINITY {
         return max;
     }
-    max + v.iter().map(|&x| (x - max).exp()).sum::<f32>().ln()
+    max + crate::model::simd::sum_exp(v, max).ln()
 }
 
 fn log_softmax_vec(v: &[f32]) -> Vec<f32> {

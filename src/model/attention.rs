@@ -6,10 +6,12 @@
 //! read again by the next product, at the memory bandwidth of the machine. Here a block of 96
 //! queries of one head is scored (576 kB, inside the core's L2), normalised and applied to the
 //! values before the next block, and the result lands in (batch, ctx, state) without a
-//! transpose. The exponentials are computed eight at a time.
+//! transpose. The exponentials are `model::simd`'s, eight at a time.
 
 use candle_core::{CpuStorage, Storage, Tensor};
 use rayon::prelude::*;
+
+use crate::model::simd;
 
 type Result<T> = candle_core::Result<T>;
 
@@ -99,7 +101,7 @@ fn block(
         );
     }
     for row in scores.chunks_exact_mut(ctx_k) {
-        softmax_in_place(row);
+        simd::softmax_in_place(row);
     }
     debug_assert!(out.len() >= (rows - 1) * d + dh);
     // SAFETY: as above.
@@ -128,77 +130,6 @@ fn block(
     }
 }
 
-/// Softmax of `x` in place.
-pub(crate) fn softmax_in_place(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the features were checked just above.
-        let sum = unsafe { exp_minus_avx2(x, max) };
-        let inv = 1.0 / sum;
-        x.iter_mut().for_each(|v| *v *= inv);
-        return;
-    }
-    let mut sum = 0.0;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    x.iter_mut().for_each(|v| *v *= inv);
-}
-
-/// `x[i] = exp(x[i] - max)`, eight at a time; returns the sum. Cephes' expf: 2^n times a
-/// degree-6 polynomial on [-ln 2 / 2, ln 2 / 2], relative error about 2e-7.
-///
-/// SAFETY: the CPU has AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn exp_minus_avx2(x: &mut [f32], max: f32) -> f32 {
-    use std::arch::x86_64::*;
-    let n8 = x.len() / 8 * 8;
-    let p = x.as_mut_ptr();
-    let m = _mm256_set1_ps(max);
-    let mut acc = _mm256_setzero_ps();
-    for i in (0..n8).step_by(8) {
-        let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), m));
-        _mm256_storeu_ps(p.add(i), e);
-        acc = _mm256_add_ps(acc, e);
-    }
-    let mut lanes = [0f32; 8];
-    _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
-    let mut sum: f32 = lanes.iter().sum();
-    for v in &mut x[n8..] {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    sum
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn exp8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
-    use std::arch::x86_64::*;
-    // Below -87.3 the result is 0 (as a denormal it would not matter to a softmax).
-    let x = _mm256_max_ps(x, _mm256_set1_ps(-87.3));
-    let x = _mm256_min_ps(x, _mm256_set1_ps(88.3));
-    let n = _mm256_round_ps(
-        _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
-        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
-    );
-    // r = x - n ln 2, in two parts for precision.
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-    let mut y = _mm256_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
-    }
-    let y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0)));
-    let pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    _mm256_mul_ps(y, _mm256_castsi256_ps(pow2))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,17 +150,5 @@ mod tests {
         let err = (got - want)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
         assert!(err < 1e-5, "max error {err}");
         Ok(())
-    }
-
-    #[test]
-    fn softmax_matches_the_exact_one() {
-        let mut x: Vec<f32> = (0..1003).map(|i| ((i * 37 % 101) as f32 - 50.0) / 3.0).collect();
-        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let z: f64 = x.iter().map(|&v| ((v - max) as f64).exp()).sum();
-        let want: Vec<f64> = x.iter().map(|&v| ((v - max) as f64).exp() / z).collect();
-        softmax_in_place(&mut x);
-        for (g, w) in x.iter().zip(&want) {
-            assert!((*g as f64 - w).abs() <= 1e-6 * w.max(1e-30) + 1e-12, "{g} vs {w}");
-        }
     }
 }

@@ -68,7 +68,7 @@ impl Block {
         let w = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
         let a = w.matmul(&v)?.transpose(1, 2)?.reshape((b, t, DIM))?;
         let x = (x + self.proj.forward(&a)?.broadcast_mul(&self.ls1)?)?;
-        let m = self.fc2.forward(&self.fc1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?)?;
+        let m = self.fc2.forward(&crate::model::simd::gelu_erf(&self.fc1.forward(&self.norm2.forward(&x)?)?)?)?;
         x + m.broadcast_mul(&self.ls2)?
     }
 }

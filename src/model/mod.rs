@@ -8,6 +8,7 @@ pub mod fusion;
 pub mod loader;
 pub mod onnx;
 pub mod projection;
+pub mod simd;
 mod step;
 pub mod whisper;
 

@@ -46,13 +46,6 @@ impl Norm {
     }
 }
 
-/// GELU with the error function, in place.
-pub(crate) fn gelu_erf(x: &mut [f32]) {
-    for v in x {
-        *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
-    }
-}
-
 /// `a += b`, element-wise.
 pub(crate) fn add(a: &mut [f32], b: &[f32]) {
     for (a, b) in a.iter_mut().zip(b) {
@@ -160,7 +153,7 @@ fn attend_head_any<'a>(
 ) {
     scores.clear();
     scores.extend((0..len).map(|j| dot(q, key(j))));
-    crate::model::attention::softmax_in_place(scores);
+    crate::model::simd::softmax_in_place(scores);
     out.fill(0.0);
     for (j, &p) in scores.iter().enumerate() {
         for (o, &v) in out.iter_mut().zip(value(j)) {
@@ -253,7 +246,7 @@ fn attend_half(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out: &mut
         half::slice::HalfFloatSliceExt::convert_to_f32_slice(kj, &mut row);
         scores.push(dot(q, &row));
     }
-    crate::model::attention::softmax_in_place(scores);
+    crate::model::simd::softmax_in_place(scores);
     out.fill(0.0);
     for (vj, &p) in v.chunks_exact(dh).zip(scores.iter()) {
         half::slice::HalfFloatSliceExt::convert_to_f32_slice(vj, &mut row);
@@ -283,7 +276,7 @@ unsafe fn attend_half_avx2(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32
         }
         scores.push(hsum(acc));
     }
-    crate::model::attention::softmax_in_place(scores);
+    crate::model::simd::softmax_in_place(scores);
     out.fill(0.0);
     let (vp, op) = (v.as_ptr(), out.as_mut_ptr());
     for c in (0..dh).step_by(8) {

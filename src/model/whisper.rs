@@ -14,6 +14,7 @@ use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
 use crate::model::config::Dims;
 use crate::model::fusion::Fusion;
 use crate::model::projection::{PackedMatrix, Precision};
+use crate::model::simd;
 use crate::model::step::{self, HalfKeysValues, Norm, StepCache};
 
 /// Products with at most this many rows use the f16 copy of a decoder weight; steps of at most
@@ -259,7 +260,7 @@ impl Mlp {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+        self.fc2.forward(&simd::gelu_erf(&self.fc1.forward(x)?)?)
     }
 }
 
@@ -340,8 +341,8 @@ impl AudioEncoder {
     /// (batch, n_mels, 3000) -> (batch, 1500, n_audio_state)
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
         let _enter = self.span.enter();
-        let x = self.conv1.forward(mel)?.gelu_erf()?;
-        let x = self.conv2.forward(&x)?.gelu_erf()?;
+        let x = simd::gelu_erf(&self.conv1.forward(mel)?)?;
+        let x = simd::gelu_erf(&self.conv2.forward(&x)?)?;
         let x = x.transpose(1, 2)?; // (batch, 1500, state)
         let t = x.dim(1)?;
         let mut x = x.broadcast_add(&self.positional_embedding.narrow(0, 0, t)?)?;
@@ -664,7 +665,7 @@ impl TextDecoder {
 
             let h = mlp_ln.apply(&x);
             let mut u = b.mlp.fc1.rows(&h, rows);
-            step::gelu_erf(&mut u);
+            simd::gelu_erf_in_place(&mut u);
             step::add(&mut x, &b.mlp.fc2.rows(&u, rows));
         }
         cache.len += 1;
