@@ -38,6 +38,25 @@ pub struct PackedMatrix {
 }
 
 impl PackedMatrix {
+    /// From an f16 weight (as checkpoints keep it), a row at a time: the whole matrix is never
+    /// held in f32 (80 MB for tiny's embedding, at the peak of loading).
+    pub fn from_f16(weight: &[f16], vocab: usize, state: usize, precision: Precision) -> Self {
+        assert_eq!(weight.len(), vocab * state);
+        if precision == Precision::F16 {
+            return Self { packed: Packed::F16(weight.to_vec()), vocab, state };
+        }
+        let mut q = Vec::with_capacity(weight.len());
+        let mut scale = Vec::with_capacity(vocab);
+        let mut row = vec![0f32; state];
+        for w in weight.chunks_exact(state) {
+            to_f32(w, &mut row);
+            let (rq, s) = quantize_row(&row);
+            q.extend(rq);
+            scale.push(s);
+        }
+        Self { packed: Packed::Int8 { q, scale }, vocab, state }
+    }
+
     pub fn new(weight_f32: &[f32], vocab: usize, state: usize, precision: Precision) -> Self {
         assert_eq!(weight_f32.len(), vocab * state);
         let packed = match precision {
@@ -46,9 +65,8 @@ impl PackedMatrix {
                 let mut q = Vec::with_capacity(weight_f32.len());
                 let mut scale = Vec::with_capacity(vocab);
                 for row in weight_f32.chunks_exact(state) {
-                    let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    let s = if max > 0.0 { max / 127.0 } else { 1.0 };
-                    q.extend(row.iter().map(|v| (v / s).round().clamp(-127.0, 127.0) as i8));
+                    let (rq, s) = quantize_row(row);
+                    q.extend(rq);
                     scale.push(s);
                 }
                 Packed::Int8 { q, scale }
@@ -146,6 +164,13 @@ impl PackedMatrix {
         }
         out
     }
+}
+
+/// Symmetric int8 of one row: the values and the scale that restores them.
+fn quantize_row(row: &[f32]) -> (impl Iterator<Item = i8> + '_, f32) {
+    let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+    (row.iter().map(move |v| (v / s).round().clamp(-127.0, 127.0) as i8), s)
 }
 
 pub(crate) fn has_avx2_f16c() -> bool {

@@ -429,12 +429,14 @@ pub struct TextDecoder {
 impl TextDecoder {
     pub fn load(vb: VarBuilder, dims: &Dims) -> Result<Self> {
         let (n, h) = (dims.n_text_state, dims.n_text_head);
-        let emb = vb.get((dims.n_vocab, n), "token_embedding.weight")?;
+        // Straight from f16 into its packed form: never the whole embedding in f32.
+        let emb =
+            vb.get_with_hints_dtype((dims.n_vocab, n), "token_embedding.weight", Default::default(), DType::F16)?;
         let positional_embedding = vb.get((dims.n_text_ctx, n), "positional_embedding")?;
         let ln = layer_norm(n, vb.pp("ln"))?;
         Ok(Self {
-            token_embedding: Arc::new(PackedMatrix::new(
-                &emb.flatten_all()?.to_vec1::<f32>()?,
+            token_embedding: Arc::new(PackedMatrix::from_f16(
+                &emb.flatten_all()?.to_vec1::<half::f16>()?,
                 dims.n_vocab,
                 n,
                 Precision::default(),
