@@ -256,7 +256,9 @@ fn attend_half(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out: &mut
     }
 }
 
-/// `attend_half` with AVX2, FMA and F16C.
+/// `attend_half` with AVX2, FMA and F16C, for `head_dim` 64 (every Whisper): four keys at a
+/// time for the scores, the whole head in eight registers for the values, so that no sum waits
+/// on the one before it.
 ///
 /// SAFETY: the CPU has them; `q.len() % 8 == 0`.
 #[cfg(target_arch = "x86_64")]
@@ -267,18 +269,45 @@ unsafe fn attend_half_avx2(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32
     let ctx = k.len() / dh;
     let load = |p: *const f16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
     scores.clear();
-    scores.reserve(ctx);
-    let (kp, qp) = (k.as_ptr(), q.as_ptr());
-    for j in 0..ctx {
+    scores.resize(ctx, 0.0);
+    let (kp, qp, sp) = (k.as_ptr(), q.as_ptr(), scores.as_mut_ptr());
+    let mut j = 0;
+    while j + 4 <= ctx {
+        let (mut a0, mut a1, mut a2, mut a3) =
+            (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        for c in (0..dh).step_by(8) {
+            let x = _mm256_loadu_ps(qp.add(c));
+            a0 = _mm256_fmadd_ps(load(kp.add(j * dh + c)), x, a0);
+            a1 = _mm256_fmadd_ps(load(kp.add((j + 1) * dh + c)), x, a1);
+            a2 = _mm256_fmadd_ps(load(kp.add((j + 2) * dh + c)), x, a2);
+            a3 = _mm256_fmadd_ps(load(kp.add((j + 3) * dh + c)), x, a3);
+        }
+        let s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+        _mm_storeu_ps(sp.add(j), _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+        j += 4;
+    }
+    for j in j..ctx {
         let mut acc = _mm256_setzero_ps();
         for c in (0..dh).step_by(8) {
             acc = _mm256_fmadd_ps(load(kp.add(j * dh + c)), _mm256_loadu_ps(qp.add(c)), acc);
         }
-        scores.push(hsum(acc));
+        *sp.add(j) = hsum(acc);
     }
     crate::model::simd::softmax_in_place(scores);
-    out.fill(0.0);
     let (vp, op) = (v.as_ptr(), out.as_mut_ptr());
+    if dh == 64 {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for (j, &p) in scores.iter().enumerate() {
+            let p = _mm256_set1_ps(p);
+            for (c, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(load(vp.add(j * dh + c * 8)), p, *a);
+            }
+        }
+        for (c, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(op.add(c * 8), *a);
+        }
+        return;
+    }
     for c in (0..dh).step_by(8) {
         let mut acc = _mm256_setzero_ps();
         for (j, &p) in scores.iter().enumerate() {
