@@ -343,7 +343,10 @@ mod tests {
     fn matches_a_plain_product() {
         // 24 wide: the plain path; 96: the AVX2 kernels where the CPU has them.
         for (vocab, state, batch) in [(1037, 24, 3), (1037, 96, 3)] {
-            let w: Vec<f32> = (0..vocab * state).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 700.0).collect();
+            // Groups of 32 values differ in size by up to 16x, as an embedding's do.
+            let w: Vec<f32> = (0..vocab * state)
+                .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 700.0 * (1 << ((i % state) / 32 % 5)) as f32)
+                .collect();
             let h: Vec<f32> = (0..batch * state).map(|i| ((i * 31 % 17) as f32 - 8.0) / 5.0).collect();
             for precision in [Precision::F16, Precision::Int8] {
                 let p = PackedMatrix::new(&w, vocab, state, precision);
@@ -356,7 +359,7 @@ mod tests {
                             let size: f32 = (0..state).map(|k| (w[t * state + k] * h[b * state + k]).abs()).sum();
                             let err = (got[b * vocab + t] - want).abs();
                             assert!(
-                                err < 1e-2 * (1.0 + size),
+                                err < 4e-3 * (1.0 + size),
                                 "{precision:?} {state} wide, batch {batch} ({b}, {t}): {} vs {want}",
                                 got[b * vocab + t]
                             );
