@@ -179,6 +179,8 @@ impl TranscribeStage {
         let device = self.model.whisper.device().clone();
         let mel = Tensor::from_vec(mel, (1, self.n_mels, WINDOW_FRAMES), &device).map_err(|e| self.err(e))?;
         let model = Arc::clone(&self.model);
+        // The last window's audio keys and values are done with: not beside this encoder run.
+        model.whisper.decoder.forget_audio();
         let t0 = std::time::Instant::now();
         let audio = model.whisper.encoder.forward(&mel).map_err(|e| self.err(e))?;
         let encode_ms = t0.elapsed().as_millis();

@@ -501,6 +501,14 @@ impl TextDecoder {
         })
     }
 
+    /// Drops the keys and values kept for the last window (call when done with it: they are
+    /// 18 MB for tiny.en, and the next window's encoder would run beside them).
+    pub fn forget_audio(&self) {
+        if let Ok(mut m) = self.cross_memo.lock() {
+            *m = None;
+        }
+    }
+
     /// Each layer's keys and values of `audio`, computed once per audio tensor.
     fn cross_keys_values(&self, audio: &Tensor) -> Result<Vec<(Tensor, Tensor)>> {
         let tracked = audio.track_op();
