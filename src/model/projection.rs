@@ -145,7 +145,7 @@ impl PackedMatrix {
             for (r, o) in rows.zip(out.chunks_mut(batch)) {
                 self.row_f32(r, &mut row);
                 for (b, o) in o.iter_mut().enumerate() {
-                    *o = dot(&row, &hidden[b * d..(b + 1) * d]);
+                    *o = crate::model::simd::dot(&row, &hidden[b * d..(b + 1) * d]);
                 }
             }
         };
@@ -319,20 +319,6 @@ unsafe fn block_avx2<L: Load8>(
 
 fn to_f32(src: &[f16], dst: &mut [f32]) {
     half::slice::HalfFloatSliceExt::convert_to_f32_slice(src, dst);
-}
-
-/// Eight independent sums, so the compiler can keep them in vector registers.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use candle_core::Tensor;
 use half::f16;
 use rayon::prelude::*;
 
+use crate::model::simd;
+
 type Result<T> = candle_core::Result<T>;
 
 /// A layer norm's parameters as slices.
@@ -111,7 +113,7 @@ impl StepCache {
 }
 
 /// Attention of one head's query `q` (head_dim) over `len` keys and values read by `key(j)`,
-/// `value(j)` (head_dim each), into `out`.
+/// `value(j)` (head_dim each), into `out`. (The cache holds at most 448 tokens: a plain loop.)
 fn attend_head<'a>(
     q: &[f32],
     len: usize,
@@ -120,40 +122,9 @@ fn attend_head<'a>(
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { attend_head_avx2(q, len, key, value, scores, out) };
-    }
-    attend_head_any(q, len, key, value, scores, out)
-}
-
-/// `attend_head_any` compiled for AVX2 (eight lanes where the baseline has four).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn attend_head_avx2<'a>(
-    q: &[f32],
-    len: usize,
-    key: impl Fn(usize) -> &'a [f32],
-    value: impl Fn(usize) -> &'a [f32],
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    attend_head_any(q, len, key, value, scores, out)
-}
-
-#[inline(always)]
-fn attend_head_any<'a>(
-    q: &[f32],
-    len: usize,
-    key: impl Fn(usize) -> &'a [f32],
-    value: impl Fn(usize) -> &'a [f32],
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
     scores.clear();
-    scores.extend((0..len).map(|j| dot(q, key(j))));
-    crate::model::simd::softmax_in_place(scores);
+    scores.extend((0..len).map(|j| simd::dot(q, key(j))));
+    simd::softmax_in_place(scores);
     out.fill(0.0);
     for (j, &p) in scores.iter().enumerate() {
         for (o, &v) in out.iter_mut().zip(value(j)) {
@@ -244,9 +215,9 @@ fn attend_half(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out: &mut
     scores.clear();
     for kj in k.chunks_exact(dh) {
         half::slice::HalfFloatSliceExt::convert_to_f32_slice(kj, &mut row);
-        scores.push(dot(q, &row));
+        scores.push(simd::dot(q, &row));
     }
-    crate::model::simd::softmax_in_place(scores);
+    simd::softmax_in_place(scores);
     out.fill(0.0);
     for (vj, &p) in v.chunks_exact(dh).zip(scores.iter()) {
         half::slice::HalfFloatSliceExt::convert_to_f32_slice(vj, &mut row);
@@ -293,7 +264,7 @@ unsafe fn attend_half_avx2(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32
         }
         *sp.add(j) = hsum(acc);
     }
-    crate::model::simd::softmax_in_place(scores);
+    simd::softmax_in_place(scores);
     let (vp, op) = (v.as_ptr(), out.as_mut_ptr());
     if dh == 64 {
         let mut acc = [_mm256_setzero_ps(); 8];
@@ -325,18 +296,4 @@ fn hsum(x: std::arch::x86_64::__m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
-}
-
-/// Eight independent sums, so the compiler keeps them in vector registers.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }

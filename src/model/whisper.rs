@@ -403,6 +403,9 @@ impl DecoderState {
     }
 }
 
+/// Each decoder layer's keys and values of one window's audio, by the audio tensor's id.
+type AudioKeysValues = (candle_core::TensorId, Vec<(Tensor, Tensor)>);
+
 /// Whisper's text decoder.
 #[derive(Debug, Clone)]
 pub struct TextDecoder {
@@ -420,7 +423,7 @@ pub struct TextDecoder {
     fusion: Option<Fusion>,
     /// The audio keys and values of the last window started, by the audio tensor's id: a window
     /// is decoded, perhaps again at another temperature, then aligned, all over the same audio.
-    cross_memo: Arc<Mutex<Option<(candle_core::TensorId, Vec<(Tensor, Tensor)>)>>>,
+    cross_memo: Arc<Mutex<Option<AudioKeysValues>>>,
     n_ctx: usize,
     n_head: usize,
     span: tracing::Span,
