@@ -78,27 +78,7 @@ fn block(
     // of this head (out holds at least (rows - 1) * d + dh values).
     unsafe {
         // scores = q k^T: k read as (dh, ctx_k), column stride dh.
-        gemm::gemm(
-            rows,
-            ctx_k,
-            dh,
-            scores.as_mut_ptr(),
-            1,
-            ctx_k as isize,
-            false,
-            q.as_ptr(),
-            1,
-            dh as isize,
-            k.as_ptr(),
-            dh as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+        product((rows, ctx_k, dh), (scores.as_mut_ptr(), ctx_k), (q.as_ptr(), dh, 1), (k.as_ptr(), 1, dh));
     }
     for row in scores.chunks_exact_mut(ctx_k) {
         simd::softmax_in_place(row);
@@ -106,28 +86,41 @@ fn block(
     debug_assert!(out.len() >= (rows - 1) * d + dh);
     // SAFETY: as above.
     unsafe {
-        gemm::gemm(
-            rows,
-            dh,
-            ctx_k,
-            out.as_mut_ptr(),
-            1,
-            d as isize,
-            false,
-            scores.as_ptr(),
-            1,
-            ctx_k as isize,
-            v.as_ptr(),
-            1,
-            dh as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+        product((rows, dh, ctx_k), (out.as_mut_ptr(), d), (scores.as_ptr(), ctx_k, 1), (v.as_ptr(), dh, 1));
     }
+}
+
+/// `dst = lhs rhs` on this thread, for (m, n, k): `dst` (pointer, row stride; columns
+/// contiguous), `lhs` and `rhs` (pointer, row stride, column stride).
+///
+/// SAFETY: each pointer with its strides covers its (m, k), (k, n) or (m, n) matrix.
+unsafe fn product(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs): (*mut f32, usize),
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        false,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
 }
 
 #[cfg(test)]

@@ -82,15 +82,18 @@ impl Linear {
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let y = match &self.half {
             // Not while training: the f16 product is outside candle's graph.
+            // The step path's product (bias included).
             Some(h) if rows <= HALF_MAX_ROWS && !x.track_op() => {
                 let x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                Tensor::from_vec(h.logits(&x, rows), (rows, h.vocab()), self.wt.device())?
+                Tensor::from_vec(self.rows(&x, rows), (rows, h.vocab()), self.wt.device())?
             }
-            _ => x.reshape((rows, dims[dims.len() - 1]))?.matmul(&self.wt)?,
-        };
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
+            _ => {
+                let y = x.reshape((rows, dims[dims.len() - 1]))?.matmul(&self.wt)?;
+                match &self.bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                }
+            }
         };
         let mut out = dims;
         *out.last_mut().expect("non-empty dims") = self.wt.dim(1)?;
