@@ -143,6 +143,11 @@ struct RunArgs {
     /// encoder `dinov2`, from the models directory) and the context terms.
     #[arg(long, value_name = "FILE")]
     adapter: Option<PathBuf>,
+    /// Chunks of speech decoded as one batch (faster-whisper's batched pipeline); 1 decodes
+    /// window after window, each after the text before it. Default: the pipeline's
+    /// `model.batch_size`.
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Threads for model compute. Default: all cores.
     #[arg(long)]
     threads: Option<usize>,
@@ -349,6 +354,9 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
+    if args.batch_size.is_some_and(|n| !(1..=64).contains(&n)) {
+        bail!("--batch-size must be between 1 and 64");
+    }
     if args.beam == 0 {
         bail!("--beam must be at least 1");
     }
@@ -420,6 +428,8 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         decode: DecodeOptions { task, language, beam_size: args.beam, ..Default::default() },
         detect_language: language.is_none(),
         vad: pipeline.vad.clone(),
+        batch_size: args.batch_size.unwrap_or(pipeline.model.batch_size),
+        batch_wait: (pipeline.model.batch_wait_ms > 0).then_some(subtitle::time::Ts(pipeline.model.batch_wait_ms)),
         ..Default::default()
     };
 

@@ -87,3 +87,61 @@ fn a_step_matches_the_same_token_in_a_prompt_and_beams_keep_their_rows() -> cand
     assert!(d < 2e-2, "a prompt after a step differs by {d}");
     Ok(())
 }
+
+/// 16 kHz mono samples of `path`, through the ffmpeg CLI.
+fn samples(path: &std::path::Path) -> Vec<f32> {
+    let o = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-ar", "16000", "-ac", "1", "-f", "f32le", "-"])
+        .output()
+        .expect("running ffmpeg");
+    assert!(o.status.success(), "ffmpeg failed on {}", path.display());
+    o.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+/// Windows decoded as one batch (each with its own audio keys and values, their beams rows of
+/// one state) give each window the tokens it gets decoded alone, greedy and with beams.
+#[test]
+fn a_batch_of_windows_decodes_as_each_window_alone() -> candle_core::Result<()> {
+    use subtitle::infer::decode::WindowDecoder;
+    use subtitle::infer::{DecodeOptions, WhisperTokenizer};
+    use subtitle::preprocess::mel::{normalize_window, LogMel};
+    let dev = Device::Cpu;
+    let dir = common::models().join("tiny.en");
+    let m = LoadedModel::load(&dir, &dev).expect("tiny.en (models/fetch.sh tiny.en)");
+    let tok = WhisperTokenizer::load(&dir.join("tokenizer.json")).expect("tokenizer");
+    let real = common::shared_real();
+    let mut windows = Vec::new();
+    for id in ["jfk", "lj_LJ001-0001", "lj_LJ001-0003"] {
+        let mut mel = LogMel::new(80);
+        let mut frames = Vec::new();
+        mel.push(&samples(&real.join(format!("mp4/{id}.mp4"))), &mut frames);
+        mel.flush(&mut frames);
+        windows.push(Tensor::from_vec(normalize_window(&frames, 80), (1, 80, 3000), &dev)?);
+    }
+    let alone: Vec<Tensor> =
+        windows.iter().map(|w| m.whisper.encoder.forward(w)).collect::<candle_core::Result<_>>()?;
+    let batch = Tensor::cat(&alone, 0)?;
+    for beam_size in [1, 5] {
+        let opts = DecodeOptions { beam_size, ..Default::default() };
+        let mut decoder = WindowDecoder::new(&m.whisper, &tok, &m.config, 0);
+        let together = decoder.decode_batch(&batch, &[], 0.0, &opts)?;
+        assert_eq!(together.len(), alone.len());
+        for (i, (audio, t)) in alone.iter().zip(&together).enumerate() {
+            m.whisper.decoder.forget_audio();
+            let one = decoder.decode(audio, &[], 0.0, &opts)?;
+            assert!(!one.tokens.is_empty(), "window {i} decoded nothing");
+            assert_eq!(
+                t.tokens,
+                one.tokens,
+                "beam {beam_size}, window {i}: batched {:?} alone {:?}",
+                tok.decode(&t.tokens),
+                tok.decode(&one.tokens)
+            );
+            assert!((t.avg_logprob - one.avg_logprob).abs() < 1e-2, "{} vs {}", t.avg_logprob, one.avg_logprob);
+            assert!((t.no_speech_prob - one.no_speech_prob).abs() < 1e-3);
+        }
+    }
+    Ok(())
+}

@@ -152,3 +152,87 @@ fn cues_keep_the_length_limits() {
         assert!(lines.len() <= 2 && lines.iter().all(|l| l.chars().count() <= 42), "{s:?}");
     }
 }
+
+/// Batched mode (`--batch-size`): two and a half minutes of real speech (LJ Speech and JFK
+/// clips, a second of silence between them) cut into chunks at the pauses, decoded four chunks
+/// to a batch. Every clip's words come back, in order, timed inside their clip.
+#[test]
+fn batched_chunks_transcribe_real_speech_in_order() {
+    let real = shared_real();
+    let dir = tempdir("batched");
+    let ids: Vec<String> =
+        std::iter::once("jfk".to_string()).chain((1..=16).map(|i| format!("lj_LJ001-{i:04}"))).collect();
+    // The clips as one 16 kHz WAV, through the ffmpeg CLI; where each clip lies in it.
+    let mut pcm: Vec<i16> = Vec::new();
+    let mut spans = Vec::new();
+    let mut reference = String::new();
+    for id in &ids {
+        let o = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(real.join(format!("mp4/{id}.mp4")))
+            .args(["-ar", "16000", "-ac", "1", "-f", "s16le", "-"])
+            .output()
+            .expect("running ffmpeg");
+        assert!(o.status.success());
+        let start = pcm.len() as u64 * 1000 / 16000;
+        pcm.extend(o.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
+        spans.push((start, pcm.len() as u64 * 1000 / 16000));
+        pcm.extend(std::iter::repeat_n(0i16, 16000));
+        reference.push_str(&std::fs::read_to_string(real.join(format!("refs/{id}.txt"))).unwrap());
+        reference.push(' ');
+    }
+    let wav = dir.join("clips.wav");
+    let bytes = (pcm.len() * 2) as u32;
+    let mut w: Vec<u8> = Vec::new();
+    w.extend(b"RIFF");
+    w.extend((36 + bytes).to_le_bytes());
+    w.extend(b"WAVEfmt ");
+    w.extend(16u32.to_le_bytes());
+    w.extend(1u16.to_le_bytes()); // PCM
+    w.extend(1u16.to_le_bytes()); // mono
+    w.extend(16000u32.to_le_bytes());
+    w.extend(32000u32.to_le_bytes());
+    w.extend(2u16.to_le_bytes());
+    w.extend(16u16.to_le_bytes());
+    w.extend(b"data");
+    w.extend(bytes.to_le_bytes());
+    w.extend(pcm.iter().flat_map(|s| s.to_le_bytes()));
+    std::fs::write(&wav, w).unwrap();
+
+    let out = dir.join("clips.srt");
+    let o = run(&[
+        wav.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+        OsStr::new("--beam"),
+        OsStr::new("1"),
+        OsStr::new("--batch-size"),
+        OsStr::new("4"),
+        OsStr::new("-vv"),
+    ]);
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    // A full batch of four chunks went through (the log lists each batch's chunks).
+    let plain: String = log.split('\u{1b}').map(|p| p.split_once('m').map_or(p, |(_, rest)| rest)).collect();
+    let full = plain.lines().filter(|l| l.contains(" batch chunks=")).any(|l| {
+        let chunks = l.split("chunks=").nth(1).unwrap().split(" groups").next().unwrap();
+        chunks.split(' ').count() == 4
+    });
+    assert!(full, "no batch of four chunks in the log:\n{plain}");
+
+    let srt = std::fs::read_to_string(&out).unwrap();
+    let e = errors(&reference, &subtitle::eval::subtitle_text(&srt));
+    eprintln!("batched WER {:.2}% over {} words", 100.0 * e.wer(), e.reference_words);
+    assert!(e.wer() <= 0.10, "batched WER {:.2}% > 10%", 100.0 * e.wer());
+    // Cues in order, and none over the silence between clips.
+    let subs = srtlib::Subtitles::parse_from_str(srt).unwrap().to_vec();
+    let ms = |t: (u8, u8, u8, u16)| ((t.0 as u64 * 60 + t.1 as u64) * 60 + t.2 as u64) * 1000 + t.3 as u64;
+    let mut last_end = 0;
+    for s in &subs {
+        let (a, b) = (ms(s.start_time.get()), ms(s.end_time.get()));
+        assert!(b > a && a >= last_end, "out of order: {s:?}");
+        last_end = b;
+        let inside = spans.iter().any(|&(from, to)| a + 300 >= from && a < to);
+        assert!(inside, "cue starts in the silence between clips: {s:?}");
+    }
+}

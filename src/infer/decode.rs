@@ -186,32 +186,76 @@ impl<'a> WindowDecoder<'a> {
         prompt: &[u32],
         opts: &DecodeOptions,
     ) -> Result<DecodeResult> {
-        let mut tried: Vec<DecodeResult> = Vec::with_capacity(opts.temperatures.len());
+        Ok(self.decode_batch_with_fallback(audio, prompt, opts)?.remove(0))
+    }
+
+    /// [`Self::decode_with_fallback`] for every window of `audio` (windows, ctx, state) at
+    /// once: each temperature decodes, as one batch, the windows no cooler one satisfied.
+    pub fn decode_batch_with_fallback(
+        &mut self,
+        audio: &Tensor,
+        prompt: &[u32],
+        opts: &DecodeOptions,
+    ) -> Result<Vec<DecodeResult>> {
+        let n = audio.dim(0)?;
+        let mut done: Vec<Option<DecodeResult>> = vec![None; n];
+        let mut tried: Vec<Vec<DecodeResult>> = vec![Vec::new(); n];
+        let mut pending: Vec<usize> = (0..n).collect();
         let repetitive = |r: &DecodeResult| r.compression_ratio > opts.compression_ratio_threshold || r.looping;
         for &t in &opts.temperatures {
-            let r = self.decode(audio, prompt, t, opts)?;
-            let mut needs_fallback = repetitive(&r) || r.avg_logprob < opts.logprob_threshold;
-            if r.no_speech_prob > opts.no_speech_threshold && r.avg_logprob < opts.logprob_threshold {
-                needs_fallback = false; // silence
+            if pending.is_empty() {
+                break;
             }
-            if !needs_fallback {
-                return Ok(r);
+            let part = if pending.len() == n {
+                audio.clone()
+            } else {
+                let idx: Vec<u32> = pending.iter().map(|&i| i as u32).collect();
+                audio.index_select(&Tensor::new(idx.as_slice(), audio.device())?, 0)?
+            };
+            let results = self.decode_batch(&part, prompt, t, opts)?;
+            let mut still = Vec::new();
+            for (i, r) in pending.into_iter().zip(results) {
+                let silence = r.no_speech_prob > opts.no_speech_threshold && r.avg_logprob < opts.logprob_threshold;
+                if silence || !(repetitive(&r) || r.avg_logprob < opts.logprob_threshold) {
+                    done[i] = Some(r);
+                } else {
+                    tried[i].push(r);
+                    still.push(i);
+                }
             }
-            tried.push(r);
+            pending = still;
         }
-        let last_t = tried.last().map_or(0.0, |r| r.temperature);
-        let not_repetitive = tried.iter().any(|r| !repetitive(r));
-        let best = tried
-            .into_iter()
-            .filter(|r| !not_repetitive || !repetitive(r))
-            .max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob))
-            .expect("at least one temperature");
-        Ok(DecodeResult { temperature: last_t, ..best })
+        for i in pending {
+            let tried = std::mem::take(&mut tried[i]);
+            let last_t = tried.last().map_or(0.0, |r| r.temperature);
+            let not_repetitive = tried.iter().any(|r| !repetitive(r));
+            let best = tried
+                .into_iter()
+                .filter(|r| !not_repetitive || !repetitive(r))
+                .max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob))
+                .expect("at least one temperature");
+            done[i] = Some(DecodeResult { temperature: last_t, ..best });
+        }
+        Ok(done.into_iter().map(|r| r.expect("every window decoded")).collect())
     }
 
     /// One decoding of the window `audio` (1, ctx, state) at temperature `t`.
     pub fn decode(&mut self, audio: &Tensor, prompt: &[u32], t: f32, opts: &DecodeOptions) -> Result<DecodeResult> {
+        Ok(self.decode_batch(audio, prompt, t, opts)?.remove(0))
+    }
+
+    /// One decoding of each window of `audio` (windows, ctx, state) at temperature `t`, all
+    /// after the same `prompt`: the candidates of every window (beams, samples) are the rows of
+    /// one decoder state, so each step is one pass over the weights for all of them.
+    pub fn decode_batch(
+        &mut self,
+        audio: &Tensor,
+        prompt: &[u32],
+        t: f32,
+        opts: &DecodeOptions,
+    ) -> Result<Vec<DecodeResult>> {
         let dec = &self.model.decoder;
+        let windows = audio.dim(0)?;
         let n_ctx = dec.n_ctx();
         let sample_len = n_ctx / 2;
         let (initial, sot_index) = self.initial_tokens(prompt, opts);
@@ -219,12 +263,11 @@ impl<'a> WindowDecoder<'a> {
         self.filter.max_initial_timestamp = (opts.max_initial_timestamp_s / TIMESTAMP_STEP_S).round() as usize;
 
         let mut state = dec.start_fused(audio, self.memory.as_ref())?;
-        let x = Tensor::new(initial.as_slice(), audio.device())?.unsqueeze(0)?;
+        let x = Tensor::new(initial.as_slice(), audio.device())?.unsqueeze(0)?.repeat((windows, 1))?;
         let h = dec.forward(&x, &mut state)?;
-        // (1, ctx, state) -> logits at the <|startoftranscript|> and the last positions.
-        let sot_logits: Vec<f32> = dec.logits(&h.i((.., sot_index, ..))?)?.i(0)?.to_vec1()?;
-        let no_speech_prob = softmax_at(&sot_logits, self.tok.no_speech as usize);
-        let first_logits: Vec<f32> = dec.logits(&h.i((.., sample_begin - 1, ..))?)?.i(0)?.to_vec1()?;
+        // (windows, ctx, state) -> logits at the <|startoftranscript|> and the last positions.
+        let sot_logits: Vec<Vec<f32>> = dec.logits(&h.i((.., sot_index, ..))?)?.to_vec2()?;
+        let first_logits: Vec<Vec<f32>> = dec.logits(&h.i((.., sample_begin - 1, ..))?)?.to_vec2()?;
 
         let beam = t == 0.0 && opts.beam_size > 1;
         let n = if beam {
@@ -236,59 +279,93 @@ impl<'a> WindowDecoder<'a> {
         };
         let max_len = sample_len.min(n_ctx - sample_begin);
 
-        let mut finished: Vec<Candidate> = Vec::new();
-        let mut live = vec![Candidate::default()];
-        let mut logits_rows = vec![first_logits];
+        // Rows of the state: each searching window's live candidates, window after window.
+        let mut searches: Vec<Search> = first_logits
+            .into_iter()
+            .map(|logits| Search { live: vec![Candidate::default()], logits: vec![logits], ..Default::default() })
+            .collect();
         if !beam && n > 1 {
-            live = vec![Candidate::default(); n];
-            logits_rows = vec![logits_rows[0].clone(); n];
-            state.select(&vec![0; n])?;
+            for s in &mut searches {
+                s.live = vec![Candidate::default(); n];
+                s.logits = vec![s.logits[0].clone(); n];
+            }
+            let rows: Vec<u32> = (0..windows as u32).flat_map(|w| std::iter::repeat_n(w, n)).collect();
+            state.select(&rows)?;
         }
         for step in 0..max_len {
-            let mut filtered = logits_rows;
-            let mut rows: Vec<Vec<f32>> = Vec::with_capacity(live.len());
-            for (c, logits) in live.iter().zip(filtered.iter_mut()) {
-                rows.push(self.filter.apply(logits, &c.tokens));
-            }
-            let (next, source): (Vec<Candidate>, Vec<u32>) = if beam {
-                let (next, source, done) = beam_step(&live, &rows, opts.beam_size, self.tok.eot);
-                // At most beam_size finished candidates, best first (OpenAI's max_candidates).
-                let room = opts.beam_size.saturating_sub(finished.len());
-                finished.extend(done.into_iter().take(room));
-                (next, source)
-            } else {
-                let (mut next, mut source) = (Vec::with_capacity(live.len()), Vec::with_capacity(live.len()));
-                for (i, c) in live.iter().enumerate() {
-                    let token = if t > 0.0 { self.rng.sample(&filtered[i], t) } else { argmax(&rows[i]) };
-                    let lp = rows[i][token as usize];
-                    let mut c = c.clone();
-                    c.sum_logprob += lp;
-                    if token == self.tok.eot {
-                        finished.push(c);
-                    } else {
-                        c.tokens.push(token);
-                        c.logprobs.push(lp);
-                        next.push(c);
-                        source.push(i as u32);
-                    }
+            let mut source: Vec<u32> = Vec::new();
+            let mut row = 0u32;
+            for s in searches.iter_mut().filter(|s| !s.ended) {
+                let held = s.live.len() as u32;
+                let (next, from) = self.search_step(s, t, opts, beam);
+                let done = if beam { s.finished.len() >= opts.beam_size } else { next.is_empty() };
+                s.live = next;
+                s.ended = done || s.live.is_empty() || step + 1 == max_len;
+                if !s.ended {
+                    source.extend(from.iter().map(|&i| row + i));
                 }
-                (next, source)
-            };
-            let done = if beam { finished.len() >= opts.beam_size } else { next.is_empty() };
-            if done || next.is_empty() || step + 1 == max_len {
-                live = next;
+                row += held;
+            }
+            if source.is_empty() {
                 break;
             }
-            if source.len() != live.len() || source.iter().enumerate().any(|(i, &s)| s as usize != i) {
+            if source.len() != row as usize || source.iter().enumerate().any(|(i, &s)| s as usize != i) {
                 state.select(&source)?;
             }
-            let last: Vec<u32> = next.iter().map(|c| *c.tokens.last().expect("live candidates have a token")).collect();
+            let live = searches.iter().filter(|s| !s.ended);
+            let last: Vec<u32> = live
+                .flat_map(|s| s.live.iter().map(|c| *c.tokens.last().expect("live candidates have a token")))
+                .collect();
             let x = Tensor::new(last.as_slice(), audio.device())?.unsqueeze(1)?;
             let h = dec.forward(&x, &mut state)?;
-            let logits = dec.logits(&h.i((.., 0, ..))?)?;
-            logits_rows = logits.to_vec2()?;
-            live = next;
+            let mut logits = dec.logits(&h.i((.., 0, ..))?)?.to_vec2()?.into_iter();
+            for s in searches.iter_mut().filter(|s| !s.ended) {
+                s.logits = logits.by_ref().take(s.live.len()).collect();
+            }
         }
+        Ok(searches
+            .into_iter()
+            .zip(sot_logits)
+            .map(|(s, sot)| self.best(s, beam, opts, t, softmax_at(&sot, self.tok.no_speech as usize)))
+            .collect())
+    }
+
+    /// One step of one window's search over its rows' logits: the next live candidates and the
+    /// row (of this window's) each continues; ended candidates go to `s.finished`.
+    fn search_step(&mut self, s: &mut Search, t: f32, opts: &DecodeOptions, beam: bool) -> (Vec<Candidate>, Vec<u32>) {
+        let mut filtered = std::mem::take(&mut s.logits);
+        let rows: Vec<Vec<f32>> =
+            s.live.iter().zip(filtered.iter_mut()).map(|(c, logits)| self.filter.apply(logits, &c.tokens)).collect();
+        let len = rows.len();
+        if beam {
+            let (next, source, done) = beam_step(&s.live, &rows, opts.beam_size, self.tok.eot);
+            // At most beam_size finished candidates, best first (OpenAI's max_candidates).
+            let room = opts.beam_size.saturating_sub(s.finished.len());
+            s.finished.extend(done.into_iter().take(room));
+            (next, source)
+        } else {
+            let (mut next, mut source) = (Vec::with_capacity(len), Vec::with_capacity(len));
+            for (i, c) in s.live.iter().enumerate() {
+                let token = if t > 0.0 { self.rng.sample(&filtered[i], t) } else { argmax(&rows[i]) };
+                let lp = rows[i][token as usize];
+                let mut c = c.clone();
+                c.sum_logprob += lp;
+                if token == self.tok.eot {
+                    s.finished.push(c);
+                } else {
+                    c.tokens.push(token);
+                    c.logprobs.push(lp);
+                    next.push(c);
+                    source.push(i as u32);
+                }
+            }
+            (next, source)
+        }
+    }
+
+    /// The window's result: its best finished candidate (live ones fill in when too few ended).
+    fn best(&self, s: Search, beam: bool, opts: &DecodeOptions, t: f32, no_speech_prob: f32) -> DecodeResult {
+        let Search { mut live, mut finished, .. } = s;
         if finished.is_empty() || (beam && finished.len() < opts.beam_size) {
             // Not enough ended: the best live candidates fill the rest.
             live.sort_by(|a, b| b.sum_logprob.total_cmp(&a.sum_logprob));
@@ -299,7 +376,7 @@ impl<'a> WindowDecoder<'a> {
         let score = |c: &Candidate| c.sum_logprob / c.tokens.len().max(1) as f32;
         let best = finished.into_iter().max_by(|a, b| score(a).total_cmp(&score(b))).unwrap_or_default();
         let text = self.tok.decode(&best.tokens);
-        Ok(DecodeResult {
+        DecodeResult {
             avg_logprob: best.sum_logprob / (best.tokens.len() + 1) as f32,
             compression_ratio: compression_ratio(&text),
             looping: has_loop(&text),
@@ -307,8 +384,18 @@ impl<'a> WindowDecoder<'a> {
             token_logprobs: best.logprobs,
             no_speech_prob,
             temperature: t,
-        })
+        }
     }
+}
+
+/// One window's search in a batch: its live candidates (one state row each) and their logits,
+/// the candidates that ended, and whether the window is done.
+#[derive(Debug, Default)]
+struct Search {
+    live: Vec<Candidate>,
+    logits: Vec<Vec<f32>>,
+    finished: Vec<Candidate>,
+    ended: bool,
 }
 
 impl LogitFilter {

@@ -2,6 +2,7 @@
 //! seeks to the end of the last complete segment so words at a window's edge are decoded again in
 //! the next window rather than lost (OpenAI's `transcribe.py`).
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,14 +15,16 @@ use crate::infer::decode::{max_prompt_tokens, DecodeOptions, DecodeResult, Windo
 use crate::infer::tokenizer::WhisperTokenizer;
 use crate::model::{LoadedModel, Whisper};
 use crate::pipeline::Stage;
-use crate::preprocess::mel::{normalize_window, WINDOW_FRAMES};
-use crate::preprocess::vad::{activity, regions as vad_regions, VadConfig};
+use crate::preprocess::mel::{normalize_chunk, normalize_window, WINDOW_FRAMES};
+use crate::preprocess::vad::{activity, frame_energy_db, regions as vad_regions, VadConfig};
 use crate::preprocess::Features;
 use crate::segment::{Segment, Transcript, Word};
 use crate::time::{Span, Ts};
 
 /// Milliseconds per mel frame.
 const FRAME_MS: i64 = 10;
+/// Frames of the pause after a chunk's speech that batched mode keeps with it.
+const TRAIL_FRAMES: usize = 50;
 /// Mel frames per timestamp token (the encoder halves the frame rate).
 const FRAMES_PER_TOKEN: usize = 2;
 
@@ -45,6 +48,12 @@ pub struct TranscribeOptions {
     /// Voice activity: windows start at speech, text over non-speech is dropped, word onsets
     /// snap to speech.
     pub vad: VadConfig,
+    /// Chunks of speech (at most 30 s, cut at pauses) decoded together, as one batch through
+    /// encoder and decoder; 1 decodes window after window, each after the text before it.
+    pub batch_size: usize,
+    /// A partial batch is decoded once the input has gone this far past its first chunk (live
+    /// input); `None` waits for a full batch or the end.
+    pub batch_wait: Option<Ts>,
 }
 
 impl Default for TranscribeOptions {
@@ -56,6 +65,8 @@ impl Default for TranscribeOptions {
             prompt_reset_on_temperature: 0.5,
             silence_log_mel: -5.0,
             vad: VadConfig::default(),
+            batch_size: 1,
+            batch_wait: None,
         }
     }
 }
@@ -92,6 +103,20 @@ pub struct TranscribeStage {
     /// On-screen text is known up to here; a window waits until it is known to the window's
     /// end, so output does not depend on thread timing. `Ts::MAX` without a screen stage.
     screen_until: Ts,
+    /// Batched mode: speech flags of the frames from `base` to `scanned`, and the speech chunks
+    /// cut from them that wait for their batch. `seek` is the first frame not yet cut.
+    speech: Vec<bool>,
+    scanned: usize,
+    chunks: VecDeque<Chunk>,
+}
+
+/// A chunk of speech for batched decoding: absolute mel frames `start..end`, at most a window,
+/// and its encoding once made.
+#[derive(Debug, Clone)]
+struct Chunk {
+    start: usize,
+    end: usize,
+    audio: Option<Tensor>,
 }
 
 impl TranscribeStage {
@@ -124,6 +149,9 @@ impl TranscribeStage {
             seeked_to_speech: false,
             context,
             screen_until: if screen { Ts::ZERO } else { Ts::MAX },
+            speech: Vec::new(),
+            scanned: 0,
+            chunks: VecDeque::new(),
         }
     }
 
@@ -183,7 +211,7 @@ impl TranscribeStage {
         model.whisper.decoder.forget_audio();
         let t0 = std::time::Instant::now();
         let audio = model.whisper.encoder.forward(&mel).map_err(|e| self.err(e))?;
-        let encode_ms = t0.elapsed().as_millis();
+        let encode_ms = t0.elapsed().as_millis() as u64;
         let window = Span::new(offset_of(self.seek), offset_of(self.seek + WINDOW_FRAMES));
         let memory = self.memory(window).map_err(|e| self.err(e))?;
         let mut decoder =
@@ -213,45 +241,21 @@ impl TranscribeStage {
         }
         let t0 = std::time::Instant::now();
         let r = decoder.decode_with_fallback(&audio, &prompt, &self.opts.decode).map_err(|e| self.err(e))?;
-        let decode_ms = t0.elapsed().as_millis();
+        let decode_ms = t0.elapsed().as_millis() as u64;
         let offset = offset_of(self.seek);
-        let is_silence = r.no_speech_prob > self.opts.decode.no_speech_threshold
-            && r.avg_logprob < self.opts.decode.logprob_threshold;
-        if is_silence {
+        let prev_speech = self.last_speech;
+        let Some((segments, mut advance)) =
+            self.segments_of(&r, &audio, memory.as_ref(), size, offset, false, (encode_ms, decode_ms))?
+        else {
             self.seek += size;
             return Ok(());
-        }
-        let (segments, mut advance) = split_segments(&r, self.tok.timestamp_begin, size, offset);
-        let mut segments: Vec<Segment> = segments
-            .into_iter()
-            .filter_map(|seg| {
-                let text = self.tok.decode(&seg.tokens);
-                (!text.trim().is_empty() && seg.span.end > seg.span.start).then_some(Segment { text, ..seg })
-            })
-            .collect();
-        let sot_sequence = decoder.sot_sequence(&self.opts.decode);
-        let prev_speech = self.last_speech;
-        let t0 = std::time::Instant::now();
-        self.add_words(&mut segments, &audio, memory.as_ref(), &sot_sequence, size, offset)?;
-        tracing::debug!(
-            at = %offset,
-            encode_ms,
-            decode_ms,
-            align_ms = t0.elapsed().as_millis() as u64,
-            tokens = r.tokens.len(),
-            temperature = r.temperature,
-            "window"
-        );
+        };
         // The decoder can stop early (a prompt of terms makes it likelier): when it claims the
         // whole window but speech goes on well after its last segment, start the next window
         // at that segment's end instead of losing the rest.
         if advance == size {
-            if let Some(end) = segments.iter().filter_map(|s| s.words.last()).map(|w| w.span.end).max() {
-                let undecoded = |r: &Span| (r.end - r.start.max(end)).ms();
-                if end > offset && speech.iter().any(|r| undecoded(r) >= 1000) {
-                    tracing::debug!(at = %end, "decoder stopped before the speech did: decoding on from there");
-                    advance = ((end - offset).ms() / FRAME_MS) as usize;
-                }
+            if let Some(end) = stopped_early(&segments, &speech, offset) {
+                advance = ((end - offset).ms() / FRAME_MS) as usize;
             }
         }
         let segments = self.keep_spoken(segments, &speech, &sound, offset, seeked, prev_speech);
@@ -264,6 +268,51 @@ impl TranscribeStage {
         }
         self.seek += advance.max(1);
         Ok(())
+    }
+
+    /// The segments of a window's decoding `r` (`size` frames of content at `offset`), their
+    /// words timed; `None` when the window is silence. Also returns how many frames the
+    /// decoding accounts for: up to its last closed segment, or, with `keep_tail` (a window no
+    /// later one overlaps), all of it. `ms`: encoder and decoder time, for the log.
+    #[allow(clippy::too_many_arguments)]
+    fn segments_of(
+        &mut self,
+        r: &DecodeResult,
+        audio: &Tensor,
+        memory: Option<&Tensor>,
+        size: usize,
+        offset: Ts,
+        keep_tail: bool,
+        ms: (u64, u64),
+    ) -> Result<Option<(Vec<Segment>, usize)>> {
+        let is_silence = r.no_speech_prob > self.opts.decode.no_speech_threshold
+            && r.avg_logprob < self.opts.decode.logprob_threshold;
+        if is_silence {
+            return Ok(None);
+        }
+        let (segments, advance) = split_segments(r, self.tok.timestamp_begin, size, offset, keep_tail);
+        let mut segments: Vec<Segment> = segments
+            .into_iter()
+            .filter_map(|seg| {
+                let text = self.tok.decode(&seg.tokens);
+                (!text.trim().is_empty() && seg.span.end > seg.span.start).then_some(Segment { text, ..seg })
+            })
+            .collect();
+        let model = Arc::clone(&self.model);
+        let sot_sequence =
+            WindowDecoder::new(&model.whisper, &self.tok, &model.config, 0).sot_sequence(&self.opts.decode);
+        let t0 = std::time::Instant::now();
+        self.add_words(&mut segments, audio, memory, &sot_sequence, size, offset)?;
+        tracing::debug!(
+            at = %offset,
+            encode_ms = ms.0,
+            decode_ms = ms.1,
+            align_ms = t0.elapsed().as_millis() as u64,
+            tokens = r.tokens.len(),
+            temperature = r.temperature,
+            "window"
+        );
+        Ok(Some((segments, advance)))
     }
 
     /// Times the words of a window's `segments` (`infer::align`) and trims the segments to them,
@@ -361,10 +410,227 @@ impl TranscribeStage {
     }
 
     fn drop_consumed(&mut self) {
-        let consumed = self.seek.saturating_sub(self.base).min(self.frames.len() / self.n_mels);
+        let keep_from = self.chunks.front().map_or(self.seek, |c| c.start.min(self.seek));
+        let consumed = keep_from.saturating_sub(self.base).min(self.frames.len() / self.n_mels);
         self.frames.drain(..consumed * self.n_mels);
+        self.speech.drain(..consumed.min(self.speech.len()));
         self.base += consumed;
-        self.context.forget_before(offset_of(self.seek));
+        self.context.forget_before(offset_of(keep_from));
+    }
+
+    /// Batched mode: voice activity for the frames received, a window at a time (each with its
+    /// own noise floor, as a window of the sequential mode), up to the end when `finishing`.
+    fn scan(&mut self, finishing: bool) {
+        while self.total_frames() >= self.scanned + WINDOW_FRAMES || (finishing && self.scanned < self.total_frames()) {
+            let n = (self.total_frames() - self.scanned).min(WINDOW_FRAMES);
+            let from = (self.scanned - self.base) * self.n_mels;
+            let act = activity(&self.frames[from..from + n * self.n_mels], self.n_mels, &self.opts.vad);
+            self.speech.extend(act.speech);
+            self.scanned += n;
+        }
+    }
+
+    /// Batched mode: cuts the scanned frames into chunks of speech, as faster-whisper's batched
+    /// pipeline does: a chunk starts where speech does and takes in the speech that ends within
+    /// a window of its start; speech longer than that is cut at its quietest frame in the last
+    /// third. A chunk is cut only once a window past its start is known (or at the end).
+    fn cut_chunks(&mut self, finishing: bool) {
+        loop {
+            let flags = &self.speech[self.seek - self.base..];
+            let Some(start) = flags.iter().position(|&f| f).map(|i| self.seek + i) else {
+                self.seek = self.scanned;
+                return;
+            };
+            let limit = start + WINDOW_FRAMES;
+            if limit > self.scanned && !finishing {
+                self.seek = start;
+                return;
+            }
+            let limit = limit.min(self.scanned);
+            let at = |frame: usize| self.speech.get(frame - self.base).copied().unwrap_or(false);
+            // The end of the last speech run that ends by the limit.
+            let ends = |e: usize| if e < self.scanned { !at(e) } else { finishing };
+            let end = (start + 1..=limit).rev().find(|&e| at(e - 1) && ends(e));
+            let end = end.unwrap_or_else(|| self.quietest(start + WINDOW_FRAMES * 2 / 3, limit).max(start + 1));
+            // Up to half a second of the pause after it, as faster-whisper pads its chunks: the
+            // decoder drops a chunk's last words more often when its audio stops right after them.
+            let room = (end + TRAIL_FRAMES).min(start + WINDOW_FRAMES).min(self.scanned);
+            let end = end + (end..room).take_while(|&f| !at(f)).count();
+            self.chunks.push_back(Chunk { start, end, audio: None });
+            self.seek = end;
+        }
+    }
+
+    /// The middle of the quietest 200 ms in frames `from..to` (absolute): the likeliest pause
+    /// between words where speech runs on without one long enough for voice activity.
+    fn quietest(&self, from: usize, to: usize) -> usize {
+        const SPAN: usize = 20;
+        let energy: Vec<f32> = (from..to)
+            .map(|f| {
+                let i = (f - self.base) * self.n_mels;
+                frame_energy_db(&self.frames[i..i + self.n_mels])
+            })
+            .collect();
+        if energy.len() <= SPAN {
+            return to;
+        }
+        let mut sum: f32 = energy[..SPAN].iter().sum();
+        let mut best = (sum, 0);
+        for i in SPAN..energy.len() {
+            sum += energy[i] - energy[i - SPAN];
+            if sum < best.0 {
+                best = (sum, i + 1 - SPAN);
+            }
+        }
+        from + best.1 + SPAN / 2
+    }
+
+    /// Batched mode: decodes the chunks waiting, a batch at a time, while a batch is full (or
+    /// waited long enough, or the input ended) and the on-screen text for it is known.
+    fn run_batches(&mut self, finishing: bool, out: &mut Vec<Transcript>) -> Result<()> {
+        if self.model.whisper.device().is_cpu() {
+            // A chunk at a time as soon as it is cut: as fast on a CPU as a batch, without a
+            // batch's activations, and while the input is still being decoded.
+            for i in 0..self.chunks.len() {
+                if self.chunks[i].audio.is_none() {
+                    let audio = self.encode(&self.chunks.range(i..=i).cloned().collect::<Vec<_>>())?;
+                    self.chunks[i].audio = Some(audio);
+                }
+            }
+        }
+        while let Some(first) = self.chunks.front().cloned() {
+            let n = self.opts.batch_size.min(self.chunks.len());
+            let waited =
+                self.opts.batch_wait.is_some_and(|w| offset_of(self.total_frames()) - offset_of(first.end) >= w);
+            if !(n == self.opts.batch_size || waited || finishing) {
+                return Ok(());
+            }
+            let batch: Vec<Chunk> = self.chunks.drain(..n).collect();
+            if self.screen_until < offset_of(batch[n - 1].start + WINDOW_FRAMES) && !finishing {
+                // Its on-screen text is not all read yet.
+                batch.into_iter().rev().for_each(|c| self.chunks.push_front(c));
+                return Ok(());
+            }
+            self.run_batch(&batch, out)?;
+            self.drop_consumed();
+        }
+        Ok(())
+    }
+
+    /// Batched mode: encodes `batch` as one batch, decodes the chunks that share a prompt (the
+    /// context terms of their windows) as one batch, and emits their segments in order.
+    fn run_batch(&mut self, batch: &[Chunk], out: &mut Vec<Transcript>) -> Result<()> {
+        let input = self.input.clone();
+        let err = |c: &Chunk, e| Error::Inference { path: input.clone(), at: offset_of(c.start), source: e };
+        let model = Arc::clone(&self.model);
+        let device = model.whisper.device().clone();
+        let t0 = std::time::Instant::now();
+        let audio = match batch.iter().map(|c| c.audio.clone()).collect::<Option<Vec<Tensor>>>() {
+            Some(encoded) => Tensor::cat(&encoded, 0).map_err(|e| err(&batch[0], e))?,
+            None => self.encode(batch)?,
+        };
+        let encode_ms = t0.elapsed().as_millis() as u64;
+        let window = |c: &Chunk| Span::new(offset_of(c.start), offset_of(c.start + WINDOW_FRAMES));
+        if self.language.is_none() && self.opts.decode.language.is_none() && model.whisper.dims.is_multilingual() {
+            let first = audio.narrow(0, 0, 1).map_err(|e| err(&batch[0], e))?;
+            let memory = self.memory(window(&batch[0])).map_err(|e| err(&batch[0], e))?;
+            let decoder = WindowDecoder::new(&model.whisper, &self.tok, &model.config, 0).with_memory(memory);
+            let (lang, p) = decoder.detect_language(&first).map_err(|e| err(&batch[0], e))?;
+            let code =
+                self.tok.languages.iter().find(|(id, _)| *id == lang).map(|(_, c)| c.clone()).unwrap_or_default();
+            tracing::info!(language = %code, probability = p, "detected language");
+            self.language = Some(DetectedLanguage { code, probability: p });
+            if self.opts.detect_language {
+                self.opts.decode.language = Some(lang);
+            }
+        }
+        // Chunks with the same prompt decode together; one with a fusion memory decodes alone.
+        let mut groups: Vec<(Vec<u32>, Option<Tensor>, Vec<usize>)> = Vec::new();
+        for (i, c) in batch.iter().enumerate() {
+            let prompt = self.context.prompt(window(c), &self.tok);
+            let memory = self.memory(window(c)).map_err(|e| err(c, e))?;
+            match groups.iter_mut().find(|g| memory.is_none() && g.1.is_none() && g.0 == prompt) {
+                Some(g) => g.2.push(i),
+                None => groups.push((prompt, memory, vec![i])),
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let mut results: Vec<Option<DecodeResult>> = vec![None; batch.len()];
+        for (prompt, memory, members) in &groups {
+            let c = &batch[members[0]];
+            let part = if members.len() == batch.len() {
+                audio.clone()
+            } else {
+                let idx: Vec<u32> = members.iter().map(|&i| i as u32).collect();
+                Tensor::new(idx.as_slice(), &device)
+                    .and_then(|idx| audio.index_select(&idx, 0))
+                    .map_err(|e| err(c, e))?
+            };
+            let seed = self.opts.decode.seed ^ self.windows as u64;
+            let mut decoder =
+                WindowDecoder::new(&model.whisper, &self.tok, &model.config, seed).with_memory(memory.clone());
+            let rs = decoder.decode_batch_with_fallback(&part, prompt, &self.opts.decode).map_err(|e| err(c, e))?;
+            for (&i, r) in members.iter().zip(rs) {
+                results[i] = Some(r);
+            }
+        }
+        self.windows += batch.len();
+        let decode_ms = t0.elapsed().as_millis() as u64;
+        let spans: Vec<String> = batch.iter().map(|c| format!("{}-{}", offset_of(c.start), offset_of(c.end))).collect();
+        tracing::debug!(chunks = %spans.join(" "), groups = groups.len(), encode_ms, decode_ms, "batch");
+        for (i, (c, r)) in batch.iter().zip(results).enumerate() {
+            let r = r.expect("every chunk decoded");
+            let audio = audio.narrow(0, i, 1).map_err(|e| err(c, e))?;
+            let memory = groups.iter().find(|g| g.2.contains(&i)).and_then(|g| g.1.clone());
+            let rest = self.emit_chunk(c, &r, &audio, memory.as_ref(), out)?;
+            if let Some(rest) = rest {
+                // Decoded alone and at once, so segments stay in order.
+                self.run_batch(&[rest], out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The encoder's output for `chunks`, (chunks, audio_ctx, state).
+    fn encode(&self, chunks: &[Chunk]) -> Result<Tensor> {
+        let err = |e| Error::Inference { path: self.input.clone(), at: offset_of(chunks[0].start), source: e };
+        let mut mel = Vec::with_capacity(chunks.len() * self.n_mels * WINDOW_FRAMES);
+        for c in chunks {
+            let from = (c.start - self.base) * self.n_mels;
+            mel.extend(normalize_chunk(&self.frames[from..(c.end - self.base) * self.n_mels], self.n_mels));
+        }
+        let device = self.model.whisper.device();
+        let mel = Tensor::from_vec(mel, (chunks.len(), self.n_mels, WINDOW_FRAMES), device).map_err(err)?;
+        // The last batch's audio keys and values are done with: not beside this encoder run.
+        self.model.whisper.decoder.forget_audio();
+        self.model.whisper.encoder.forward(&mel).map_err(err)
+    }
+
+    /// Batched mode: the segments of chunk `c` from its decoding `r`, kept where there is speech,
+    /// into `out`. Returns the chunk's undecoded rest when the decoder stopped before the speech.
+    fn emit_chunk(
+        &mut self,
+        c: &Chunk,
+        r: &DecodeResult,
+        audio: &Tensor,
+        memory: Option<&Tensor>,
+        out: &mut Vec<Transcript>,
+    ) -> Result<Option<Chunk>> {
+        let (size, offset) = (c.end - c.start, offset_of(c.start));
+        let from = (c.start - self.base) * self.n_mels;
+        let act = activity(&self.frames[from..from + size * self.n_mels], self.n_mels, &self.opts.vad);
+        let speech = vad_regions(&act.speech, offset);
+        let sound = vad_regions(&act.sound, offset);
+        let prev_speech = self.last_speech;
+        let Some((segments, _)) = self.segments_of(r, audio, memory, size, offset, true, (0, 0))? else {
+            return Ok(None);
+        };
+        let rest = stopped_early(&segments, &speech, offset)
+            .map(|end| Chunk { start: c.start + ((end - offset).ms() / FRAME_MS) as usize, end: c.end, audio: None })
+            .filter(|rest| rest.start < rest.end);
+        let segments = self.keep_spoken(segments, &speech, &sound, offset, true, prev_speech);
+        out.extend(segments.into_iter().map(Transcript::Segment));
+        Ok(rest)
     }
 }
 
@@ -465,9 +731,23 @@ fn fit_segment_to_words(seg: &mut Segment, last_speech: Ts, median: Ts, max: Ts)
     seg.span.end = seg.span.end.max(seg.span.start + Ts(1));
 }
 
+/// Where the decoder stopped though speech went on for a second or more after it: the end of
+/// the last word of `segments`, when the window's `speech` goes on well past it.
+fn stopped_early(segments: &[Segment], speech: &[Span], offset: Ts) -> Option<Ts> {
+    let end = segments.iter().filter_map(|s| s.words.last()).map(|w| w.span.end).max()?;
+    let undecoded = |r: &Span| (r.end - r.start.max(end)).ms();
+    let stopped = end > offset && speech.iter().any(|r| undecoded(r) >= 1000);
+    if stopped {
+        tracing::debug!(at = %end, "decoder stopped before the speech did: decoding on from there");
+    }
+    stopped.then_some(end)
+}
+
 /// OpenAI's segment split: consecutive timestamp pairs close segments. Returns the segments
-/// (tokens and times, text left empty) and how many frames to seek.
-fn split_segments(r: &DecodeResult, ts_begin: u32, size: usize, offset: Ts) -> (Vec<Segment>, usize) {
+/// (tokens and times, text left empty) and how many frames to seek. With `keep_tail`, text
+/// after the last closed segment is a segment too, to the window's end (no later window decodes
+/// it again), and the whole window is consumed.
+fn split_segments(r: &DecodeResult, ts_begin: u32, size: usize, offset: Ts, keep_tail: bool) -> (Vec<Segment>, usize) {
     let tokens = &r.tokens;
     let is_ts = |t: u32| t >= ts_begin;
     let secs = |t: u32| Ts::from_secs_f64((t - ts_begin) as f64 * TIMESTAMP_STEP_S);
@@ -498,7 +778,14 @@ fn split_segments(r: &DecodeResult, ts_begin: u32, size: usize, offset: Ts) -> (
             out.push(seg(part, &r.token_logprobs[last..cur], span));
             last = cur;
         }
-        let advance = if single_timestamp_ending {
+        let tail = &tokens[last..];
+        if keep_tail && !single_timestamp_ending && tail.iter().any(|&t| !is_ts(t)) {
+            let start = secs(tail[0]);
+            let end =
+                tail.iter().rev().copied().find(|&t| is_ts(t) && t > tail[0]).map_or(Ts(size as i64 * FRAME_MS), secs);
+            out.push(seg(tail, &r.token_logprobs[last..], Span::new(offset + start, offset + end.max(start))));
+        }
+        let advance = if single_timestamp_ending || keep_tail {
             size
         } else {
             // Seek to the last closed timestamp: what follows is decoded again next window.
@@ -542,6 +829,11 @@ impl Stage for TranscribeStage {
             }
             Features::ScreenEnd => self.screen_until = Ts::MAX,
         }
+        if self.opts.batch_size > 1 {
+            self.scan(false);
+            self.cut_chunks(false);
+            return self.run_batches(false, out);
+        }
         while self.total_frames() >= self.seek + WINDOW_FRAMES
             && self.screen_until >= offset_of(self.seek + WINDOW_FRAMES)
         {
@@ -552,6 +844,11 @@ impl Stage for TranscribeStage {
     }
 
     fn finish(&mut self, out: &mut Vec<Transcript>) -> Result<()> {
+        if self.opts.batch_size > 1 {
+            self.scan(true);
+            self.cut_chunks(true);
+            return self.run_batches(true, out);
+        }
         while self.seek < self.total_frames() {
             let size = (self.total_frames() - self.seek).min(WINDOW_FRAMES);
             self.run_window(size, out)?;
@@ -595,17 +892,23 @@ mod tests {
     fn pairs_split_segments_and_seek_to_the_last_closed_timestamp() {
         // <0.00> a b <1.00><1.00> c <2.50><2.50> d  (the last segment is cut off by the window)
         let r = result(vec![TS, 1, 2, TS + 50, TS + 50, 3, TS + 125, TS + 125, 4]);
-        let (segs, advance) = split_segments(&r, TS, 3000, Ts(30_000));
+        let (segs, advance) = split_segments(&r, TS, 3000, Ts(30_000), false);
         assert_eq!(segs.len(), 2);
         assert_eq!(segs[0].span, Span::new(Ts(30_000), Ts(31_000)));
         assert_eq!(segs[1].span, Span::new(Ts(31_000), Ts(32_500)));
         assert_eq!(advance, 250); // 2.50 s in frames: "d" is decoded again in the next window
+                                  // A chunk of a batch is decoded once: "d" is kept, to the chunk's end.
+        let (segs, advance) = split_segments(&r, TS, 3000, Ts(30_000), true);
+        assert_eq!(segs.len(), 3);
+        assert_eq!(segs[2].span, Span::new(Ts(32_500), Ts(60_000)));
+        assert_eq!(segs[2].tokens, vec![TS + 125, 4]);
+        assert_eq!(advance, 3000);
     }
 
     #[test]
     fn single_timestamp_ending_consumes_the_window() {
         let r = result(vec![TS, 1, TS + 50, TS + 50, 2, TS + 100]);
-        let (segs, advance) = split_segments(&r, TS, 1234, Ts::ZERO);
+        let (segs, advance) = split_segments(&r, TS, 1234, Ts::ZERO, false);
         assert_eq!(segs.len(), 2);
         assert_eq!(segs[1].span, Span::new(Ts(1000), Ts(2000)));
         assert_eq!(advance, 1234);
@@ -614,7 +917,7 @@ mod tests {
     #[test]
     fn no_pair_gives_one_segment_to_the_last_timestamp() {
         let r = result(vec![TS, 1, 2, TS + 40]);
-        let (segs, advance) = split_segments(&r, TS, 3000, Ts::ZERO);
+        let (segs, advance) = split_segments(&r, TS, 3000, Ts::ZERO, false);
         assert_eq!(segs.len(), 1);
         assert_eq!(segs[0].span, Span::new(Ts::ZERO, Ts(800)));
         assert_eq!(advance, 3000);

@@ -159,32 +159,55 @@ pub(crate) fn self_attention(q: &[f32], cache: &StepCache, layer: usize, head_di
 /// a step for tiny in f32, and memory bandwidth is what a step waits for.
 #[derive(Debug, Clone)]
 pub(crate) struct HalfKeysValues {
-    /// (rows, head, ctx, head_dim); rows is 1 when every row of the batch shares them.
+    /// (windows, head, ctx, head_dim)
     k: Vec<f16>,
     v: Vec<f16>,
-    rows: usize,
+    /// The window of each row of the state: beams and samples of one window share its keys
+    /// and values, never a copy.
+    window_of: Vec<usize>,
+    windows: usize,
     heads: usize,
     ctx: usize,
     head_dim: usize,
 }
 
 impl HalfKeysValues {
+    /// From `k`, `v` (windows, head, ctx, head_dim); row i of the state reads window i (or the
+    /// only window).
     pub(crate) fn new(k: &Tensor, v: &Tensor) -> Result<Self> {
-        let (rows, heads, ctx, head_dim) = k.dims4()?;
+        let (windows, heads, ctx, head_dim) = k.dims4()?;
         let half = |x: &Tensor| -> Result<Vec<f16>> { x.to_dtype(candle_core::DType::F16)?.flatten_all()?.to_vec1() };
-        Ok(Self { k: half(k)?, v: half(v)?, rows, heads, ctx, head_dim })
+        let window_of = (0..windows).collect();
+        Ok(Self { k: half(k)?, v: half(v)?, window_of, windows, heads, ctx, head_dim })
     }
 
-    /// Keeps the rows named by `index` (when not shared).
-    pub(crate) fn select(&mut self, index: &[u32]) {
-        if self.rows == 1 {
-            return;
+    /// Back to f32 tensors, each (rows, head, ctx, head_dim).
+    pub(crate) fn to_tensors(&self, device: &candle_core::Device) -> Result<(Tensor, Tensor)> {
+        let shape = (self.windows, self.heads, self.ctx, self.head_dim);
+        let f32 = |x: &[f16]| Tensor::from_slice(x, shape, device)?.to_dtype(candle_core::DType::F32);
+        let (k, v) = (f32(&self.k)?, f32(&self.v)?);
+        if self.windows == 1 || self.window_of.iter().enumerate().all(|(r, &w)| r == w) {
+            return Ok((k, v));
         }
-        let n = self.heads * self.ctx * self.head_dim;
-        let pick = |x: &[f16]| -> Vec<f16> {
-            index.iter().flat_map(|&i| x[i as usize * n..(i as usize + 1) * n].iter().copied()).collect()
-        };
-        (self.k, self.v, self.rows) = (pick(&self.k), pick(&self.v), index.len());
+        let idx: Vec<u32> = self.window_of.iter().map(|&w| w as u32).collect();
+        let idx = Tensor::new(idx.as_slice(), device)?;
+        Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?))
+    }
+
+    /// Keeps the rows named by `index`, in that order.
+    pub(crate) fn select(&mut self, index: &[u32]) {
+        if self.windows > 1 {
+            self.window_of = index.iter().map(|&i| self.window_of[i as usize]).collect();
+        }
+    }
+
+    /// The window row `r` of the state reads.
+    fn window(&self, r: usize) -> usize {
+        if self.windows == 1 {
+            0
+        } else {
+            self.window_of[r]
+        }
     }
 }
 
@@ -196,7 +219,7 @@ pub(crate) fn cross_attention(q: &[f32], rows: usize, kv: &HalfKeysValues) -> Ve
     let mut out = vec![0f32; rows * d];
     out.par_chunks_mut(dh).enumerate().for_each_init(Vec::new, |scores, (i, o)| {
         let (r, h) = (i / heads, i % heads);
-        let base = ((if kv.rows == 1 { 0 } else { r }) * heads + h) * ctx * dh;
+        let base = (kv.window(r) * heads + h) * ctx * dh;
         let span = base..base + ctx * dh;
         attend_half(&q[r * d + h * dh..r * d + (h + 1) * dh], &kv.k[span.clone()], &kv.v[span], scores, o);
     });

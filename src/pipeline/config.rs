@@ -79,6 +79,27 @@ pub struct PipelineConfig {
     /// What the decoder is told besides the audio: on-screen text, `--context`, previous text.
     #[serde(default)]
     pub context: ContextConfig,
+    /// How the model stage takes its work: window after window, or chunks of speech in batches.
+    #[serde(default)]
+    pub model: ModelStageConfig,
+}
+
+/// The model stage's batching (`[model]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelStageConfig {
+    /// Chunks of speech (at most 30 s, cut at pauses) that go through encoder and decoder as
+    /// one batch; 1 decodes window after window, each after the text before it.
+    pub batch_size: usize,
+    /// A partial batch is decoded once the input has gone this far past its first chunk; 0
+    /// waits for a full batch (or the end of the input).
+    pub batch_wait_ms: i64,
+}
+
+impl Default for ModelStageConfig {
+    fn default() -> Self {
+        Self { batch_size: 1, batch_wait_ms: 0 }
+    }
 }
 
 /// The default file pipeline, as shipped in `pipelines/file.toml`.
@@ -120,6 +141,12 @@ impl PipelineConfig {
         }
         if !(0.0..=10.0).contains(&self.video.stills_fps) {
             return Err(Error::config(path, "video.stills_fps must be between 0 and 10"));
+        }
+        if !(1..=64).contains(&self.model.batch_size) {
+            return Err(Error::config(path, "model.batch_size must be between 1 and 64"));
+        }
+        if self.model.batch_wait_ms < 0 {
+            return Err(Error::config(path, "model.batch_wait_ms must not be negative"));
         }
         self.vad.validate().map_err(|e| Error::config(path, e))?;
         self.cues.validate().map_err(|e| Error::config(path, e))

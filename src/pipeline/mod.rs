@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::error::{Error, Result};
 use crate::source::{Media, MediaSource};
 
-pub use config::{ChannelConfig, PipelineConfig, WhenFull, DEFAULT_FILE_PIPELINE};
+pub use config::{ChannelConfig, ModelStageConfig, PipelineConfig, WhenFull, DEFAULT_FILE_PIPELINE};
 
 /// A stage: items in, items out, no threads, locks or channels. Errors are not recoverable: the
 /// pipeline stops and nothing is committed.

@@ -171,11 +171,23 @@ impl LogMel {
 /// OpenAI's and faster-whisper's `pad_or_trim` of a short last window do), and laid out
 /// (n_mels, WINDOW_FRAMES) as the encoder takes it.
 pub fn normalize_window(frames: &[f32], n_mels: usize) -> Vec<f32> {
+    normalize_padded(frames, n_mels, false)
+}
+
+/// [`normalize_window`] for a chunk of speech cut at a pause (batched mode), padded with what
+/// digital silence looks like rather than zeros: the decoder then keeps a chunk's last words
+/// (measured: the chunks of two minutes of real clips stopped early 3 times with zeros, once
+/// with silence; WER of the 5-minute sample 16.6% -> 14.9%).
+pub fn normalize_chunk(frames: &[f32], n_mels: usize) -> Vec<f32> {
+    normalize_padded(frames, n_mels, true)
+}
+
+fn normalize_padded(frames: &[f32], n_mels: usize, silence: bool) -> Vec<f32> {
     let n = (frames.len() / n_mels).min(WINDOW_FRAMES);
     let max = frames[..n * n_mels].iter().copied().fold(SILENT_LOG_MEL, f32::max);
     let floor = max - 8.0;
     let scale = |x: f32| (x.max(floor) + 4.0) / 4.0;
-    let mut out = vec![0.0; n_mels * WINDOW_FRAMES];
+    let mut out = vec![if silence { scale(SILENT_LOG_MEL) } else { 0.0 }; n_mels * WINDOW_FRAMES];
     for t in 0..n {
         for m in 0..n_mels {
             out[m * WINDOW_FRAMES + t] = scale(frames[t * n_mels + m]);
