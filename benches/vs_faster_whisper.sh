@@ -3,9 +3,15 @@
 # alternately in one run. Prints per file and setting: wall time, real-time factor, the ratio
 # subtitle / faster-whisper, peak RSS and WER of each.
 #
-#   bash benches/vs_faster_whisper.sh                  # tiny.en greedy on 5 and 20 minutes + 3 real clips,
-#                                                      # base beam 5 on 5 minutes
+#   bash benches/vs_faster_whisper.sh                  # tiny.en greedy on 5 and 20 minutes, 2 minutes of
+#                                                      # real clips, 3 real clips; base beam 5 (not on 20);
+#                                                      # each sequential and batched (8)
 #   FILES="samples/out/long-5.mp4" SETTINGS="tiny.en:1" bash benches/vs_faster_whisper.sh
+#   SETTINGS="tiny.en:1:8 base:5:8" bash benches/vs_faster_whisper.sh   # batched, 8 chunks a batch
+#
+# A setting is MODEL:BEAM[:BATCH]. With BATCH above 1 subtitle runs `--batch-size BATCH` and
+# faster-whisper its BatchedInferencePipeline(batch_size=BATCH) (Silero VAD chunks, no previous
+# text), so batched is compared with batched; the sequential rows are the issue's targets.
 #
 # faster-whisper 1.2.1 (PyPI) goes into benches/.venv; it loads the CTranslate2 model directories
 # the model wheels contain (models/.cache, as models/fetch.sh left them), int8 compute, as many
@@ -47,8 +53,26 @@ if [ ! -f "$ct2/base/model.bin" ]; then
 fi
 
 real=../shared/data/real
-files=${FILES:-"samples/out/long-5.mp4 samples/out/long-20.mp4 $real/mp4/jfk.mp4 $real/mp4/lj_LJ001-0001.mp4 $real/mp4/lj_LJ001-0003.mp4"}
-settings=${SETTINGS:-"tiny.en:1 base:5"}
+# Real long-form speech: JFK and LJ Speech LJ001-0001..0016 back to back, a second of silence
+# between clips (2 min 15 s), and their references joined.
+clips=samples/out/real-clips.wav
+if [ ! -f "$clips" ]; then
+  python3 - "$real" "$clips" <<'PY'
+import subprocess, sys, wave
+real, dst = sys.argv[1], sys.argv[2]
+ids = ["jfk"] + [f"lj_LJ001-{i:04d}" for i in range(1, 17)]
+pcm, text = b"", []
+for i in ids:
+    pcm += subprocess.run(["ffmpeg", "-v", "error", "-i", f"{real}/mp4/{i}.mp4", "-ar", "16000", "-ac", "1",
+                           "-f", "s16le", "-"], check=True, capture_output=True).stdout + bytes(32000)
+    text.append(open(f"{real}/refs/{i}.txt").read().strip())
+with wave.open(dst, "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000); w.writeframes(pcm)
+open(dst + ".txt", "w").write(" ".join(text) + "\n")
+PY
+fi
+files=${FILES:-"samples/out/long-5.mp4 samples/out/long-20.mp4 $clips $real/mp4/jfk.mp4 $real/mp4/lj_LJ001-0001.mp4 $real/mp4/lj_LJ001-0003.mp4"}
+settings=${SETTINGS:-"tiny.en:1 tiny.en:1:8 base:5 base:5:8"}
 for m in 5 20; do case "$files" in *long-$m.mp4*) bash samples/make.sh long "$m" ;; esac; done
 reference() { # the reference text file of a media file
   case "$1" in
@@ -61,27 +85,31 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 cat > "$out/fw.py" <<'PY'
 import os, sys
-from faster_whisper import WhisperModel
-model_dir, beam, media, hyp = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+from faster_whisper import BatchedInferencePipeline, WhisperModel
+model_dir, beam, batch, media, hyp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=os.cpu_count())
-segments, _ = model.transcribe(media, beam_size=beam, language="en")
+if batch > 1:
+    segments, _ = BatchedInferencePipeline(model).transcribe(media, beam_size=beam, language="en", batch_size=batch)
+else:
+    segments, _ = model.transcribe(media, beam_size=beam, language="en")
 with open(hyp, "w") as f:
     f.write(" ".join(s.text.strip() for s in segments))
 PY
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; faster-whisper $("$venv/bin/python" -c 'import faster_whisper; print(faster_whisper.__version__)') int8"
-printf '%-20s %-8s %4s | %8s %6s %6s %6s | %8s %6s %6s %6s | %5s\n' file model beam \
+printf '%-20s %-8s %4s %5s | %8s %6s %6s %6s | %8s %6s %6s %6s | %5s\n' file model beam batch \
   "sub s" RTF "MB" "WER%" "fw s" RTF "MB" "WER%" "ratio"
 for setting in $settings; do
-  model=${setting%:*} beam=${setting#*:}
+  IFS=: read -r model beam batch <<< "$setting"
+  batch=${batch:-1}
   for f in $files; do
     # base beam 5 on 20 minutes takes long on 2 cores: only with LONG_BASE=1.
     if [ "$model" = base ] && [[ "$f" == *long-20* ]] && [ -z "${LONG_BASE:-}" ]; then continue; fi
     dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$f")
     ref=$(reference "$f")
-    s=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/sub.srt" --model "$model" --beam "$beam" --language en -q; } 2>&1 | tail -1)
-    w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" "$out/fw.py" "$ct2/$model" "$beam" "$f" "$out/fw.txt"; } 2>&1 | tail -1)
-    printf '%-20s %-8s %4s | %8.1f %6.3f %6.0f %6.2f | %8.1f %6.3f %6.0f %6.2f | %5.2f\n' "$(basename "$f")" "$model" "$beam" \
+    s=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/sub.srt" --model "$model" --beam "$beam" --batch-size "$batch" --language en -q; } 2>&1 | tail -1)
+    w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" "$out/fw.py" "$ct2/$model" "$beam" "$batch" "$f" "$out/fw.txt"; } 2>&1 | tail -1)
+    printf '%-20s %-8s %4s %5s | %8.1f %6.3f %6.0f %6.2f | %8.1f %6.3f %6.0f %6.2f | %5.2f\n' "$(basename "$f")" "$model" "$beam" "$batch" \
       "${s% *}" "$(python3 -c "print(${s% *}/$dur)")" "$(python3 -c "print(${s#* }/1024)")" "$("$wer" "$ref" "$out/sub.srt")" \
       "${w% *}" "$(python3 -c "print(${w% *}/$dur)")" "$(python3 -c "print(${w#* }/1024)")" "$("$wer" "$ref" "$out/fw.txt")" \
       "$(python3 -c "print(${s% *}/${w% *})")"

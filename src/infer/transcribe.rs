@@ -430,59 +430,18 @@ impl TranscribeStage {
         }
     }
 
-    /// Batched mode: cuts the scanned frames into chunks of speech, as faster-whisper's batched
-    /// pipeline does: a chunk starts where speech does and takes in the speech that ends within
-    /// a window of its start; speech longer than that is cut at its quietest frame in the last
-    /// third. A chunk is cut only once a window past its start is known (or at the end).
+    /// Batched mode: cuts the scanned frames into chunks of speech ([`cut_speech`]).
     fn cut_chunks(&mut self, finishing: bool) {
-        loop {
-            let flags = &self.speech[self.seek - self.base..];
-            let Some(start) = flags.iter().position(|&f| f).map(|i| self.seek + i) else {
-                self.seek = self.scanned;
-                return;
-            };
-            let limit = start + WINDOW_FRAMES;
-            if limit > self.scanned && !finishing {
-                self.seek = start;
-                return;
-            }
-            let limit = limit.min(self.scanned);
-            let at = |frame: usize| self.speech.get(frame - self.base).copied().unwrap_or(false);
-            // The end of the last speech run that ends by the limit.
-            let ends = |e: usize| if e < self.scanned { !at(e) } else { finishing };
-            let end = (start + 1..=limit).rev().find(|&e| at(e - 1) && ends(e));
-            let end = end.unwrap_or_else(|| self.quietest(start + WINDOW_FRAMES * 2 / 3, limit).max(start + 1));
-            // Up to half a second of the pause after it, as faster-whisper pads its chunks: the
-            // decoder drops a chunk's last words more often when its audio stops right after them.
-            let room = (end + TRAIL_FRAMES).min(start + WINDOW_FRAMES).min(self.scanned);
-            let end = end + (end..room).take_while(|&f| !at(f)).count();
-            self.chunks.push_back(Chunk { start, end, audio: None });
-            self.seek = end;
-        }
-    }
-
-    /// The middle of the quietest 200 ms in frames `from..to` (absolute): the likeliest pause
-    /// between words where speech runs on without one long enough for voice activity.
-    fn quietest(&self, from: usize, to: usize) -> usize {
-        const SPAN: usize = 20;
-        let energy: Vec<f32> = (from..to)
-            .map(|f| {
-                let i = (f - self.base) * self.n_mels;
-                frame_energy_db(&self.frames[i..i + self.n_mels])
-            })
-            .collect();
-        if energy.len() <= SPAN {
-            return to;
-        }
-        let mut sum: f32 = energy[..SPAN].iter().sum();
-        let mut best = (sum, 0);
-        for i in SPAN..energy.len() {
-            sum += energy[i] - energy[i - SPAN];
-            if sum < best.0 {
-                best = (sum, i + 1 - SPAN);
-            }
-        }
-        from + best.1 + SPAN / 2
+        let (frames, n_mels) = (&self.frames, self.n_mels);
+        let energy = |f: usize| frame_energy_db(&frames[f * n_mels..(f + 1) * n_mels]);
+        let (cuts, next) = cut_speech(&self.speech, energy, self.seek - self.base, finishing);
+        let base = self.base;
+        self.chunks.extend(cuts.into_iter().map(|(start, end)| Chunk {
+            start: base + start,
+            end: base + end,
+            audio: None,
+        }));
+        self.seek = base + next;
     }
 
     /// Batched mode: decodes the chunks waiting, a batch at a time, while a batch is full (or
@@ -731,6 +690,58 @@ fn fit_segment_to_words(seg: &mut Segment, last_speech: Ts, median: Ts, max: Ts)
     seg.span.end = seg.span.end.max(seg.span.start + Ts(1));
 }
 
+/// Cuts speech into chunks for batched mode, as faster-whisper's batched pipeline does: a chunk
+/// starts where speech does and takes in the speech that ends within a window of its start;
+/// speech running on past that is cut at its quietest 200 ms in the window's last third. A chunk
+/// keeps up to half a second of the pause after it. `speech`: voice activity of every frame
+/// known; `energy(f)`: the loudness of frame `f` in dB. From frame `from` on; a chunk is cut only
+/// once a window past its start is known, unless `finishing`. Returns the chunks (frames
+/// `start..end`) and the frame the next cut starts from.
+fn cut_speech(
+    speech: &[bool],
+    energy: impl Fn(usize) -> f32,
+    mut from: usize,
+    finishing: bool,
+) -> (Vec<(usize, usize)>, usize) {
+    let known = speech.len();
+    let at = |f: usize| speech.get(f).copied().unwrap_or(false);
+    let mut chunks = Vec::new();
+    loop {
+        let Some(start) = (from..known).find(|&f| at(f)) else { return (chunks, known) };
+        if start + WINDOW_FRAMES > known && !finishing {
+            return (chunks, start);
+        }
+        let limit = (start + WINDOW_FRAMES).min(known);
+        // The end of the last speech run that ends by the limit.
+        let ends = |e: usize| if e < known { !at(e) } else { finishing };
+        let end = (start + 1..=limit).rev().find(|&e| at(e - 1) && ends(e));
+        let end = end.unwrap_or_else(|| quietest(&energy, start + WINDOW_FRAMES * 2 / 3, limit).max(start + 1));
+        // The decoder drops a chunk's last words more often when its audio stops right after.
+        let room = (end + TRAIL_FRAMES).min(start + WINDOW_FRAMES).min(known);
+        let end = end + (end..room).take_while(|&f| !at(f)).count();
+        chunks.push((start, end));
+        from = end;
+    }
+}
+
+/// The middle of the quietest 200 ms of frames `from..to` by `energy`: the likeliest pause
+/// between words in speech that runs on without one long enough for voice activity.
+fn quietest(energy: impl Fn(usize) -> f32, from: usize, to: usize) -> usize {
+    const SPAN: usize = 20;
+    if to <= from + SPAN {
+        return to;
+    }
+    let mut sum: f32 = (from..from + SPAN).map(&energy).sum();
+    let mut best = (sum, from);
+    for f in from + SPAN..to {
+        sum += energy(f) - energy(f - SPAN);
+        if sum < best.0 {
+            best = (sum, f + 1 - SPAN);
+        }
+    }
+    best.1 + SPAN / 2
+}
+
 /// Where the decoder stopped though speech went on for a second or more after it: the end of
 /// the last word of `segments`, when the window's `speech` goes on well past it.
 fn stopped_early(segments: &[Segment], speech: &[Span], offset: Ts) -> Option<Ts> {
@@ -903,6 +914,34 @@ mod tests {
         assert_eq!(segs[2].span, Span::new(Ts(32_500), Ts(60_000)));
         assert_eq!(segs[2].tokens, vec![TS + 125, 4]);
         assert_eq!(advance, 3000);
+    }
+
+    /// Speech flags: `runs` of (start s, end s) in `total` seconds.
+    fn flags(runs: &[(f32, f32)], total: f32) -> Vec<bool> {
+        let frame = |s: f32| (s * 100.0) as usize;
+        (0..frame(total)).map(|f| runs.iter().any(|&(a, b)| frame(a) <= f && f < frame(b))).collect()
+    }
+
+    #[test]
+    fn speech_is_cut_at_pauses_into_chunks_of_at_most_a_window() {
+        let loud = |_: usize| -20.0;
+        // Two phrases with a pause: one chunk, with half a second of the pause after it.
+        let f = flags(&[(1.0, 11.0), (13.0, 23.0)], 60.0);
+        assert_eq!(cut_speech(&f, loud, 0, false), (vec![(100, 2350)], 6000));
+        // The second phrase ends past 30 s from the first's start: two chunks.
+        let f = flags(&[(1.0, 21.0), (22.0, 42.0)], 80.0);
+        let (chunks, _) = cut_speech(&f, loud, 0, false);
+        assert_eq!(chunks, vec![(100, 2150), (2200, 4250)]);
+        // Not yet a window known past the start: nothing cut, the next cut starts there.
+        let f = flags(&[(1.0, 11.0)], 25.0);
+        assert_eq!(cut_speech(&f, loud, 0, false), (vec![], 100));
+        // ...unless the input ended.
+        assert_eq!(cut_speech(&f, loud, 0, true), (vec![(100, 1150)], 2500));
+        // 45 s without a pause: cut at the quietest 200 ms of the last third (at 25 s here).
+        let f = flags(&[(0.0, 45.0)], 60.0);
+        let dip = |i: usize| if (2500..2520).contains(&i) { -60.0 } else { -20.0 };
+        let (chunks, _) = cut_speech(&f, dip, 0, true);
+        assert_eq!(chunks, vec![(0, 2510), (2510, 4550)]);
     }
 
     #[test]

@@ -170,5 +170,9 @@ mod tests {
         assert!(e.contains("x.toml") && e.contains("bogus"), "{e}");
         let zero = DEFAULT_FILE_PIPELINE.replace("model_to_cues = 16", "model_to_cues = 0");
         assert!(PipelineConfig::parse(&zero, Path::new("x.toml")).is_err());
+        let batch = |b: &str| DEFAULT_FILE_PIPELINE.replace("batch_size = 1", b);
+        let e = PipelineConfig::parse(&batch("batch_size = 0"), Path::new("x.toml")).unwrap_err().to_string();
+        assert!(e.contains("x.toml") && e.contains("model.batch_size"), "{e}");
+        assert_eq!(PipelineConfig::parse(&batch("batch_size = 8"), Path::new("x.toml")).unwrap().model.batch_size, 8);
     }
 }

@@ -235,8 +235,11 @@ fn sample(s: &mut Sampler, frame: &ff::frame::Video, t: f64) -> std::result::Res
     let width = if s.shrink_only { s.width.min(key.1.max(2) & !1) } else { s.width };
     let h = ((width as u64 * key.2 as u64 / key.1.max(1) as u64) as u32).max(2) & !1;
     if s.scaler.as_ref().map(|s| s.1) != Some(key) {
-        let flags =
-            if s.shrink_only { ff::software::scaling::Flags::AREA } else { ff::software::scaling::Flags::BILINEAR };
+        let flags = if s.shrink_only {
+            ff::software::scaling::Flags::AREA
+        } else {
+            ff::software::scaling::Flags::FAST_BILINEAR
+        };
         let ctx = ff::software::scaling::Context::get(key.0, key.1, key.2, ff::format::Pixel::RGB24, width, h, flags)
             .map_err(|e| format!("cannot scale video: {e}"))?;
         s.scaler = Some((ctx, key));
