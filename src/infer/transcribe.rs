@@ -214,20 +214,15 @@ impl TranscribeStage {
         let encode_ms = t0.elapsed().as_millis() as u64;
         let window = Span::new(offset_of(self.seek), offset_of(self.seek + WINDOW_FRAMES));
         let memory = self.memory(window).map_err(|e| self.err(e))?;
+        let tok = Arc::clone(&self.tok);
         let mut decoder =
-            WindowDecoder::new(&model.whisper, &self.tok, &model.config, self.opts.decode.seed ^ self.windows as u64)
+            WindowDecoder::new(&model.whisper, &tok, &model.config, self.opts.decode.seed ^ self.windows as u64)
                 .with_memory(memory.clone());
         self.windows += 1;
 
         if self.opts.decode.language.is_none() && model.whisper.dims.is_multilingual() {
             let (lang, p) = decoder.detect_language(&audio).map_err(|e| self.err(e))?;
-            let code =
-                self.tok.languages.iter().find(|(id, _)| *id == lang).map(|(_, c)| c.clone()).unwrap_or_default();
-            tracing::info!(language = %code, probability = p, "detected language");
-            self.language = Some(DetectedLanguage { code, probability: p });
-            if self.opts.detect_language {
-                self.opts.decode.language = Some(lang);
-            }
+            self.settle_language(lang, p);
         }
 
         let mut prompt = self.context.prompt(window, &self.tok);
@@ -268,6 +263,17 @@ impl TranscribeStage {
         }
         self.seek += advance.max(1);
         Ok(())
+    }
+
+    /// Keeps the language detected on a window (token `lang`, probability `p`): for the JSON
+    /// sink, and for every later window when asked to detect it.
+    fn settle_language(&mut self, lang: u32, p: f32) {
+        let code = self.tok.languages.iter().find(|(id, _)| *id == lang).map(|(_, c)| c.clone()).unwrap_or_default();
+        tracing::info!(language = %code, probability = p, "detected language");
+        self.language = Some(DetectedLanguage { code, probability: p });
+        if self.opts.detect_language {
+            self.opts.decode.language = Some(lang);
+        }
     }
 
     /// The segments of a window's decoding `r` (`size` frames of content at `offset`), their
@@ -490,18 +496,12 @@ impl TranscribeStage {
         };
         let encode_ms = t0.elapsed().as_millis() as u64;
         let window = |c: &Chunk| Span::new(offset_of(c.start), offset_of(c.start + WINDOW_FRAMES));
-        if self.language.is_none() && self.opts.decode.language.is_none() && model.whisper.dims.is_multilingual() {
+        if self.opts.decode.language.is_none() && model.whisper.dims.is_multilingual() {
             let first = audio.narrow(0, 0, 1).map_err(|e| err(&batch[0], e))?;
             let memory = self.memory(window(&batch[0])).map_err(|e| err(&batch[0], e))?;
             let decoder = WindowDecoder::new(&model.whisper, &self.tok, &model.config, 0).with_memory(memory);
             let (lang, p) = decoder.detect_language(&first).map_err(|e| err(&batch[0], e))?;
-            let code =
-                self.tok.languages.iter().find(|(id, _)| *id == lang).map(|(_, c)| c.clone()).unwrap_or_default();
-            tracing::info!(language = %code, probability = p, "detected language");
-            self.language = Some(DetectedLanguage { code, probability: p });
-            if self.opts.detect_language {
-                self.opts.decode.language = Some(lang);
-            }
+            self.settle_language(lang, p);
         }
         // Chunks with the same prompt decode together; one with a fusion memory decodes alone.
         let mut groups: Vec<(Vec<u32>, Option<Tensor>, Vec<usize>)> = Vec::new();
