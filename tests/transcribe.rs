@@ -153,16 +153,12 @@ fn cues_keep_the_length_limits() {
     }
 }
 
-/// Batched mode (`--batch-size`): two and a half minutes of real speech (LJ Speech and JFK
-/// clips, a second of silence between them) cut into chunks at the pauses, decoded four chunks
-/// to a batch. Every clip's words come back, in order, timed inside their clip.
-#[test]
-fn batched_chunks_transcribe_real_speech_in_order() {
+/// JFK and LJ Speech LJ001-0001..0016 as one 16 kHz WAV in `dir`, a second of silence after
+/// each (2 min 15 s); returns its path, the references joined, and where each clip lies (ms).
+fn real_clips(dir: &std::path::Path) -> (std::path::PathBuf, String, Vec<(u64, u64)>) {
     let real = shared_real();
-    let dir = tempdir("batched");
     let ids: Vec<String> =
         std::iter::once("jfk".to_string()).chain((1..=16).map(|i| format!("lj_LJ001-{i:04}"))).collect();
-    // The clips as one 16 kHz WAV, through the ffmpeg CLI; where each clip lies in it.
     let mut pcm: Vec<i16> = Vec::new();
     let mut spans = Vec::new();
     let mut reference = String::new();
@@ -198,7 +194,26 @@ fn batched_chunks_transcribe_real_speech_in_order() {
     w.extend(bytes.to_le_bytes());
     w.extend(pcm.iter().flat_map(|s| s.to_le_bytes()));
     std::fs::write(&wav, w).unwrap();
+    (wav, reference, spans)
+}
 
+/// The chunk counts of the batches a `-vv` log reports, in order.
+fn batches(log: &str) -> Vec<usize> {
+    let plain: String = log.split('\u{1b}').map(|p| p.split_once('m').map_or(p, |(_, rest)| rest)).collect();
+    plain
+        .lines()
+        .filter_map(|l| l.split(" batch chunks=").nth(1))
+        .map(|rest| rest.split(" groups").next().unwrap().split(' ').count())
+        .collect()
+}
+
+/// Batched mode (`--batch-size`): two and a half minutes of real speech (LJ Speech and JFK
+/// clips, a second of silence between them) cut into chunks at the pauses, decoded four chunks
+/// to a batch. Every clip's words come back, in order, timed inside their clip.
+#[test]
+fn batched_chunks_transcribe_real_speech_in_order() {
+    let dir = tempdir("batched");
+    let (wav, reference, spans) = real_clips(&dir);
     let out = dir.join("clips.srt");
     let o = run(&[
         wav.as_os_str(),
@@ -212,13 +227,8 @@ fn batched_chunks_transcribe_real_speech_in_order() {
     ]);
     let log = stderr(&o);
     assert!(o.status.success(), "{log}");
-    // A full batch of four chunks went through (the log lists each batch's chunks).
-    let plain: String = log.split('\u{1b}').map(|p| p.split_once('m').map_or(p, |(_, rest)| rest)).collect();
-    let full = plain.lines().filter(|l| l.contains(" batch chunks=")).any(|l| {
-        let chunks = l.split("chunks=").nth(1).unwrap().split(" groups").next().unwrap();
-        chunks.split(' ').count() == 4
-    });
-    assert!(full, "no batch of four chunks in the log:\n{plain}");
+    // A full batch of four chunks went through.
+    assert!(batches(&log).contains(&4), "no batch of four chunks: {:?}", batches(&log));
 
     let srt = std::fs::read_to_string(&out).unwrap();
     let e = errors(&reference, &subtitle::eval::subtitle_text(&srt));
@@ -235,4 +245,48 @@ fn batched_chunks_transcribe_real_speech_in_order() {
         let inside = spans.iter().any(|&(from, to)| a + 300 >= from && a < to);
         assert!(inside, "cue starts in the silence between clips: {s:?}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `[model] batch_wait_ms` bounds the wait for a full batch: with a batch of 16 (more chunks
+/// than the input has) and a 20 s wait, chunks go out in several small batches as the input
+/// passes 20 s beyond their first; without the wait, all in one batch at the end.
+#[test]
+fn a_partial_batch_goes_out_after_the_wait() {
+    let dir = tempdir("batch-wait");
+    let (wav, _, _) = real_clips(&dir);
+    let pipeline = |wait: i64| {
+        let p = dir.join(format!("wait-{wait}.toml"));
+        let text = subtitle::pipeline::DEFAULT_FILE_PIPELINE
+            .replace("batch_size = 1", "batch_size = 16")
+            .replace("batch_wait_ms = 0", &format!("batch_wait_ms = {wait}"));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let counts = |wait: i64| {
+        let out = dir.join(format!("wait-{wait}.srt"));
+        let p = pipeline(wait);
+        let o = run(&[
+            wav.as_os_str(),
+            OsStr::new("-o"),
+            out.as_os_str(),
+            OsStr::new("--beam"),
+            OsStr::new("1"),
+            OsStr::new("--pipeline"),
+            p.as_os_str(),
+            OsStr::new("-vv"),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        batches(&stderr(&o))
+    };
+    let waited = counts(20_000);
+    let whole = counts(0);
+    eprintln!("batches without a wait {whole:?}, with a 20 s wait {waited:?}");
+    // (A batch of one after a batch is a chunk's rest where the decoder stopped early.)
+    assert!(whole[0] >= 5 && whole[1..].iter().all(|&n| n == 1), "without a wait, one batch at the end: {whole:?}");
+    assert!(
+        waited.len() >= whole.len() + 2 && waited.iter().all(|&n| n < whole[0]),
+        "with a 20 s wait, smaller batches as the input goes on: {waited:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
