@@ -98,7 +98,7 @@ fn below_1000(n: u64, w: &mut Vec<String>) {
     }
     if n >= 20 {
         w.push(TENS[(n / 10) as usize].into());
-        if n % 10 != 0 {
+        if !n.is_multiple_of(10) {
             w.push(ONES[(n % 10) as usize].into());
         }
     } else if n != 0 || w.is_empty() {

@@ -664,9 +664,7 @@ mod tests {
         // Timestamp mass beats the best text token: only timestamps may follow.
         let mut logits = vec![0.0; 20];
         logits[1] = 2.0;
-        for t in 12..20 {
-            logits[t] = 1.5;
-        }
+        logits[12..20].fill(1.5);
         let a = allowed(&[10, 1], &logits);
         assert!(a.iter().all(|&t| t >= 10), "{a:?}");
     }

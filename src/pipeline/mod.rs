@@ -375,7 +375,7 @@ mod tests {
         type Out = Routed<u32, u32>;
         const NAME: &'static str = "split";
         fn process(&mut self, item: u32, out: &mut Vec<Self::Out>) -> Result<()> {
-            out.push(if item % 2 == 0 { Routed::Main(item) } else { Routed::Side(item) });
+            out.push(if item.is_multiple_of(2) { Routed::Main(item) } else { Routed::Side(item) });
             Ok(())
         }
     }

@@ -13,6 +13,7 @@
 //!     the memory)
 //!   + lambda_multi * L_multi (InfoNCE between each window's pooled audio and its pooled
 //!     pictures, the other windows of the batch as negatives).
+//!
 //! AdamW on the adapter only; a checkpoint (weights, optimiser moments, history) after each
 //! epoch, from which `--resume` goes on.
 
