@@ -139,18 +139,24 @@ fn cues_keep_the_length_limits() {
         OsStr::new("1"),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let subs = srtlib::Subtitles::parse_from_str(std::fs::read_to_string(&out).unwrap()).unwrap().to_vec();
+    let subs = cues(&std::fs::read_to_string(&out).unwrap());
     assert!(subs.len() >= 5);
     let mut last_end = 0;
     for s in subs {
-        let (a, b) = (s.start_time.get(), s.end_time.get());
-        let ms = |t: (u8, u8, u8, u16)| ((t.0 as u32 * 60 + t.1 as u32) * 60 + t.2 as u32) * 1000 + t.3 as u32;
-        assert!(ms(b) > ms(a) && ms(b) - ms(a) <= 7000, "{s:?}");
-        assert!(ms(a) >= last_end, "overlap at {s:?}");
-        last_end = ms(b);
-        let lines: Vec<&str> = s.text.lines().collect();
+        let (a, b) = (s.0, s.1);
+        assert!(b > a && b - a <= 7000, "{s:?}");
+        assert!(a >= last_end, "overlap at {s:?}");
+        last_end = b;
+        let lines: Vec<&str> = s.2.lines().collect();
         assert!(lines.len() <= 2 && lines.iter().all(|l| l.chars().count() <= 42), "{s:?}");
     }
+}
+
+/// An SRT file's cues: start and end in ms, and text.
+fn cues(srt: &str) -> Vec<(u64, u64, String)> {
+    let ms = |t: (u8, u8, u8, u16)| ((t.0 as u64 * 60 + t.1 as u64) * 60 + t.2 as u64) * 1000 + t.3 as u64;
+    let subs = srtlib::Subtitles::parse_from_str(srt.to_string()).unwrap().to_vec();
+    subs.into_iter().map(|s| (ms(s.start_time.get()), ms(s.end_time.get()), s.text)).collect()
 }
 
 /// JFK and LJ Speech LJ001-0001..0016 as one 16 kHz WAV in `dir`, a second of silence after
@@ -235,11 +241,9 @@ fn batched_chunks_transcribe_real_speech_in_order() {
     eprintln!("batched WER {:.2}% over {} words", 100.0 * e.wer(), e.reference_words);
     assert!(e.wer() <= 0.10, "batched WER {:.2}% > 10%", 100.0 * e.wer());
     // Cues in order, and none over the silence between clips.
-    let subs = srtlib::Subtitles::parse_from_str(srt).unwrap().to_vec();
-    let ms = |t: (u8, u8, u8, u16)| ((t.0 as u64 * 60 + t.1 as u64) * 60 + t.2 as u64) * 1000 + t.3 as u64;
     let mut last_end = 0;
-    for s in &subs {
-        let (a, b) = (ms(s.start_time.get()), ms(s.end_time.get()));
+    for s in &cues(&srt) {
+        let (a, b) = (s.0, s.1);
         assert!(b > a && a >= last_end, "out of order: {s:?}");
         last_end = b;
         let inside = spans.iter().any(|&(from, to)| a + 300 >= from && a < to);

@@ -99,6 +99,19 @@ pub struct LogitFilter {
     pub max_initial_timestamp: usize,
 }
 
+/// The tokens that start decoding: the language token and task on multilingual models.
+pub fn sot_sequence(model: &Whisper, tok: &WhisperTokenizer, opts: &DecodeOptions) -> Vec<u32> {
+    let mut seq = vec![tok.sot];
+    if model.dims.is_multilingual() {
+        seq.push(opts.language.unwrap_or_else(|| tok.language_token("en").unwrap_or(tok.sot + 1)));
+        seq.push(match opts.task {
+            Task::Transcribe => tok.transcribe,
+            Task::Translate => tok.translate,
+        });
+    }
+    seq
+}
+
 impl<'a> WindowDecoder<'a> {
     pub fn new(model: &'a Whisper, tok: &'a WhisperTokenizer, config: &ModelConfig, seed: u64) -> Self {
         let n_vocab = model.dims.n_vocab as u32;
@@ -130,19 +143,6 @@ impl<'a> WindowDecoder<'a> {
         self
     }
 
-    /// The tokens that start decoding: the language token and task on multilingual models.
-    pub fn sot_sequence(&self, opts: &DecodeOptions) -> Vec<u32> {
-        let mut seq = vec![self.tok.sot];
-        if self.model.dims.is_multilingual() {
-            seq.push(opts.language.unwrap_or_else(|| self.tok.language_token("en").unwrap_or(self.tok.sot + 1)));
-            seq.push(match opts.task {
-                Task::Transcribe => self.tok.transcribe,
-                Task::Translate => self.tok.translate,
-            });
-        }
-        seq
-    }
-
     /// The tokens a window's decoding starts from: `<|startofprev|>` and the prompt's last
     /// tokens (when there is a prompt), then the start-of-transcript sequence; and the index of
     /// `<|startoftranscript|>`. Training feeds the same prefix.
@@ -154,7 +154,7 @@ impl<'a> WindowDecoder<'a> {
             initial.extend_from_slice(&prompt[prompt.len() - keep..]);
         }
         let sot_index = initial.len();
-        initial.extend(self.sot_sequence(opts));
+        initial.extend(sot_sequence(self.model, self.tok, opts));
         (initial, sot_index)
     }
 

@@ -11,7 +11,9 @@ use candle_core::Tensor;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::infer::align::{limit_long_words, Aligner};
-use crate::infer::decode::{max_prompt_tokens, DecodeOptions, DecodeResult, WindowDecoder, TIMESTAMP_STEP_S};
+use crate::infer::decode::{
+    max_prompt_tokens, sot_sequence, DecodeOptions, DecodeResult, WindowDecoder, TIMESTAMP_STEP_S,
+};
 use crate::infer::tokenizer::WhisperTokenizer;
 use crate::model::{LoadedModel, Whisper};
 use crate::pipeline::Stage;
@@ -304,11 +306,8 @@ impl TranscribeStage {
                 (!text.trim().is_empty() && seg.span.end > seg.span.start).then_some(Segment { text, ..seg })
             })
             .collect();
-        let model = Arc::clone(&self.model);
-        let sot_sequence =
-            WindowDecoder::new(&model.whisper, &self.tok, &model.config, 0).sot_sequence(&self.opts.decode);
         let t0 = std::time::Instant::now();
-        self.add_words(&mut segments, audio, memory, &sot_sequence, size, offset)?;
+        self.add_words(&mut segments, audio, memory, size, offset)?;
         tracing::debug!(
             at = %offset,
             encode_ms = ms.0,
@@ -328,7 +327,6 @@ impl TranscribeStage {
         segments: &mut [Segment],
         audio: &Tensor,
         memory: Option<&Tensor>,
-        sot_sequence: &[u32],
         size: usize,
         offset: Ts,
     ) -> Result<()> {
@@ -342,9 +340,10 @@ impl TranscribeStage {
             .and_then(|id| self.tok.languages.iter().find(|(l, _)| *l == id).map(|(_, code)| code.as_str()));
         let split_on_spaces = !matches!(language, Some("zh" | "ja" | "th" | "lo" | "my" | "yue"));
         let model = Arc::clone(&self.model);
+        let sot_sequence = sot_sequence(&model.whisper, &self.tok, &self.opts.decode);
         let aligner = Aligner { model: &model.whisper, tok: &self.tok, heads: &model.config.alignment_heads, memory };
         let mut timings =
-            aligner.words(audio, sot_sequence, &text_tokens, size, split_on_spaces).map_err(|e| self.err(e))?;
+            aligner.words(audio, &sot_sequence, &text_tokens, size, split_on_spaces).map_err(|e| self.err(e))?;
         let (median, max) = limit_long_words(&mut timings);
         let mut timings = timings.into_iter();
         for seg in segments.iter_mut() {
