@@ -18,6 +18,7 @@ use subtitle::segment::{Segment, Transcript, Word};
 use subtitle::time::{Span, Ts};
 
 fn tiny() -> LoadedModel {
+    subtitle::tune_allocator();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny.en");
     LoadedModel::load(&dir, &Device::Cpu).expect("tiny.en: run models/fetch.sh tiny.en")
 }

@@ -1,5 +1,6 @@
 //! Times the parts of a decoder step (forward, output projection) and the encoder, on the real
-//! weights: `cargo run --release --example step -- models/tiny.en [BATCH]`.
+//! weights: `cargo run --release --example step -- models/tiny.en [BATCH]`. With `WINDOWS=1`
+//! the rows of the batch are different windows (the batched model stage), not beams of one.
 
 use std::time::Instant;
 
@@ -11,17 +12,28 @@ fn main() -> anyhow::Result<()> {
     if std::env::var("RAYON_NUM_THREADS").is_err() {
         std::env::set_var("RAYON_NUM_THREADS", std::thread::available_parallelism()?.get().to_string());
     }
+    subtitle::tune_allocator();
     let m = subtitle::model::LoadedModel::load(std::path::Path::new(&dir), &Device::Cpu)?;
     let w = &m.whisper;
     let mel = Tensor::randn(0f32, 1.0, (1, w.dims.n_mels, 3000), &Device::Cpu)?;
     let t = Instant::now();
     let audio = w.encoder.forward(&mel)?;
     println!("encoder: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
-    // One window, its rows sharing the audio, as beam search runs it.
-    let mut state = w.decoder.start(&audio)?;
+    let windows = std::env::var("WINDOWS").is_ok();
     let prompt = Tensor::new(&[50257u32, 50362], &Device::Cpu)?.unsqueeze(0)?;
-    w.decoder.forward(&prompt, &mut state)?;
-    state.select(&vec![0; batch])?;
+    let mut state = if windows {
+        // Windows of a batch, a row each, as the batched stage runs them.
+        let audio = Tensor::cat(&vec![&audio; batch], 0)?;
+        let mut state = w.decoder.start_fused(&audio, None)?;
+        w.decoder.forward(&prompt.repeat((batch, 1))?, &mut state)?;
+        state
+    } else {
+        // One window, its rows sharing the audio, as beam search runs it.
+        let mut state = w.decoder.start(&audio)?;
+        w.decoder.forward(&prompt, &mut state)?;
+        state.select(&vec![0; batch])?;
+        state
+    };
     let (mut fwd, mut proj) = (0.0, 0.0);
     let steps: usize = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
     for i in 0..steps {

@@ -177,16 +177,7 @@ fn tune_runtime(threads: Option<usize>) {
     // every op when it is unset (about 5% of decode time here).
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    // Tensors of a few MB are allocated and freed at every layer. glibc returns each to the OS
-    // and faults it in again next time (about 15% of time here); keep them in the heap.
-    // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
-        // One heap per thread kept each stage's freed buffers apart: 50 MB more peak RSS on
-        // 5 minutes of video than two shared heaps, at the same speed.
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
+    subtitle::tune_allocator();
 }
 
 fn main() {

@@ -8,7 +8,7 @@
 //! the cheapest monotonic path of tokens through frames. A word starts at the frame where the path
 //! reaches its first token.
 
-use candle_core::{IndexOp, Tensor};
+use candle_core::Tensor;
 
 use crate::infer::tokenizer::WhisperTokenizer;
 use crate::model::Whisper;
@@ -51,16 +51,20 @@ pub struct Aligner<'a> {
 impl Aligner<'_> {
     /// Times the words of `text_tokens` (text only, no timestamps) decoded from the window
     /// `audio` (1, audio_ctx, state), whose first `num_frames` mel frames hold audio. Times are
-    /// relative to the window's start. `split_on_spaces` is false for languages written
-    /// without spaces.
+    /// relative to the window's start. `text_probs` holds the probability the decoder gave each
+    /// text token when it chose it (a word's probability is their mean, as whisper.cpp's; the
+    /// alignment pass does not score them again: that product with the token embedding was a
+    /// quarter of its time). `split_on_spaces` is false for languages written without spaces.
     pub fn words(
         &self,
         audio: &Tensor,
         sot_sequence: &[u32],
         text_tokens: &[u32],
+        text_probs: &[f32],
         num_frames: usize,
         split_on_spaces: bool,
     ) -> Result<Vec<WordTiming>> {
+        assert_eq!(text_tokens.len(), text_probs.len(), "a probability per text token");
         let (model, tok, heads) = (self.model, self.tok, self.heads);
         if text_tokens.is_empty() || heads.is_empty() {
             return Ok(Vec::new());
@@ -75,22 +79,8 @@ impl Aligner<'_> {
         }
         let mut state = dec.start_fused(audio, self.memory)?;
         let x = Tensor::new(tokens.as_slice(), audio.device())?.unsqueeze(0)?;
-        let (scores, h) = dec.alignment_scores(&x, &mut state, heads)?;
-
-        // Probability of each text token where it was predicted.
+        let scores = dec.alignment_scores(&x, &mut state, heads)?;
         let first = sot_sequence.len();
-        let logits = dec.logits(&h.i((0, first..first + text_tokens.len(), ..))?)?;
-        let logits: Vec<Vec<f32>> = logits.to_vec2()?;
-        let probs: Vec<f32> = logits
-            .iter()
-            .zip(text_tokens)
-            .map(|(row, &t)| {
-                let row = &row[..tok.eot as usize];
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let z: f32 = row.iter().map(|v| (v - max).exp()).sum();
-                (row[t as usize] - max).exp() / z
-            })
-            .collect();
 
         // (heads, tokens, frames): softmax over the frames that hold audio.
         let frames = (num_frames / 2).clamp(1, scores.dim(2)?);
@@ -117,7 +107,7 @@ impl Aligner<'_> {
             let n = toks.len();
             let start = token_frame[at];
             let end = token_frame[(at + n).min(rows.len() - 1)];
-            let probability = probs[at..at + n].iter().sum::<f32>() / n as f32;
+            let probability = text_probs[at..at + n].iter().sum::<f32>() / n as f32;
             out.push(WordTiming { text, tokens: toks, span: Span::new(frame_ts(start), frame_ts(end)), probability });
             at += n;
         }

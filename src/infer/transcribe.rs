@@ -331,8 +331,11 @@ impl TranscribeStage {
         offset: Ts,
     ) -> Result<()> {
         let eot = self.tok.eot;
-        let text_tokens: Vec<u32> =
-            segments.iter().flat_map(|s| s.tokens.iter().copied().filter(|&t| t < eot)).collect();
+        let (text_tokens, text_probs): (Vec<u32>, Vec<f32>) = segments
+            .iter()
+            .flat_map(|s| s.tokens.iter().copied().zip(s.probabilities.iter().copied()))
+            .filter(|&(t, _)| t < eot)
+            .unzip();
         let language = self
             .opts
             .decode
@@ -342,8 +345,9 @@ impl TranscribeStage {
         let model = Arc::clone(&self.model);
         let sot_sequence = sot_sequence(&model.whisper, &self.tok, &self.opts.decode);
         let aligner = Aligner { model: &model.whisper, tok: &self.tok, heads: &model.config.alignment_heads, memory };
-        let mut timings =
-            aligner.words(audio, &sot_sequence, &text_tokens, size, split_on_spaces).map_err(|e| self.err(e))?;
+        let mut timings = aligner
+            .words(audio, &sot_sequence, &text_tokens, &text_probs, size, split_on_spaces)
+            .map_err(|e| self.err(e))?;
         let (median, max) = limit_long_words(&mut timings);
         let mut timings = timings.into_iter();
         for seg in segments.iter_mut() {

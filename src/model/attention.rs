@@ -8,7 +8,7 @@
 //! values before the next block, and the result lands in (batch, ctx, state) without a
 //! transpose. The exponentials are `model::simd`'s, eight at a time.
 
-use candle_core::{CpuStorage, Storage, Tensor};
+use candle_core::Tensor;
 use rayon::prelude::*;
 
 use crate::model::simd;
@@ -18,27 +18,15 @@ type Result<T> = candle_core::Result<T>;
 /// Queries per block.
 const BLOCK: usize = 96;
 
-/// The contiguous f32 values of a tensor on the CPU.
-fn with_slice<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let (storage, layout) = x.storage_and_layout();
-    let Storage::Cpu(CpuStorage::F32(all)) = &*storage else {
-        candle_core::bail!("CPU attention takes f32 tensors on the CPU");
-    };
-    let Some((from, to)) = layout.contiguous_offsets() else {
-        candle_core::bail!("CPU attention takes contiguous tensors");
-    };
-    Ok(f(&all[from..to]))
-}
-
 /// softmax(q k^T) v for `q` (batch, head, ctx, head_dim), `k`, `v` (batch, head, ctx_k,
 /// head_dim), `q` already scaled. Returns (batch, ctx, head * head_dim).
 pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let (batch, heads, ctx, dh) = q.dims4()?;
     let ctx_k = k.dim(2)?;
     let d = heads * dh;
-    let out = with_slice(q, |q| {
-        with_slice(k, |k| {
-            with_slice(v, |v| {
+    let out = simd::with_f32_slice(q, |q| {
+        simd::with_f32_slice(k, |k| {
+            simd::with_f32_slice(v, |v| {
                 let mut out = vec![0f32; batch * ctx * d];
                 out.par_chunks_mut(ctx * d).enumerate().for_each(|(b, out)| {
                     out.par_chunks_mut(BLOCK * d).enumerate().for_each_init(Vec::new, |scores, (i, out)| {

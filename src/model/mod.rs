@@ -5,6 +5,7 @@ pub mod config;
 pub mod ct2;
 pub mod dinov2;
 pub mod fusion;
+pub mod int8;
 pub mod loader;
 pub mod onnx;
 pub mod projection;

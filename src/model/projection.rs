@@ -173,7 +173,7 @@ fn quantize_row(row: &[f32], q: &mut Vec<i8>, scale: &mut Vec<f32>) {
     for g in row.chunks(GROUP) {
         let max = g.iter().fold(0f32, |m, v| m.max(v.abs()));
         let s = if max > 0.0 { max / 127.0 } else { 1.0 };
-        q.extend(g.iter().map(|v| (v / s).round().clamp(-127.0, 127.0) as i8));
+        q.extend(g.iter().map(|v| crate::model::int8::round_i8(v / s)));
         scale.push(s);
     }
 }
@@ -318,7 +318,7 @@ unsafe fn block_avx2<L: Load8>(
 }
 
 fn to_f32(src: &[f16], dst: &mut [f32]) {
-    half::slice::HalfFloatSliceExt::convert_to_f32_slice(src, dst);
+    crate::model::simd::f16_to_f32(src, dst);
 }
 
 #[cfg(test)]

@@ -3,10 +3,50 @@
 //! 54 million exponentials a window in the encoder's softmax, 9 million error functions in its
 //! GELUs, 50 thousand exponentials a token in the decoding loop's log-softmax.
 
-use candle_core::{CpuStorage, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 type Result<T> = candle_core::Result<T>;
+
+/// The contiguous f32 values of a tensor on the CPU, read in place.
+pub(crate) fn with_f32_slice<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = x.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(all)) = &*storage else {
+        candle_core::bail!("expected f32 values on the CPU");
+    };
+    let Some((from, to)) = layout.contiguous_offsets() else {
+        candle_core::bail!("expected a contiguous tensor");
+    };
+    Ok(f(&all[from..to]))
+}
+
+/// `src` in f32, eight values at a time with F16C where the CPU has it (candle's conversion and
+/// the `half` crate's slice conversion go a value at a time here).
+pub(crate) fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx") && std::is_x86_feature_detected!("f16c") {
+        // SAFETY: the features were checked just above; the slices have the same length.
+        unsafe { f16_to_f32_f16c(src, dst) };
+        return;
+    }
+    half::slice::HalfFloatSliceExt::convert_to_f32_slice(src, dst);
+}
+
+/// SAFETY: the CPU has AVX and F16C; `src` and `dst` have the same length.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn f16_to_f32_f16c(src: &[half::f16], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = src.len() / 8 * 8;
+    for i in (0..n).step_by(8) {
+        let h = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
+        _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+    }
+    for (d, h) in dst[n..].iter_mut().zip(&src[n..]) {
+        *d = h.to_f32();
+    }
+}
 
 fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -200,6 +240,20 @@ impl candle_core::CustomOp1 for GeluErf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn f16_widening_matches_the_half_crate() {
+        // 1003 values: whole groups of eight and a tail; subnormals, infinities, NaN.
+        let src: Vec<half::f16> = (0..1003u16)
+            .map(|i| half::f16::from_bits(i.wrapping_mul(65)))
+            .chain([half::f16::INFINITY, half::f16::NEG_INFINITY, half::f16::NAN])
+            .collect();
+        let mut got = vec![0f32; src.len()];
+        f16_to_f32(&src, &mut got);
+        for (h, g) in src.iter().zip(&got) {
+            assert!(h.to_f32().to_bits() == g.to_bits() || (h.is_nan() && g.is_nan()), "{h} -> {g}");
+        }
+    }
 
     #[test]
     fn softmax_matches_the_exact_one() {

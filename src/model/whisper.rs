@@ -13,6 +13,7 @@ use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
 
 use crate::model::config::Dims;
 use crate::model::fusion::Fusion;
+use crate::model::int8::Int8Matrix;
 use crate::model::projection::{PackedMatrix, Precision};
 use crate::model::simd;
 use crate::model::step::{self, HalfKeysValues, Norm, StepCache};
@@ -39,7 +40,10 @@ pub(crate) struct Linear {
     /// The weight in f16 for products of a few rows (decoder steps), where reading the weight
     /// costs more than the arithmetic.
     half: Option<PackedMatrix>,
-    /// The bias as a slice, for the step path.
+    /// The weight in int8 for products of many rows (the encoder's 1500 a window, the audio's
+    /// keys and values), where the arithmetic is what costs (`model::int8`).
+    int8: Option<Int8Matrix>,
+    /// The bias as a slice, for the step path and the int8 product.
     bias_f32: Option<Vec<f32>>,
 }
 
@@ -47,7 +51,7 @@ impl Linear {
     fn load(n_in: usize, n_out: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
         let w = vb.get((n_out, n_in), "weight")?;
         let bias = if bias { Some(vb.get(n_out, "bias")?) } else { None };
-        Ok(Self { wt: w.t()?.contiguous()?, bias, half: None, bias_f32: None })
+        Ok(Self { wt: transposed(&w)?, bias, half: None, int8: None, bias_f32: None })
     }
 
     /// A layer stored as (in, out) under `wt` (the adapters' own layout), read in place: when
@@ -56,15 +60,25 @@ impl Linear {
         let init = candle_nn::Init::Randn { mean: 0.0, stdev: (n_in as f64).powf(-0.5) };
         let wt = vb.get_with_hints((n_in, n_out), "wt", init)?;
         let bias = if bias { Some(vb.get_with_hints(n_out, "bias", candle_nn::Init::Const(0.0))?) } else { None };
-        Ok(Self { wt, bias, half: None, bias_f32: None })
+        Ok(Self { wt, bias, half: None, int8: None, bias_f32: None })
     }
 
     /// Adds the f16 copy used for few-row products.
     fn with_half(mut self) -> Result<Self> {
         let (n_in, n_out) = self.wt.dims2()?;
-        let w = self.wt.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let w = transposed(&self.wt)?.flatten_all()?.to_vec1::<f32>()?;
         self.half = Some(PackedMatrix::new(&w, n_out, n_in, Precision::default()));
         self.bias_f32 = self.bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
+        Ok(self)
+    }
+
+    /// Adds the int8 copy used for many-row products on the CPU.
+    fn with_int8(mut self) -> Result<Self> {
+        if self.wt.device().is_cpu() {
+            let (n_in, n_out) = self.wt.dims2()?;
+            self.int8 = Some(Int8Matrix::new(&self.wt.flatten_all()?.to_vec1::<f32>()?, n_in, n_out));
+            self.bias_f32 = self.bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
+        }
         Ok(self)
     }
 
@@ -84,12 +98,19 @@ impl Linear {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let rows: usize = dims[..dims.len() - 1].iter().product();
-        let y = match &self.half {
-            // Not while training: the f16 product is outside candle's graph.
+        let n_out = self.wt.dim(1)?;
+        // The f16 and int8 products are outside candle's graph: not while training.
+        let y = match (&self.half, &self.int8) {
             // The step path's product (bias included).
-            Some(h) if rows <= HALF_MAX_ROWS && !x.track_op() => {
+            (Some(_), _) if rows <= HALF_MAX_ROWS && !x.track_op() => {
                 let x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                Tensor::from_vec(self.rows(&x, rows), (rows, h.vocab()), self.wt.device())?
+                Tensor::from_vec(self.rows(&x, rows), (rows, n_out), self.wt.device())?
+            }
+            (_, Some(q)) if rows > HALF_MAX_ROWS && !x.track_op() => {
+                let y = simd::with_f32_slice(&x.to_dtype(DType::F32)?.contiguous()?, |x| {
+                    q.product(x, rows, self.bias_f32.as_deref())
+                })?;
+                Tensor::from_vec(y, (rows, n_out), self.wt.device())?
             }
             _ => {
                 let y = x.reshape((rows, dims[dims.len() - 1]))?.matmul(&self.wt)?;
@@ -100,9 +121,32 @@ impl Linear {
             }
         };
         let mut out = dims;
-        *out.last_mut().expect("non-empty dims") = self.wt.dim(1)?;
+        *out.last_mut().expect("non-empty dims") = n_out;
         y.reshape(out)
     }
+}
+
+/// `w` (rows, cols) as a contiguous (cols, rows). On the CPU in tiles that stay in cache:
+/// candle's strided copy took a quarter of loading a model.
+fn transposed(w: &Tensor) -> Result<Tensor> {
+    const TILE: usize = 32;
+    if !w.device().is_cpu() || w.dtype() != DType::F32 {
+        return w.t()?.contiguous();
+    }
+    let (rows, cols) = w.dims2()?;
+    let mut out = vec![0f32; rows * cols];
+    simd::with_f32_slice(&w.contiguous()?, |src| {
+        for r0 in (0..rows).step_by(TILE) {
+            let r1 = (r0 + TILE).min(rows);
+            for c0 in (0..cols).step_by(TILE) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    let column = src[r0 * cols + c..].iter().step_by(cols);
+                    out[c * rows + r0..c * rows + r1].iter_mut().zip(column).for_each(|(o, &v)| *o = v);
+                }
+            }
+        }
+    })?;
+    Tensor::from_vec(out, (cols, rows), w.device())
 }
 
 fn linear(n_in: usize, n_out: usize, vb: VarBuilder) -> Result<Linear> {
@@ -157,8 +201,22 @@ impl MultiHeadAttention {
         if self_attention {
             self.key = self.key.with_half()?;
             self.value = self.value.with_half()?;
+        } else {
+            self.key = self.key.with_int8()?;
+            self.value = self.value.with_int8()?;
         }
         Ok(self)
+    }
+
+    /// int8 copies of every projection (the encoder's attention, over 1500 rows).
+    fn with_int8(self) -> Result<Self> {
+        Ok(Self {
+            query: self.query.with_int8()?,
+            key: self.key.with_int8()?,
+            value: self.value.with_int8()?,
+            out: self.out.with_int8()?,
+            ..self
+        })
     }
 
     /// The adapters' attention (`Linear::load_t` layout).
@@ -254,6 +312,10 @@ impl Mlp {
         Ok(Self { fc1: self.fc1.with_half()?, fc2: self.fc2.with_half()? })
     }
 
+    fn with_int8(self) -> Result<Self> {
+        Ok(Self { fc1: self.fc1.with_int8()?, fc2: self.fc2.with_int8()? })
+    }
+
     fn load(n_state: usize, vb: VarBuilder) -> Result<Self> {
         let n_mlp = n_state * 4;
         Ok(Self { fc1: linear(n_state, n_mlp, vb.pp("0"))?, fc2: linear(n_mlp, n_state, vb.pp("2"))? })
@@ -297,6 +359,11 @@ impl ResidualBlock {
         Ok(Self { attn: self.attn.with_half(true)?, cross_attn, mlp: self.mlp.with_half()?, step_norms, ..self })
     }
 
+    /// int8 copies of the weights the encoder's blocks read.
+    fn with_int8(self) -> Result<Self> {
+        Ok(Self { attn: self.attn.with_int8()?, mlp: self.mlp.with_int8()?, ..self })
+    }
+
     fn load(n_state: usize, n_head: usize, cross: bool, vb: VarBuilder) -> Result<Self> {
         let cross_attn = if cross {
             Some((
@@ -338,7 +405,7 @@ impl AudioEncoder {
             conv2: candle_nn::conv1d(n, n, 3, c2, vb.pp("conv2"))?,
             positional_embedding: vb.get((dims.n_audio_ctx, n), "positional_embedding")?,
             blocks: (0..dims.n_audio_layer)
-                .map(|i| ResidualBlock::load(n, h, false, vb.pp(format!("blocks.{i}"))))
+                .map(|i| ResidualBlock::load(n, h, false, vb.pp(format!("blocks.{i}")))?.with_int8())
                 .collect::<Result<_>>()?,
             ln_post: layer_norm(n, vb.pp("ln_post"))?,
             span: tracing::span!(tracing::Level::TRACE, "audio-encoder"),
@@ -555,15 +622,10 @@ impl TextDecoder {
 
     /// Cross-attention scores of the heads in `heads` (`[layer, head]` pairs, the checkpoint's
     /// `alignment_heads`) for `tokens` (1, ctx) run on a fresh `state`: (heads, ctx, audio_ctx),
-    /// before the softmax. Also returns the hidden states, (1, ctx, state).
-    pub fn alignment_scores(
-        &self,
-        tokens: &Tensor,
-        state: &mut DecoderState,
-        heads: &[[usize; 2]],
-    ) -> Result<(Tensor, Tensor)> {
+    /// before the softmax.
+    pub fn alignment_scores(&self, tokens: &Tensor, state: &mut DecoderState, heads: &[[usize; 2]]) -> Result<Tensor> {
         let mut per_layer = vec![None; self.blocks.len()];
-        let h = self.forward_scores(tokens, state, Some(&mut per_layer))?;
+        self.forward_scores(tokens, state, Some(&mut per_layer))?;
         let mut picked = Vec::with_capacity(heads.len());
         for &[layer, head] in heads {
             match per_layer.get(layer) {
@@ -572,7 +634,7 @@ impl TextDecoder {
                 _ => candle_core::bail!("alignment head [{layer}, {head}] is not in the model"),
             }
         }
-        Ok((Tensor::stack(&picked, 0)?, h))
+        Tensor::stack(&picked, 0)
     }
 
     /// `forward`, keeping each layer's cross-attention scores in `scores` when given.
@@ -792,5 +854,20 @@ impl Whisper {
 
     pub fn device(&self) -> &Device {
         self.decoder.positional_embedding.device()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposed_matches_candles_transpose() -> Result<()> {
+        // Not a multiple of the tile either way.
+        let w = Tensor::arange(0f32, (37 * 45) as f32, &Device::Cpu)?.reshape((37, 45))?;
+        let got = transposed(&w)?;
+        assert_eq!(got.dims(), &[45, 37]);
+        assert_eq!(got.to_vec2::<f32>()?, w.t()?.contiguous()?.to_vec2::<f32>()?);
+        Ok(())
     }
 }

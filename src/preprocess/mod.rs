@@ -26,6 +26,9 @@ pub fn median_filter(x: &[f32], width: usize) -> Vec<f32> {
     padded.extend((1..=pad).rev().map(|i| x[i.min(n - 1)]));
     padded.extend_from_slice(x);
     padded.extend((1..=pad).map(|i| x[n - 1 - i.min(n - 1)]));
+    if width == 7 {
+        return median7(&padded, n);
+    }
     let mut buf = vec![0f32; width];
     padded
         .windows(width)
@@ -34,6 +37,43 @@ pub fn median_filter(x: &[f32], width: usize) -> Vec<f32> {
             *buf.select_nth_unstable_by(pad, f32::total_cmp).1
         })
         .collect()
+}
+
+/// An optimal sorting network for seven values (16 exchanges, depth 6).
+const SORT7: [(usize, usize); 16] = [
+    (0, 6),
+    (2, 3),
+    (4, 5),
+    (0, 2),
+    (1, 4),
+    (3, 6),
+    (0, 1),
+    (2, 5),
+    (3, 4),
+    (1, 2),
+    (4, 6),
+    (2, 3),
+    (4, 5),
+    (1, 2),
+    (3, 4),
+    (5, 6),
+];
+
+/// The width-7 median at each of `n` positions of `padded`, for every position at once: the
+/// seven shifted copies of the row go through `SORT7` as whole lanes (a min and a max per value,
+/// which the compiler vectorises), and the fourth lane is the median. Word alignment filters
+/// every (head, token) row of a window this way: a selection per value was a sixth of its time.
+fn median7(padded: &[f32], n: usize) -> Vec<f32> {
+    let mut lanes: Vec<Vec<f32>> = (0..7).map(|k| padded[k..k + n].to_vec()).collect();
+    for (i, j) in SORT7 {
+        let (low, high) = lanes.split_at_mut(j);
+        for (a, b) in low[i].iter_mut().zip(high[0].iter_mut()) {
+            let (x, y) = (*a, *b);
+            *a = x.min(y);
+            *b = x.max(y);
+        }
+    }
+    lanes.swap_remove(3)
 }
 
 /// Raw log10 mel frames, frame-major (`n_mels` values a frame), in order.
@@ -110,5 +150,32 @@ mod tests {
     #[test]
     fn median_filter_reflects_at_edges() {
         assert_eq!(median_filter(&[1.0, 9.0, 2.0, 8.0, 3.0], 3), vec![9.0, 2.0, 8.0, 3.0, 8.0]);
+    }
+
+    #[test]
+    fn seven_wide_network_sorts_and_filters_as_selection() {
+        // A sorting network that sorts every 0/1 input sorts every input.
+        for bits in 0u32..128 {
+            let mut v: Vec<f32> = (0..7).map(|k| (bits >> k & 1) as f32).collect();
+            for (i, j) in SORT7 {
+                let (x, y) = (v[i], v[j]);
+                v[i] = x.min(y);
+                v[j] = x.max(y);
+            }
+            assert!(v.windows(2).all(|w| w[0] <= w[1]), "{bits:07b} -> {v:?}");
+        }
+        let x: Vec<f32> = (0..500).map(|i| ((i * 7919 % 263) as f32 - 131.0) / 17.0).collect();
+        let pad = 3;
+        let mut padded: Vec<f32> = (1..=pad).rev().map(|i| x[i]).collect();
+        padded.extend_from_slice(&x);
+        padded.extend((1..=pad).map(|i| x[x.len() - 1 - i]));
+        let want: Vec<f32> = padded
+            .windows(7)
+            .map(|w| {
+                let mut w = w.to_vec();
+                *w.select_nth_unstable_by(pad, f32::total_cmp).1
+            })
+            .collect();
+        assert_eq!(median_filter(&x, 7), want);
     }
 }
