@@ -25,7 +25,7 @@ const BLOCK: usize = 96;
 /// softmax(q k^T) v for `q` (batch, head, ctx, head_dim), `k`, `v` (batch, head, ctx_k,
 /// head_dim), `q` already scaled. Returns (batch, ctx, head * head_dim).
 pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-    attention_with(q, k, v, has_avx2_fma() && q.dim(3)?.is_multiple_of(NR))
+    attention_with(q, k, v, simd::has_avx2_fma() && q.dim(3)?.is_multiple_of(NR))
 }
 
 /// `attention`, with the AVX2 kernels when `fast`.
@@ -65,17 +65,6 @@ fn attention_with(q: &Tensor, k: &Tensor, v: &Tensor, fast: bool) -> Result<Tens
         })
     })???;
     Tensor::from_vec(out, (batch, ctx, d), q.device())
-}
-
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// Columns (keys, or value dimensions) per kernel tile: two vectors of eight.
@@ -254,7 +243,7 @@ mod tests {
             .matmul(&v)?
             .transpose(1, 2)?
             .reshape((2, 202, 96))?;
-        for fast in [false, has_avx2_fma()] {
+        for fast in [false, simd::has_avx2_fma()] {
             let got = attention_with(&q, &k, &v, fast)?;
             let err = (got - &want)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
             assert!(err < 1e-5, "fast {fast}: max error {err}");

@@ -69,7 +69,7 @@ impl Int8Matrix {
         let (k, n) = (self.k, self.n);
         assert_eq!(x.len(), m * k);
         let mut out = vec![0f32; m * n];
-        let fast = has_avx2();
+        let fast = crate::model::simd::has_avx2_fma();
         out.par_chunks_mut(MC * n).zip(x.par_chunks(MC * k)).for_each(|(out, x)| {
             let rows = x.len() / k;
             let (q, sx) = quantize_rows(x, rows, k);
@@ -82,7 +82,7 @@ impl Int8Matrix {
     fn rows(&self, q: &[i8], sx: &[f32], rows: usize, bias: Option<&[f32]>, out: &mut [f32], fast: bool) {
         #[cfg(target_arch = "x86_64")]
         if fast {
-            // SAFETY: AVX2 was detected by the caller.
+            // SAFETY: AVX2 and FMA were detected by the caller.
             unsafe { self.rows_avx2(q, sx, rows, bias, out) };
             return;
         }
@@ -108,7 +108,7 @@ impl Int8Matrix {
     /// panel's two vectors (8 columns x 4 bytes) against each row's 4 bytes broadcast; the sums
     /// scaled to floats (and the bias added) in registers.
     ///
-    /// SAFETY: the CPU has AVX2.
+    /// SAFETY: the CPU has AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn rows_avx2(&self, q: &[i8], sx: &[f32], rows: usize, bias: Option<&[f32]>, out: &mut [f32]) {
@@ -197,17 +197,6 @@ fn quantize(x: &[f32], inv: f32, q: &mut [i8]) {
     }
 }
 
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,7 +222,7 @@ mod tests {
             let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.1).collect();
             let q = Int8Matrix::new(&w, k, n);
             let got = product_with(&q, &x, &bias, false);
-            if has_avx2() {
+            if crate::model::simd::has_avx2_fma() {
                 // The same integer sums, so the same floats up to the rounding of the scaling.
                 for fast in [product_with(&q, &x, &bias, true), q.product(&x, m, Some(&bias))] {
                     let worst =

@@ -48,7 +48,8 @@ unsafe fn f16_to_f32_f16c(src: &[half::f16], dst: &mut [f32]) {
     }
 }
 
-fn has_avx2_fma() -> bool {
+/// Whether the CPU has AVX2 and FMA, which every vectorised kernel of `model` uses.
+pub(crate) fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
