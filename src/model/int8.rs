@@ -1,5 +1,6 @@
 //! Products of many rows with an int8 weight: the audio encoder's layers (1500 rows a window)
-//! and the decoder's projections of the audio into keys and values.
+//! and self-attention (`model::attention`), and the decoder's projections of the audio into
+//! keys and values.
 //!
 //! The weight is quantized once, symmetrically per output column; each row of the input is
 //! quantized as it comes, symmetrically with its own scale (as CTranslate2's int8). Products run
@@ -79,14 +80,32 @@ impl Int8Matrix {
     }
 
     /// One task's rows: `q` (rows, k rounded up to 4) quantized with scales `sx`, into `out`.
-    fn rows(&self, q: &[i8], sx: &[f32], rows: usize, bias: Option<&[f32]>, out: &mut [f32], fast: bool) {
+    pub(crate) fn rows(&self, q: &[i8], sx: &[f32], rows: usize, bias: Option<&[f32]>, out: &mut [f32], fast: bool) {
         #[cfg(target_arch = "x86_64")]
         if fast {
             // SAFETY: AVX2 and FMA were detected by the caller.
-            unsafe { self.rows_avx2(q, sx, rows, bias, out) };
+            unsafe { self.rows_avx2::<false>(q, sx, rows, bias, out) };
             return;
         }
-        let _ = fast;
+        self.rows_plain(q, sx, rows, bias, out);
+    }
+
+    /// `rows` for an input with no negative value (0..=127), as a softmax's quantized
+    /// probabilities: the AVX2 kernel multiplies it by the weight as it is, without moving
+    /// the weight's sign onto it.
+    pub(crate) fn rows_nonnegative(&self, q: &[i8], sx: &[f32], rows: usize, out: &mut [f32], fast: bool) {
+        debug_assert!(q.iter().all(|&v| v >= 0));
+        #[cfg(target_arch = "x86_64")]
+        if fast {
+            // SAFETY: AVX2 and FMA were detected by the caller.
+            unsafe { self.rows_avx2::<true>(q, sx, rows, None, out) };
+            return;
+        }
+        self.rows_plain(q, sx, rows, None, out);
+    }
+
+    /// `rows` in plain Rust.
+    fn rows_plain(&self, q: &[i8], sx: &[f32], rows: usize, bias: Option<&[f32]>, out: &mut [f32]) {
         let (kp, n) = (self.k.div_ceil(4) * 4, self.n);
         for p in 0..n.div_ceil(NR) {
             let panel = &self.packed[p * kp * NR..(p + 1) * kp * NR];
@@ -108,10 +127,20 @@ impl Int8Matrix {
     /// panel's two vectors (8 columns x 4 bytes) against each row's 4 bytes broadcast; the sums
     /// scaled to floats (and the bias added) in registers.
     ///
+    /// With `NONNEGATIVE` the input's bytes are taken as unsigned and multiply the weight's
+    /// directly.
+    ///
     /// SAFETY: the CPU has AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn rows_avx2(&self, q: &[i8], sx: &[f32], rows: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    unsafe fn rows_avx2<const NONNEGATIVE: bool>(
+        &self,
+        q: &[i8],
+        sx: &[f32],
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
         use std::arch::x86_64::*;
         let (kp, n) = (self.k.div_ceil(4) * 4, self.n);
         assert!(q.len() >= rows * kp && sx.len() >= rows && out.len() >= rows * n);
@@ -137,6 +166,16 @@ impl Int8Matrix {
                 for g in 0..kp / 4 {
                     let w0 = _mm256_loadu_si256(w.add(g * 4 * NR) as *const __m256i);
                     let w1 = _mm256_loadu_si256(w.add(g * 4 * NR + 32) as *const __m256i);
+                    if NONNEGATIVE {
+                        for (a, x) in a.iter_mut().zip(x) {
+                            let x = _mm256_set1_epi32((x.add(g * 4) as *const i32).read_unaligned());
+                            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, w0), ones);
+                            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, w1), ones);
+                            a[0] = _mm256_add_epi32(a[0], p0);
+                            a[1] = _mm256_add_epi32(a[1], p1);
+                        }
+                        continue;
+                    }
                     let (u0, u1) = (_mm256_abs_epi8(w0), _mm256_abs_epi8(w1));
                     for (a, x) in a.iter_mut().zip(x) {
                         let x = _mm256_set1_epi32((x.add(g * 4) as *const i32).read_unaligned());
@@ -168,12 +207,12 @@ impl Int8Matrix {
 
 /// Each row of `x` (rows, k) to int8 with its own scale; rows padded with zeros to a multiple
 /// of 4 values.
-fn quantize_rows(x: &[f32], rows: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
+pub(crate) fn quantize_rows(x: &[f32], rows: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
     let kp = k.div_ceil(4) * 4;
     let mut q = vec![0i8; rows * kp];
     let mut sx = Vec::with_capacity(rows);
     for (row, q) in x.chunks_exact(k).zip(q.chunks_exact_mut(kp)) {
-        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let max = max_abs(row);
         let s = if max > 0.0 { max / 127.0 } else { 1.0 };
         quantize(row, 1.0 / s, q);
         sx.push(s);
@@ -190,9 +229,69 @@ pub(crate) fn round_i8(v: f32) -> i8 {
     ((v.clamp(-127.0, 127.0) + MAGIC) - MAGIC) as i8
 }
 
-/// `q[i] = round(x[i] * inv)`.
-fn quantize(x: &[f32], inv: f32, q: &mut [i8]) {
+/// The largest magnitude in `x`.
+fn max_abs(x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::model::simd::has_avx2_fma() {
+        // SAFETY: the features were checked just above.
+        return unsafe { max_abs_avx2(x) };
+    }
+    x.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+/// `max_abs` eight at a time.
+///
+/// SAFETY: the CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn max_abs_avx2(x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n8 = x.len() / 8 * 8;
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = _mm256_setzero_ps();
+    for i in (0..n8).step_by(8) {
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x.as_ptr().add(i))));
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+    lanes.iter().chain(&x[n8..]).fold(0f32, |m, v| m.max(v.abs()))
+}
+
+/// `q[i] = round(x[i] * inv)` within ±127.
+pub(crate) fn quantize(x: &[f32], inv: f32, q: &mut [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::model::simd::has_avx2_fma() {
+        // SAFETY: the features were checked just above.
+        unsafe { quantize_avx2(x, inv, q) };
+        return;
+    }
     for (q, v) in q.iter_mut().zip(x) {
+        *q = round_i8(v * inv);
+    }
+}
+
+/// `quantize` 32 at a time: `vcvtps2dq` rounds to nearest, ties to even, as `round_i8`, so
+/// both give the same bytes.
+///
+/// SAFETY: the CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_avx2(x: &[f32], inv: f32, q: &mut [i8]) {
+    use std::arch::x86_64::*;
+    let n = x.len().min(q.len());
+    let n32 = n / 32 * 32;
+    let (s, hi, lo) = (_mm256_set1_ps(inv), _mm256_set1_ps(127.0), _mm256_set1_ps(-127.0));
+    // The two packs interleave 4-value groups across the 128-bit lanes; this puts them back.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for i in (0..n32).step_by(32) {
+        let v = [0, 1, 2, 3].map(|j| {
+            let y = _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i + 8 * j)), s);
+            _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(y, hi), lo))
+        });
+        let bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        _mm256_storeu_si256(q.as_mut_ptr().add(i) as *mut __m256i, _mm256_permutevar8x32_epi32(bytes, order));
+    }
+    for (q, v) in q[n32..n].iter_mut().zip(&x[n32..n]) {
         *q = round_i8(v * inv);
     }
 }
@@ -211,6 +310,23 @@ mod tests {
             q.rows(&qx, &sx, rows, Some(bias), out, fast);
         }
         out
+    }
+
+    #[test]
+    fn avx2_quantization_matches_the_plain_one() {
+        if !crate::model::simd::has_avx2_fma() {
+            return;
+        }
+        // 75 values: two vectors of 32 and a tail; ties (0.5, 2.5) and values past ±127.
+        let x: Vec<f32> = (0..75).map(|i| (i as f32 - 37.0) * 0.5 + if i % 7 == 0 { 200.0 } else { 0.0 }).collect();
+        for inv in [1.0, 3.7, 0.01] {
+            let want: Vec<i8> = x.iter().map(|v| round_i8(v * inv)).collect();
+            let mut got = vec![0i8; x.len()];
+            // SAFETY: checked above.
+            unsafe { quantize_avx2(&x, inv, &mut got) };
+            assert_eq!(got, want, "inv {inv}");
+            assert_eq!(unsafe { max_abs_avx2(&x[..70]) }, x[..70].iter().fold(0f32, |m, v| m.max(v.abs())));
+        }
     }
 
     #[test]

@@ -77,23 +77,26 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Softmax of `x` in place.
 pub(crate) fn softmax_in_place(x: &mut [f32]) {
+    let inv = 1.0 / exp_in_place(x);
+    x.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `x[i] = exp(x[i] - max x)`: a softmax before its normalisation (the largest value becomes
+/// exactly 1). Returns the sum of them.
+pub(crate) fn exp_in_place(x: &mut [f32]) -> f32 {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the features were checked just above.
         let p = x.as_mut_ptr();
-        let sum = unsafe { exp_minus_avx2(p, p, x.len(), max) };
-        let inv = 1.0 / sum;
-        x.iter_mut().for_each(|v| *v *= inv);
-        return;
+        return unsafe { exp_minus_avx2(p, p, x.len(), max) };
     }
     let mut sum = 0.0;
     for v in x.iter_mut() {
         *v = (*v - max).exp();
         sum += *v;
     }
-    let inv = 1.0 / sum;
-    x.iter_mut().for_each(|v| *v *= inv);
+    sum
 }
 
 /// The sum of `exp(x[i] - shift)`.
