@@ -64,6 +64,10 @@ pub fn mel_filters(n_mels: usize) -> Vec<f32> {
 pub struct LogMel {
     n_mels: usize,
     filters: Vec<f32>,
+    /// The bins each filter is not zero on: a triangle spans a few of the 201, and summing
+    /// only those makes a frame's filter bank about 400 products in place of 80 x 201 (the sums do
+    /// not change: the skipped terms are zeros).
+    bands: Vec<std::ops::Range<usize>>,
     window: Vec<f32>,
     fft: Arc<dyn RealToComplex<f32>>,
     /// Samples from absolute index `base` on.
@@ -84,9 +88,19 @@ impl LogMel {
         let window =
             (0..N_FFT).map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / N_FFT as f32).cos()).collect();
         let scratch_out = fft.make_output_vec();
+        let filters = mel_filters(n_mels);
+        let bands = filters
+            .chunks_exact(N_FFT / 2 + 1)
+            .map(|row| {
+                let first = row.iter().position(|&w| w != 0.0).unwrap_or(0);
+                let end = row.iter().rposition(|&w| w != 0.0).map_or(first, |i| i + 1);
+                first..end
+            })
+            .collect();
         Self {
             n_mels,
-            filters: mel_filters(n_mels),
+            filters,
+            bands,
             window,
             scratch_in: fft.make_input_vec(),
             scratch_out,
@@ -146,9 +160,9 @@ impl LogMel {
             *p = c.norm_sqr();
         }
         let n_freqs = self.power.len();
-        for m in 0..self.n_mels {
+        for (m, band) in self.bands.iter().enumerate() {
             let row = &self.filters[m * n_freqs..(m + 1) * n_freqs];
-            let e: f32 = row.iter().zip(&self.power).map(|(w, p)| w * p).sum();
+            let e: f32 = row[band.clone()].iter().zip(&self.power[band.clone()]).map(|(w, p)| w * p).sum();
             out.push(e.max(1e-10).log10());
         }
         self.next_frame += 1;
