@@ -134,12 +134,14 @@ fn attend_head<'a>(
 
 /// Self-attention of `q` (rows, state; already scaled) over the first `len` tokens of each row's
 /// cache (keys and values (len, state) for `layer`), heads of `head_dim`. Returns (rows, state).
+/// With more than one row, rows and heads are spread over the cores (one row's heads are too
+/// little work to hand over: measured, a batch of 8 windows spent a sixth of its steps here on
+/// one core).
 pub(crate) fn self_attention(q: &[f32], cache: &StepCache, layer: usize, head_dim: usize, len: usize) -> Vec<f32> {
-    let d = q.len() / cache.rows.len().max(1);
+    let rows = cache.rows.len().max(1);
+    let d = q.len() / rows;
     let mut out = vec![0f32; q.len()];
-    let mut scores = Vec::new();
-    out.chunks_mut(head_dim).enumerate().for_each(|(i, o)| {
-        let scores = &mut scores;
+    let head = |scores: &mut Vec<f32>, (i, o): (usize, &mut [f32])| {
         let (r, h) = (i * head_dim / d, (i * head_dim) % d);
         let (k, v) = &cache.rows[r][layer];
         attend_head(
@@ -150,7 +152,13 @@ pub(crate) fn self_attention(q: &[f32], cache: &StepCache, layer: usize, head_di
             scores,
             o,
         );
-    });
+    };
+    if rows > 1 {
+        out.par_chunks_mut(head_dim).enumerate().for_each_init(Vec::new, head);
+    } else {
+        let mut scores = Vec::new();
+        out.chunks_mut(head_dim).enumerate().for_each(|x| head(&mut scores, x));
+    }
     out
 }
 
