@@ -8,9 +8,10 @@
 //! word alignment and training keep the candle path.
 
 use candle_core::Tensor;
+use half::f16;
 use rayon::prelude::*;
 
-use crate::model::{int8, simd};
+use crate::model::simd;
 
 type Result<T> = candle_core::Result<T>;
 
@@ -162,20 +163,13 @@ pub(crate) fn self_attention(q: &[f32], cache: &StepCache, layer: usize, head_di
     out
 }
 
-/// One layer's audio keys and values in int8 for the step path: a step reads all of them (for
-/// tiny, 18 MB a window in f32, 9 in f16, 4.6 in int8), and memory bandwidth is what a step
-/// waits for. Each key and each value (a head's `head_dim` numbers) has its own scale, which
-/// the scores take after the dot product and the probabilities before theirs. Measured (tiny.en,
-/// 8 windows a batch, `examples/step`): the forward part of a step 11.5 ms with f16 keys and
-/// values, 8.0 with these.
+/// One layer's audio keys and values in f16 for the step path: a step reads all of them, 18 MB
+/// a step for tiny in f32, and memory bandwidth is what a step waits for.
 #[derive(Debug, Clone)]
-pub(crate) struct Int8KeysValues {
+pub(crate) struct HalfKeysValues {
     /// (windows, head, ctx, head_dim)
-    k: Vec<i8>,
-    v: Vec<i8>,
-    /// (windows, head, ctx): what restores each key's and each value's numbers.
-    k_scale: Vec<f32>,
-    v_scale: Vec<f32>,
+    k: Vec<f16>,
+    v: Vec<f16>,
     /// The window of each row of the state: beams and samples of one window share its keys
     /// and values, never a copy.
     window_of: Vec<usize>,
@@ -185,32 +179,21 @@ pub(crate) struct Int8KeysValues {
     head_dim: usize,
 }
 
-impl Int8KeysValues {
+impl HalfKeysValues {
     /// From `k`, `v` (windows, head, ctx, head_dim); row i of the state reads window i (or the
     /// only window).
     pub(crate) fn new(k: &Tensor, v: &Tensor) -> Result<Self> {
         let (windows, heads, ctx, head_dim) = k.dims4()?;
-        let quantized = |x: &Tensor| -> Result<(Vec<i8>, Vec<f32>)> {
-            simd::with_f32_slice(x, |x| int8::quantize_rows(x, windows * heads * ctx, head_dim))
-        };
-        let ((k, k_scale), (v, v_scale)) = (quantized(k)?, quantized(v)?);
-        assert_eq!(k.len(), windows * heads * ctx * head_dim, "head_dim is a multiple of 4");
+        let half = |x: &Tensor| -> Result<Vec<f16>> { x.to_dtype(candle_core::DType::F16)?.flatten_all()?.to_vec1() };
         let window_of = (0..windows).collect();
-        Ok(Self { k, v, k_scale, v_scale, window_of, windows, heads, ctx, head_dim })
+        Ok(Self { k: half(k)?, v: half(v)?, window_of, windows, heads, ctx, head_dim })
     }
 
     /// Back to f32 tensors, each (rows, head, ctx, head_dim).
     pub(crate) fn to_tensors(&self, device: &candle_core::Device) -> Result<(Tensor, Tensor)> {
         let shape = (self.windows, self.heads, self.ctx, self.head_dim);
-        let f32 = |x: &[i8], scale: &[f32]| {
-            let x: Vec<f32> = x
-                .chunks_exact(self.head_dim)
-                .zip(scale)
-                .flat_map(|(row, &s)| row.iter().map(move |&v| v as f32 * s))
-                .collect();
-            Tensor::from_vec(x, shape, device)
-        };
-        let (k, v) = (f32(&self.k, &self.k_scale)?, f32(&self.v, &self.v_scale)?);
+        let f32 = |x: &[f16]| Tensor::from_slice(x, shape, device)?.to_dtype(candle_core::DType::F32);
+        let (k, v) = (f32(&self.k)?, f32(&self.v)?);
         if self.windows == 1 || self.window_of.iter().enumerate().all(|(r, &w)| r == w) {
             return Ok((k, v));
         }
@@ -238,62 +221,55 @@ impl Int8KeysValues {
 
 /// Cross-attention of `q` (rows, state; already scaled) over the audio's keys and values.
 /// Returns (rows, state). Rows and heads are spread over the cores.
-pub(crate) fn cross_attention(q: &[f32], rows: usize, kv: &Int8KeysValues) -> Vec<f32> {
+pub(crate) fn cross_attention(q: &[f32], rows: usize, kv: &HalfKeysValues) -> Vec<f32> {
     let (heads, ctx, dh) = (kv.heads, kv.ctx, kv.head_dim);
     let d = heads * dh;
     let mut out = vec![0f32; rows * d];
     out.par_chunks_mut(dh).enumerate().for_each_init(Vec::new, |scores, (i, o)| {
         let (r, h) = (i / heads, i % heads);
-        let head = (kv.window(r) * heads + h) * ctx;
-        let (span, scales) = (head * dh..(head + ctx) * dh, head..head + ctx);
-        let q = &q[r * d + h * dh..r * d + (h + 1) * dh];
-        let k = (&kv.k[span.clone()], &kv.k_scale[scales.clone()]);
-        attend_int8(q, k, (&kv.v[span], &kv.v_scale[scales]), scores, o);
+        let base = (kv.window(r) * heads + h) * ctx * dh;
+        let span = base..base + ctx * dh;
+        attend_half(&q[r * d + h * dh..r * d + (h + 1) * dh], &kv.k[span.clone()], &kv.v[span], scores, o);
     });
     out
 }
 
-/// One head: `q` (head_dim) over keys and values (ctx, head_dim) in int8 with a scale each,
-/// into `out` (head_dim).
-fn attend_int8(q: &[f32], k: (&[i8], &[f32]), v: (&[i8], &[f32]), scores: &mut Vec<f32>, out: &mut [f32]) {
+/// One head: `q` (head_dim) over keys and values (ctx, head_dim) in f16, into `out` (head_dim).
+fn attend_half(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out: &mut [f32]) {
     let dh = q.len();
     #[cfg(target_arch = "x86_64")]
-    if dh.is_multiple_of(8) && simd::has_avx2_fma() {
+    if dh.is_multiple_of(8) && crate::model::projection::has_avx2_f16c() {
         // SAFETY: the features were checked just above, and dh % 8 == 0.
-        return unsafe { attend_int8_avx2(q, k, v, scores, out) };
+        return unsafe { attend_half_avx2(q, k, v, scores, out) };
     }
+    let mut row = vec![0f32; dh];
     scores.clear();
-    for (kj, &s) in k.0.chunks_exact(dh).zip(k.1) {
-        scores.push(s * q.iter().zip(kj).map(|(a, &b)| a * b as f32).sum::<f32>());
+    for kj in k.chunks_exact(dh) {
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(kj, &mut row);
+        scores.push(simd::dot(q, &row));
     }
     simd::softmax_in_place(scores);
     out.fill(0.0);
-    for ((vj, &s), &p) in v.0.chunks_exact(dh).zip(v.1).zip(scores.iter()) {
-        for (o, &x) in out.iter_mut().zip(vj) {
-            *o += p * s * x as f32;
+    for (vj, &p) in v.chunks_exact(dh).zip(scores.iter()) {
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(vj, &mut row);
+        for (o, &x) in out.iter_mut().zip(&row) {
+            *o += p * x;
         }
     }
 }
 
-/// `attend_int8` with AVX2 and FMA, for `head_dim` 64 (every Whisper): four keys at a time for
-/// the scores, the whole head in eight registers for the values, so that no sum waits on the
-/// one before it.
+/// `attend_half` with AVX2, FMA and F16C, for `head_dim` 64 (every Whisper): four keys at a
+/// time for the scores, the whole head in eight registers for the values, so that no sum waits
+/// on the one before it.
 ///
 /// SAFETY: the CPU has them; `q.len() % 8 == 0`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attend_int8_avx2(
-    q: &[f32],
-    (k, k_scale): (&[i8], &[f32]),
-    (v, v_scale): (&[i8], &[f32]),
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attend_half_avx2(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out: &mut [f32]) {
     use std::arch::x86_64::*;
     let dh = q.len();
     let ctx = k.len() / dh;
-    assert!(k_scale.len() >= ctx && v.len() >= ctx * dh && v_scale.len() >= ctx && out.len() >= dh);
-    let load = |p: *const i8| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)));
+    let load = |p: *const f16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
     scores.clear();
     scores.resize(ctx, 0.0);
     let (kp, qp, sp) = (k.as_ptr(), q.as_ptr(), scores.as_mut_ptr());
@@ -309,20 +285,17 @@ unsafe fn attend_int8_avx2(
             a3 = _mm256_fmadd_ps(load(kp.add((j + 3) * dh + c)), x, a3);
         }
         let s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-        let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        _mm_storeu_ps(sp.add(j), _mm_mul_ps(s, _mm_loadu_ps(k_scale.as_ptr().add(j))));
+        _mm_storeu_ps(sp.add(j), _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
         j += 4;
     }
-    for (j, &s) in k_scale.iter().enumerate().take(ctx).skip(j) {
+    for j in j..ctx {
         let mut acc = _mm256_setzero_ps();
         for c in (0..dh).step_by(8) {
             acc = _mm256_fmadd_ps(load(kp.add(j * dh + c)), _mm256_loadu_ps(qp.add(c)), acc);
         }
-        *sp.add(j) = hsum(acc) * s;
+        *sp.add(j) = hsum(acc);
     }
     simd::softmax_in_place(scores);
-    // Each probability takes its value's scale.
-    scores.iter_mut().zip(v_scale).for_each(|(p, s)| *p *= s);
     let (vp, op) = (v.as_ptr(), out.as_mut_ptr());
     if dh == 64 {
         let mut acc = [_mm256_setzero_ps(); 8];

@@ -16,7 +16,7 @@ use crate::model::fusion::Fusion;
 use crate::model::int8::Int8Matrix;
 use crate::model::projection::{PackedMatrix, Precision};
 use crate::model::simd;
-use crate::model::step::{self, Int8KeysValues, Norm, StepCache};
+use crate::model::step::{self, HalfKeysValues, Norm, StepCache};
 
 /// Products with at most this many rows use the packed copy of a decoder weight.
 const HALF_MAX_ROWS: usize = 16;
@@ -534,8 +534,8 @@ pub struct DecoderState {
     memory_kv: Vec<(Tensor, Tensor)>,
     /// The self-attention cache once steps run on the step path; `self_kv` is empty then.
     step: Option<StepCache>,
-    /// `cross_kv` in int8 for the step path, made at its first step.
-    cross_int8: Vec<Int8KeysValues>,
+    /// `cross_kv` in f16 for the step path, made at its first step.
+    cross_half: Vec<HalfKeysValues>,
 }
 
 impl DecoderState {
@@ -558,7 +558,7 @@ impl DecoderState {
         if let Some(c) = &mut self.step {
             c.select(index);
         }
-        for kv in &mut self.cross_int8 {
+        for kv in &mut self.cross_half {
             kv.select(index);
         }
         for kv in self.self_kv.iter_mut().flatten() {
@@ -658,15 +658,15 @@ impl TextDecoder {
     /// A fresh state for `audio`, the fused layers attending over `memory` (batch or 1,
     /// memory_len, state) from `Fusion::memory`; without an adapter the memory is not used.
     pub fn start_fused(&self, audio: &Tensor, memory: Option<&Tensor>) -> Result<DecoderState> {
-        let (cross_kv, cross_int8) = if audio.dim(0)? > 1 && audio.device().is_cpu() && !audio.track_op() {
-            // A batch of windows: their keys and values straight to int8 a layer at a time, for
+        let (cross_kv, cross_half) = if audio.dim(0)? > 1 && audio.device().is_cpu() && !audio.track_op() {
+            // A batch of windows: their keys and values straight to f16 a layer at a time, for
             // the step path (in f32 they would be 18 MB a window for tiny, 37 MB for base).
-            let quantized = |b: &ResidualBlock| -> Result<Int8KeysValues> {
+            let half = |b: &ResidualBlock| -> Result<HalfKeysValues> {
                 let (attn, _) = b.cross_attn.as_ref().expect("decoder blocks have cross-attention");
                 let (k, v) = attn.keys_values(audio)?;
-                Int8KeysValues::new(&k, &v)
+                HalfKeysValues::new(&k, &v)
             };
-            (Vec::new(), self.blocks.iter().map(quantized).collect::<Result<_>>()?)
+            (Vec::new(), self.blocks.iter().map(half).collect::<Result<_>>()?)
         } else {
             (self.cross_keys_values(audio)?, Vec::new())
         };
@@ -674,7 +674,7 @@ impl TextDecoder {
             (Some(f), Some(m)) => f.keys_values(m)?,
             _ => Vec::new(),
         };
-        Ok(DecoderState { self_kv: vec![None; self.blocks.len()], cross_kv, memory_kv, step: None, cross_int8 })
+        Ok(DecoderState { self_kv: vec![None; self.blocks.len()], cross_kv, memory_kv, step: None, cross_half })
     }
 
     /// Drops the keys and values kept for the last window (call when done with it: they are
@@ -746,12 +746,12 @@ impl TextDecoder {
         }
         if t <= PROMPT_STEPS && stepped && state.cross_kv.is_empty() {
             // A batch's short start (<|startoftranscript|>, language, task): token by token,
-            // the audio keys and values staying in int8.
+            // the audio keys and values staying in f16.
             let h = (0..t).map(|j| self.step(&tokens.narrow(1, j, 1)?.flatten_all()?.to_vec1::<u32>()?, state));
             return Tensor::cat(&h.collect::<Result<Vec<_>>>()?, 1);
         }
         if state.cross_kv.is_empty() {
-            state.cross_kv = state.cross_int8.iter().map(|h| h.to_tensors(tokens.device())).collect::<Result<_>>()?;
+            state.cross_kv = state.cross_half.iter().map(|h| h.to_tensors(tokens.device())).collect::<Result<_>>()?;
         }
         if let Some(c) = state.step.take() {
             // Back from the step path: its cache in candle's layout.
@@ -805,10 +805,10 @@ impl TextDecoder {
         if offset + 1 > self.n_ctx {
             candle_core::bail!("decoder context full: {offset} + 1 > {}", self.n_ctx);
         }
-        if state.cross_int8.is_empty() {
-            state.cross_int8 = state.cross_kv.iter().map(|(k, v)| Int8KeysValues::new(k, v)).collect::<Result<_>>()?;
+        if state.cross_half.is_empty() {
+            state.cross_half = state.cross_kv.iter().map(|(k, v)| HalfKeysValues::new(k, v)).collect::<Result<_>>()?;
         }
-        let DecoderState { self_kv, cross_int8, memory_kv, step: cache, .. } = state;
+        let DecoderState { self_kv, cross_half, memory_kv, step: cache, .. } = state;
         let cache = match cache {
             Some(c) => c,
             None => {
@@ -851,7 +851,7 @@ impl TextDecoder {
             let h = cross_ln.apply(&x);
             let mut q = cross.query.rows(&h, rows);
             q.iter_mut().for_each(|v| *v *= scale);
-            let a = step::cross_attention(&q, rows, &cross_int8[i]);
+            let a = step::cross_attention(&q, rows, &cross_half[i]);
             step::add(&mut x, &cross.out.rows(&a, rows));
 
             let h = mlp_ln.apply(&x);
