@@ -1,6 +1,5 @@
 //! Products of many rows with an int8 weight: the audio encoder's layers (1500 rows a window)
-//! and self-attention (`model::attention`), and the decoder's projections of the audio into
-//! keys and values.
+//! and the decoder's projections of the audio into keys and values.
 //!
 //! The weight is quantized once, symmetrically per output column; each row of the input is
 //! quantized as it comes, symmetrically with its own scale (as CTranslate2's int8). Products run
@@ -80,32 +79,14 @@ impl Int8Matrix {
     }
 
     /// One task's rows: `q` (rows, k rounded up to 4) quantized with scales `sx`, into `out`.
-    pub(crate) fn rows(&self, q: &[i8], sx: &[f32], rows: usize, bias: Option<&[f32]>, out: &mut [f32], fast: bool) {
+    fn rows(&self, q: &[i8], sx: &[f32], rows: usize, bias: Option<&[f32]>, out: &mut [f32], fast: bool) {
         #[cfg(target_arch = "x86_64")]
         if fast {
             // SAFETY: AVX2 and FMA were detected by the caller.
-            unsafe { self.rows_avx2::<false>(q, sx, rows, bias, out) };
+            unsafe { self.rows_avx2(q, sx, rows, bias, out) };
             return;
         }
-        self.rows_plain(q, sx, rows, bias, out);
-    }
-
-    /// `rows` for an input with no negative value (0..=127), as a softmax's quantized
-    /// probabilities: the AVX2 kernel multiplies it by the weight as it is, without moving
-    /// the weight's sign onto it.
-    pub(crate) fn rows_nonnegative(&self, q: &[i8], sx: &[f32], rows: usize, out: &mut [f32], fast: bool) {
-        debug_assert!(q.iter().all(|&v| v >= 0));
-        #[cfg(target_arch = "x86_64")]
-        if fast {
-            // SAFETY: AVX2 and FMA were detected by the caller.
-            unsafe { self.rows_avx2::<true>(q, sx, rows, None, out) };
-            return;
-        }
-        self.rows_plain(q, sx, rows, None, out);
-    }
-
-    /// `rows` in plain Rust.
-    fn rows_plain(&self, q: &[i8], sx: &[f32], rows: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+        let _ = fast;
         let (kp, n) = (self.k.div_ceil(4) * 4, self.n);
         for p in 0..n.div_ceil(NR) {
             let panel = &self.packed[p * kp * NR..(p + 1) * kp * NR];
@@ -127,20 +108,10 @@ impl Int8Matrix {
     /// panel's two vectors (8 columns x 4 bytes) against each row's 4 bytes broadcast; the sums
     /// scaled to floats (and the bias added) in registers.
     ///
-    /// With `NONNEGATIVE` the input's bytes are taken as unsigned and multiply the weight's
-    /// directly.
-    ///
     /// SAFETY: the CPU has AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn rows_avx2<const NONNEGATIVE: bool>(
-        &self,
-        q: &[i8],
-        sx: &[f32],
-        rows: usize,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-    ) {
+    unsafe fn rows_avx2(&self, q: &[i8], sx: &[f32], rows: usize, bias: Option<&[f32]>, out: &mut [f32]) {
         use std::arch::x86_64::*;
         let (kp, n) = (self.k.div_ceil(4) * 4, self.n);
         assert!(q.len() >= rows * kp && sx.len() >= rows && out.len() >= rows * n);
@@ -166,16 +137,6 @@ impl Int8Matrix {
                 for g in 0..kp / 4 {
                     let w0 = _mm256_loadu_si256(w.add(g * 4 * NR) as *const __m256i);
                     let w1 = _mm256_loadu_si256(w.add(g * 4 * NR + 32) as *const __m256i);
-                    if NONNEGATIVE {
-                        for (a, x) in a.iter_mut().zip(x) {
-                            let x = _mm256_set1_epi32((x.add(g * 4) as *const i32).read_unaligned());
-                            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, w0), ones);
-                            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, w1), ones);
-                            a[0] = _mm256_add_epi32(a[0], p0);
-                            a[1] = _mm256_add_epi32(a[1], p1);
-                        }
-                        continue;
-                    }
                     let (u0, u1) = (_mm256_abs_epi8(w0), _mm256_abs_epi8(w1));
                     for (a, x) in a.iter_mut().zip(x) {
                         let x = _mm256_set1_epi32((x.add(g * 4) as *const i32).read_unaligned());
@@ -207,7 +168,7 @@ impl Int8Matrix {
 
 /// Each row of `x` (rows, k) to int8 with its own scale; rows padded with zeros to a multiple
 /// of 4 values.
-pub(crate) fn quantize_rows(x: &[f32], rows: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
+fn quantize_rows(x: &[f32], rows: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
     let kp = k.div_ceil(4) * 4;
     let mut q = vec![0i8; rows * kp];
     let mut sx = Vec::with_capacity(rows);
@@ -258,7 +219,7 @@ unsafe fn max_abs_avx2(x: &[f32]) -> f32 {
 }
 
 /// `q[i] = round(x[i] * inv)` within ±127.
-pub(crate) fn quantize(x: &[f32], inv: f32, q: &mut [i8]) {
+fn quantize(x: &[f32], inv: f32, q: &mut [i8]) {
     #[cfg(target_arch = "x86_64")]
     if crate::model::simd::has_avx2_fma() {
         // SAFETY: the features were checked just above.
