@@ -34,16 +34,26 @@ pub struct ShotDetector {
     last_cut: Option<Ts>,
 }
 
+/// Counted in integers, four pixels at a time into four tables (so increments of one bin do
+/// not wait on each other; a float histogram was 2.5% of a run's time).
 fn histogram(frame: &VideoFrame) -> Vec<f32> {
-    let mut h = vec![0f32; 3 * BINS];
-    for px in frame.rgb.chunks_exact(3) {
+    let mut counts = [[0u32; 3 * BINS]; 4];
+    let bin = |c: usize, v: u8| c * BINS + v as usize * BINS / 256;
+    let mut quads = frame.rgb.chunks_exact(12);
+    for q in &mut quads {
+        for (t, px) in counts.iter_mut().zip(q.chunks_exact(3)) {
+            t[bin(0, px[0])] += 1;
+            t[bin(1, px[1])] += 1;
+            t[bin(2, px[2])] += 1;
+        }
+    }
+    for px in quads.remainder().chunks_exact(3) {
         for (c, &v) in px.iter().enumerate() {
-            h[c * BINS + v as usize * BINS / 256] += 1.0;
+            counts[0][bin(c, v)] += 1;
         }
     }
     let n = (frame.rgb.len() / 3).max(1) as f32;
-    h.iter_mut().for_each(|v| *v /= n);
-    h
+    (0..3 * BINS).map(|i| counts.iter().map(|t| t[i]).sum::<u32>() as f32 / n).collect()
 }
 
 impl ShotDetector {
@@ -77,6 +87,22 @@ mod tests {
 
     fn frame(at: i64, rgb: [u8; 3]) -> VideoFrame {
         VideoFrame { at: Ts(at), width: 4, height: 4, rgb: rgb.repeat(16) }
+    }
+
+    #[test]
+    fn histogram_counts_every_pixel_once() {
+        // 7 pixels: one group of four and three left over.
+        let rgb: Vec<u8> = (0..21u32).map(|i| (i * 97 % 256) as u8).collect();
+        let h = histogram(&VideoFrame { at: Ts(0), width: 7, height: 1, rgb: rgb.clone() });
+        let mut want = vec![0f32; 3 * BINS];
+        for px in rgb.chunks_exact(3) {
+            for (c, &v) in px.iter().enumerate() {
+                want[c * BINS + v as usize * BINS / 256] += 1.0 / 7.0;
+            }
+        }
+        for (g, w) in h.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6, "{h:?} vs {want:?}");
+        }
     }
 
     #[test]
