@@ -392,3 +392,36 @@ fn hsum(x: std::arch::x86_64::__m256) -> f32 {
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_attends_as_the_plain_formula() {
+        // 37 keys and values of 64 (the AVX2 kernel where the CPU has one), laid out with a
+        // stride of 192 as a cache of three heads is, and a cache row kept by two beams.
+        let (len, stride, h) = (37, 192, 64);
+        let x = |i: usize, seed: usize| ((i * 7919 + seed * 104729) % 1000) as f32 / 500.0 - 1.0;
+        let k: Vec<f32> = (0..len * stride).map(|i| x(i, 1)).collect();
+        let v: Vec<f32> = (0..len * stride).map(|i| x(i, 2)).collect();
+        let q: Vec<f32> = (0..64).map(|i| x(i, 3) * 2.0).collect();
+        let scores: Vec<f64> = (0..len).map(|j| (0..64).map(|c| (q[c] * k[j * stride + h + c]) as f64).sum()).collect();
+        let max = scores.iter().copied().fold(f64::MIN, f64::max);
+        let z: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+        let mut out = vec![0f32; 64];
+        let (key, value) = (|j| &k[j * stride + h..j * stride + h + 64], |j| &v[j * stride + h..j * stride + h + 64]);
+        attend_head(&q, len, key, value, &mut Vec::new(), &mut out);
+        for (c, got) in out.iter().enumerate() {
+            let want: f64 = (0..len).map(|j| (scores[j] - max).exp() / z * v[j * stride + h + c] as f64).sum();
+            assert!((*got as f64 - want).abs() < 1e-5, "dimension {c}: {got} vs {want}");
+        }
+
+        // Beams: row 1 kept twice (copied, then moved), row 0 dropped.
+        let row = |t: f32| vec![(vec![t; 4], vec![-t; 4])];
+        let mut cache = StepCache { rows: vec![row(0.0), row(1.0), row(2.0)], len: 1 };
+        cache.select(&[1, 2, 1]);
+        let firsts: Vec<f32> = cache.rows.iter().map(|r| r[0].0[0]).collect();
+        assert_eq!(firsts, [1.0, 2.0, 1.0]);
+    }
+}
