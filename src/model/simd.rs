@@ -77,19 +77,15 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Softmax of `x` in place.
 pub(crate) fn softmax_in_place(x: &mut [f32]) {
-    let inv = 1.0 / exp_in_place(x);
-    x.iter_mut().for_each(|v| *v *= inv);
-}
-
-/// `x[i] = exp(x[i] - max x)`: a softmax before its normalisation (the largest value becomes
-/// exactly 1). Returns the sum of them.
-pub(crate) fn exp_in_place(x: &mut [f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the features were checked just above.
         let max = unsafe { max_avx2(x) };
         let p = x.as_mut_ptr();
-        return unsafe { exp_minus_avx2(p, p, x.len(), max) };
+        let sum = unsafe { exp_minus_avx2(p, p, x.len(), max) };
+        let inv = 1.0 / sum;
+        x.iter_mut().for_each(|v| *v *= inv);
+        return;
     }
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
@@ -97,11 +93,12 @@ pub(crate) fn exp_in_place(x: &mut [f32]) -> f32 {
         *v = (*v - max).exp();
         sum += *v;
     }
-    sum
+    let inv = 1.0 / sum;
+    x.iter_mut().for_each(|v| *v *= inv);
 }
 
-/// The largest value of `x`, eight at a time (a fold over `f32::max` stays scalar: a seventh of
-/// a decoder step's cross-attention went to it). No NaN reaches here.
+/// The largest value of `x`, eight at a time (a fold over `f32::max` stays scalar, and every
+/// softmax of the model starts with it). No NaN reaches here.
 ///
 /// SAFETY: the CPU has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
