@@ -6,7 +6,8 @@
 //! 80 MB a step for tiny in f32, about 10 GB/s here). Packing the weights as f16 halves the
 //! bytes read, int8 (a scale per 32 values of a row) quarters them; the dot products
 //! run in f32 with AVX2/FMA/F16C where the CPU has them, split across cores by row blocks, and
-//! every row of a batch (beams, windows) is served by one pass over the weights.
+//! every row of a batch (beams, windows) is served by one pass over the weights, whose cache
+//! lines are asked for a few rows ahead.
 
 use half::f16;
 use rayon::prelude::*;
@@ -226,9 +227,8 @@ impl Load8 for Int8Rows {
 /// One block of rows, `out[row * batch + b] = rows[row] . hidden[b]` (int8 rows times their
 /// group scales, `scale`: (rows, d / GROUP)), for AVX2, FMA and F16C (the `half` crate's slice
 /// conversion fell back to scalar code here: 25 ms for one pass over tiny's embedding, against
-/// about 3 with F16C). Four weight rows at a time, so each load of the hidden state serves four
-/// sums and the four are reduced together; with a batch, the four rows are unpacked once into
-/// f32 and read by every row of the batch, two batch rows at a time.
+/// about 3 with F16C). One row of the batch: four weight rows at a time, so each load of the
+/// hidden state serves four sums and the four are reduced together. More rows: `tiles_avx2`.
 ///
 /// SAFETY: the CPU has AVX2, FMA and F16C; `d % GROUP == 0`; `rows` holds whole rows of `d`.
 #[cfg(target_arch = "x86_64")]
@@ -242,10 +242,28 @@ unsafe fn block_avx2<L: Load8>(
     out: &mut [f32],
 ) {
     use std::arch::x86_64::*;
+    if batch > 1 {
+        // Batch rows in tiles of at most TILE_BATCH, as even as they come (5: one tile; 8: 4 + 4).
+        let tiles = batch.div_ceil(TILE_BATCH);
+        let mut b0 = 0;
+        for t in 0..tiles {
+            let size = (batch - b0) / (tiles - t);
+            let tile: TileKernel<L::Elem> = match size {
+                1 => tiles_avx2::<L, 1>,
+                2 => tiles_avx2::<L, 2>,
+                3 => tiles_avx2::<L, 3>,
+                4 => tiles_avx2::<L, 4>,
+                5 => tiles_avx2::<L, 5>,
+                _ => tiles_avx2::<L, TILE_BATCH>,
+            };
+            tile(rows, scale, hidden, b0, batch, d, out);
+            b0 += size;
+        }
+        return;
+    }
     let n = rows.len() / d;
     let groups = d / GROUP;
-    let w = rows.as_ptr();
-    let mut tmp = if batch > 1 { vec![0f32; 4 * d] } else { Vec::new() };
+    let (w, h) = (rows.as_ptr(), hidden.as_ptr());
     let mut r = 0;
     while r < n {
         let group = (n - r).min(4);
@@ -253,67 +271,124 @@ unsafe fn block_avx2<L: Load8>(
         let index = |i: usize| r + if i < group { i } else { 0 };
         let ws = [0, 1, 2, 3].map(|i| w.add(index(i) * d));
         let scales = scale.map(|sc| [0, 1, 2, 3].map(|i| sc.as_ptr().add(index(i) * groups)));
-        // Reduces four row sums and stores them for batch row `b`.
-        let mut store = |a: [__m256; 4], b: usize| {
-            let s = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-            let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-            let mut sums = [0f32; 4];
-            _mm_storeu_ps(sums.as_mut_ptr(), s);
-            for (i, v) in sums.iter().take(group).enumerate() {
-                out[(r + i) * batch + b] = *v;
+        let mut a = [_mm256_setzero_ps(); 4];
+        let ahead = (r + 2 * AHEAD).min(n.saturating_sub(4));
+        for g in 0..groups {
+            let k = g * GROUP;
+            for i in 0..4 {
+                _mm_prefetch(w.add((ahead + i) * d + k) as *const i8, _MM_HINT_T0);
             }
-        };
-        if batch == 1 {
-            let h = hidden.as_ptr();
-            let mut a = [_mm256_setzero_ps(); 4];
-            for g in 0..groups {
-                let k = g * GROUP;
-                let x = [0, 8, 16, 24].map(|o| _mm256_loadu_ps(h.add(k + o)));
-                for i in 0..4 {
-                    // Four sums of a group, then its scale: one chain per row and group.
-                    let mut t = _mm256_mul_ps(L::load8(ws[i].add(k)), x[0]);
-                    t = _mm256_fmadd_ps(L::load8(ws[i].add(k + 8)), x[1], t);
-                    t = _mm256_fmadd_ps(L::load8(ws[i].add(k + 16)), x[2], t);
-                    t = _mm256_fmadd_ps(L::load8(ws[i].add(k + 24)), x[3], t);
-                    a[i] = match scales {
-                        Some(sc) => _mm256_fmadd_ps(t, _mm256_set1_ps(*sc[i].add(g)), a[i]),
-                        None => _mm256_add_ps(t, a[i]),
-                    };
-                }
+            let x = [0, 8, 16, 24].map(|o| _mm256_loadu_ps(h.add(k + o)));
+            for i in 0..4 {
+                // Four sums of a group, then its scale: one chain per row and group.
+                let mut t = _mm256_mul_ps(L::load8(ws[i].add(k)), x[0]);
+                t = _mm256_fmadd_ps(L::load8(ws[i].add(k + 8)), x[1], t);
+                t = _mm256_fmadd_ps(L::load8(ws[i].add(k + 16)), x[2], t);
+                t = _mm256_fmadd_ps(L::load8(ws[i].add(k + 24)), x[3], t);
+                a[i] = match scales {
+                    Some(sc) => _mm256_fmadd_ps(t, _mm256_set1_ps(*sc[i].add(g)), a[i]),
+                    None => _mm256_add_ps(t, a[i]),
+                };
             }
-            store(a, 0);
-        } else {
-            for (i, src) in ws.into_iter().enumerate() {
-                for k in (0..d).step_by(8) {
-                    let mut v = L::load8(src.add(k));
-                    if let Some(sc) = scales {
-                        v = _mm256_mul_ps(v, _mm256_set1_ps(*sc[i].add(k / GROUP)));
-                    }
-                    _mm256_storeu_ps(tmp.as_mut_ptr().add(i * d + k), v);
+        }
+        let s = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+        let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+        let mut sums = [0f32; 4];
+        _mm_storeu_ps(sums.as_mut_ptr(), s);
+        out[r..r + group].copy_from_slice(&sums[..group]);
+        r += group;
+    }
+}
+
+/// `tiles_avx2` for one tile size.
+#[cfg(target_arch = "x86_64")]
+type TileKernel<E> = unsafe fn(&[E], Option<&[f32]>, &[f32], usize, usize, usize, &mut [f32]);
+
+/// Batch rows per tile of `tiles_avx2`: two weight rows times six batch rows are twelve sums,
+/// which with the two weights and a hidden value fill the sixteen registers.
+#[cfg(target_arch = "x86_64")]
+const TILE_BATCH: usize = 6;
+
+/// Weight rows ahead of those in hand whose cache lines the kernels ask for (twice that with
+/// one batch row, which goes through rows twice as fast). The products waited on the loads of
+/// the weights (perf put the samples on the conversions right after them): with the prefetch
+/// base's output projection at 5 rows (a beam) took 3.6-4.2 ms a step against 6.7-7.0, tiny.en's
+/// at 1 row 1.2-1.6 against 1.7-1.95 (`examples/step`, both cores).
+#[cfg(target_arch = "x86_64")]
+const AHEAD: usize = 4;
+
+/// `block_avx2` for batch rows `b0..b0 + B` of `batch`: two weight rows at a time, each unpacked
+/// (and scaled) once in registers and multiplied with every batch row of the tile. Fewer
+/// instructions than unpacking four rows into memory and reading them back for pairs of batch
+/// rows (as before, which also rounded a beam of 5 up to 6), though alone it measured no
+/// faster: the loads of the weights were what both waited for (`AHEAD`).
+///
+/// SAFETY: as `block_avx2`; `b0 + B <= batch`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tiles_avx2<L: Load8, const B: usize>(
+    rows: &[L::Elem],
+    scale: Option<&[f32]>,
+    hidden: &[f32],
+    b0: usize,
+    batch: usize,
+    d: usize,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    assert!(b0 + B <= batch && hidden.len() >= batch * d);
+    let n = rows.len() / d;
+    let groups = d / GROUP;
+    let (w, h) = (rows.as_ptr(), hidden.as_ptr().add(b0 * d));
+    let mut r = 0;
+    while r < n {
+        // A last row alone is paired with itself; its twin's sums are dropped.
+        let (w0, w1) = (w.add(r * d), w.add((r + 1).min(n - 1) * d));
+        let mut a0 = [_mm256_setzero_ps(); B];
+        let mut a1 = [_mm256_setzero_ps(); B];
+        for g in 0..groups {
+            let (s0, s1) = match scale {
+                Some(sc) => (_mm256_set1_ps(sc[r * groups + g]), _mm256_set1_ps(sc[(r + 1).min(n - 1) * groups + g])),
+                None => (_mm256_set1_ps(1.0), _mm256_set1_ps(1.0)),
+            };
+            // The rows a few pairs on, while these are multiplied: the loads of the weights
+            // were what the products waited for.
+            let ahead = (r + AHEAD).min(n.saturating_sub(2));
+            _mm_prefetch(w.add(ahead * d + g * GROUP) as *const i8, _MM_HINT_T0);
+            _mm_prefetch(w.add((ahead + 1) * d + g * GROUP) as *const i8, _MM_HINT_T0);
+            for k in (g * GROUP..(g + 1) * GROUP).step_by(8) {
+                let (mut v0, mut v1) = (L::load8(w0.add(k)), L::load8(w1.add(k)));
+                if scale.is_some() {
+                    v0 = _mm256_mul_ps(v0, s0);
+                    v1 = _mm256_mul_ps(v1, s1);
                 }
-            }
-            // Two rows of the batch at a time: eight independent sums, six loads for eight FMAs.
-            let t = tmp.as_ptr();
-            for b in (0..batch).step_by(2) {
-                let two = b + 1 < batch;
-                let h0 = hidden.as_ptr().add(b * d);
-                let h1 = if two { hidden.as_ptr().add((b + 1) * d) } else { h0 };
-                let (mut a, mut c) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
-                for k in (0..d).step_by(8) {
-                    let (x0, x1) = (_mm256_loadu_ps(h0.add(k)), _mm256_loadu_ps(h1.add(k)));
-                    for i in 0..4 {
-                        let w = _mm256_loadu_ps(t.add(i * d + k));
-                        a[i] = _mm256_fmadd_ps(w, x0, a[i]);
-                        c[i] = _mm256_fmadd_ps(w, x1, c[i]);
-                    }
-                }
-                store(a, b);
-                if two {
-                    store(c, b + 1);
+                for j in 0..B {
+                    let x = _mm256_loadu_ps(h.add(j * d + k));
+                    a0[j] = _mm256_fmadd_ps(v0, x, a0[j]);
+                    a1[j] = _mm256_fmadd_ps(v1, x, a1[j]);
                 }
             }
         }
-        r += group;
+        // Sums of batch rows j and j + 1 reduced together: [r j, r+1 j, r j+1, r+1 j+1].
+        for j in (0..B).step_by(2) {
+            let jj = (j + 1).min(B - 1);
+            let s = _mm256_hadd_ps(_mm256_hadd_ps(a0[j], a1[j]), _mm256_hadd_ps(a0[jj], a1[jj]));
+            let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+            let mut sums = [0f32; 4];
+            _mm_storeu_ps(sums.as_mut_ptr(), s);
+            let b = b0 + j;
+            out[r * batch + b] = sums[0];
+            if r + 1 < n {
+                out[(r + 1) * batch + b] = sums[1];
+            }
+            if j + 1 < B {
+                out[r * batch + b + 1] = sums[2];
+                if r + 1 < n {
+                    out[(r + 1) * batch + b + 1] = sums[3];
+                }
+            }
+        }
+        r += 2;
     }
 }
 
@@ -333,11 +408,12 @@ mod tests {
             let w: Vec<f32> = (0..vocab * state)
                 .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 700.0 * (1 << ((i % state) / 32 % 5)) as f32)
                 .collect();
-            let h: Vec<f32> = (0..batch * state).map(|i| ((i * 31 % 17) as f32 - 8.0) / 5.0).collect();
+            let h: Vec<f32> = (0..13 * state).map(|i| ((i * 31 % 17) as f32 - 8.0) / 5.0).collect();
             for precision in [Precision::F16, Precision::Int8] {
                 let p = PackedMatrix::new(&w, vocab, state, precision);
-                // Blocks of 100 rows: a short last block, and groups of four cut short.
-                for (batch, block) in [(batch, 512), (1, 100), (batch, 100)] {
+                // Blocks of 100 rows: a short last block, groups of four and pairs cut short;
+                // batches of 8 and 13: tiles of 4 + 4 and 4 + 4 + 5.
+                for (batch, block) in [(batch, 512), (1, 100), (batch, 100), (8, 100), (13, 512)] {
                     let got = p.product(&h[..batch * state], batch, block);
                     for b in 0..batch {
                         for t in 0..vocab {

@@ -175,6 +175,9 @@ unsafe fn attend_head_64<'a>(
     scores.extend((0..len).map(|j| {
         let k = key(j);
         assert!(k.len() >= 64);
+        if j + PREFETCH_KEYS < len {
+            prefetch_256(key(j + PREFETCH_KEYS).as_ptr() as *const i8);
+        }
         let (mut a, mut b) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         for c in (0..8).step_by(2) {
             a = _mm256_fmadd_ps(_mm256_loadu_ps(k.as_ptr().add(c * 8)), qv[c], a);
@@ -187,6 +190,9 @@ unsafe fn attend_head_64<'a>(
     for (j, &p) in scores.iter().enumerate() {
         let v = value(j);
         assert!(v.len() >= 64);
+        if j + PREFETCH_KEYS < len {
+            prefetch_256(value(j + PREFETCH_KEYS).as_ptr() as *const i8);
+        }
         let p = _mm256_set1_ps(p);
         for (c, a) in acc.iter_mut().enumerate() {
             *a = _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr().add(c * 8)), p, *a);
@@ -380,6 +386,25 @@ unsafe fn attend_half_avx2(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32
             acc = _mm256_fmadd_ps(load(vp.add(j * dh + c)), _mm256_set1_ps(p), acc);
         }
         _mm256_storeu_ps(op.add(c), acc);
+    }
+}
+
+/// Keys ahead of the one in hand whose cache lines are asked for: a row's keys lie a whole
+/// state apart (every head's), too far apart for the hardware to see them coming: base beam 5,
+/// 300 steps, 1080 and 961 perf samples in `attend_head_64` without, 910 and 838 with.
+#[cfg(target_arch = "x86_64")]
+const PREFETCH_KEYS: usize = 6;
+
+/// Asks for the four cache lines of 64 f32 at `p`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn prefetch_256(p: *const i8) {
+    use std::arch::x86_64::*;
+    // SAFETY: a prefetch never faults; `p` is in bounds.
+    unsafe {
+        for o in [0, 64, 128, 192] {
+            _mm_prefetch(p.wrapping_add(o), _MM_HINT_T0);
+        }
     }
 }
 
