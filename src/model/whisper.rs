@@ -785,10 +785,17 @@ impl TextDecoder {
             let (cross, cross_ln) = b.cross_attn.as_ref().expect("decoder blocks have cross-attention");
             let (ck, cv) = &state.cross_kv[i];
             let h = norm(cross_ln, &x)?;
-            let (a, s) = cross.attend_scores(&h, ck, cv, None, scores.is_some())?;
-            if let Some(scores) = scores.as_deref_mut() {
-                scores[i] = s;
-            }
+            let a = match scores.as_deref_mut() {
+                Some(scores) => {
+                    let (a, s) = cross.attend_scores(&h, ck, cv, None, true)?;
+                    scores[i] = s;
+                    a
+                }
+                // A prompt over the audio (225 tokens of previous text by 1500 frames): a block
+                // of queries at a time, as the encoder's, not candle's (head, ctx, 1500) scores.
+                None if ck.dim(0)? == h.dim(0)? && h.dim(1)? > 1 => cross.attend_long(&h, ck, cv)?,
+                None => cross.attend(&h, ck, cv, None)?,
+            };
             x = (&x + a)?;
             x = (&x + b.mlp.forward(&norm(&b.mlp_ln, &x)?)?)?;
         }
