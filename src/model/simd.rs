@@ -20,6 +20,18 @@ pub(crate) fn with_f32_slice<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Resu
     Ok(f(&all[from..to]))
 }
 
+/// `with_f32_slice` for an f16 tensor.
+pub(crate) fn with_f16_slice<R>(x: &Tensor, f: impl FnOnce(&[half::f16]) -> R) -> Result<R> {
+    let (storage, layout) = x.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F16(all)) = &*storage else {
+        candle_core::bail!("expected f16 values on the CPU");
+    };
+    let Some((from, to)) = layout.contiguous_offsets() else {
+        candle_core::bail!("expected a contiguous tensor");
+    };
+    Ok(f(&all[from..to]))
+}
+
 /// `src` in f32, eight values at a time with F16C where the CPU has it (candle's conversion and
 /// the `half` crate's slice conversion go a value at a time here).
 pub(crate) fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {

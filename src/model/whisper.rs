@@ -603,15 +603,16 @@ impl TextDecoder {
         // Straight from f16 into its packed form: never the whole embedding in f32.
         let emb =
             vb.get_with_hints_dtype((dims.n_vocab, n), "token_embedding.weight", Default::default(), DType::F16)?;
+        // Read in place and let go before the layers load: a copy of it (40 MB for tiny) beside
+        // the layers' transient f32 weights set the peak of a whole run.
+        let token_embedding = simd::with_f16_slice(&emb.contiguous()?, |emb| {
+            PackedMatrix::from_f16(emb, dims.n_vocab, n, Precision::default())
+        })?;
+        drop(emb);
         let positional_embedding = vb.get((dims.n_text_ctx, n), "positional_embedding")?;
         let ln = layer_norm(n, vb.pp("ln"))?;
         Ok(Self {
-            token_embedding: Arc::new(PackedMatrix::from_f16(
-                &emb.flatten_all()?.to_vec1::<half::f16>()?,
-                dims.n_vocab,
-                n,
-                Precision::default(),
-            )),
+            token_embedding: Arc::new(token_embedding),
             token_embedding_f32: Arc::new(OnceLock::new()),
             positions_f32: positional_embedding.flatten_all()?.to_vec1::<f32>()?,
             positional_embedding,
