@@ -40,11 +40,12 @@ fn a_step_matches_the_same_token_in_a_prompt_and_beams_keep_their_rows() -> cand
     dec.forward(&ids(&prefix)?, &mut state)?;
     let mut single = state.clone();
     let h = dec.forward(&ids(&next[..1])?, &mut single)?.i((.., 0, ..))?;
-    // Hidden states run to about 50 here; the step reads the audio's keys and values in f16,
-    // the prompt in f32: within 1e-4 of the largest value (measured: 3e-5 to 6e-5).
+    // Hidden states run to about 50 here; the step reads the audio's keys and values and its
+    // own cache in f16, the prompt in f32: within 5e-4 of the largest value (measured: 2.3e-4;
+    // 3e-5 to 6e-5 with the cache in f32).
     let scale = |w: &Tensor| w.abs()?.max(1)?.to_vec1::<f32>().map(|v| v[0]);
     let d = max_diff(&h, &whole[0]);
-    assert!(d < 1e-4 * scale(&whole[0])?, "a step differs from the prompt by {d}");
+    assert!(d < 5e-4 * scale(&whole[0])?, "a step differs from the prompt by {d}");
     assert_eq!(single.len(), prefix.len() + 1);
 
     // Three beams from the prefix: each row as its own prompt.
@@ -53,7 +54,7 @@ fn a_step_matches_the_same_token_in_a_prompt_and_beams_keep_their_rows() -> cand
     let h = dec.forward(&rows, &mut state)?;
     for (r, w) in whole.iter().enumerate() {
         let d = max_diff(&h.i((r..r + 1, 0, ..))?, w);
-        assert!(d < 1e-4 * scale(w)?, "beam {r} differs from its prompt by {d}");
+        assert!(d < 5e-4 * scale(w)?, "beam {r} differs from its prompt by {d}");
     }
     // Reordered, then one more step: row 0 now continues beam 2, row 1 beam 0.
     state.select(&[2, 0])?;

@@ -60,6 +60,33 @@ unsafe fn f16_to_f32_f16c(src: &[half::f16], dst: &mut [f32]) {
     }
 }
 
+/// `src` in f16 (rounded to nearest), eight values at a time with F16C where the CPU has it.
+pub(crate) fn f32_to_f16(src: &[f32], dst: &mut [half::f16]) {
+    assert_eq!(src.len(), dst.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx") && std::is_x86_feature_detected!("f16c") {
+        // SAFETY: the features were checked just above; the slices have the same length.
+        unsafe { f32_to_f16_f16c(src, dst) };
+        return;
+    }
+    half::slice::HalfFloatSliceExt::convert_from_f32_slice(dst, src);
+}
+
+/// SAFETY: the CPU has AVX and F16C; `src` and `dst` have the same length.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn f32_to_f16_f16c(src: &[f32], dst: &mut [half::f16]) {
+    use std::arch::x86_64::*;
+    let n = src.len() / 8 * 8;
+    for i in (0..n).step_by(8) {
+        let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(src.as_ptr().add(i)));
+        _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h);
+    }
+    for (d, x) in dst[n..].iter_mut().zip(&src[n..]) {
+        *d = half::f16::from_f32(*x);
+    }
+}
+
 /// Whether the CPU has AVX2 and FMA, which every vectorised kernel of `model` uses.
 pub(crate) fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]

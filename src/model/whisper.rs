@@ -848,10 +848,7 @@ impl TextDecoder {
             let mut q = b.attn.query.rows(&h, rows);
             q.iter_mut().for_each(|v| *v *= scale);
             let (k, v) = (b.attn.key.rows(&h, rows), b.attn.value.rows(&h, rows));
-            for (r, kv) in cache.rows.iter_mut().enumerate() {
-                kv[i].0.extend_from_slice(&k[r * d..(r + 1) * d]);
-                kv[i].1.extend_from_slice(&v[r * d..(r + 1) * d]);
-            }
+            cache.push(i, &k, &v);
             let a = step::self_attention(&q, cache, i, dh, offset + 1);
             step::add(&mut x, &b.attn.out.rows(&a, rows));
 
