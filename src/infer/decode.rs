@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use candle_core::{IndexOp, Tensor};
+use rayon::prelude::*;
 
 use crate::infer::tokenizer::WhisperTokenizer;
 use crate::model::{ModelConfig, Whisper};
@@ -334,8 +335,11 @@ impl<'a> WindowDecoder<'a> {
     /// row (of this window's) each continues; ended candidates go to `s.finished`.
     fn search_step(&mut self, s: &mut Search, t: f32, opts: &DecodeOptions, beam: bool) -> (Vec<Candidate>, Vec<u32>) {
         let mut filtered = std::mem::take(&mut s.logits);
+        // A beam's rows on both cores: five passes over 51k logits a row were 1 ms of base's
+        // 15 ms steps.
+        let filter = &self.filter;
         let rows: Vec<Vec<f32>> =
-            s.live.iter().zip(filtered.iter_mut()).map(|(c, logits)| self.filter.apply(logits, &c.tokens)).collect();
+            s.live.par_iter().zip(filtered.par_iter_mut()).map(|(c, logits)| filter.apply(logits, &c.tokens)).collect();
         let len = rows.len();
         if beam {
             let (next, source, done) = beam_step(&s.live, &rows, opts.beam_size, self.tok.eot);
@@ -468,8 +472,9 @@ fn beam_step(
     eot: u32,
 ) -> (Vec<Candidate>, Vec<u32>, Vec<Candidate>) {
     let mut scored: Vec<(f32, usize, u32)> = Vec::new();
-    for (i, (c, lp)) in live.iter().zip(rows).enumerate() {
-        for tok in top_k(lp, beam_size + 1) {
+    let tops: Vec<Vec<u32>> = rows.par_iter().map(|lp| top_k(lp, beam_size + 1)).collect();
+    for (i, ((c, lp), top)) in live.iter().zip(rows).zip(tops).enumerate() {
+        for tok in top {
             scored.push((c.sum_logprob + lp[tok as usize], i, tok));
         }
     }
