@@ -276,7 +276,7 @@ unsafe fn block_avx2<L: Load8>(
         for g in 0..groups {
             let k = g * GROUP;
             for i in 0..4 {
-                _mm_prefetch(w.add((ahead + i) * d + k) as *const i8, _MM_HINT_T0);
+                _mm_prefetch(w.wrapping_add((ahead + i) * d + k) as *const i8, _MM_HINT_T0);
             }
             let x = [0, 8, 16, 24].map(|o| _mm256_loadu_ps(h.add(k + o)));
             for i in 0..4 {
@@ -313,7 +313,9 @@ const TILE_BATCH: usize = 6;
 /// one batch row, which goes through rows twice as fast). The products waited on the loads of
 /// the weights (perf put the samples on the conversions right after them): with the prefetch
 /// base's output projection at 5 rows (a beam) took 3.6-4.2 ms a step against 6.7-7.0, tiny.en's
-/// at 1 row 1.2-1.6 against 1.7-1.95 (`examples/step`, both cores).
+/// at 1 row 1.2-1.6 against 1.7-1.95 (`examples/step`, both cores). The addresses are computed
+/// wrapping: a block of fewer rows than that asks past its end, which a prefetch may (it never
+/// faults) but `add` may not.
 #[cfg(target_arch = "x86_64")]
 const AHEAD: usize = 4;
 
@@ -354,8 +356,8 @@ unsafe fn tiles_avx2<L: Load8, const B: usize>(
             // The rows a few pairs on, while these are multiplied: the loads of the weights
             // were what the products waited for.
             let ahead = (r + AHEAD).min(n.saturating_sub(2));
-            _mm_prefetch(w.add(ahead * d + g * GROUP) as *const i8, _MM_HINT_T0);
-            _mm_prefetch(w.add((ahead + 1) * d + g * GROUP) as *const i8, _MM_HINT_T0);
+            _mm_prefetch(w.wrapping_add(ahead * d + g * GROUP) as *const i8, _MM_HINT_T0);
+            _mm_prefetch(w.wrapping_add((ahead + 1) * d + g * GROUP) as *const i8, _MM_HINT_T0);
             for k in (g * GROUP..(g + 1) * GROUP).step_by(8) {
                 let (mut v0, mut v1) = (L::load8(w0.add(k)), L::load8(w1.add(k)));
                 if scale.is_some() {
@@ -403,7 +405,8 @@ mod tests {
     #[test]
     fn matches_a_plain_product() {
         // 24 wide: the plain path; 96: the AVX2 kernels where the CPU has them.
-        for (vocab, state, batch) in [(1037, 24, 3), (1037, 96, 3)] {
+        // 3 x 96: a block shorter than the kernels' look-ahead.
+        for (vocab, state, batch) in [(1037, 24, 3), (1037, 96, 3), (3, 96, 3)] {
             // Groups of 32 values differ in size by up to 16x, as an embedding's do.
             let w: Vec<f32> = (0..vocab * state)
                 .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 700.0 * (1 << ((i % state) / 32 % 5)) as f32)
