@@ -7,11 +7,16 @@ use std::time::Instant;
 use candle_core::{Device, IndexOp, Tensor};
 
 fn main() -> anyhow::Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "models/tiny.en".into());
-    let batch: usize = std::env::args().nth(2).map(|b| b.parse()).transpose()?.unwrap_or(1);
     if std::env::var("RAYON_NUM_THREADS").is_err() {
         std::env::set_var("RAYON_NUM_THREADS", std::thread::available_parallelism()?.get().to_string());
     }
+    // On a thread of the compute pool, as the model stage runs its windows.
+    rayon::scope(|_| run())
+}
+
+fn run() -> anyhow::Result<()> {
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "models/tiny.en".into());
+    let batch: usize = std::env::args().nth(2).map(|b| b.parse()).transpose()?.unwrap_or(1);
     subtitle::tune_allocator();
     let m = subtitle::model::LoadedModel::load(std::path::Path::new(&dir), &Device::Cpu)?;
     let w = &m.whisper;

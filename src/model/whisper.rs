@@ -25,15 +25,8 @@ const HALF_MAX_ROWS: usize = 16;
 const STEP_MAX_ROWS: usize = 128;
 /// A batch's start of at most this many tokens runs through the step path a token at a time.
 const PROMPT_STEPS: usize = 8;
-/// A step's products split a layer's weight rows across cores in blocks of this many...
+/// A step's products split a layer's weight rows across cores in blocks of this many.
 const STEP_BLOCK_ROWS: usize = 96;
-/// ...but for one row (greedy, one window) in blocks of at least this many multiply-adds: so
-/// small a product costs more in waking the other core than it saves. On a 2-core Xeon
-/// (Sapphire Rapids) with 96-row blocks a quarter of tiny.en's greedy step went so: forward
-/// 1.56-1.65 -> 1.17-1.26 ms a step, base 3.70-3.74 -> 2.88-3.08, each layer's products on
-/// one core; with more rows (beams, windows) the arithmetic grows and 96-row blocks stay
-/// faster (base at 5 rows 6.9 against 7.9 ms a step in blocks of this).
-const STEP_ROW_BLOCK_WORK: usize = 1_200_000;
 
 type Result<T> = candle_core::Result<T>;
 
@@ -121,13 +114,7 @@ impl Linear {
     /// The step path's product: `x` (rows, in) -> (rows, out), with the f16 weight.
     fn rows(&self, x: &[f32], rows: usize) -> Vec<f32> {
         let h = self.half.as_ref().expect("decoder layers keep an f16 weight");
-        let block_rows = if rows == 1 {
-            let blocks = (self.n_out * x.len()).div_ceil(STEP_ROW_BLOCK_WORK).max(1);
-            self.n_out.div_ceil(blocks)
-        } else {
-            STEP_BLOCK_ROWS
-        };
-        let mut y = h.product(x, rows, block_rows);
+        let mut y = h.product(x, rows, STEP_BLOCK_ROWS);
         if let Some(b) = &self.bias_f32 {
             for row in y.chunks_exact_mut(b.len()) {
                 step::add(row, b);
