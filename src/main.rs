@@ -375,7 +375,7 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
     let source = subtitle::source::open(&input, &pipeline.video)?;
 
     let dir = loader::resolve(&args.model)?;
-    let device = candle_core::Device::Cpu;
+    let device = model_device()?;
     let mut model = LoadedModel::load(&dir, &device)?;
     if let Some(path) = &args.adapter {
         let d = &model.config.dims;
@@ -474,4 +474,15 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!(cues = summary.cues, language = ?summary.language, "wrote {}", output.display());
     Ok(())
+}
+
+/// The device the model runs on: in a `--features cuda` build the first CUDA GPU when there is
+/// one (candle's operations throughout, the batched stage's windows one call), the CPU (and its
+/// own kernels) otherwise.
+fn model_device() -> anyhow::Result<candle_core::Device> {
+    let device = candle_core::Device::cuda_if_available(0)?;
+    if device.is_cuda() {
+        tracing::info!("model on CUDA GPU 0");
+    }
+    Ok(device)
 }

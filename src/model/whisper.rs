@@ -80,19 +80,21 @@ impl Linear {
         Self::new(wt, bias)
     }
 
-    /// Adds the packed copy used for few-row products (decoder steps) and, on the CPU, the int8
+    /// On the CPU, adds the packed copy used for few-row products (decoder steps) and the int8
     /// one for many rows (a window's 225-token prompt, word alignment), keeping the f32 weight
     /// for training. base beam 5 on long-5: prompt and alignment faster (1.55 -> 1.11 s of
     /// alignment), 32.5-32.7 -> 29.1-29.9 s in alternate runs, 14 MB more RSS; WER moved by
     /// -0.57 to +0.57 points across tiny.en / base, greedy / beam 5 (base beam 5 12.36 -> 12.93,
     /// tiny.en beam 5 11.79 -> 11.22, base greedy 19.46 -> 19.18, tiny.en greedy 9.66 both).
     fn with_half(mut self) -> Result<Self> {
+        if !self.device.is_cpu() {
+            // A GPU's products are candle's, a few rows or many.
+            return Ok(self);
+        }
         let (n_in, n_out) = self.wt()?.dims2()?;
         let w = transposed(self.wt()?)?.flatten_all()?.to_vec1::<f32>()?;
         self.half = Some(PackedMatrix::new(&w, n_out, n_in, Precision::default()));
-        if self.device.is_cpu() {
-            self.int8 = Some(Int8Matrix::new(&self.wt()?.flatten_all()?.to_vec1::<f32>()?, n_in, n_out));
-        }
+        self.int8 = Some(Int8Matrix::new(&self.wt()?.flatten_all()?.to_vec1::<f32>()?, n_in, n_out));
         self.bias_f32 = self.bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
         Ok(self)
     }
