@@ -309,38 +309,102 @@ impl HalfKeysValues {
     }
 }
 
+/// Rows of one window (its beams) attended together: each block of the window's keys and values
+/// is read from memory once for all of them.
+const GROUP_ROWS: usize = 8;
+/// Keys (and values) per block of `attend_group`: 8 kB of each for heads of 64, inside L1.
+const KEY_BLOCK: usize = 64;
+
 /// Cross-attention of `q` (rows, state; already scaled) over the audio's keys and values.
-/// Returns (rows, state). Rows and heads are spread over the cores.
+/// Returns (rows, state). Runs of rows reading one window (a window's beams, up to `GROUP_ROWS`)
+/// are attended together, a head of a run a task, spread over the cores.
 pub(crate) fn cross_attention(q: &[f32], rows: usize, kv: &HalfKeysValues) -> Vec<f32> {
     let (heads, ctx, dh) = (kv.heads, kv.ctx, kv.head_dim);
     let d = heads * dh;
+    let mut groups = Vec::new();
+    let mut r = 0;
+    while r < rows {
+        let mut end = r + 1;
+        while end < rows && end - r < GROUP_ROWS && kv.window(end) == kv.window(r) {
+            end += 1;
+        }
+        groups.push(r..end);
+        r = end;
+    }
+    let parts: Vec<Vec<f32>> = (0..groups.len() * heads)
+        .into_par_iter()
+        .map_init(Vec::new, |scores, t| {
+            let (rows, h) = (groups[t / heads].clone(), t % heads);
+            let base = (kv.window(rows.start) * heads + h) * ctx * dh;
+            let span = base..base + ctx * dh;
+            let qs: Vec<&[f32]> = rows.map(|r| &q[r * d + h * dh..r * d + (h + 1) * dh]).collect();
+            let mut o = vec![0f32; qs.len() * dh];
+            attend_group(&qs, &kv.k[span.clone()], &kv.v[span], scores, &mut o);
+            o
+        })
+        .collect();
     let mut out = vec![0f32; rows * d];
-    out.par_chunks_mut(dh).enumerate().for_each_init(Vec::new, |scores, (i, o)| {
-        let (r, h) = (i / heads, i % heads);
-        let base = (kv.window(r) * heads + h) * ctx * dh;
-        let span = base..base + ctx * dh;
-        attend_half(&q[r * d + h * dh..r * d + (h + 1) * dh], &kv.k[span.clone()], &kv.v[span], scores, o);
-    });
+    for (t, part) in parts.iter().enumerate() {
+        let (rows, h) = (groups[t / heads].clone(), t % heads);
+        for (r, o) in rows.zip(part.chunks_exact(dh)) {
+            out[r * d + h * dh..r * d + (h + 1) * dh].copy_from_slice(o);
+        }
+    }
     out
 }
 
-/// One head: `q` (head_dim) over keys and values (ctx, head_dim) in f16, into `out` (head_dim).
-fn attend_half(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out: &mut [f32]) {
+/// One head for a group of queries `qs` (each head_dim) over the same keys and values (ctx,
+/// head_dim) in f16, into `out` (queries, head_dim): the scores of every query against a block
+/// of keys, then every query's weighted sum over a block of values, so that each block comes
+/// from memory once for the group (base beam 5, 8 windows a batch: a sixth of the run's samples
+/// were in this kernel when each beam read all of them).
+fn attend_group(qs: &[&[f32]], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out: &mut [f32]) {
+    let dh = qs[0].len();
+    let ctx = k.len() / dh;
+    scores.clear();
+    scores.resize(qs.len() * ctx, 0.0);
+    let blocks = || (0..ctx).step_by(KEY_BLOCK).map(|j| j..(j + KEY_BLOCK).min(ctx));
+    for b in blocks() {
+        for (q, s) in qs.iter().zip(scores.chunks_exact_mut(ctx)) {
+            dots(q, &k[b.start * dh..b.end * dh], &mut s[b.clone()]);
+        }
+    }
+    for s in scores.chunks_exact_mut(ctx) {
+        simd::softmax_in_place(s);
+    }
+    out.fill(0.0);
+    for b in blocks() {
+        for (o, s) in out.chunks_exact_mut(dh).zip(scores.chunks_exact(ctx)) {
+            weighted_sum(&s[b.clone()], &v[b.start * dh..b.end * dh], o);
+        }
+    }
+}
+
+/// `scores[j] = q . k[j]` for the keys `k` (scores.len(), head_dim) in f16.
+fn dots(q: &[f32], k: &[f16], scores: &mut [f32]) {
     let dh = q.len();
     #[cfg(target_arch = "x86_64")]
     if dh.is_multiple_of(8) && crate::model::projection::has_avx2_f16c() {
         // SAFETY: the features were checked just above, and dh % 8 == 0.
-        return unsafe { attend_half_avx2(q, k, v, scores, out) };
+        return unsafe { dots_avx2(q, k, scores) };
     }
     let mut row = vec![0f32; dh];
-    scores.clear();
-    for kj in k.chunks_exact(dh) {
+    for (kj, s) in k.chunks_exact(dh).zip(scores.iter_mut()) {
         half::slice::HalfFloatSliceExt::convert_to_f32_slice(kj, &mut row);
-        scores.push(simd::dot(q, &row));
+        *s = simd::dot(q, &row);
     }
-    simd::softmax_in_place(scores);
-    out.fill(0.0);
-    for (vj, &p) in v.chunks_exact(dh).zip(scores.iter()) {
+}
+
+/// `out += sum_j p[j] v[j]` for the values `v` (p.len(), head_dim) in f16.
+fn weighted_sum(p: &[f32], v: &[f16], out: &mut [f32]) {
+    let dh = out.len();
+    #[cfg(target_arch = "x86_64")]
+    if dh.is_multiple_of(8) && crate::model::projection::has_avx2_f16c() {
+        // SAFETY: the features were checked just above, and dh % 8 == 0.
+        return unsafe { weighted_sum_avx2(p, v, out) };
+    }
+    let mut row = vec![0f32; dh];
+    for (vj, &p) in v.chunks_exact(dh).zip(p) {
         half::slice::HalfFloatSliceExt::convert_to_f32_slice(vj, &mut row);
         for (o, &x) in out.iter_mut().zip(&row) {
             *o += p * x;
@@ -348,23 +412,20 @@ fn attend_half(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out: &mut
     }
 }
 
-/// `attend_half` with AVX2, FMA and F16C, for `head_dim` 64 (every Whisper): four keys at a
-/// time for the scores, the whole head in eight registers for the values, so that no sum waits
-/// on the one before it.
+/// `dots` with AVX2, FMA and F16C: four keys at a time, so that no sum waits on the one before
+/// it.
 ///
-/// SAFETY: the CPU has them; `q.len() % 8 == 0`.
+/// SAFETY: the CPU has them; `q.len() % 8 == 0`; `k` holds `scores.len()` keys.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn attend_half_avx2(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out: &mut [f32]) {
+unsafe fn dots_avx2(q: &[f32], k: &[f16], scores: &mut [f32]) {
     use std::arch::x86_64::*;
-    let dh = q.len();
-    let ctx = k.len() / dh;
+    let (dh, n) = (q.len(), scores.len());
+    assert!(k.len() >= n * dh);
     let load = |p: *const f16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
-    scores.clear();
-    scores.resize(ctx, 0.0);
     let (kp, qp, sp) = (k.as_ptr(), q.as_ptr(), scores.as_mut_ptr());
     let mut j = 0;
-    while j + 4 <= ctx {
+    while j + 4 <= n {
         let (mut a0, mut a1, mut a2, mut a3) =
             (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
         for c in (0..dh).step_by(8) {
@@ -378,18 +439,30 @@ unsafe fn attend_half_avx2(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32
         _mm_storeu_ps(sp.add(j), _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
         j += 4;
     }
-    for j in j..ctx {
+    for j in j..n {
         let mut acc = _mm256_setzero_ps();
         for c in (0..dh).step_by(8) {
             acc = _mm256_fmadd_ps(load(kp.add(j * dh + c)), _mm256_loadu_ps(qp.add(c)), acc);
         }
         *sp.add(j) = hsum(acc);
     }
-    simd::softmax_in_place(scores);
+}
+
+/// `weighted_sum` with AVX2, FMA and F16C: for `head_dim` 64 (every Whisper) the whole head in
+/// eight registers.
+///
+/// SAFETY: the CPU has them; `out.len() % 8 == 0`; `v` holds `p.len()` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn weighted_sum_avx2(p: &[f32], v: &[f16], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let dh = out.len();
+    assert!(v.len() >= p.len() * dh);
+    let load = |p: *const f16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
     let (vp, op) = (v.as_ptr(), out.as_mut_ptr());
     if dh == 64 {
-        let mut acc = [_mm256_setzero_ps(); 8];
-        for (j, &p) in scores.iter().enumerate() {
+        let mut acc: [__m256; 8] = std::array::from_fn(|c| _mm256_loadu_ps(op.add(c * 8)));
+        for (j, &p) in p.iter().enumerate() {
             let p = _mm256_set1_ps(p);
             for (c, a) in acc.iter_mut().enumerate() {
                 *a = _mm256_fmadd_ps(load(vp.add(j * dh + c * 8)), p, *a);
@@ -401,8 +474,8 @@ unsafe fn attend_half_avx2(q: &[f32], k: &[f16], v: &[f16], scores: &mut Vec<f32
         return;
     }
     for c in (0..dh).step_by(8) {
-        let mut acc = _mm256_setzero_ps();
-        for (j, &p) in scores.iter().enumerate() {
+        let mut acc = _mm256_loadu_ps(op.add(c));
+        for (j, &p) in p.iter().enumerate() {
             acc = _mm256_fmadd_ps(load(vp.add(j * dh + c)), _mm256_set1_ps(p), acc);
         }
         _mm256_storeu_ps(op.add(c), acc);
@@ -440,6 +513,39 @@ fn hsum(x: std::arch::x86_64::__m256) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn beams_of_a_window_attend_as_each_alone() {
+        // Two windows of 150 keys (two whole blocks and a part), 2 heads of 64; rows reading
+        // windows 1, 1, 0, 1, 1, 1 (runs of two, one and three) against each row alone.
+        let (windows, heads, ctx, dh) = (2, 2, 150, 64);
+        let x = |i: usize, seed: usize| ((i * 7919 + seed * 104729) % 1024) as f32 / 512.0 - 1.0;
+        let n = windows * heads * ctx * dh;
+        let k: Vec<f16> = (0..n).map(|i| f16::from_f32(x(i, 1))).collect();
+        let v: Vec<f16> = (0..n).map(|i| f16::from_f32(x(i, 2))).collect();
+        let mut kv = HalfKeysValues { k, v, window_of: vec![0, 1], windows, heads, ctx, head_dim: dh };
+        kv.select(&[1, 1, 0, 1, 1, 1]);
+        let rows = 6;
+        let d = heads * dh;
+        let q: Vec<f32> = (0..rows * d).map(|i| x(i, 3) * 0.3).collect();
+        let got = cross_attention(&q, rows, &kv);
+        for r in 0..rows {
+            for h in 0..heads {
+                let base = (kv.window(r) * heads + h) * ctx * dh;
+                let (k, v) = (&kv.k[base..base + ctx * dh], &kv.v[base..base + ctx * dh]);
+                let qh = &q[r * d + h * dh..r * d + (h + 1) * dh];
+                let scores: Vec<f64> =
+                    (0..ctx).map(|j| (0..dh).map(|c| qh[c] as f64 * k[j * dh + c].to_f32() as f64).sum()).collect();
+                let max = scores.iter().copied().fold(f64::MIN, f64::max);
+                let z: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                for c in 0..dh {
+                    let want: f64 = (0..ctx).map(|j| (scores[j] - max).exp() / z * v[j * dh + c].to_f32() as f64).sum();
+                    let got = got[r * d + h * dh + c] as f64;
+                    assert!((got - want).abs() < 1e-5, "row {r} head {h} dimension {c}: {got} vs {want}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_head_attends_as_the_plain_formula() {
