@@ -40,6 +40,8 @@ pub struct DecodeOptions {
     pub logprob_threshold: f32,
     pub no_speech_threshold: f32,
     pub max_initial_timestamp_s: f64,
+    /// Text only (`<|notimestamps|>`): one segment a window, its words timed by alignment.
+    pub without_timestamps: bool,
     /// Seed for sampling at temperatures above zero.
     pub seed: u64,
 }
@@ -56,6 +58,7 @@ impl Default for DecodeOptions {
             logprob_threshold: -1.0,
             no_speech_threshold: 0.6,
             max_initial_timestamp_s: 1.0,
+            without_timestamps: false,
             seed: 0,
         }
     }
@@ -98,6 +101,8 @@ pub struct LogitFilter {
     pub timestamp_begin: u32,
     /// The latest first timestamp allowed, in timestamp steps after `timestamp_begin`.
     pub max_initial_timestamp: usize,
+    /// No timestamp is ever sampled (text only).
+    pub without_timestamps: bool,
 }
 
 /// The tokens that start decoding: the language token and task on multilingual models.
@@ -109,6 +114,9 @@ pub fn sot_sequence(model: &Whisper, tok: &WhisperTokenizer, opts: &DecodeOption
             Task::Transcribe => tok.transcribe,
             Task::Translate => tok.translate,
         });
+    }
+    if opts.without_timestamps {
+        seq.push(tok.no_timestamps);
     }
     seq
 }
@@ -134,6 +142,7 @@ impl<'a> WindowDecoder<'a> {
             no_timestamps: tok.no_timestamps,
             timestamp_begin: tok.timestamp_begin,
             max_initial_timestamp: 50,
+            without_timestamps: false,
         };
         Self { model, tok, filter, rng: XorShift::new(seed), memory: None }
     }
@@ -262,6 +271,7 @@ impl<'a> WindowDecoder<'a> {
         let (initial, sot_index) = self.initial_tokens(prompt, opts);
         let sample_begin = initial.len();
         self.filter.max_initial_timestamp = (opts.max_initial_timestamp_s / TIMESTAMP_STEP_S).round() as usize;
+        self.filter.without_timestamps = opts.without_timestamps;
 
         let mut state = dec.start_fused(audio, self.memory.as_ref())?;
         let x = Tensor::new(initial.as_slice(), audio.device())?.unsqueeze(0)?.repeat((windows, 1))?;
@@ -420,6 +430,11 @@ impl LogitFilter {
             logits[s as usize] = ninf;
         }
         logits[self.no_timestamps as usize] = ninf;
+        if self.without_timestamps {
+            let from = ts.min(logits.len());
+            logits[from..].fill(ninf);
+            return log_softmax_vec(logits);
+        }
 
         let is_ts = |t: u32| t as usize >= ts;
         let last_was_ts = tokens.last().is_some_and(|&t| is_ts(t));
@@ -628,6 +643,7 @@ mod tests {
             no_timestamps: 7,
             timestamp_begin: 8,
             max_initial_timestamp: 3,
+            without_timestamps: false,
         }
     }
 
@@ -662,6 +678,23 @@ mod tests {
         assert!(c.iter().all(|&t| t < 8), "{c:?}");
         // Never the suppressed special or <|notimestamps|>.
         assert!(!a.contains(&6) && !a.contains(&7));
+    }
+
+    #[test]
+    fn text_only_never_samples_a_timestamp() {
+        // Timestamps likelier than anything, first token or later: text or the end all the same.
+        let mut logits = vec![0.0; 20];
+        logits[8..20].fill(9.0);
+        logits[1] = 1.0;
+        let text_only = LogitFilter { without_timestamps: true, ..filter() };
+        for tokens in [&[][..], &[1, 2][..]] {
+            let mut l = logits.clone();
+            let lp = text_only.apply(&mut l, tokens);
+            let open: Vec<usize> = (0..20).filter(|&i| lp[i] > f32::NEG_INFINITY).collect();
+            assert!(open.contains(&1) && open.iter().all(|&t| t < 8 && t != 6 && t != 7), "{tokens:?}: {open:?}");
+            let total: f32 = lp.iter().map(|p| p.exp()).sum();
+            assert!((total - 1.0).abs() < 1e-5);
+        }
     }
 
     #[test]

@@ -516,6 +516,9 @@ impl TranscribeStage {
                 None => groups.push((prompt, memory, vec![i])),
             }
         }
+        // Text only, as faster-whisper's and WhisperX's batched pipelines: a chunk is one stretch
+        // of speech, and alignment times its words.
+        let opts = DecodeOptions { without_timestamps: true, ..self.opts.decode.clone() };
         let t0 = std::time::Instant::now();
         let mut results: Vec<Option<DecodeResult>> = vec![None; batch.len()];
         for (prompt, memory, members) in &groups {
@@ -531,7 +534,7 @@ impl TranscribeStage {
             let seed = self.opts.decode.seed ^ self.windows as u64;
             let mut decoder =
                 WindowDecoder::new(&model.whisper, &self.tok, &model.config, seed).with_memory(memory.clone());
-            let rs = decoder.decode_batch_with_fallback(&part, prompt, &self.opts.decode).map_err(|e| err(c, e))?;
+            let rs = decoder.decode_batch_with_fallback(&part, prompt, &opts).map_err(|e| err(c, e))?;
             for (&i, r) in members.iter().zip(rs) {
                 results[i] = Some(r);
             }
