@@ -117,7 +117,7 @@ impl PackedMatrix {
         assert_eq!(hidden.len(), batch * d);
         // (vocab, batch) while computing: each block writes one contiguous run.
         let mut by_token = vec![0f32; self.vocab * batch];
-        let fast = has_avx2_f16c() && d.is_multiple_of(GROUP);
+        let fast = crate::model::simd::has_avx2_f16c() && d.is_multiple_of(GROUP);
         let run = |(index, out): (usize, &mut [f32])| {
             let (first, n) = (index * block_rows, out.len() / batch);
             let rows = first..first + n;
@@ -176,17 +176,6 @@ fn quantize_row(row: &[f32], q: &mut Vec<i8>, scale: &mut Vec<f32>) {
         let s = if max > 0.0 { max / 127.0 } else { 1.0 };
         q.extend(g.iter().map(|v| crate::model::int8::round_i8(v / s)));
         scale.push(s);
-    }
-}
-
-pub(crate) fn has_avx2_f16c() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 

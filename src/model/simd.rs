@@ -99,6 +99,19 @@ pub(crate) fn has_avx2_fma() -> bool {
     }
 }
 
+/// Whether the CPU has AVX2 and FMA and F16C, for the kernels reading weights, keys or values
+/// kept in f16.
+pub(crate) fn has_avx2_f16c() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2_fma() && std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The dot product of `a` and `b` in eight independent sums, so the compiler keeps them in
 /// vector registers.
 #[inline(always)]

@@ -155,7 +155,7 @@ fn attend_head<'a>(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if q.len() == 64 && crate::model::projection::has_avx2_f16c() {
+    if q.len() == 64 && simd::has_avx2_f16c() {
         // SAFETY: the features were checked just above; the query, each key and value is 64
         // long.
         unsafe { attend_head_64(q, len, key, value, scores, out) };
@@ -364,9 +364,25 @@ fn attend_group(qs: &[&[f32]], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out:
     scores.clear();
     scores.resize(qs.len() * ctx, 0.0);
     let blocks = || (0..ctx).step_by(KEY_BLOCK).map(|j| j..(j + KEY_BLOCK).min(ctx));
+    #[cfg(target_arch = "x86_64")]
+    let fast = dh.is_multiple_of(8) && simd::has_avx2_f16c();
+    // The plain path's key or value in f32.
+    let mut row = vec![0f32; dh];
     for b in blocks() {
+        let k = &k[b.start * dh..b.end * dh];
         for (q, s) in qs.iter().zip(scores.chunks_exact_mut(ctx)) {
-            dots(q, &k[b.start * dh..b.end * dh], &mut s[b.clone()]);
+            let s = &mut s[b.clone()];
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                // SAFETY: the features were checked above, and dh % 8 == 0; `k` holds
+                // `s.len()` keys.
+                unsafe { dots_avx2(q, k, s) };
+                continue;
+            }
+            for (kj, s) in k.chunks_exact(dh).zip(s.iter_mut()) {
+                half::slice::HalfFloatSliceExt::convert_to_f32_slice(kj, &mut row);
+                *s = simd::dot(q, &row);
+            }
         }
     }
     for s in scores.chunks_exact_mut(ctx) {
@@ -374,46 +390,27 @@ fn attend_group(qs: &[&[f32]], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out:
     }
     out.fill(0.0);
     for b in blocks() {
+        let v = &v[b.start * dh..b.end * dh];
         for (o, s) in out.chunks_exact_mut(dh).zip(scores.chunks_exact(ctx)) {
-            weighted_sum(&s[b.clone()], &v[b.start * dh..b.end * dh], o);
+            let p = &s[b.clone()];
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                // SAFETY: as above; `v` holds `p.len()` values.
+                unsafe { weighted_sum_avx2(p, v, o) };
+                continue;
+            }
+            for (vj, &p) in v.chunks_exact(dh).zip(p) {
+                half::slice::HalfFloatSliceExt::convert_to_f32_slice(vj, &mut row);
+                for (o, &x) in o.iter_mut().zip(&row) {
+                    *o += p * x;
+                }
+            }
         }
     }
 }
 
-/// `scores[j] = q . k[j]` for the keys `k` (scores.len(), head_dim) in f16.
-fn dots(q: &[f32], k: &[f16], scores: &mut [f32]) {
-    let dh = q.len();
-    #[cfg(target_arch = "x86_64")]
-    if dh.is_multiple_of(8) && crate::model::projection::has_avx2_f16c() {
-        // SAFETY: the features were checked just above, and dh % 8 == 0.
-        return unsafe { dots_avx2(q, k, scores) };
-    }
-    let mut row = vec![0f32; dh];
-    for (kj, s) in k.chunks_exact(dh).zip(scores.iter_mut()) {
-        half::slice::HalfFloatSliceExt::convert_to_f32_slice(kj, &mut row);
-        *s = simd::dot(q, &row);
-    }
-}
-
-/// `out += sum_j p[j] v[j]` for the values `v` (p.len(), head_dim) in f16.
-fn weighted_sum(p: &[f32], v: &[f16], out: &mut [f32]) {
-    let dh = out.len();
-    #[cfg(target_arch = "x86_64")]
-    if dh.is_multiple_of(8) && crate::model::projection::has_avx2_f16c() {
-        // SAFETY: the features were checked just above, and dh % 8 == 0.
-        return unsafe { weighted_sum_avx2(p, v, out) };
-    }
-    let mut row = vec![0f32; dh];
-    for (vj, &p) in v.chunks_exact(dh).zip(p) {
-        half::slice::HalfFloatSliceExt::convert_to_f32_slice(vj, &mut row);
-        for (o, &x) in out.iter_mut().zip(&row) {
-            *o += p * x;
-        }
-    }
-}
-
-/// `dots` with AVX2, FMA and F16C: four keys at a time, so that no sum waits on the one before
-/// it.
+/// `scores[j] = q . k[j]` for the keys `k` (scores.len(), head_dim) in f16, with AVX2, FMA and
+/// F16C: four keys at a time, so that no sum waits on the one before it.
 ///
 /// SAFETY: the CPU has them; `q.len() % 8 == 0`; `k` holds `scores.len()` keys.
 #[cfg(target_arch = "x86_64")]
@@ -448,8 +445,8 @@ unsafe fn dots_avx2(q: &[f32], k: &[f16], scores: &mut [f32]) {
     }
 }
 
-/// `weighted_sum` with AVX2, FMA and F16C: for `head_dim` 64 (every Whisper) the whole head in
-/// eight registers.
+/// `out += sum_j p[j] v[j]` for the values `v` (p.len(), head_dim) in f16, with AVX2, FMA and
+/// F16C: for `head_dim` 64 (every Whisper) the whole head in eight registers.
 ///
 /// SAFETY: the CPU has them; `out.len() % 8 == 0`; `v` holds `p.len()` values.
 #[cfg(target_arch = "x86_64")]
