@@ -8,6 +8,12 @@
 #                                                      # each sequential and batched (8)
 #   FILES="samples/out/long-5.mp4" SETTINGS="tiny.en:1" bash benches/vs_faster_whisper.sh
 #   SETTINGS="tiny.en:1:8 base:5:8" bash benches/vs_faster_whisper.sh   # batched, 8 chunks a batch
+#   FILES= bash benches/vs_faster_whisper.sh           # only the many-clips rows (MANY=0: none)
+#
+# The many-clips rows ("39 clips") give each tool the 39 English clips of ../shared/data at once:
+# subtitle takes them all in one run (`--jobs JOBS`, default 2, its batched chunks decoded across
+# clips), faster-whisper's model is loaded once and transcribes them one after another. WER is
+# over all 39 (`wer --manifest`), RTF over their 258 s.
 #
 # A setting is MODEL:BEAM[:BATCH]. With BATCH above 1 subtitle runs `--batch-size BATCH` and
 # faster-whisper its BatchedInferencePipeline(batch_size=BATCH) (Silero VAD chunks, no previous
@@ -71,7 +77,7 @@ with wave.open(dst, "wb") as w:
 open(dst + ".txt", "w").write(" ".join(text) + "\n")
 PY
 fi
-files=${FILES:-"samples/out/long-5.mp4 samples/out/long-20.mp4 $clips $real/mp4/jfk.mp4 $real/mp4/lj_LJ001-0001.mp4 $real/mp4/lj_LJ001-0003.mp4"}
+files=${FILES-"samples/out/long-5.mp4 samples/out/long-20.mp4 $clips $real/mp4/jfk.mp4 $real/mp4/lj_LJ001-0001.mp4 $real/mp4/lj_LJ001-0003.mp4"}
 settings=${SETTINGS:-"tiny.en:1 tiny.en:1:8 base:5 base:5:8"}
 for m in 5 20; do case "$files" in *long-$m.mp4*) bash samples/make.sh long "$m" ;; esac; done
 reference() { # the reference text file of a media file
@@ -86,14 +92,17 @@ trap 'rm -rf "$out"' EXIT
 cat > "$out/fw.py" <<'PY'
 import os, sys
 from faster_whisper import BatchedInferencePipeline, WhisperModel
-model_dir, beam, batch, media, hyp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+# MEDIA HYP, or a directory HYP and MEDIA... (each to HYP/<name>.srt, as plain text)
+model_dir, beam, batch, hyp, media = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
 model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=os.cpu_count())
-if batch > 1:
-    segments, _ = BatchedInferencePipeline(model).transcribe(media, beam_size=beam, language="en", batch_size=batch)
-else:
-    segments, _ = model.transcribe(media, beam_size=beam, language="en")
-with open(hyp, "w") as f:
-    f.write(" ".join(s.text.strip() for s in segments))
+for m in media:
+    if batch > 1:
+        segments, _ = BatchedInferencePipeline(model).transcribe(m, beam_size=beam, language="en", batch_size=batch)
+    else:
+        segments, _ = model.transcribe(m, beam_size=beam, language="en")
+    out = hyp if len(media) == 1 else os.path.join(hyp, os.path.splitext(os.path.basename(m))[0] + ".srt")
+    with open(out, "w") as f:
+        f.write(" ".join(s.text.strip() for s in segments))
 PY
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; faster-whisper $("$venv/bin/python" -c 'import faster_whisper; print(faster_whisper.__version__)') int8"
@@ -108,10 +117,27 @@ for setting in $settings; do
     dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$f")
     ref=$(reference "$f")
     s=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/sub.srt" --model "$model" --beam "$beam" --batch-size "$batch" --language en -q; } 2>&1 | tail -1)
-    w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" "$out/fw.py" "$ct2/$model" "$beam" "$batch" "$f" "$out/fw.txt"; } 2>&1 | tail -1)
+    w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" "$out/fw.py" "$ct2/$model" "$beam" "$batch" "$out/fw.txt" "$f"; } 2>&1 | tail -1)
     printf '%-20s %-8s %4s %5s | %8.1f %6.3f %6.0f %6.2f | %8.1f %6.3f %6.0f %6.2f | %5.2f\n' "$(basename "$f")" "$model" "$beam" "$batch" \
       "${s% *}" "$(python3 -c "print(${s% *}/$dur)")" "$(python3 -c "print(${s#* }/1024)")" "$("$wer" "$ref" "$out/sub.srt")" \
       "${w% *}" "$(python3 -c "print(${w% *}/$dur)")" "$(python3 -c "print(${w#* }/1024)")" "$("$wer" "$ref" "$out/fw.txt")" \
       "$(python3 -c "print(${s% *}/${w% *})")"
   done
+done
+
+[ "${MANY:-1}" = 0 ] && exit 0
+clips=$(awk -F'\t' -v r="$real" 'NR>1 && $5=="en" && $7=="1" {print r "/" $3}' "$real/manifest.tsv")
+dur=$(awk -F'\t' 'NR>1 && $5=="en" && $7=="1" {s+=$4} END {print s}' "$real/manifest.tsv")
+for setting in $settings; do
+  IFS=: read -r model beam batch <<< "$setting"
+  batch=${batch:-1}
+  rm -rf "$out/many-sub" "$out/many-fw" && mkdir "$out/many-sub" "$out/many-fw"
+  # shellcheck disable=SC2086
+  s=$( { /usr/bin/time -f '%e %M' "$bin" $clips --output-dir "$out/many-sub" --jobs "${JOBS:-2}" --model "$model" --beam "$beam" --batch-size "$batch" --language en -q; } 2>&1 | tail -1)
+  # shellcheck disable=SC2086
+  w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" "$out/fw.py" "$ct2/$model" "$beam" "$batch" "$out/many-fw" $clips; } 2>&1 | tail -1)
+  printf '%-20s %-8s %4s %5s | %8.1f %6.3f %6.0f %6.2f | %8.1f %6.3f %6.0f %6.2f | %5.2f\n' "39 clips" "$model" "$beam" "$batch" \
+    "${s% *}" "$(python3 -c "print(${s% *}/$dur)")" "$(python3 -c "print(${s#* }/1024)")" "$("$wer" --manifest "$real" "$out/many-sub")" \
+    "${w% *}" "$(python3 -c "print(${w% *}/$dur)")" "$(python3 -c "print(${w#* }/1024)")" "$("$wer" --manifest "$real" "$out/many-fw")" \
+    "$(python3 -c "print(${s% *}/${w% *})")"
 done

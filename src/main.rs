@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -14,7 +15,8 @@ use subtitle::infer::{DecodeOptions, Task, TranscribeOptions, WhisperTokenizer};
 use subtitle::model::dinov2::ImageEncoder;
 use subtitle::model::fusion::Fusion;
 use subtitle::model::{loader, LoadedModel};
-use subtitle::pipeline::file::{run_file, FileJob};
+use subtitle::pipeline::file::{run_file, run_files, FileBatch, FileJob, FileSummary};
+use subtitle::pipeline::shared::ShareConfig;
 use subtitle::pipeline::{PipelineConfig, Shutdown};
 use subtitle::sink::Format;
 use subtitle::visual::ocr::OcrReader;
@@ -106,11 +108,18 @@ enum ModelsCommand {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Video or audio file (any container FFmpeg reads; wav, flac, mp3, ogg).
-    input: Option<PathBuf>,
-    /// Output file, or - for stdout. Default: the input's name with the format's extension.
-    #[arg(short, long)]
+    /// Video or audio files (any container FFmpeg reads; wav, flac, mp3, ogg). Several run
+    /// --jobs at a time with one model, each to its own output beside it; one that fails does
+    /// not stop the others.
+    inputs: Vec<PathBuf>,
+    /// Output file, or - for stdout (one input only). Default: the input's name with the
+    /// format's extension.
+    #[arg(short, long, conflicts_with = "output_dir")]
     output: Option<PathBuf>,
+    /// Directory for the outputs, each named after its input with the format's extension.
+    /// Default: beside each input.
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
     /// Model name (looked up in $SUBTITLE_MODELS, then ./models) or directory.
     #[arg(long, default_value = "tiny.en")]
     model: String,
@@ -148,6 +157,10 @@ struct RunArgs {
     /// `model.batch_size`.
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Inputs transcribed at once, when there are several; with --batch-size above 1 their
+    /// chunks of speech are decoded together, as one batch.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
     /// Threads for model compute. Default: all cores.
     #[arg(long)]
     threads: Option<usize>,
@@ -340,10 +353,69 @@ fn default_output(input: &Path, format: Format) -> PathBuf {
     input.with_extension(format.extension())
 }
 
+/// What every input of a run shares: settings, the model, the subtitle rules.
+struct Run {
+    format: Format,
+    pipeline: PipelineConfig,
+    ocr_on: bool,
+    images: Option<ImageEncoder>,
+    profile_name: String,
+    profile: subtitle::cue::Profile,
+    model: Arc<LoadedModel>,
+    tokenizer: Arc<WhisperTokenizer>,
+    context: TermContext,
+    options: TranscribeOptions,
+}
+
+impl Run {
+    /// The job of `input`, opened; the input's own errors (unreadable, no audio) come from here.
+    fn job(
+        &self,
+        input: &Path,
+        source: Box<dyn subtitle::source::MediaSource>,
+        output: PathBuf,
+        shutdown: Shutdown,
+    ) -> subtitle::error::Result<FileJob> {
+        let ocr = self.ocr_on.then(|| OcrReader::new(self.pipeline.ocr.clone(), input.to_path_buf())).transpose()?;
+        let images = self.images.clone();
+        Ok(FileJob {
+            input: input.to_path_buf(),
+            source,
+            output,
+            format: self.format,
+            model: Arc::clone(&self.model),
+            tokenizer: Arc::clone(&self.tokenizer),
+            options: self.options.clone(),
+            pipeline: self.pipeline.clone(),
+            profile: self.profile.clone(),
+            context: self.context.clone(),
+            visual: (ocr.is_some() || images.is_some()).then(|| VisualStage::new(ocr, images, input.to_path_buf())),
+            shutdown,
+            shared: None,
+        })
+    }
+
+    /// The note for a finished input whose speech was too dense for the profile's reading speed.
+    fn over_speed_note(&self, input: &Path, summary: &FileSummary) -> Option<String> {
+        (summary.over_speed > 0).then(|| {
+            format!(
+                "note: {}: {} of {} cues are over the {} reading speed: the speech is too dense, and no word was dropped",
+                input.display(),
+                summary.over_speed,
+                summary.cues,
+                self.profile_name
+            )
+        })
+    }
+}
+
 fn transcribe(args: RunArgs) -> anyhow::Result<()> {
-    let Some(input) = args.input else { bail!("no input file given (see subtitle --help)") };
+    let Some(first) = args.inputs.first().cloned() else { bail!("no input file given (see subtitle --help)") };
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
+    }
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
     }
     if args.batch_size.is_some_and(|n| !(1..=64).contains(&n)) {
         bail!("--batch-size must be between 1 and 64");
@@ -351,8 +423,28 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
     if args.beam == 0 {
         bail!("--beam must be at least 1");
     }
+    if args.inputs.len() > 1 && args.output.is_some() {
+        bail!("-o names one output: with several inputs use --output-dir, or each output goes beside its input");
+    }
     let format = args.format.or_else(|| args.output.as_deref().and_then(Format::from_path)).unwrap_or(Format::Srt);
-    let output = args.output.unwrap_or_else(|| default_output(&input, format));
+    if let Some(dir) = args.output_dir.as_ref().filter(|d| !d.is_dir()) {
+        bail!("--output-dir {}: not a directory", dir.display());
+    }
+    let outputs: Vec<PathBuf> = match (&args.output, &args.output_dir) {
+        (Some(o), _) => vec![o.clone()],
+        (None, Some(dir)) => args
+            .inputs
+            .iter()
+            .map(|i| dir.join(default_output(Path::new(i.file_name().unwrap_or(i.as_os_str())), format)))
+            .collect(),
+        (None, None) => args.inputs.iter().map(|i| default_output(i, format)).collect(),
+    };
+    let mut seen = std::collections::HashMap::new();
+    for (input, output) in args.inputs.iter().zip(&outputs) {
+        if let Some(other) = seen.insert(output, input) {
+            bail!("{} and {} would both write {}", other.display(), input.display(), output.display());
+        }
+    }
     let mut pipeline = match &args.pipeline {
         Some(p) => PipelineConfig::load(p)?,
         None => PipelineConfig::default_file(),
@@ -362,7 +454,9 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         pipeline.video.stills_fps = 0.0;
     }
     // Tesseract and the image encoder load before the input opens: they are setup errors.
-    let ocr = ocr_on.then(|| OcrReader::new(pipeline.ocr.clone(), input.clone())).transpose()?;
+    if ocr_on {
+        OcrReader::new(pipeline.ocr.clone(), first.clone())?;
+    }
     let images = match &args.adapter {
         Some(_) => Some(ImageEncoder::load_dir(&loader::resolve("dinov2")?, &candle_core::Device::Cpu)?),
         None => None,
@@ -371,8 +465,11 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
     let profile_name = args.profile.clone().unwrap_or_else(|| pipeline.cues.profile.clone());
     let profile = pipeline.cues.resolve(&profile_name).map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
 
-    // Open the input before the (slower) model load, so bad files fail fast.
-    let source = subtitle::source::open(&input, &pipeline.video)?;
+    // Open a single input before the (slower) model load, so a bad file fails fast.
+    let source = match args.inputs.len() {
+        1 => Some(subtitle::source::open(&first, &pipeline.video)?),
+        _ => None,
+    };
 
     let dir = loader::resolve(&args.model)?;
     let device = model_device()?;
@@ -429,14 +526,31 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         let s = shutdown.clone();
         let _ = ctrlc::set_handler(move || s.raise());
     }
-    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg} (eta {eta})")
-                .expect("valid template"),
-        );
-        bar
-    });
+    let run = Run { format, pipeline, ocr_on, images, profile_name, profile, model, tokenizer, context, options };
+    match source {
+        Some(source) => {
+            transcribe_one(&run, &first, source, outputs.into_iter().next().expect("one output"), shutdown, args.quiet)
+        }
+        None => transcribe_many(&run, &args.inputs, &outputs, args.jobs, shutdown, args.quiet),
+    }
+}
+
+fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
+    bar
+}
+
+fn transcribe_one(
+    run: &Run,
+    input: &Path,
+    source: Box<dyn subtitle::source::MediaSource>,
+    output: PathBuf,
+    shutdown: Shutdown,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let bar = (!quiet && std::io::stderr().is_terminal())
+        .then(|| progress_bar(0, "{spinner} [{elapsed_precise}] {wide_bar} {msg} (eta {eta})"));
     let bar_ref = bar.clone();
     let progress = move |duration: Option<subtitle::time::Ts>, at: subtitle::time::Ts| {
         if let Some(bar) = &bar_ref {
@@ -447,33 +561,85 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
             bar.set_message(format!("{at}"));
         }
     };
-    let job = FileJob {
-        input: input.clone(),
-        source,
-        output: output.clone(),
-        format,
-        model,
-        tokenizer,
-        options,
-        pipeline,
-        profile,
-        context,
-        visual: (ocr.is_some() || images.is_some()).then(|| VisualStage::new(ocr, images, input.clone())),
-        shutdown,
-    };
-    let summary = run_file(job, progress);
+    let summary = run_file(run.job(input, source, output.clone(), shutdown)?, progress);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     let summary = summary?;
-    if summary.over_speed > 0 && !args.quiet {
-        eprintln!(
-            "note: {} of {} cues are over the {profile_name} reading speed: the speech is too dense, and no word was dropped",
-            summary.over_speed, summary.cues
-        );
+    if let Some(note) = run.over_speed_note(input, &summary).filter(|_| !quiet) {
+        eprintln!("{note}");
     }
     tracing::info!(cues = summary.cues, language = ?summary.language, "wrote {}", output.display());
     Ok(())
+}
+
+/// Several inputs: each failure is printed as it happens, and the run fails at the end if any did.
+fn transcribe_many(
+    run: &Run,
+    inputs: &[PathBuf],
+    outputs: &[PathBuf],
+    jobs: usize,
+    shutdown: Shutdown,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let output_of: std::collections::HashMap<&PathBuf, &PathBuf> = inputs.iter().zip(outputs).collect();
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        progress_bar(inputs.len() as u64, "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})")
+    });
+    let failed = AtomicUsize::new(0);
+    let batched = run.options.batch_size > 1;
+    let share = batched.then(|| ShareConfig {
+        rows: run.options.batch_size,
+        wait: std::time::Duration::from_millis(run.pipeline.model.share_wait_ms),
+        inputs: jobs,
+    });
+    let batch = FileBatch {
+        inputs,
+        jobs,
+        model: Arc::clone(&run.model),
+        tokenizer: Arc::clone(&run.tokenizer),
+        share,
+        shutdown: shutdown.clone(),
+    };
+    let make = |input: &Path, shutdown: Shutdown| {
+        let source = subtitle::source::open(input, &run.pipeline.video)?;
+        let output = output_of.get(&input.to_path_buf()).map(|o| o.to_path_buf()).expect("every input has an output");
+        run.job(input, source, output, shutdown)
+    };
+    let done = |input: &Path, result: subtitle::error::Result<FileSummary>| {
+        let line = match result {
+            Ok(summary) => {
+                tracing::info!(cues = summary.cues, language = ?summary.language, "{} done", input.display());
+                run.over_speed_note(input, &summary).filter(|_| !quiet)
+            }
+            Err(Error::Interrupted) => None,
+            Err(e) => {
+                failed.fetch_add(1, Ordering::SeqCst);
+                let msg = anyhow::Error::from(e).chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+                Some(format!("error: {}", msg.replace('\n', " ")))
+            }
+        };
+        match (&bar, line) {
+            (Some(bar), Some(line)) => bar.println(line),
+            (None, Some(line)) => eprintln!("{line}"),
+            _ => {}
+        }
+        if let Some(bar) = &bar {
+            bar.inc(1);
+            bar.set_message(input.display().to_string());
+        }
+    };
+    run_files(batch, make, done);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if shutdown.is_raised() {
+        return Err(Error::Interrupted.into());
+    }
+    match failed.into_inner() {
+        0 => Ok(()),
+        n => bail!("{n} of {} inputs failed", inputs.len()),
+    }
 }
 
 /// The device the model runs on: in a `--features cuda` build the first CUDA GPU when there is

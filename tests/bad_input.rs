@@ -110,3 +110,46 @@ fn missing_or_binary_context_file() {
     fails_cleanly(&sample("s1.mp4"), &["--context", "no-such-glossary.txt"], "no-such-glossary.txt", "cannot read");
     fails_cleanly(&sample("s1.mp4"), &["--context", "samples/out/s1.wav"], "s1.wav", "not UTF-8");
 }
+
+/// Several inputs: a bad one fails alone, with its one line, and the others are transcribed;
+/// the run exits 2 and says how many failed; the bad inputs' outputs the user had stay as they
+/// were.
+#[test]
+fn a_bad_input_among_several_does_not_stop_the_others() {
+    let real = shared_real();
+    let dir = tempdir("several");
+    let work = "1\n00:00:00,000 --> 00:00:01,000\nuser's work\n";
+    std::fs::write(dir.join("truncated.srt"), work).unwrap();
+    let inputs =
+        [real.join("mp4/jfk.mp4"), sample("truncated.mp4"), sample("no-audio.mp4"), real.join("mp4/lj_LJ001-0001.mp4")];
+    let mut args: Vec<&OsStr> = inputs.iter().map(|p| p.as_os_str()).collect();
+    args.extend(["--output-dir", dir.to_str().unwrap(), "--beam", "1", "--jobs", "2"].map(OsStr::new));
+    let o = run(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert_eq!(lines.len(), 3, "a line per bad input and the count: {err}");
+    assert!(lines.iter().any(|l| l.contains("truncated.mp4") && l.contains("truncated")), "{err}");
+    assert!(lines.iter().any(|l| l.contains("no-audio.mp4") && l.contains("no audio stream")), "{err}");
+    assert!(lines[2].contains("2 of 4 inputs failed"), "{err}");
+    for id in ["jfk", "lj_LJ001-0001"] {
+        let srt = std::fs::read_to_string(dir.join(format!("{id}.srt"))).unwrap();
+        assert!(subtitle::eval::subtitle_text(&srt).split_whitespace().count() > 10, "{id}: {srt}");
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("truncated.srt")).unwrap(), work);
+    assert!(!dir.join("no-audio.srt").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Several inputs cannot share one `-o`, nor two inputs one output name.
+#[test]
+fn several_inputs_need_their_own_outputs() {
+    let (a, b) = (sample("s1.mp4"), sample("s1.mp3"));
+    let o = run(&[a.as_os_str(), b.as_os_str(), OsStr::new("-o"), OsStr::new("x.srt")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--output-dir"), "{}", stderr(&o));
+    let o = run(&[a.as_os_str(), b.as_os_str()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("would both write") && stderr(&o).contains("s1.srt"), "{}", stderr(&o));
+}

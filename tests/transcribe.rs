@@ -16,7 +16,8 @@ fn jfk_is_word_perfect() {
 }
 
 /// Corpus WER of tiny.en greedy over the English clips of ../shared/data/real must stay at or
-/// below 8% (faster-whisper with the same weights: 6.0%).
+/// below 8% (faster-whisper with the same weights: 6.0%). All clips go to one run (several
+/// inputs, `--output-dir`), each to its own file.
 #[test]
 fn shared_english_clips_corpus_wer_at_most_8_percent() {
     let real = shared_real();
@@ -25,24 +26,64 @@ fn shared_english_clips_corpus_wer_at_most_8_percent() {
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let (id_c, lang_c, overall_c) = (col("id"), col("lang"), col("in_overall"));
+    let ids: Vec<&str> = lines
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f[lang_c] == "en" && f[overall_c] == "1")
+        .map(|f| f[id_c])
+        .collect();
+    assert!(ids.len() >= 30, "only {} English clips found", ids.len());
+    let dir = tempdir("corpus");
+    let inputs: Vec<std::path::PathBuf> = ids.iter().map(|id| real.join(format!("mp4/{id}.mp4"))).collect();
+    let mut args: Vec<&OsStr> = inputs.iter().map(|p| p.as_os_str()).collect();
+    args.extend(["--output-dir", dir.to_str().unwrap(), "--beam", "1"].map(OsStr::new));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
     let mut total = Errors::default();
-    let mut clips = 0;
-    for line in lines {
-        let f: Vec<&str> = line.split('\t').collect();
-        if f[lang_c] != "en" || f[overall_c] != "1" {
-            continue;
-        }
-        let id = f[id_c];
-        let hyp = transcribe(&real.join(format!("mp4/{id}.mp4")), &["--beam", "1"]);
+    for id in &ids {
+        let srt = std::fs::read_to_string(dir.join(format!("{id}.srt"))).unwrap_or_else(|e| panic!("{id}.srt: {e}"));
+        let hyp = subtitle::eval::subtitle_text(&srt);
         let reference = std::fs::read_to_string(real.join(format!("refs/{id}.txt"))).unwrap();
         let e = errors(&reference, &hyp);
         eprintln!("{id}: {:.1}% ({} / {})", 100.0 * e.wer(), e.total(), e.reference_words);
         total += e;
-        clips += 1;
     }
-    eprintln!("corpus WER {:.2}% over {clips} clips, {} words", 100.0 * total.wer(), total.reference_words);
-    assert!(clips >= 30, "only {clips} English clips found");
+    eprintln!("corpus WER {:.2}% over {} clips, {} words", 100.0 * total.wer(), ids.len(), total.reference_words);
     assert!(total.wer() <= 0.08, "corpus WER {:.2}% > 8%", 100.0 * total.wer());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Inputs run at once in batched mode decode their chunks together: one batch holds chunks of
+/// every input (the shared decoder waits for all of them here), and each input gets the
+/// subtitles it gets alone.
+#[test]
+fn inputs_run_together_decode_their_chunks_as_one_batch() {
+    let real = shared_real();
+    let dir = tempdir("together");
+    let pipeline = dir.join("wait.toml");
+    let text = subtitle::pipeline::DEFAULT_FILE_PIPELINE.replace("share_wait_ms = 200", "share_wait_ms = 60000");
+    assert_ne!(text, subtitle::pipeline::DEFAULT_FILE_PIPELINE);
+    std::fs::write(&pipeline, text).unwrap();
+    let ids = ["jfk", "lj_LJ001-0001", "mfa_michaelandsickmichael"];
+    let inputs: Vec<std::path::PathBuf> = ids.iter().map(|id| real.join(format!("mp4/{id}.mp4"))).collect();
+    let mut args: Vec<&OsStr> = inputs.iter().map(|p| p.as_os_str()).collect();
+    args.extend(
+        ["--output-dir", dir.to_str().unwrap(), "--jobs", "3", "--batch-size", "8", "--beam", "1", "-vv"]
+            .map(OsStr::new),
+    );
+    args.extend([OsStr::new("--pipeline"), pipeline.as_os_str()]);
+    let o = run(&args);
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    let plain: String = log.split('\u{1b}').map(|p| p.split_once('m').map_or(p, |(_, rest)| rest)).collect();
+    let shared: Vec<&str> = plain.lines().filter_map(|l| l.split("shared batch inputs=").nth(1)).collect();
+    assert!(shared.iter().any(|l| l.starts_with("3 ")), "no batch holds chunks of all three inputs: {shared:?}");
+    for (id, input) in ids.iter().zip(&inputs) {
+        let together = std::fs::read_to_string(dir.join(format!("{id}.srt"))).unwrap();
+        let alone = transcribe(input, &["--batch-size", "8", "--beam", "1"]);
+        assert!(!alone.trim().is_empty(), "{id}: nothing transcribed");
+        assert_eq!(subtitle::eval::subtitle_text(&together), alone, "{id}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Every container and plain-audio format decodes to the known text (espeak-ng speech; tiny.en

@@ -26,7 +26,7 @@ pub enum Task {
 }
 
 /// How one window is decoded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DecodeOptions {
     pub task: Task,
     /// Language token to use; `None` on English-only models.

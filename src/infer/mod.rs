@@ -3,9 +3,11 @@
 
 pub mod align;
 pub mod decode;
+pub mod shared;
 pub mod tokenizer;
 pub mod transcribe;
 
 pub use decode::{DecodeOptions, Task};
+pub use shared::{DecodeRequest, SharedDecode};
 pub use tokenizer::WhisperTokenizer;
 pub use transcribe::{TranscribeOptions, TranscribeStage};

@@ -14,6 +14,7 @@ use crate::infer::align::{limit_long_words, Aligner};
 use crate::infer::decode::{
     max_prompt_tokens, sot_sequence, DecodeOptions, DecodeResult, WindowDecoder, TIMESTAMP_STEP_S,
 };
+use crate::infer::shared::{DecodeRequest, SharedDecode};
 use crate::infer::tokenizer::WhisperTokenizer;
 use crate::model::{LoadedModel, Whisper};
 use crate::pipeline::Stage;
@@ -110,6 +111,8 @@ pub struct TranscribeStage {
     speech: Vec<bool>,
     scanned: usize,
     chunks: VecDeque<Chunk>,
+    /// Batched mode: the decoder shared with the inputs transcribed alongside this one.
+    shared: Option<Box<dyn SharedDecode>>,
 }
 
 /// A chunk of speech for batched decoding: absolute mel frames `start..end`, at most a window,
@@ -154,7 +157,15 @@ impl TranscribeStage {
             speech: Vec::new(),
             scanned: 0,
             chunks: VecDeque::new(),
+            shared: None,
         }
+    }
+
+    /// Batched mode decodes its chunks through `shared`, together with other inputs' chunks
+    /// (chunks with a fusion memory still decode alone).
+    pub fn with_shared(mut self, shared: Box<dyn SharedDecode>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     pub fn language(&self) -> Option<&DetectedLanguage> {
@@ -461,8 +472,8 @@ impl TranscribeStage {
             // batch's activations, and while the input is still being decoded.
             for i in 0..self.chunks.len() {
                 if self.chunks[i].audio.is_none() {
-                    let audio = self.encode(&self.chunks.range(i..=i).cloned().collect::<Vec<_>>())?;
-                    self.chunks[i].audio = Some(audio);
+                    let chunk = [self.chunks[i].clone()];
+                    self.chunks[i].audio = Some(on_pool(|| self.encode(&chunk))?);
                 }
             }
         }
@@ -486,7 +497,9 @@ impl TranscribeStage {
     }
 
     /// Batched mode: encodes `batch` as one batch, decodes the chunks that share a prompt (the
-    /// context terms of their windows) as one batch, and emits their segments in order.
+    /// context terms of their windows) as one batch, and emits their segments in order. Model
+    /// work runs on the compute pool; a call to the shared decoder waits off it, so the pool is
+    /// free for the batch it joins.
     fn run_batch(&mut self, batch: &[Chunk], out: &mut Vec<Transcript>) -> Result<()> {
         let input = self.input.clone();
         let err = |c: &Chunk, e| Error::Inference { path: input.clone(), at: offset_of(c.start), source: e };
@@ -495,7 +508,7 @@ impl TranscribeStage {
         let t0 = std::time::Instant::now();
         let audio = match batch.iter().map(|c| c.audio.clone()).collect::<Option<Vec<Tensor>>>() {
             Some(encoded) => Tensor::cat(&encoded, 0).map_err(|e| err(&batch[0], e))?,
-            None => self.encode(batch)?,
+            None => on_pool(|| self.encode(batch))?,
         };
         let encode_ms = t0.elapsed().as_millis() as u64;
         let window = |c: &Chunk| Span::new(offset_of(c.start), offset_of(c.start + WINDOW_FRAMES));
@@ -503,7 +516,7 @@ impl TranscribeStage {
             let first = audio.narrow(0, 0, 1).map_err(|e| err(&batch[0], e))?;
             let memory = self.memory(window(&batch[0])).map_err(|e| err(&batch[0], e))?;
             let decoder = WindowDecoder::new(&model.whisper, &self.tok, &model.config, 0).with_memory(memory);
-            let (lang, p) = decoder.detect_language(&first).map_err(|e| err(&batch[0], e))?;
+            let (lang, p) = on_pool(|| decoder.detect_language(&first)).map_err(|e| err(&batch[0], e))?;
             self.settle_language(lang, p);
         }
         // Chunks with the same prompt decode together; one with a fusion memory decodes alone.
@@ -532,9 +545,17 @@ impl TranscribeStage {
                     .map_err(|e| err(c, e))?
             };
             let seed = self.opts.decode.seed ^ self.windows as u64;
-            let mut decoder =
-                WindowDecoder::new(&model.whisper, &self.tok, &model.config, seed).with_memory(memory.clone());
-            let rs = decoder.decode_batch_with_fallback(&part, prompt, &opts).map_err(|e| err(c, e))?;
+            let rs = match &self.shared {
+                Some(shared) if memory.is_none() => {
+                    shared.decode(DecodeRequest { audio: part, prompt: prompt.clone(), opts: opts.clone() })
+                }
+                _ => on_pool(|| {
+                    WindowDecoder::new(&model.whisper, &self.tok, &model.config, seed)
+                        .with_memory(memory.clone())
+                        .decode_batch_with_fallback(&part, prompt, &opts)
+                }),
+            }
+            .map_err(|e| err(c, e))?;
             for (&i, r) in members.iter().zip(rs) {
                 results[i] = Some(r);
             }
@@ -547,7 +568,7 @@ impl TranscribeStage {
             let r = r.expect("every chunk decoded");
             let audio = audio.narrow(0, i, 1).map_err(|e| err(c, e))?;
             let memory = groups.iter().find(|g| g.2.contains(&i)).and_then(|g| g.1.clone());
-            let rest = self.emit_chunk(c, &r, &audio, memory.as_ref(), out)?;
+            let rest = on_pool(|| self.emit_chunk(c, &r, &audio, memory.as_ref(), out))?;
             if let Some(rest) = rest {
                 // Decoded alone and at once, so segments stay in order.
                 self.run_batch(&[rest], out)?;
@@ -849,7 +870,7 @@ impl Stage for TranscribeStage {
         if self.opts.batch_size > 1 {
             self.scan(false);
             self.cut_chunks(false);
-            return on_pool(|| self.run_batches(false, out));
+            return self.run_batches(false, out);
         }
         while self.total_frames() >= self.seek + WINDOW_FRAMES
             && self.screen_until >= offset_of(self.seek + WINDOW_FRAMES)
@@ -864,7 +885,10 @@ impl Stage for TranscribeStage {
         if self.opts.batch_size > 1 {
             self.scan(true);
             self.cut_chunks(true);
-            return on_pool(|| self.run_batches(true, out));
+            let done = self.run_batches(true, out);
+            // No more batches: the shared decoder need not wait for this input.
+            self.shared = None;
+            return done;
         }
         while self.seek < self.total_frames() {
             let size = (self.total_frames() - self.seek).min(WINDOW_FRAMES);
@@ -884,7 +908,7 @@ impl Stage for TranscribeStage {
 /// 2.48-2.53 + 1.72-1.80; base 1 row 3.70-3.74 + 1.01-1.03 -> 1.91-2.08 + 0.83-0.85, 5 rows
 /// 6.6-6.9 + 2.3-2.4 -> 5.61-5.67 + 2.14-2.26. tiny.en greedy on long-5 5.5-5.9 -> 5.0-5.2 s,
 /// the same subtitles.
-fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
 

@@ -94,11 +94,14 @@ pub struct ModelStageConfig {
     /// A partial batch is decoded once the input has gone this far past its first chunk; 0
     /// waits for a full batch (or the end of the input).
     pub batch_wait_ms: i64,
+    /// With several inputs at once (`--jobs`), the longest a batch waits for the other
+    /// inputs' chunks to decode with them (wall-clock ms).
+    pub share_wait_ms: u64,
 }
 
 impl Default for ModelStageConfig {
     fn default() -> Self {
-        Self { batch_size: 1, batch_wait_ms: 0 }
+        Self { batch_size: 1, batch_wait_ms: 0, share_wait_ms: 200 }
     }
 }
 

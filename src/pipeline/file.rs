@@ -1,13 +1,15 @@
 //! The file pipeline: decode -> preprocess -> model -> cues -> sink, one thread a stage.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::context::Context;
 use crate::cue::{CueStage, Profile, Subtitle};
 use crate::error::{Error, Result};
-use crate::infer::{TranscribeOptions, TranscribeStage, WhisperTokenizer};
+use crate::infer::{SharedDecode, TranscribeOptions, TranscribeStage, WhisperTokenizer};
 use crate::model::LoadedModel;
+use crate::pipeline::shared::{spawn_shared_decoder, ShareConfig};
 use crate::pipeline::{
     channel, first_error, spawn_merge_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, PipelineConfig,
     Shutdown,
@@ -37,6 +39,8 @@ pub struct FileJob {
     /// On-screen text and picture tokens; `None` for the audio-only model.
     pub visual: Option<VisualStage>,
     pub shutdown: Shutdown,
+    /// Batched mode: the decoder shared with the inputs run alongside ([`run_files`]).
+    pub shared: Option<Box<dyn SharedDecode>>,
 }
 
 /// What a finished run reports.
@@ -64,7 +68,7 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
     let n_mels = job.model.config.dims.n_mels;
     // Without video there are no stills, and the model stage must not wait for their text.
     let visual = job.visual.filter(|_| source.frame_rate().is_some() && job.pipeline.video.stills_fps > 0.0);
-    let model_stage = TranscribeStage::new(
+    let mut model_stage = TranscribeStage::new(
         Arc::clone(&job.model),
         Arc::clone(&job.tokenizer),
         job.options.clone(),
@@ -72,6 +76,9 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
         job.context,
         visual.is_some(),
     );
+    if let Some(shared) = job.shared {
+        model_stage = model_stage.with_shared(shared);
+    }
     let preprocess = PreprocessStage::new(n_mels, job.pipeline.shots.clone(), job.pipeline.stills.clone());
 
     let (results, stills_skipped) = std::thread::scope(|s| {
@@ -142,6 +149,58 @@ pub fn run_file(job: FileJob, progress: impl Fn(Option<Ts>, Ts) + Send + Sync) -
     let cues = sink.cue_count();
     sink.commit(&meta)?;
     Ok(FileSummary { duration, cues, over_speed: cue.over_speed, language, stills_read, stills_skipped })
+}
+
+/// Several inputs, each to its own output, run `jobs` at a time with one model.
+pub struct FileBatch<'a> {
+    pub inputs: &'a [PathBuf],
+    pub jobs: usize,
+    pub model: Arc<LoadedModel>,
+    pub tokenizer: Arc<WhisperTokenizer>,
+    /// Batched mode: the inputs running at once decode their chunks together.
+    pub share: Option<ShareConfig>,
+    /// The run's flag (Ctrl-C); each input gets a child of it.
+    pub shutdown: Shutdown,
+}
+
+/// Runs `batch`: `make` opens an input and builds its job (an error is that input's), `done` is
+/// told each input's result as it ends. One input failing does not stop the others; Ctrl-C
+/// stops them all, and no input starts after it.
+pub fn run_files(
+    batch: FileBatch,
+    make: impl Fn(&Path, Shutdown) -> Result<FileJob> + Sync,
+    done: impl Fn(&Path, Result<FileSummary>) + Sync,
+) {
+    let next = AtomicUsize::new(0);
+    let jobs = batch.jobs.clamp(1, batch.inputs.len().max(1));
+    std::thread::scope(|s| {
+        let shared = batch.share.map(|cfg| {
+            let cfg = ShareConfig { inputs: jobs, ..cfg };
+            spawn_shared_decoder(s, Arc::clone(&batch.model), Arc::clone(&batch.tokenizer), cfg).0
+        });
+        // The workers' scope ends before the decoder is dropped: they borrow it.
+        std::thread::scope(|w| {
+            for i in 0..jobs {
+                let (next, shared, make, done, batch) = (&next, &shared, &make, &done, &batch);
+                std::thread::Builder::new()
+                    .name(format!("input-{i}"))
+                    .spawn_scoped(w, move || loop {
+                        let Some(input) = batch.inputs.get(next.fetch_add(1, Ordering::SeqCst)) else { return };
+                        if batch.shutdown.is_raised() {
+                            return;
+                        }
+                        let result = make(input, batch.shutdown.child()).and_then(|mut job| {
+                            job.shared = shared.as_ref().map(|d| d.seat());
+                            run_file(job, |_, _| {})
+                        });
+                        done(input, result);
+                    })
+                    .expect("spawning a thread");
+            }
+        });
+        // Its thread ends once the decoder and every seat are gone.
+        drop(shared);
+    });
 }
 
 /// A stage's result; a panic becomes an error naming the input rather than a second panic.

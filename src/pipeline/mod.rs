@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod file;
+pub mod shared;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,14 +42,23 @@ pub trait Sink: Send {
 
 /// Raised once, by Ctrl-C or by the first failure; seen by every stage.
 #[derive(Clone, Default)]
-pub struct Shutdown(Arc<AtomicBool>);
+pub struct Shutdown {
+    flag: Arc<AtomicBool>,
+    /// The run's flag, for one input of several: raised, it stops this input too, but this
+    /// input's failure does not stop the others.
+    parent: Option<Arc<AtomicBool>>,
+}
 
 impl Shutdown {
     pub fn raise(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.flag.store(true, Ordering::SeqCst);
     }
     pub fn is_raised(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.flag.load(Ordering::SeqCst) || self.parent.as_ref().is_some_and(|p| p.load(Ordering::SeqCst))
+    }
+    /// A flag for one input of a run: raised by this one or by the run's.
+    pub fn child(&self) -> Shutdown {
+        Shutdown { flag: Arc::new(AtomicBool::new(false)), parent: Some(Arc::clone(&self.flag)) }
     }
 }
 
@@ -322,6 +332,17 @@ mod tests {
             }
         }
         last
+    }
+
+    /// One input of several failing stops that input only; Ctrl-C (the run's flag) stops all.
+    #[test]
+    fn an_input_failing_raises_its_own_flag_and_the_run_raises_every_input() {
+        let run = Shutdown::default();
+        let (a, b) = (run.child(), run.child());
+        a.raise();
+        assert!(a.is_raised() && !b.is_raised() && !run.is_raised());
+        run.raise();
+        assert!(b.is_raised() && run.child().is_raised());
     }
 
     #[test]
