@@ -149,3 +149,51 @@ fn a_batch_of_windows_decodes_as_each_window_alone() -> candle_core::Result<()> 
     }
     Ok(())
 }
+
+/// Requests of several inputs decoded together (`infer::shared`): those with the same prompt
+/// become one batch, another prompt its own; each request gets its own rows, in its order, as
+/// it gets them decoded alone.
+#[test]
+fn requests_decoded_together_get_their_own_rows() -> candle_core::Result<()> {
+    use subtitle::infer::decode::WindowDecoder;
+    use subtitle::infer::shared::decode_together;
+    use subtitle::infer::{DecodeOptions, DecodeRequest, WhisperTokenizer};
+    use subtitle::preprocess::mel::{normalize_window, LogMel};
+    let dev = Device::Cpu;
+    let dir = common::models().join("tiny.en");
+    let m = LoadedModel::load(&dir, &dev).expect("tiny.en (models/fetch.sh tiny.en)");
+    let tok = WhisperTokenizer::load(&dir.join("tokenizer.json")).expect("tokenizer");
+    let real = common::shared_real();
+    let mut audio = Vec::new();
+    for id in ["jfk", "lj_LJ001-0001", "lj_LJ001-0003"] {
+        let mut mel = LogMel::new(80);
+        let mut frames = Vec::new();
+        mel.push(&samples(&real.join(format!("mp4/{id}.mp4"))), &mut frames);
+        mel.flush(&mut frames);
+        audio.push(m.whisper.encoder.forward(&Tensor::from_vec(
+            normalize_window(&frames, 80),
+            (1, 80, 3000),
+            &dev,
+        )?)?);
+    }
+    let opts = DecodeOptions { beam_size: 1, without_timestamps: true, ..Default::default() };
+    let prompt = tok.encode(" Printing, Kennedy.");
+    let requests = [
+        DecodeRequest { audio: Tensor::cat(&[&audio[1], &audio[0]], 0)?, prompt: Vec::new(), opts: opts.clone() },
+        DecodeRequest { audio: audio[2].clone(), prompt: prompt.clone(), opts: opts.clone() },
+        DecodeRequest { audio: audio[2].clone(), prompt: Vec::new(), opts: opts.clone() },
+    ];
+    let together = decode_together(&m, &tok, &requests.iter().collect::<Vec<_>>(), 0);
+    let expect = [(vec![1, 0], Vec::new()), (vec![2], prompt), (vec![2], Vec::new())];
+    for (i, (r, (rows, prompt))) in together.into_iter().zip(expect).enumerate() {
+        let r = r?;
+        assert_eq!(r.len(), rows.len(), "request {i}");
+        for (got, &row) in r.iter().zip(&rows) {
+            m.whisper.decoder.forget_audio();
+            let alone = WindowDecoder::new(&m.whisper, &tok, &m.config, 0).decode(&audio[row], &prompt, 0.0, &opts)?;
+            assert!(!alone.tokens.is_empty());
+            assert_eq!(tok.decode(&got.tokens), tok.decode(&alone.tokens), "request {i}, window {row}");
+        }
+    }
+    Ok(())
+}
