@@ -587,7 +587,8 @@ fn transcribe_many(
         progress_bar(inputs.len() as u64, "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})")
     });
     let failed = AtomicUsize::new(0);
-    let batched = run.options.batch_size > 1;
+    // With an adapter a chunk's pictures and terms go with it, and it decodes alone.
+    let batched = run.options.batch_size > 1 && run.model.whisper.decoder.fusion().is_none();
     let share = batched.then(|| ShareConfig {
         rows: run.options.batch_size,
         wait: std::time::Duration::from_millis(run.pipeline.model.share_wait_ms),

@@ -112,7 +112,14 @@ fn serve(rx: &Receiver<Msg>, seats: &AtomicUsize, model: &LoadedModel, tok: &Whi
         }
         let requests: Vec<&DecodeRequest> = pending.iter().map(|(r, _)| r).collect();
         let t0 = Instant::now();
-        let results = on_pool(|| decode_together(model, tok, &requests, batches));
+        // A panic in the model fails this batch's inputs, not the run.
+        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            on_pool(|| decode_together(model, tok, &requests, batches))
+        }))
+        .unwrap_or_else(|_| {
+            let failed = || Err(candle_core::Error::Msg("internal error: decoding panicked".into()));
+            requests.iter().map(|_| failed()).collect()
+        });
         tracing::debug!(
             inputs = requests.len(),
             chunks = rows(&pending),
