@@ -472,7 +472,7 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let dir = loader::resolve(&args.model)?;
-    let device = model_device()?;
+    let device = model_device();
     let mut model = LoadedModel::load(&dir, &device)?;
     if let Some(path) = &args.adapter {
         let d = &model.config.dims;
@@ -645,11 +645,21 @@ fn transcribe_many(
 
 /// The device the model runs on: in a `--features cuda` build the first CUDA GPU when there is
 /// one (candle's operations throughout, the batched stage's windows one call), the CPU (and its
-/// own kernels) otherwise.
-fn model_device() -> anyhow::Result<candle_core::Device> {
-    let device = candle_core::Device::cuda_if_available(0)?;
-    if device.is_cuda() {
-        tracing::info!("model on CUDA GPU 0");
+/// own kernels) otherwise, also in a CUDA build on a machine without a usable GPU (candle's
+/// `cuda_if_available` fails there instead).
+fn model_device() -> candle_core::Device {
+    if !candle_core::utils::cuda_is_available() {
+        return candle_core::Device::Cpu;
     }
-    Ok(device)
+    match candle_core::Device::new_cuda(0) {
+        Ok(device) => {
+            tracing::info!("model on CUDA GPU 0");
+            device
+        }
+        Err(e) => {
+            let e = e.to_string();
+            tracing::warn!("no usable CUDA GPU ({}): the model runs on the CPU", e.lines().next().unwrap_or(""));
+            candle_core::Device::Cpu
+        }
+    }
 }
