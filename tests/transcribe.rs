@@ -335,3 +335,36 @@ fn a_partial_batch_goes_out_after_the_wait() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The path a GPU takes (candle's operations throughout: no packed or int8 products, no step
+/// path, batches encoded as one call), run on the CPU with `SUBTITLE_CANDLE_ONLY=1`: sequential
+/// with beams, and two inputs batched together, each word-perfect or near it, as the CPU's own
+/// kernels are.
+#[test]
+fn the_gpu_path_transcribes_as_the_cpu_kernels() {
+    let real = shared_real();
+    let dir = tempdir("candle-only");
+    let (jfk, lj) = (real.join("mp4/jfk.mp4"), real.join("mp4/lj_LJ001-0001.mp4"));
+    let run_candle = |args: &[&OsStr]| {
+        let o = bin().env("SUBTITLE_MODELS", models()).env("SUBTITLE_CANDLE_ONLY", "1").args(args).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let out = dir.join("jfk-beam.srt");
+    run_candle(&[jfk.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--ocr"), OsStr::new("off")]);
+    let reference = std::fs::read_to_string(real.join("refs/jfk.txt")).unwrap();
+    let hyp = subtitle::eval::subtitle_text(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(normalize(&hyp), normalize(&reference), "beam 5: {hyp}");
+
+    let mut args: Vec<&OsStr> = vec![jfk.as_os_str(), lj.as_os_str()];
+    args.extend(
+        ["--output-dir", dir.to_str().unwrap(), "--batch-size", "4", "--beam", "1", "--jobs", "2"].map(OsStr::new),
+    );
+    run_candle(&args);
+    for id in ["jfk", "lj_LJ001-0001"] {
+        let hyp = subtitle::eval::subtitle_text(&std::fs::read_to_string(dir.join(format!("{id}.srt"))).unwrap());
+        let reference = std::fs::read_to_string(real.join(format!("refs/{id}.txt"))).unwrap();
+        let e = errors(&reference, &hyp);
+        assert!(e.wer() <= 0.05, "{id} batched: WER {:.1}%: {hyp}", 100.0 * e.wer());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

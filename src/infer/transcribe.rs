@@ -467,7 +467,7 @@ impl TranscribeStage {
     /// Batched mode: decodes the chunks waiting, a batch at a time, while a batch is full (or
     /// waited long enough, or the input ended) and the on-screen text for it is known.
     fn run_batches(&mut self, finishing: bool, out: &mut Vec<Transcript>) -> Result<()> {
-        if self.model.whisper.device().is_cpu() {
+        if crate::model::own_kernels(self.model.whisper.device()) {
             // A chunk at a time as soon as it is cut: as fast on a CPU as a batch, without a
             // batch's activations, and while the input is still being decoded.
             for i in 0..self.chunks.len() {

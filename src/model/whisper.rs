@@ -15,8 +15,8 @@ use crate::model::config::Dims;
 use crate::model::fusion::Fusion;
 use crate::model::int8::Int8Matrix;
 use crate::model::projection::{PackedMatrix, Precision};
-use crate::model::simd;
 use crate::model::step::{self, HalfKeysValues, Norm, StepCache};
+use crate::model::{own_kernels, simd};
 
 /// Products with at most this many rows use the packed copy of a decoder weight.
 const HALF_MAX_ROWS: usize = 16;
@@ -87,7 +87,7 @@ impl Linear {
     /// -0.57 to +0.57 points across tiny.en / base, greedy / beam 5 (base beam 5 12.36 -> 12.93,
     /// tiny.en beam 5 11.79 -> 11.22, base greedy 19.46 -> 19.18, tiny.en greedy 9.66 both).
     fn with_half(mut self) -> Result<Self> {
-        if !self.device.is_cpu() {
+        if !own_kernels(&self.device) {
             // A GPU's products are candle's, a few rows or many.
             return Ok(self);
         }
@@ -103,7 +103,7 @@ impl Linear {
     /// an int8 one (the encoder's layers and the audio's keys and values, never trained through).
     /// The f32 copy would be 28 MB of tiny's resident memory, 76 of base's.
     fn int8_only(mut self) -> Result<Self> {
-        if self.device.is_cpu() {
+        if own_kernels(&self.device) {
             let wt = self.wt()?;
             let (n_in, n_out) = wt.dims2()?;
             self.int8 = Some(Int8Matrix::new(&wt.flatten_all()?.to_vec1::<f32>()?, n_in, n_out));
@@ -284,7 +284,7 @@ impl MultiHeadAttention {
     /// `attend` without a mask over a long sequence (the audio encoder's): on the CPU a block
     /// of queries at a time (`model::attention`), without candle's (head, ctx, ctx) scores.
     fn attend_long(&self, x: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-        if !x.device().is_cpu() || x.track_op() || x.dtype() != DType::F32 {
+        if !own_kernels(x.device()) || x.track_op() || x.dtype() != DType::F32 {
             return self.attend(x, k, v, None);
         }
         let dh = x.dim(2)? / self.n_head;
@@ -487,8 +487,11 @@ impl AudioEncoder {
         let c2 = Conv1dConfig { padding: 1, stride: 2, ..Default::default() };
         let conv1 = candle_nn::conv1d(dims.n_mels, n, 3, c1, vb.pp("conv1"))?;
         let conv2 = candle_nn::conv1d(n, n, 3, c2, vb.pp("conv2"))?;
-        let frame_convs =
-            if vb.device().is_cpu() { Some((FrameConv::new(&conv1, 1)?, FrameConv::new(&conv2, 2)?)) } else { None };
+        let frame_convs = if own_kernels(vb.device()) {
+            Some((FrameConv::new(&conv1, 1)?, FrameConv::new(&conv2, 2)?))
+        } else {
+            None
+        };
         Ok(Self {
             conv1,
             conv2,
@@ -585,11 +588,20 @@ impl DecoderState {
 /// Each decoder layer's keys and values of one window's audio, by the audio tensor's id.
 type AudioKeysValues = (candle_core::TensorId, Vec<(Tensor, Tensor)>);
 
+/// The token embedding, which is also the output projection (tied weights).
+#[derive(Debug, Clone)]
+enum TokenEmbedding {
+    /// Own kernels: packed f16, for embeddings and logits a few rows at a time.
+    Packed(Arc<PackedMatrix>),
+    /// candle's operations (a GPU): (vocab, state) in f32 on the model's device.
+    Tensor(Tensor),
+}
+
 /// Whisper's text decoder.
 #[derive(Debug, Clone)]
 pub struct TextDecoder {
     /// The token embedding, which is also the output projection (tied weights).
-    token_embedding: Arc<PackedMatrix>,
+    token_embedding: TokenEmbedding,
     /// The same embedding in f32, made on first use by training's backward pass.
     token_embedding_f32: Arc<OnceLock<Tensor>>,
     positional_embedding: Tensor,
@@ -611,19 +623,23 @@ pub struct TextDecoder {
 impl TextDecoder {
     pub fn load(vb: VarBuilder, dims: &Dims) -> Result<Self> {
         let (n, h) = (dims.n_text_state, dims.n_text_head);
-        // Straight from f16 into its packed form: never the whole embedding in f32.
-        let emb =
-            vb.get_with_hints_dtype((dims.n_vocab, n), "token_embedding.weight", Default::default(), DType::F16)?;
-        // Read in place and let go before the layers load: a copy of it (40 MB for tiny) beside
-        // the layers' transient f32 weights set the peak of a whole run.
-        let token_embedding = simd::with_f16_slice(&emb.contiguous()?, |emb| {
-            PackedMatrix::from_f16(emb, dims.n_vocab, n, Precision::default())
-        })?;
-        drop(emb);
+        let token_embedding = if own_kernels(vb.device()) {
+            // Straight from f16 into its packed form: never the whole embedding in f32.
+            let emb =
+                vb.get_with_hints_dtype((dims.n_vocab, n), "token_embedding.weight", Default::default(), DType::F16)?;
+            // Read in place and let go before the layers load: a copy of it (40 MB for tiny)
+            // beside the layers' transient f32 weights set the peak of a whole run.
+            let packed = simd::with_f16_slice(&emb.contiguous()?, |emb| {
+                PackedMatrix::from_f16(emb, dims.n_vocab, n, Precision::default())
+            })?;
+            TokenEmbedding::Packed(Arc::new(packed))
+        } else {
+            TokenEmbedding::Tensor(vb.get((dims.n_vocab, n), "token_embedding.weight")?)
+        };
         let positional_embedding = vb.get((dims.n_text_ctx, n), "positional_embedding")?;
         let ln = layer_norm(n, vb.pp("ln"))?;
         Ok(Self {
-            token_embedding: Arc::new(token_embedding),
+            token_embedding,
             token_embedding_f32: Arc::new(OnceLock::new()),
             positions_f32: positional_embedding.flatten_all()?.to_vec1::<f32>()?,
             positional_embedding,
@@ -659,7 +675,12 @@ impl TextDecoder {
 
     /// The token embeddings of `ids`, (ids, state): the text in the fusion memory.
     pub fn embed(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
-        Tensor::from_vec(self.token_embedding.embed(ids), (ids.len(), self.positional_embedding.dim(1)?), device)
+        match &self.token_embedding {
+            TokenEmbedding::Packed(p) => {
+                Tensor::from_vec(p.embed(ids), (ids.len(), self.positional_embedding.dim(1)?), device)
+            }
+            TokenEmbedding::Tensor(e) => e.index_select(&Tensor::new(ids, e.device())?, 0)?.to_device(device),
+        }
     }
 
     /// A fresh state for `audio` (batch, audio_ctx, state).
@@ -670,7 +691,7 @@ impl TextDecoder {
     /// A fresh state for `audio`, the fused layers attending over `memory` (batch or 1,
     /// memory_len, state) from `Fusion::memory`; without an adapter the memory is not used.
     pub fn start_fused(&self, audio: &Tensor, memory: Option<&Tensor>) -> Result<DecoderState> {
-        let (cross_kv, cross_half) = if audio.dim(0)? > 1 && audio.device().is_cpu() && !audio.track_op() {
+        let (cross_kv, cross_half) = if audio.dim(0)? > 1 && own_kernels(audio.device()) && !audio.track_op() {
             // A batch of windows: their keys and values straight to f16 a layer at a time, for
             // the step path (in f32 they would be 18 MB a window for tiny, 37 MB for base).
             let half = |b: &ResidualBlock| -> Result<HalfKeysValues> {
@@ -752,7 +773,7 @@ impl TextDecoder {
     ) -> Result<Tensor> {
         let _enter = self.span.enter();
         let (rows, t) = tokens.dims2()?;
-        let stepped = rows <= STEP_MAX_ROWS && scores.is_none() && tokens.device().is_cpu();
+        let stepped = rows <= STEP_MAX_ROWS && scores.is_none() && own_kernels(tokens.device());
         if t == 1 && stepped {
             return self.step(&tokens.flatten_all()?.to_vec1::<u32>()?, state);
         }
@@ -775,11 +796,7 @@ impl TextDecoder {
         }
         let pos = self.positional_embedding.narrow(0, offset, t)?;
         let ids = tokens.flatten_all()?.to_vec1::<u32>()?;
-        let emb = Tensor::from_vec(
-            self.token_embedding.embed(&ids),
-            (tokens.dim(0)?, t, self.positional_embedding.dim(1)?),
-            tokens.device(),
-        )?;
+        let emb = self.embed(&ids, tokens.device())?.reshape((tokens.dim(0)?, t, self.positional_embedding.dim(1)?))?;
         let mut x = emb.broadcast_add(&pos)?;
         let mask = if t > 1 { Some(causal_mask(t, offset, x.device())?) } else { None };
         for (i, b) in self.blocks.iter().enumerate() {
@@ -843,7 +860,10 @@ impl TextDecoder {
             candle_core::bail!("{rows} tokens for a state of {} rows", cache.rows.len());
         }
         let scale = (dh as f64).powf(-0.5) as f32;
-        let mut x = self.token_embedding.embed(ids);
+        let TokenEmbedding::Packed(packed) = &self.token_embedding else {
+            candle_core::bail!("the step path needs the packed token embedding (own kernels)");
+        };
+        let mut x = packed.embed(ids);
         for row in x.chunks_exact_mut(d) {
             step::add(row, &self.positions_f32[offset * d..(offset + 1) * d]);
         }
@@ -881,15 +901,20 @@ impl TextDecoder {
 
     /// (batch, state) hidden states -> (batch, vocab) logits, in f32.
     pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
+        let packed = match &self.token_embedding {
+            TokenEmbedding::Packed(p) => p,
+            // candle's product; a gradient reaches `h` alone (the embedding is no variable).
+            TokenEmbedding::Tensor(e) => return h.to_dtype(DType::F32)?.matmul(&e.t()?),
+        };
         if h.track_op() {
             // Training: an op of candle's graph, so the gradient reaches the adapter.
-            let op = TiedLogits { emb: Arc::clone(&self.token_embedding), f32: Arc::clone(&self.token_embedding_f32) };
+            let op = TiedLogits { emb: Arc::clone(packed), f32: Arc::clone(&self.token_embedding_f32) };
             return h.to_dtype(DType::F32)?.contiguous()?.apply_op1(op);
         }
         let batch = h.dim(0)?;
         let hidden = h.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let logits = self.token_embedding.logits(&hidden, batch);
-        Tensor::from_vec(logits, (batch, self.token_embedding.vocab()), h.device())
+        let logits = packed.logits(&hidden, batch);
+        Tensor::from_vec(logits, (batch, packed.vocab()), h.device())
     }
 }
 
