@@ -271,7 +271,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     let mut pipeline = PipelineConfig::default_file();
     // Training reads no shot changes: only the stills.
     pipeline.video.fps = 0.0;
-    let ocr_on = args.ocr.map_or(pipeline.ocr.enabled, |s| s == Switch::On);
+    let ocr_on = args.ocr.map_or(ocr_by_default(&pipeline), |s| s == Switch::On);
     let ocr = ocr_on.then(|| pipeline.ocr.clone());
     if ocr_on {
         // Fail now, not per file, when Tesseract or its language data is missing.
@@ -351,6 +351,12 @@ fn models(cmd: ModelsCommand) -> anyhow::Result<()> {
 
 fn default_output(input: &Path, format: Format) -> PathBuf {
     input.with_extension(format.extension())
+}
+
+/// On-screen text unless asked otherwise: as the pipeline says, in a build that can read it (a
+/// build without the `ocr` feature fails only when `--ocr on` asks for it).
+fn ocr_by_default(pipeline: &PipelineConfig) -> bool {
+    pipeline.ocr.enabled && cfg!(feature = "ocr")
 }
 
 /// What every input of a run shares: settings, the model, the subtitle rules.
@@ -449,7 +455,7 @@ fn transcribe(args: RunArgs) -> anyhow::Result<()> {
         Some(p) => PipelineConfig::load(p)?,
         None => PipelineConfig::default_file(),
     };
-    let ocr_on = args.ocr.map_or(pipeline.ocr.enabled, |s| s == Switch::On) && pipeline.video.stills_fps > 0.0;
+    let ocr_on = args.ocr.map_or(ocr_by_default(&pipeline), |s| s == Switch::On) && pipeline.video.stills_fps > 0.0;
     if !ocr_on && args.adapter.is_none() {
         pipeline.video.stills_fps = 0.0;
     }

@@ -5,6 +5,7 @@
 //! that cannot be opened, has no audio stream, or fails to read part way (the error names the
 //! file and the media time reached).
 
+#[cfg(feature = "ffmpeg")]
 mod ffmpeg;
 pub mod resample;
 mod symphonia;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::time::Ts;
 
+#[cfg(feature = "ffmpeg")]
 pub use self::ffmpeg::FfmpegSource;
 pub use self::symphonia::SymphoniaSource;
 
@@ -116,5 +118,16 @@ pub fn open(path: &Path, video: &VideoSampling) -> Result<Box<dyn MediaSource>> 
             Err(e) => tracing::debug!("symphonia could not open {}: {e}; trying FFmpeg", path.display()),
         }
     }
+    open_container(path, video)
+}
+
+#[cfg(feature = "ffmpeg")]
+fn open_container(path: &Path, video: &VideoSampling) -> Result<Box<dyn MediaSource>> {
     Ok(Box::new(FfmpegSource::open(path, video)?))
+}
+
+#[cfg(not(feature = "ffmpeg"))]
+fn open_container(path: &Path, _: &VideoSampling) -> Result<Box<dyn MediaSource>> {
+    let plain = PLAIN_AUDIO.join(", ");
+    Err(Error::input(path, format!("this build reads plain audio only ({plain}): built without the `ffmpeg` feature")))
 }
