@@ -104,28 +104,36 @@ fn samples(path: &std::path::Path) -> Vec<f32> {
     o.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
+/// tiny.en, its tokenizer, and the encoder's output for three real clips (jfk, LJ001-0001,
+/// LJ001-0003), a window each, (1, 1500, state).
+fn tiny_and_three_clips() -> (LoadedModel, subtitle::infer::WhisperTokenizer, Vec<Tensor>) {
+    use subtitle::preprocess::mel::{normalize_window, LogMel};
+    let dev = Device::Cpu;
+    let dir = common::models().join("tiny.en");
+    let m = LoadedModel::load(&dir, &dev).expect("tiny.en (models/fetch.sh tiny.en)");
+    let tok = subtitle::infer::WhisperTokenizer::load(&dir.join("tokenizer.json")).expect("tokenizer");
+    let real = common::shared_real();
+    let audio = ["jfk", "lj_LJ001-0001", "lj_LJ001-0003"]
+        .iter()
+        .map(|id| {
+            let mut mel = LogMel::new(80);
+            let mut frames = Vec::new();
+            mel.push(&samples(&real.join(format!("mp4/{id}.mp4"))), &mut frames);
+            mel.flush(&mut frames);
+            m.whisper.encoder.forward(&Tensor::from_vec(normalize_window(&frames, 80), (1, 80, 3000), &dev).unwrap())
+        })
+        .collect::<candle_core::Result<_>>()
+        .unwrap();
+    (m, tok, audio)
+}
+
 /// Windows decoded as one batch (each with its own audio keys and values, their beams rows of
 /// one state) give each window the tokens it gets decoded alone, greedy and with beams.
 #[test]
 fn a_batch_of_windows_decodes_as_each_window_alone() -> candle_core::Result<()> {
     use subtitle::infer::decode::WindowDecoder;
-    use subtitle::infer::{DecodeOptions, WhisperTokenizer};
-    use subtitle::preprocess::mel::{normalize_window, LogMel};
-    let dev = Device::Cpu;
-    let dir = common::models().join("tiny.en");
-    let m = LoadedModel::load(&dir, &dev).expect("tiny.en (models/fetch.sh tiny.en)");
-    let tok = WhisperTokenizer::load(&dir.join("tokenizer.json")).expect("tokenizer");
-    let real = common::shared_real();
-    let mut windows = Vec::new();
-    for id in ["jfk", "lj_LJ001-0001", "lj_LJ001-0003"] {
-        let mut mel = LogMel::new(80);
-        let mut frames = Vec::new();
-        mel.push(&samples(&real.join(format!("mp4/{id}.mp4"))), &mut frames);
-        mel.flush(&mut frames);
-        windows.push(Tensor::from_vec(normalize_window(&frames, 80), (1, 80, 3000), &dev)?);
-    }
-    let alone: Vec<Tensor> =
-        windows.iter().map(|w| m.whisper.encoder.forward(w)).collect::<candle_core::Result<_>>()?;
+    use subtitle::infer::DecodeOptions;
+    let (m, tok, alone) = tiny_and_three_clips();
     let batch = Tensor::cat(&alone, 0)?;
     for beam_size in [1, 5] {
         let opts = DecodeOptions { beam_size, ..Default::default() };
@@ -157,25 +165,8 @@ fn a_batch_of_windows_decodes_as_each_window_alone() -> candle_core::Result<()> 
 fn requests_decoded_together_get_their_own_rows() -> candle_core::Result<()> {
     use subtitle::infer::decode::WindowDecoder;
     use subtitle::infer::shared::decode_together;
-    use subtitle::infer::{DecodeOptions, DecodeRequest, WhisperTokenizer};
-    use subtitle::preprocess::mel::{normalize_window, LogMel};
-    let dev = Device::Cpu;
-    let dir = common::models().join("tiny.en");
-    let m = LoadedModel::load(&dir, &dev).expect("tiny.en (models/fetch.sh tiny.en)");
-    let tok = WhisperTokenizer::load(&dir.join("tokenizer.json")).expect("tokenizer");
-    let real = common::shared_real();
-    let mut audio = Vec::new();
-    for id in ["jfk", "lj_LJ001-0001", "lj_LJ001-0003"] {
-        let mut mel = LogMel::new(80);
-        let mut frames = Vec::new();
-        mel.push(&samples(&real.join(format!("mp4/{id}.mp4"))), &mut frames);
-        mel.flush(&mut frames);
-        audio.push(m.whisper.encoder.forward(&Tensor::from_vec(
-            normalize_window(&frames, 80),
-            (1, 80, 3000),
-            &dev,
-        )?)?);
-    }
+    use subtitle::infer::{DecodeOptions, DecodeRequest};
+    let (m, tok, audio) = tiny_and_three_clips();
     let opts = DecodeOptions { beam_size: 1, without_timestamps: true, ..Default::default() };
     let prompt = tok.encode(" Printing, Kennedy.");
     let requests = [
