@@ -338,8 +338,8 @@ fn a_partial_batch_goes_out_after_the_wait() {
 
 /// The path a GPU takes (candle's operations throughout: no packed or int8 products, no step
 /// path, batches encoded as one call), run on the CPU with `SUBTITLE_CANDLE_ONLY=1`: sequential
-/// with beams, and two inputs batched together, each word-perfect or near it, as the CPU's own
-/// kernels are.
+/// with beams, and two inputs batched together (encoded and decoded as one batch), each
+/// word-perfect or near it, as the CPU's own kernels are.
 #[test]
 fn the_gpu_path_transcribes_as_the_cpu_kernels() {
     let real = shared_real();
@@ -348,6 +348,7 @@ fn the_gpu_path_transcribes_as_the_cpu_kernels() {
     let run_candle = |args: &[&OsStr]| {
         let o = bin().env("SUBTITLE_MODELS", models()).env("SUBTITLE_CANDLE_ONLY", "1").args(args).output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
     };
     let out = dir.join("jfk-beam.srt");
     run_candle(&[jfk.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--ocr"), OsStr::new("off")]);
@@ -355,11 +356,18 @@ fn the_gpu_path_transcribes_as_the_cpu_kernels() {
     let hyp = subtitle::eval::subtitle_text(&std::fs::read_to_string(&out).unwrap());
     assert_eq!(normalize(&hyp), normalize(&reference), "beam 5: {hyp}");
 
-    let mut args: Vec<&OsStr> = vec![jfk.as_os_str(), lj.as_os_str()];
+    let pipeline = dir.join("wait.toml");
+    let text = subtitle::pipeline::DEFAULT_FILE_PIPELINE.replace("share_wait_ms = 200", "share_wait_ms = 60000");
+    std::fs::write(&pipeline, text).unwrap();
+    let mut args: Vec<&OsStr> = vec![jfk.as_os_str(), lj.as_os_str(), OsStr::new("--pipeline"), pipeline.as_os_str()];
     args.extend(
-        ["--output-dir", dir.to_str().unwrap(), "--batch-size", "4", "--beam", "1", "--jobs", "2"].map(OsStr::new),
+        ["--output-dir", dir.to_str().unwrap(), "--batch-size", "4", "--beam", "1", "--jobs", "2", "-vv"]
+            .map(OsStr::new),
     );
-    run_candle(&args);
+    let log = run_candle(&args);
+    let plain: String = log.split('\u{1b}').map(|p| p.split_once('m').map_or(p, |(_, rest)| rest)).collect();
+    assert!(plain.contains("shared encode inputs=2"), "the two inputs were not encoded as one batch: {plain}");
+    assert!(plain.contains("shared batch inputs=2"), "the two inputs were not decoded as one batch: {plain}");
     for id in ["jfk", "lj_LJ001-0001"] {
         let hyp = subtitle::eval::subtitle_text(&std::fs::read_to_string(dir.join(format!("{id}.srt"))).unwrap());
         let reference = std::fs::read_to_string(real.join(format!("refs/{id}.txt"))).unwrap();

@@ -8,6 +8,6 @@ pub mod tokenizer;
 pub mod transcribe;
 
 pub use decode::{DecodeOptions, Task};
-pub use shared::{DecodeRequest, SharedDecode};
+pub use shared::{DecodeRequest, SharedModel};
 pub use tokenizer::WhisperTokenizer;
 pub use transcribe::{TranscribeOptions, TranscribeStage};

@@ -1,5 +1,5 @@
-//! Decoding shared by the model stages of inputs transcribed at the same time: the chunks of
-//! several files (or streams) that wait at once go through the decoder as one batch, so one pass
+//! The model shared by the model stages of inputs transcribed at the same time: the chunks of
+//! several files (or streams) that wait at once go through encoder and decoder as one batch, so one pass
 //! over the weights a step serves them all (faster-whisper's batched pipeline batches the chunks
 //! of one file only). The pipeline runner owns the thread that collects the requests
 //! (`pipeline::shared`); this module says what a request is and how requests decode together.
@@ -21,8 +21,31 @@ pub struct DecodeRequest {
 
 /// Where a model stage sends its batches when it shares the decoder with other inputs. A call
 /// blocks until the batch it joined is decoded; an error is that batch's (the stage stops).
-pub trait SharedDecode: Send + Sync {
+pub trait SharedModel: Send + Sync {
+    /// The encoder's output for `mel` (chunks, n_mels, frames).
+    fn encode(&self, mel: Tensor) -> Result<Tensor>;
     fn decode(&self, request: DecodeRequest) -> Result<Vec<DecodeResult>>;
+}
+
+/// Encodes the mel windows of `mels` (from different stages) with `model` as one batch; the
+/// encoding of each, in order.
+pub fn encode_together(model: &LoadedModel, mels: &[&Tensor]) -> Vec<Result<Tensor>> {
+    let encoded = Tensor::cat(mels, 0).and_then(|mel| {
+        // The last batch's audio keys and values are done with: not beside this encoder run.
+        model.whisper.decoder.forget_audio();
+        model.whisper.encoder.forward(&mel)
+    });
+    let mut from = 0;
+    mels.iter()
+        .map(|m| {
+            let n = m.dim(0)?;
+            from += n;
+            match &encoded {
+                Ok(all) => all.narrow(0, from - n, n),
+                Err(e) => Err(candle_core::Error::Msg(e.to_string())),
+            }
+        })
+        .collect()
 }
 
 /// Decodes `requests` (from different stages) with `model`: those with the same prompt and

@@ -14,7 +14,7 @@ use crate::infer::align::{limit_long_words, Aligner};
 use crate::infer::decode::{
     max_prompt_tokens, sot_sequence, DecodeOptions, DecodeResult, WindowDecoder, TIMESTAMP_STEP_S,
 };
-use crate::infer::shared::{DecodeRequest, SharedDecode};
+use crate::infer::shared::{DecodeRequest, SharedModel};
 use crate::infer::tokenizer::WhisperTokenizer;
 use crate::model::{LoadedModel, Whisper};
 use crate::pipeline::Stage;
@@ -112,7 +112,7 @@ pub struct TranscribeStage {
     scanned: usize,
     chunks: VecDeque<Chunk>,
     /// Batched mode: the decoder shared with the inputs transcribed alongside this one.
-    shared: Option<Box<dyn SharedDecode>>,
+    shared: Option<Box<dyn SharedModel>>,
 }
 
 /// A chunk of speech for batched decoding: absolute mel frames `start..end`, at most a window,
@@ -163,7 +163,7 @@ impl TranscribeStage {
 
     /// Batched mode decodes its chunks through `shared`, together with other inputs' chunks
     /// (chunks with a fusion memory still decode alone).
-    pub fn with_shared(mut self, shared: Box<dyn SharedDecode>) -> Self {
+    pub fn with_shared(mut self, shared: Box<dyn SharedModel>) -> Self {
         self.shared = Some(shared);
         self
     }
@@ -498,7 +498,7 @@ impl TranscribeStage {
 
     /// Batched mode: encodes `batch` as one batch, decodes the chunks that share a prompt (the
     /// context terms of their windows) as one batch, and emits their segments in order. Model
-    /// work runs on the compute pool; a call to the shared decoder waits off it, so the pool is
+    /// work runs on the compute pool; a call to the shared model waits off it, so the pool is
     /// free for the batch it joins.
     fn run_batch(&mut self, batch: &[Chunk], out: &mut Vec<Transcript>) -> Result<()> {
         let input = self.input.clone();
@@ -508,7 +508,10 @@ impl TranscribeStage {
         let t0 = std::time::Instant::now();
         let audio = match batch.iter().map(|c| c.audio.clone()).collect::<Option<Vec<Tensor>>>() {
             Some(encoded) => Tensor::cat(&encoded, 0).map_err(|e| err(&batch[0], e))?,
-            None => on_pool(|| self.encode(batch))?,
+            None => match &self.shared {
+                Some(shared) => shared.encode(self.mel_of(batch)?).map_err(|e| err(&batch[0], e))?,
+                None => on_pool(|| self.encode(batch))?,
+            },
         };
         let encode_ms = t0.elapsed().as_millis() as u64;
         let window = |c: &Chunk| Span::new(offset_of(c.start), offset_of(c.start + WINDOW_FRAMES));
@@ -579,17 +582,26 @@ impl TranscribeStage {
 
     /// The encoder's output for `chunks`, (chunks, audio_ctx, state).
     fn encode(&self, chunks: &[Chunk]) -> Result<Tensor> {
-        let err = |e| Error::Inference { path: self.input.clone(), at: offset_of(chunks[0].start), source: e };
+        let mel = self.mel_of(chunks)?;
+        // The last batch's audio keys and values are done with: not beside this encoder run.
+        self.model.whisper.decoder.forget_audio();
+        self.model.whisper.encoder.forward(&mel).map_err(|e| self.chunk_err(&chunks[0], e))
+    }
+
+    /// The mel windows of `chunks`, each padded to a window, (chunks, n_mels, frames).
+    fn mel_of(&self, chunks: &[Chunk]) -> Result<Tensor> {
         let mut mel = Vec::with_capacity(chunks.len() * self.n_mels * WINDOW_FRAMES);
         for c in chunks {
             let from = (c.start - self.base) * self.n_mels;
             mel.extend(normalize_chunk(&self.frames[from..(c.end - self.base) * self.n_mels], self.n_mels));
         }
         let device = self.model.whisper.device();
-        let mel = Tensor::from_vec(mel, (chunks.len(), self.n_mels, WINDOW_FRAMES), device).map_err(err)?;
-        // The last batch's audio keys and values are done with: not beside this encoder run.
-        self.model.whisper.decoder.forget_audio();
-        self.model.whisper.encoder.forward(&mel).map_err(err)
+        Tensor::from_vec(mel, (chunks.len(), self.n_mels, WINDOW_FRAMES), device)
+            .map_err(|e| self.chunk_err(&chunks[0], e))
+    }
+
+    fn chunk_err(&self, c: &Chunk, e: candle_core::Error) -> Error {
+        Error::Inference { path: self.input.clone(), at: offset_of(c.start), source: e }
     }
 
     /// Batched mode: the segments of chunk `c` from its decoding `r`, kept where there is speech,
@@ -886,7 +898,7 @@ impl Stage for TranscribeStage {
             self.scan(true);
             self.cut_chunks(true);
             let done = self.run_batches(true, out);
-            // No more batches: the shared decoder need not wait for this input.
+            // No more batches: the shared model need not wait for this input.
             self.shared = None;
             return done;
         }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use crate::context::Context;
 use crate::cue::{CueStage, Profile, Subtitle};
 use crate::error::{Error, Result};
-use crate::infer::{SharedDecode, TranscribeOptions, TranscribeStage, WhisperTokenizer};
+use crate::infer::{SharedModel, TranscribeOptions, TranscribeStage, WhisperTokenizer};
 use crate::model::LoadedModel;
-use crate::pipeline::shared::{spawn_shared_decoder, ShareConfig};
+use crate::pipeline::shared::{spawn_shared_batcher, ShareConfig};
 use crate::pipeline::{
     channel, first_error, spawn_merge_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, PipelineConfig,
     Shutdown,
@@ -40,7 +40,7 @@ pub struct FileJob {
     pub visual: Option<VisualStage>,
     pub shutdown: Shutdown,
     /// Batched mode: the decoder shared with the inputs run alongside ([`run_files`]).
-    pub shared: Option<Box<dyn SharedDecode>>,
+    pub shared: Option<Box<dyn SharedModel>>,
 }
 
 /// What a finished run reports.
@@ -176,7 +176,7 @@ pub fn run_files(
     std::thread::scope(|s| {
         let shared = batch.share.map(|cfg| {
             let cfg = ShareConfig { inputs: jobs, ..cfg };
-            spawn_shared_decoder(s, Arc::clone(&batch.model), Arc::clone(&batch.tokenizer), cfg).0
+            spawn_shared_batcher(s, Arc::clone(&batch.model), Arc::clone(&batch.tokenizer), cfg).0
         });
         // The workers' scope ends before the decoder is dropped: they borrow it.
         std::thread::scope(|w| {

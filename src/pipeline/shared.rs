@@ -1,5 +1,5 @@
-//! The decoder shared by the model stages of inputs run at the same time ([`SharedDecode`]):
-//! one thread collects their batches and decodes those waiting at once together.
+//! The model shared by the model stages of inputs run at the same time ([`SharedModel`]): one
+//! thread collects their batches and encodes, then decodes, those waiting at once together.
 //!
 //! Each stage has at most one batch in flight (its call blocks), so once every stage still
 //! running has sent one there is nothing more to wait for. Otherwise the thread waits up to
@@ -11,15 +11,16 @@ use std::sync::Arc;
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
+use candle_core::Tensor;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::infer::decode::DecodeResult;
-use crate::infer::shared::{decode_together, DecodeRequest, SharedDecode};
+use crate::infer::shared::{decode_together, encode_together, DecodeRequest, SharedModel};
 use crate::infer::transcribe::on_pool;
 use crate::infer::WhisperTokenizer;
 use crate::model::LoadedModel;
 
-/// How the shared decoder batches.
+/// How the shared model batches.
 #[derive(Debug, Clone, Copy)]
 pub struct ShareConfig {
     /// Stop waiting for other inputs once this many chunks wait (the batch size).
@@ -31,21 +32,23 @@ pub struct ShareConfig {
 }
 
 enum Msg {
+    /// Mel windows (chunks, n_mels, frames) to encode.
+    Encode(Tensor, Sender<candle_core::Result<Tensor>>),
     Decode(DecodeRequest, Sender<candle_core::Result<Vec<DecodeResult>>>),
     /// A seat was given up: perhaps every stage left has now sent its batch.
     Left,
 }
 
-/// Hands out seats at the shared decoder; the decoder's thread ends once this and every seat are
+/// Hands out seats at the shared model; its thread ends once this and every seat are
 /// dropped.
-pub struct SharedDecoder {
+pub struct SharedBatcher {
     tx: Sender<Msg>,
     seats: Arc<AtomicUsize>,
 }
 
-impl SharedDecoder {
+impl SharedBatcher {
     /// A seat for one model stage.
-    pub fn seat(&self) -> Box<dyn SharedDecode> {
+    pub fn seat(&self) -> Box<dyn SharedModel> {
         self.seats.fetch_add(1, Ordering::SeqCst);
         Box::new(Seat { tx: self.tx.clone(), seats: Arc::clone(&self.seats) })
     }
@@ -56,13 +59,24 @@ struct Seat {
     seats: Arc<AtomicUsize>,
 }
 
-impl SharedDecode for Seat {
-    fn decode(&self, request: DecodeRequest) -> candle_core::Result<Vec<DecodeResult>> {
+impl Seat {
+    /// Sends the message `msg` makes of a reply channel, and waits for the reply.
+    fn call<R>(&self, msg: impl FnOnce(Sender<candle_core::Result<R>>) -> Msg) -> candle_core::Result<R> {
         // One reply, to a stage waiting for it.
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let gone = || candle_core::Error::Msg("the shared decoder stopped".into());
-        self.tx.send(Msg::Decode(request, reply)).map_err(|_| gone())?;
+        let gone = || candle_core::Error::Msg("the shared model stopped".into());
+        self.tx.send(msg(reply)).map_err(|_| gone())?;
         answer.recv().map_err(|_| gone())?
+    }
+}
+
+impl SharedModel for Seat {
+    fn encode(&self, mel: Tensor) -> candle_core::Result<Tensor> {
+        self.call(|reply| Msg::Encode(mel, reply))
+    }
+
+    fn decode(&self, request: DecodeRequest) -> candle_core::Result<Vec<DecodeResult>> {
+        self.call(|reply| Msg::Decode(request, reply))
     }
 }
 
@@ -74,61 +88,89 @@ impl Drop for Seat {
     }
 }
 
-/// Starts the shared decoder of `model` on a thread of `scope`.
-pub fn spawn_shared_decoder<'s, 'e: 's>(
+/// Starts the shared model stage of `model` on a thread of `scope`.
+pub fn spawn_shared_batcher<'s, 'e: 's>(
     scope: &'s Scope<'s, 'e>,
     model: Arc<LoadedModel>,
     tok: Arc<WhisperTokenizer>,
     cfg: ShareConfig,
-) -> (SharedDecoder, ScopedJoinHandle<'s, ()>) {
+) -> (SharedBatcher, ScopedJoinHandle<'s, ()>) {
     // Each stage sends one batch at a time and waits for it, then perhaps its `Left`.
     let (tx, rx) = crossbeam_channel::bounded(2 * cfg.inputs.max(1));
     let seats = Arc::new(AtomicUsize::new(0));
-    let decoder = SharedDecoder { tx, seats: Arc::clone(&seats) };
+    let decoder = SharedBatcher { tx, seats: Arc::clone(&seats) };
     let handle = std::thread::Builder::new()
-        .name("shared-decoder".into())
+        .name("shared-model".into())
         .spawn_scoped(scope, move || serve(&rx, &seats, &model, &tok, cfg))
         .expect("spawning a thread");
     (decoder, handle)
 }
 
 fn serve(rx: &Receiver<Msg>, seats: &AtomicUsize, model: &LoadedModel, tok: &WhisperTokenizer, cfg: ShareConfig) {
-    let mut pending: Vec<(DecodeRequest, Sender<candle_core::Result<Vec<DecodeResult>>>)> = Vec::new();
+    let mut pending: Vec<Msg> = Vec::new();
     let mut batches = 0u64;
+    let rows = |p: &[Msg]| -> usize {
+        p.iter()
+            .map(|m| match m {
+                Msg::Encode(mel, _) => mel.dim(0).unwrap_or(1),
+                Msg::Decode(r, _) => r.audio.dim(0).unwrap_or(1),
+                Msg::Left => 0,
+            })
+            .sum()
+    };
     loop {
         match rx.recv() {
-            Ok(Msg::Decode(r, reply)) => pending.push((r, reply)),
             Ok(Msg::Left) => continue,
+            Ok(m) => pending.push(m),
             Err(_) => return,
         }
         let deadline = Instant::now() + cfg.wait;
-        let rows = |p: &[(DecodeRequest, _)]| p.iter().map(|(r, _)| r.audio.dim(0).unwrap_or(1)).sum::<usize>();
         while pending.len() < seats.load(Ordering::SeqCst) && rows(&pending) < cfg.rows {
             match rx.recv_deadline(deadline) {
-                Ok(Msg::Decode(r, reply)) => pending.push((r, reply)),
                 Ok(Msg::Left) => {}
+                Ok(m) => pending.push(m),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        let requests: Vec<&DecodeRequest> = pending.iter().map(|(r, _)| r).collect();
         let t0 = Instant::now();
-        // A panic in the model fails this batch's inputs, not the run.
-        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            on_pool(|| decode_together(model, tok, &requests, batches))
-        }))
-        .unwrap_or_else(|_| {
-            let failed = || Err(candle_core::Error::Msg("internal error: decoding panicked".into()));
-            requests.iter().map(|_| failed()).collect()
-        });
-        tracing::debug!(
-            inputs = requests.len(),
-            chunks = rows(&pending),
-            decode_ms = t0.elapsed().as_millis() as u64,
-            "shared batch"
-        );
-        for ((_, reply), r) in pending.drain(..).zip(results) {
-            let _ = reply.send(r);
+        let (mut encodes, mut decodes) = (Vec::new(), Vec::new());
+        for m in pending.drain(..) {
+            match m {
+                Msg::Encode(mel, reply) => encodes.push((mel, reply)),
+                Msg::Decode(r, reply) => decodes.push((r, reply)),
+                Msg::Left => {}
+            }
+        }
+        if !encodes.is_empty() {
+            let mels: Vec<&Tensor> = encodes.iter().map(|(m, _)| m).collect();
+            let results = guarded(mels.len(), || encode_together(model, &mels));
+            tracing::debug!(inputs = mels.len(), ms = t0.elapsed().as_millis() as u64, "shared encode");
+            for ((_, reply), r) in encodes.into_iter().zip(results) {
+                let _ = reply.send(r);
+            }
+        }
+        if !decodes.is_empty() {
+            let t0 = Instant::now();
+            let requests: Vec<&DecodeRequest> = decodes.iter().map(|(r, _)| r).collect();
+            let results = guarded(requests.len(), || decode_together(model, tok, &requests, batches));
+            let chunks: usize = requests.iter().map(|r| r.audio.dim(0).unwrap_or(1)).sum();
+            let decode_ms = t0.elapsed().as_millis() as u64;
+            tracing::debug!(inputs = requests.len(), chunks, decode_ms, "shared batch");
+            for ((_, reply), r) in decodes.into_iter().zip(results) {
+                let _ = reply.send(r);
+            }
         }
         batches += 1;
     }
+}
+
+/// `f`'s `n` results, run on the compute pool; a panic in the model fails them all with an
+/// error, not the run.
+fn guarded<T>(n: usize, f: impl FnOnce() -> Vec<candle_core::Result<T>> + Send) -> Vec<candle_core::Result<T>>
+where
+    T: Send,
+{
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_pool(f))).unwrap_or_else(|_| {
+        (0..n).map(|_| Err(candle_core::Error::Msg("internal error: the model panicked".into()))).collect()
+    })
 }
