@@ -220,11 +220,15 @@ fn main() {
         None => transcribe(cli.run),
     };
     if let Err(e) = result {
-        // One line: the error and its causes.
-        let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-        eprintln!("error: {}", msg.replace('\n', " "));
+        eprintln!("{}", error_line(&e));
         std::process::exit(2);
     }
+}
+
+/// An error and its causes on one line.
+fn error_line(e: &anyhow::Error) -> String {
+    let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+    format!("error: {}", msg.replace('\n', " "))
 }
 
 /// `subtitle check`; true when the file keeps every rule.
@@ -588,7 +592,6 @@ fn transcribe_many(
     shutdown: Shutdown,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let output_of: std::collections::HashMap<&PathBuf, &PathBuf> = inputs.iter().zip(outputs).collect();
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         progress_bar(inputs.len() as u64, "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})")
     });
@@ -608,12 +611,12 @@ fn transcribe_many(
         share,
         shutdown: shutdown.clone(),
     };
-    let make = |input: &Path, shutdown: Shutdown| {
-        let source = subtitle::source::open(input, &run.pipeline.video)?;
-        let output = output_of.get(&input.to_path_buf()).map(|o| o.to_path_buf()).expect("every input has an output");
-        run.job(input, source, output, shutdown)
+    let make = |i: usize, shutdown: Shutdown| {
+        let source = subtitle::source::open(&inputs[i], &run.pipeline.video)?;
+        run.job(&inputs[i], source, outputs[i].clone(), shutdown)
     };
-    let done = |input: &Path, result: subtitle::error::Result<FileSummary>| {
+    let done = |i: usize, result: subtitle::error::Result<FileSummary>| {
+        let input = &inputs[i];
         let line = match result {
             Ok(summary) => {
                 tracing::info!(cues = summary.cues, language = ?summary.language, "{} done", input.display());
@@ -622,8 +625,7 @@ fn transcribe_many(
             Err(Error::Interrupted) => None,
             Err(e) => {
                 failed.fetch_add(1, Ordering::SeqCst);
-                let msg = anyhow::Error::from(e).chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-                Some(format!("error: {}", msg.replace('\n', " ")))
+                Some(error_line(&e.into()))
             }
         };
         match (&bar, line) {

@@ -30,11 +30,7 @@ pub trait SharedModel: Send + Sync {
 /// Encodes the mel windows of `mels` (from different stages) with `model` as one batch; the
 /// encoding of each, in order.
 pub fn encode_together(model: &LoadedModel, mels: &[&Tensor]) -> Vec<Result<Tensor>> {
-    let encoded = Tensor::cat(mels, 0).and_then(|mel| {
-        // The last batch's audio keys and values are done with: not beside this encoder run.
-        model.whisper.decoder.forget_audio();
-        model.whisper.encoder.forward(&mel)
-    });
+    let encoded = Tensor::cat(mels, 0).and_then(|mel| model.whisper.encode(&mel));
     let mut from = 0;
     mels.iter()
         .map(|m| {

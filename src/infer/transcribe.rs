@@ -220,10 +220,8 @@ impl TranscribeStage {
         let device = self.model.whisper.device().clone();
         let mel = Tensor::from_vec(mel, (1, self.n_mels, WINDOW_FRAMES), &device).map_err(|e| self.err(e))?;
         let model = Arc::clone(&self.model);
-        // The last window's audio keys and values are done with: not beside this encoder run.
-        model.whisper.decoder.forget_audio();
         let t0 = std::time::Instant::now();
-        let audio = model.whisper.encoder.forward(&mel).map_err(|e| self.err(e))?;
+        let audio = model.whisper.encode(&mel).map_err(|e| self.err(e))?;
         let encode_ms = t0.elapsed().as_millis() as u64;
         let window = Span::new(offset_of(self.seek), offset_of(self.seek + WINDOW_FRAMES));
         let memory = self.memory(window).map_err(|e| self.err(e))?;
@@ -501,32 +499,30 @@ impl TranscribeStage {
     /// work runs on the compute pool; a call to the shared model waits off it, so the pool is
     /// free for the batch it joins.
     fn run_batch(&mut self, batch: &[Chunk], out: &mut Vec<Transcript>) -> Result<()> {
-        let input = self.input.clone();
-        let err = |c: &Chunk, e| Error::Inference { path: input.clone(), at: offset_of(c.start), source: e };
         let model = Arc::clone(&self.model);
         let device = model.whisper.device().clone();
         let t0 = std::time::Instant::now();
         let audio = match batch.iter().map(|c| c.audio.clone()).collect::<Option<Vec<Tensor>>>() {
-            Some(encoded) => Tensor::cat(&encoded, 0).map_err(|e| err(&batch[0], e))?,
+            Some(encoded) => Tensor::cat(&encoded, 0).map_err(|e| self.chunk_err(&batch[0], e))?,
             None => match &self.shared {
-                Some(shared) => shared.encode(self.mel_of(batch)?).map_err(|e| err(&batch[0], e))?,
+                Some(shared) => shared.encode(self.mel_of(batch)?).map_err(|e| self.chunk_err(&batch[0], e))?,
                 None => on_pool(|| self.encode(batch))?,
             },
         };
         let encode_ms = t0.elapsed().as_millis() as u64;
         let window = |c: &Chunk| Span::new(offset_of(c.start), offset_of(c.start + WINDOW_FRAMES));
         if self.opts.decode.language.is_none() && model.whisper.dims.is_multilingual() {
-            let first = audio.narrow(0, 0, 1).map_err(|e| err(&batch[0], e))?;
-            let memory = self.memory(window(&batch[0])).map_err(|e| err(&batch[0], e))?;
+            let first = audio.narrow(0, 0, 1).map_err(|e| self.chunk_err(&batch[0], e))?;
+            let memory = self.memory(window(&batch[0])).map_err(|e| self.chunk_err(&batch[0], e))?;
             let decoder = WindowDecoder::new(&model.whisper, &self.tok, &model.config, 0).with_memory(memory);
-            let (lang, p) = on_pool(|| decoder.detect_language(&first)).map_err(|e| err(&batch[0], e))?;
+            let (lang, p) = on_pool(|| decoder.detect_language(&first)).map_err(|e| self.chunk_err(&batch[0], e))?;
             self.settle_language(lang, p);
         }
         // Chunks with the same prompt decode together; one with a fusion memory decodes alone.
         let mut groups: Vec<(Vec<u32>, Option<Tensor>, Vec<usize>)> = Vec::new();
         for (i, c) in batch.iter().enumerate() {
             let prompt = self.context.prompt(window(c), &self.tok);
-            let memory = self.memory(window(c)).map_err(|e| err(c, e))?;
+            let memory = self.memory(window(c)).map_err(|e| self.chunk_err(c, e))?;
             match groups.iter_mut().find(|g| memory.is_none() && g.1.is_none() && g.0 == prompt) {
                 Some(g) => g.2.push(i),
                 None => groups.push((prompt, memory, vec![i])),
@@ -545,7 +541,7 @@ impl TranscribeStage {
                 let idx: Vec<u32> = members.iter().map(|&i| i as u32).collect();
                 Tensor::new(idx.as_slice(), &device)
                     .and_then(|idx| audio.index_select(&idx, 0))
-                    .map_err(|e| err(c, e))?
+                    .map_err(|e| self.chunk_err(c, e))?
             };
             let seed = self.opts.decode.seed ^ self.windows as u64;
             let rs = match &self.shared {
@@ -558,7 +554,7 @@ impl TranscribeStage {
                         .decode_batch_with_fallback(&part, prompt, &opts)
                 }),
             }
-            .map_err(|e| err(c, e))?;
+            .map_err(|e| self.chunk_err(c, e))?;
             for (&i, r) in members.iter().zip(rs) {
                 results[i] = Some(r);
             }
@@ -569,7 +565,7 @@ impl TranscribeStage {
         tracing::debug!(chunks = %spans.join(" "), groups = groups.len(), encode_ms, decode_ms, "batch");
         for (i, (c, r)) in batch.iter().zip(results).enumerate() {
             let r = r.expect("every chunk decoded");
-            let audio = audio.narrow(0, i, 1).map_err(|e| err(c, e))?;
+            let audio = audio.narrow(0, i, 1).map_err(|e| self.chunk_err(c, e))?;
             let memory = groups.iter().find(|g| g.2.contains(&i)).and_then(|g| g.1.clone());
             let rest = on_pool(|| self.emit_chunk(c, &r, &audio, memory.as_ref(), out))?;
             if let Some(rest) = rest {
@@ -583,9 +579,7 @@ impl TranscribeStage {
     /// The encoder's output for `chunks`, (chunks, audio_ctx, state).
     fn encode(&self, chunks: &[Chunk]) -> Result<Tensor> {
         let mel = self.mel_of(chunks)?;
-        // The last batch's audio keys and values are done with: not beside this encoder run.
-        self.model.whisper.decoder.forget_audio();
-        self.model.whisper.encoder.forward(&mel).map_err(|e| self.chunk_err(&chunks[0], e))
+        self.model.whisper.encode(&mel).map_err(|e| self.chunk_err(&chunks[0], e))
     }
 
     /// The mel windows of `chunks`, each padded to a window, (chunks, n_mels, frames).

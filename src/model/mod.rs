@@ -14,6 +14,8 @@ mod step;
 pub mod whisper;
 
 pub use config::{Dims, ModelConfig};
+pub use loader::LoadedModel;
+pub use whisper::Whisper;
 
 /// Whether work on `device` goes through the project's own CPU kernels (packed f16 and int8
 /// products, the blocked attention, the decoder's step path): on the CPU, unless
@@ -23,5 +25,3 @@ pub fn own_kernels(device: &candle_core::Device) -> bool {
     static CANDLE_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     device.is_cpu() && !*CANDLE_ONLY.get_or_init(|| std::env::var_os("SUBTITLE_CANDLE_ONLY").is_some_and(|v| v == "1"))
 }
-pub use loader::LoadedModel;
-pub use whisper::Whisper;

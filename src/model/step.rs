@@ -366,8 +366,8 @@ fn attend_group(qs: &[&[f32]], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out:
     let blocks = || (0..ctx).step_by(KEY_BLOCK).map(|j| j..(j + KEY_BLOCK).min(ctx));
     #[cfg(target_arch = "x86_64")]
     let fast = dh.is_multiple_of(8) && simd::has_avx2_f16c();
-    // The plain path's key or value in f32.
-    let mut row = vec![0f32; dh];
+    // The plain path's key or value in f32 (the AVX2 kernels convert in registers).
+    let mut row = Vec::new();
     for b in blocks() {
         let k = &k[b.start * dh..b.end * dh];
         for (q, s) in qs.iter().zip(scores.chunks_exact_mut(ctx)) {
@@ -379,6 +379,7 @@ fn attend_group(qs: &[&[f32]], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out:
                 unsafe { dots_avx2(q, k, s) };
                 continue;
             }
+            row.resize(dh, 0.0);
             for (kj, s) in k.chunks_exact(dh).zip(s.iter_mut()) {
                 half::slice::HalfFloatSliceExt::convert_to_f32_slice(kj, &mut row);
                 *s = simd::dot(q, &row);
@@ -399,6 +400,7 @@ fn attend_group(qs: &[&[f32]], k: &[f16], v: &[f16], scores: &mut Vec<f32>, out:
                 unsafe { weighted_sum_avx2(p, v, o) };
                 continue;
             }
+            row.resize(dh, 0.0);
             for (vj, &p) in v.chunks_exact(dh).zip(p) {
                 half::slice::HalfFloatSliceExt::convert_to_f32_slice(vj, &mut row);
                 for (o, &x) in o.iter_mut().zip(&row) {

@@ -990,6 +990,14 @@ impl Whisper {
     pub fn device(&self) -> &Device {
         self.decoder.positional_embedding.device()
     }
+
+    /// The encoder's output for the mel windows `mel` (windows, n_mels, frames) at inference.
+    /// The decoder's keys and values of the last window are let go first: they are done with,
+    /// and would sit beside this encoder run.
+    pub fn encode(&self, mel: &Tensor) -> Result<Tensor> {
+        self.decoder.forget_audio();
+        self.encoder.forward(mel)
+    }
 }
 
 #[cfg(test)]

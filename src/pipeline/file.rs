@@ -1,6 +1,6 @@
 //! The file pipeline: decode -> preprocess -> model -> cues -> sink, one thread a stage.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -163,42 +163,42 @@ pub struct FileBatch<'a> {
     pub shutdown: Shutdown,
 }
 
-/// Runs `batch`: `make` opens an input and builds its job (an error is that input's), `done` is
-/// told each input's result as it ends. One input failing does not stop the others; Ctrl-C
+/// Runs `batch`: `make` opens input `i` of `batch.inputs` and builds its job (an error is that
+/// input's), `done` is told each input's result as it ends. One input failing does not stop the others; Ctrl-C
 /// stops them all, and no input starts after it.
 pub fn run_files(
     batch: FileBatch,
-    make: impl Fn(&Path, Shutdown) -> Result<FileJob> + Sync,
-    done: impl Fn(&Path, Result<FileSummary>) + Sync,
+    make: impl Fn(usize, Shutdown) -> Result<FileJob> + Sync,
+    done: impl Fn(usize, Result<FileSummary>) + Sync,
 ) {
     let next = AtomicUsize::new(0);
     let jobs = batch.jobs.clamp(1, batch.inputs.len().max(1));
     std::thread::scope(|s| {
         let shared = batch.share.map(|cfg| {
             let cfg = ShareConfig { inputs: jobs, ..cfg };
-            spawn_shared_batcher(s, Arc::clone(&batch.model), Arc::clone(&batch.tokenizer), cfg).0
+            spawn_shared_batcher(s, Arc::clone(&batch.model), Arc::clone(&batch.tokenizer), cfg)
         });
-        // The workers' scope ends before the decoder is dropped: they borrow it.
+        // The workers' scope ends before the shared model is dropped: they borrow it.
         std::thread::scope(|w| {
             for i in 0..jobs {
                 let (next, shared, make, done, batch) = (&next, &shared, &make, &done, &batch);
                 std::thread::Builder::new()
                     .name(format!("input-{i}"))
                     .spawn_scoped(w, move || loop {
-                        let Some(input) = batch.inputs.get(next.fetch_add(1, Ordering::SeqCst)) else { return };
-                        if batch.shutdown.is_raised() {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        if i >= batch.inputs.len() || batch.shutdown.is_raised() {
                             return;
                         }
-                        let result = make(input, batch.shutdown.child()).and_then(|mut job| {
+                        let result = make(i, batch.shutdown.child()).and_then(|mut job| {
                             job.shared = shared.as_ref().map(|d| d.seat());
                             run_file(job, |_, _| {})
                         });
-                        done(input, result);
+                        done(i, result);
                     })
                     .expect("spawning a thread");
             }
         });
-        // Its thread ends once the decoder and every seat are gone.
+        // Its thread ends once the batcher and every seat are gone.
         drop(shared);
     });
 }

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::{Scope, ScopedJoinHandle};
+use std::thread::Scope;
 use std::time::{Duration, Instant};
 
 use candle_core::Tensor;
@@ -83,27 +83,27 @@ impl SharedModel for Seat {
 impl Drop for Seat {
     fn drop(&mut self) {
         self.seats.fetch_sub(1, Ordering::SeqCst);
-        // Only a wake-up: when the queue is full, the decoder has messages to wake it anyway.
+        // Only a wake-up: when the queue is full, the thread has messages to wake it anyway.
         let _ = self.tx.try_send(Msg::Left);
     }
 }
 
-/// Starts the shared model stage of `model` on a thread of `scope`.
+/// Starts the shared model stage of `model` on a thread of `scope`, which joins it.
 pub fn spawn_shared_batcher<'s, 'e: 's>(
     scope: &'s Scope<'s, 'e>,
     model: Arc<LoadedModel>,
     tok: Arc<WhisperTokenizer>,
     cfg: ShareConfig,
-) -> (SharedBatcher, ScopedJoinHandle<'s, ()>) {
+) -> SharedBatcher {
     // Each stage sends one batch at a time and waits for it, then perhaps its `Left`.
     let (tx, rx) = crossbeam_channel::bounded(2 * cfg.inputs.max(1));
     let seats = Arc::new(AtomicUsize::new(0));
-    let decoder = SharedBatcher { tx, seats: Arc::clone(&seats) };
-    let handle = std::thread::Builder::new()
+    let batcher = SharedBatcher { tx, seats: Arc::clone(&seats) };
+    std::thread::Builder::new()
         .name("shared-model".into())
         .spawn_scoped(scope, move || serve(&rx, &seats, &model, &tok, cfg))
         .expect("spawning a thread");
-    (decoder, handle)
+    batcher
 }
 
 fn serve(rx: &Receiver<Msg>, seats: &AtomicUsize, model: &LoadedModel, tok: &WhisperTokenizer, cfg: ShareConfig) {
