@@ -11,8 +11,8 @@ use std::path::Path;
 use candle_core::{Device, IndexOp, Tensor};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use subtitle::cue::{CueStage, Profile};
+use subtitle::flow::Stage;
 use subtitle::model::LoadedModel;
-use subtitle::pipeline::Stage;
 use subtitle::preprocess::mel::LogMel;
 use subtitle::segment::{Segment, Transcript, Word};
 use subtitle::time::{Span, Ts};
@@ -20,7 +20,8 @@ use subtitle::time::{Span, Ts};
 fn tiny() -> LoadedModel {
     subtitle::tune_allocator();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny.en");
-    LoadedModel::load(&dir, &Device::Cpu).expect("tiny.en: run models/fetch.sh tiny.en")
+    let options = subtitle::weights::LoadOptions::inference(&Device::Cpu);
+    subtitle::weights::load_whisper(&dir, &Device::Cpu, options).expect("tiny.en: run models/fetch.sh tiny.en")
 }
 
 fn mel(c: &mut Criterion) {
@@ -44,7 +45,7 @@ fn model(c: &mut Criterion) {
     let mut g = c.benchmark_group("tiny.en");
     g.sample_size(10);
     g.bench_function("encoder window", |b| b.iter(|| w.encoder.forward(black_box(&mel)).unwrap()));
-    let audio = w.encoder.forward(&mel).unwrap();
+    let audio = w.encode(&mel).unwrap();
     for batch in [1usize, 8, 16] {
         // A window's rows (beams, samples) after a 2-token prompt and 50 steps.
         let mut state = w.decoder.start(&audio).unwrap();

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, IndexOp, Tensor};
+use subtitle::model::Encoded;
 
 fn main() -> anyhow::Result<()> {
     if std::env::var("RAYON_NUM_THREADS").is_err() {
@@ -18,7 +19,8 @@ fn run() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "models/tiny.en".into());
     let batch: usize = std::env::args().nth(2).map(|b| b.parse()).transpose()?.unwrap_or(1);
     subtitle::tune_allocator();
-    let m = subtitle::model::LoadedModel::load(std::path::Path::new(&dir), &Device::Cpu)?;
+    let options = subtitle::weights::LoadOptions::inference(&Device::Cpu);
+    let m = subtitle::weights::load_whisper(std::path::Path::new(&dir), &Device::Cpu, options)?;
     let w = &m.whisper;
     let mel = Tensor::randn(0f32, 1.0, (1, w.dims.n_mels, 3000), &Device::Cpu)?;
     // The encoder three times, the fastest shown (the first also pays for first touches).
@@ -35,13 +37,13 @@ fn run() -> anyhow::Result<()> {
     let prompt = Tensor::new(&[50257u32, 50362], &Device::Cpu)?.unsqueeze(0)?;
     let mut state = if windows {
         // Windows of a batch, a row each, as the batched stage runs them.
-        let audio = Tensor::cat(&vec![&audio; batch], 0)?;
+        let audio = Encoded::new(Tensor::cat(&vec![&audio; batch], 0)?);
         let mut state = w.decoder.start_fused(&audio, None)?;
         w.decoder.forward(&prompt.repeat((batch, 1))?, &mut state)?;
         state
     } else {
         // One window, its rows sharing the audio, as beam search runs it.
-        let mut state = w.decoder.start(&audio)?;
+        let mut state = w.decoder.start(&Encoded::new(audio))?;
         w.decoder.forward(&prompt, &mut state)?;
         state.select(&vec![0; batch])?;
         state

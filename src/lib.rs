@@ -1,16 +1,23 @@
 //! `subtitle`: speech in video to accurate, well-timed, readable subtitles.
 //!
-//! The dataflow, one module a stage: [`source`] (demux + decode) -> [`preprocess`] (log-mel) ->
-//! [`model`] (Whisper in candle) driven by [`infer`] (decoding loop, the model stage) ->
-//! [`cue`] (segments to cues) -> [`sink`] (SRT, WebVTT, JSON). Beside the audio path, stills go
-//! to [`visual`] (on-screen text), which with [`context`] (glossary, previous text) tells the
-//! decoder what names and terms to expect. [`pipeline`] alone owns threads and channels.
+//! The dataflow, one module a stage, each importing only the stages upstream of it: [`source`]
+//! (demux + decode, media time from the stream) -> [`preprocess`] (log-mel, shot changes,
+//! stills) -> [`visual`] (on-screen text, picture tokens) and [`infer`] (the model stages,
+//! driving [`model`]: Whisper in candle) -> [`cue`] (segments to cues) -> [`sink`] (SRT, WebVTT,
+//! JSON). [`context`] tells the decoder what names and terms to expect. At the bottom: [`flow`]
+//! (the stage and sink traits), [`time`], [`error`], [`segment`]; [`weights`] reads model files
+//! and converts what the registries ship; [`config`] is the pipeline file. [`train`] drives the
+//! same stages offline, [`check`] lints subtitle files. [`pipeline`], at the top, alone owns
+//! threads and channels.
 
+pub mod atomic;
 pub mod check;
+pub mod config;
 pub mod context;
 pub mod cue;
 pub mod error;
 pub mod eval;
+pub mod flow;
 pub mod infer;
 pub mod model;
 pub mod pipeline;
@@ -21,6 +28,7 @@ pub mod source;
 pub mod time;
 pub mod train;
 pub mod visual;
+pub mod weights;
 
 pub use error::{Error, Result};
 

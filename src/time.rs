@@ -40,11 +40,19 @@ impl std::ops::Sub for Ts {
     }
 }
 
-impl fmt::Display for Ts {
-    /// `h:mm:ss.mmm`, the form error messages use.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Ts {
+    /// `hh:mm:ss` and the milliseconds after `sep`: `','` for SubRip, `'.'` for WebVTT and
+    /// messages. Negative times show as zero. The one formatter of clock times.
+    pub fn clock(self, sep: char) -> String {
         let ms = self.0.max(0);
-        write!(f, "{}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+        format!("{:02}:{:02}:{:02}{sep}{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+    }
+}
+
+impl fmt::Display for Ts {
+    /// `hh:mm:ss.mmm`, the form messages use.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.clock('.'))
     }
 }
 
@@ -61,5 +69,17 @@ impl Span {
     }
     pub fn duration(&self) -> Ts {
         self.end - self.start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_times_pad_and_clamp() {
+        assert_eq!(Ts(3_723_004).clock(','), "01:02:03,004");
+        assert_eq!(Ts(-5).clock('.'), "00:00:00.000");
+        assert_eq!(Ts(61_001).to_string(), "00:01:01.001");
     }
 }

@@ -81,3 +81,13 @@ pub fn transcribe(input: &Path, extra: &[&str]) -> String {
     let _ = std::fs::remove_dir_all(&dir);
     subtitle::eval::subtitle_text(&text)
 }
+
+/// tiny.en loaded for inference on the CPU, and its tokenizer.
+pub fn tiny() -> (subtitle::model::LoadedModel, subtitle::model::WhisperTokenizer) {
+    let dir = models().join("tiny.en");
+    let dev = candle_core::Device::Cpu;
+    let m = subtitle::weights::load_whisper(&dir, &dev, subtitle::weights::LoadOptions::inference(&dev))
+        .expect("tiny.en (models/fetch.sh tiny.en)");
+    let tok = subtitle::weights::load_tokenizer(&dir.join("tokenizer.json")).expect("tokenizer");
+    (m, tok)
+}

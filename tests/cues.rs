@@ -162,7 +162,7 @@ fn profiles_from_the_flag_and_the_pipeline_file_apply() {
     for c in read(&bbc).unwrap() {
         assert!(c.lines.iter().all(|l| l.chars().count() <= 37), "{c:?}");
     }
-    let toml = subtitle::pipeline::DEFAULT_FILE_PIPELINE.replace(
+    let toml = subtitle::config::DEFAULT_FILE_PIPELINE.replace(
         "# [cues.profiles.kids]",
         "[cues.profiles.narrow]\nmax_line_chars = 20\nmax_lines = 2\nmax_chars_per_s = 12.0\nmin_duration_ms = 1000\nmax_duration_ms = 6000\nmin_gap_frames = 2\nchain_gap_frames = 12\nmax_extend_ms = 500\nshot_snap_frames = 12\n# x",
     );

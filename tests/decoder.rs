@@ -5,7 +5,7 @@
 mod common;
 
 use candle_core::{Device, IndexOp, Tensor};
-use subtitle::model::LoadedModel;
+use subtitle::model::{Encoded, LoadedModel, WhisperTokenizer};
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
@@ -14,11 +14,11 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 #[test]
 fn a_step_matches_the_same_token_in_a_prompt_and_beams_keep_their_rows() -> candle_core::Result<()> {
     let dev = Device::Cpu;
-    let m = LoadedModel::load(&common::models().join("tiny.en"), &dev).expect("tiny.en (models/fetch.sh tiny.en)");
+    let (m, _) = common::tiny();
     let (enc, dec) = (&m.whisper.encoder, &m.whisper.decoder);
     // A second of a tone and noise: the audio only has to be the same for both paths.
     let mel: Vec<f32> = (0..80 * 3000).map(|i| (((i * 7919) % 1000) as f32 / 500.0 - 1.0) * 0.5).collect();
-    let audio = enc.forward(&Tensor::from_vec(mel, (1, 80, 3000), &dev)?)?;
+    let audio = Encoded::new(enc.forward(&Tensor::from_vec(mel, (1, 80, 3000), &dev)?)?);
     // <|startoftranscript|> <|notimestamps|> "The" " history" " of"
     let prefix = [50257u32, 50362, 464, 2106];
     let next = [286u32, 262, 3240];
@@ -106,12 +106,10 @@ fn samples(path: &std::path::Path) -> Vec<f32> {
 
 /// tiny.en, its tokenizer, and the encoder's output for three real clips (jfk, LJ001-0001,
 /// LJ001-0003), a window each, (1, 1500, state).
-fn tiny_and_three_clips() -> (LoadedModel, subtitle::infer::WhisperTokenizer, Vec<Tensor>) {
+fn tiny_and_three_clips() -> (LoadedModel, WhisperTokenizer, Vec<Tensor>) {
     use subtitle::preprocess::mel::{normalize_window, LogMel};
     let dev = Device::Cpu;
-    let dir = common::models().join("tiny.en");
-    let m = LoadedModel::load(&dir, &dev).expect("tiny.en (models/fetch.sh tiny.en)");
-    let tok = subtitle::infer::WhisperTokenizer::load(&dir.join("tokenizer.json")).expect("tokenizer");
+    let (m, tok) = common::tiny();
     let real = common::shared_real();
     let audio = ["jfk", "lj_LJ001-0001", "lj_LJ001-0003"]
         .iter()
@@ -134,15 +132,14 @@ fn a_batch_of_windows_decodes_as_each_window_alone() -> candle_core::Result<()> 
     use subtitle::infer::decode::WindowDecoder;
     use subtitle::infer::DecodeOptions;
     let (m, tok, alone) = tiny_and_three_clips();
-    let batch = Tensor::cat(&alone, 0)?;
+    let batch = Encoded::new(Tensor::cat(&alone, 0)?);
     for beam_size in [1, 5] {
         let opts = DecodeOptions { beam_size, ..Default::default() };
-        let mut decoder = WindowDecoder::new(&m.whisper, &tok, &m.config, 0);
-        let together = decoder.decode_batch(&batch, &[], 0.0, &opts)?;
+        let mut decoder = WindowDecoder::new(&m.whisper, &tok, &m.config);
+        let together = decoder.decode_batch_with_fallback(&batch, &[], &opts, &[1, 2, 3])?;
         assert_eq!(together.len(), alone.len());
         for (i, (audio, t)) in alone.iter().zip(&together).enumerate() {
-            m.whisper.decoder.forget_audio();
-            let one = decoder.decode(audio, &[], 0.0, &opts)?;
+            let one = decoder.decode_with_fallback(&Encoded::new(audio.clone()), &[], &opts, i as u64 + 1)?;
             assert!(!one.tokens.is_empty(), "window {i} decoded nothing");
             assert_eq!(
                 t.tokens,
@@ -160,30 +157,51 @@ fn a_batch_of_windows_decodes_as_each_window_alone() -> candle_core::Result<()> 
 
 /// Requests of several inputs decoded together (`infer::shared`): those with the same prompt
 /// become one batch, another prompt its own; each request gets its own rows, in its order, as
-/// it gets them decoded alone.
+/// it gets them decoded alone. At a temperature that samples, each window samples from its own
+/// seed, whatever is decoded beside it.
 #[test]
 fn requests_decoded_together_get_their_own_rows() -> candle_core::Result<()> {
+    use std::sync::Arc;
     use subtitle::infer::decode::WindowDecoder;
     use subtitle::infer::shared::decode_together;
-    use subtitle::infer::{DecodeOptions, DecodeRequest};
+    use subtitle::infer::{DecodeOptions, DecodeRequest, ModelTranscriber};
     let (m, tok, audio) = tiny_and_three_clips();
-    let opts = DecodeOptions { beam_size: 1, without_timestamps: true, ..Default::default() };
+    let model = ModelTranscriber::new(Arc::new(m), Arc::new(tok));
+    let (m, tok) = (&model.model, &model.tokenizer);
     let prompt = tok.encode(" Printing, Kennedy.");
-    let requests = [
-        DecodeRequest { audio: Tensor::cat(&[&audio[1], &audio[0]], 0)?, prompt: Vec::new(), opts: opts.clone() },
-        DecodeRequest { audio: audio[2].clone(), prompt: prompt.clone(), opts: opts.clone() },
-        DecodeRequest { audio: audio[2].clone(), prompt: Vec::new(), opts: opts.clone() },
-    ];
-    let together = decode_together(&m, &tok, &requests.iter().collect::<Vec<_>>(), 0);
-    let expect = [(vec![1, 0], Vec::new()), (vec![2], prompt), (vec![2], Vec::new())];
-    for (i, (r, (rows, prompt))) in together.into_iter().zip(expect).enumerate() {
-        let r = r?;
-        assert_eq!(r.len(), rows.len(), "request {i}");
-        for (got, &row) in r.iter().zip(&rows) {
-            m.whisper.decoder.forget_audio();
-            let alone = WindowDecoder::new(&m.whisper, &tok, &m.config, 0).decode(&audio[row], &prompt, 0.0, &opts)?;
-            assert!(!alone.tokens.is_empty());
-            assert_eq!(tok.decode(&got.tokens), tok.decode(&alone.tokens), "request {i}, window {row}");
+    for temperatures in [vec![0.0], vec![0.8]] {
+        let opts = DecodeOptions { beam_size: 1, without_timestamps: true, temperatures, ..Default::default() };
+        let request = |windows: &[usize], prompt: &[u32]| -> candle_core::Result<DecodeRequest> {
+            let parts: Vec<&Tensor> = windows.iter().map(|&w| &audio[w]).collect();
+            Ok(DecodeRequest {
+                audio: Encoded::new(Tensor::cat(&parts, 0)?),
+                prompt: prompt.to_vec(),
+                opts: opts.clone(),
+                memory: None,
+                seeds: windows.iter().map(|&w| 100 + w as u64).collect(),
+            })
+        };
+        let requests = vec![request(&[1, 0], &[])?, request(&[2], &prompt)?, request(&[2], &[])?];
+        let together = decode_together(&model, requests);
+        let expect = [(vec![1, 0], Vec::new()), (vec![2], prompt.clone()), (vec![2], Vec::new())];
+        for (i, (r, (rows, prompt))) in together.into_iter().zip(expect).enumerate() {
+            let r = r?;
+            assert_eq!(r.len(), rows.len(), "request {i}");
+            for (got, &row) in r.iter().zip(&rows) {
+                let alone = WindowDecoder::new(&m.whisper, tok, &m.config).decode_with_fallback(
+                    &Encoded::new(audio[row].clone()),
+                    &prompt,
+                    &opts,
+                    100 + row as u64,
+                )?;
+                assert!(!alone.tokens.is_empty());
+                assert_eq!(
+                    tok.decode(&got.tokens),
+                    tok.decode(&alone.tokens),
+                    "request {i}, window {row}, {:?}",
+                    opts.temperatures
+                );
+            }
         }
     }
     Ok(())

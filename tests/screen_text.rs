@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use subtitle::context::{Context, ContextConfig};
-use subtitle::infer::WhisperTokenizer;
+use subtitle::model::WhisperTokenizer;
 use subtitle::time::{Span, Ts};
 
 /// Slide video `k` of the test set (made by `samples/make.sh`).
@@ -78,7 +78,7 @@ fn no_words_on_screen_changes_nothing() {
 }
 
 fn tokenizer() -> WhisperTokenizer {
-    WhisperTokenizer::load(&models().join("tiny.en/tokenizer.json")).unwrap()
+    subtitle::weights::load_tokenizer(&models().join("tiny.en/tokenizer.json")).unwrap()
 }
 
 fn s(t: f64) -> Ts {

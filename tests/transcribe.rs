@@ -60,8 +60,8 @@ fn inputs_run_together_decode_their_chunks_as_one_batch() {
     let real = shared_real();
     let dir = tempdir("together");
     let pipeline = dir.join("wait.toml");
-    let text = subtitle::pipeline::DEFAULT_FILE_PIPELINE.replace("share_wait_ms = 200", "share_wait_ms = 60000");
-    assert_ne!(text, subtitle::pipeline::DEFAULT_FILE_PIPELINE);
+    let text = subtitle::config::DEFAULT_FILE_PIPELINE.replace("share_wait_ms = 200", "share_wait_ms = 60000");
+    assert_ne!(text, subtitle::config::DEFAULT_FILE_PIPELINE);
     std::fs::write(&pipeline, text).unwrap();
     let ids = ["jfk", "lj_LJ001-0001", "mfa_michaelandsickmichael"];
     let inputs: Vec<std::path::PathBuf> = ids.iter().map(|id| real.join(format!("mp4/{id}.mp4"))).collect();
@@ -302,7 +302,7 @@ fn a_partial_batch_goes_out_after_the_wait() {
     let (wav, _, _) = real_clips(&dir);
     let pipeline = |wait: i64| {
         let p = dir.join(format!("wait-{wait}.toml"));
-        let text = subtitle::pipeline::DEFAULT_FILE_PIPELINE
+        let text = subtitle::config::DEFAULT_FILE_PIPELINE
             .replace("batch_size = 1", "batch_size = 16")
             .replace("batch_wait_ms = 0", &format!("batch_wait_ms = {wait}"));
         std::fs::write(&p, text).unwrap();
@@ -357,7 +357,7 @@ fn the_gpu_path_transcribes_as_the_cpu_kernels() {
     assert_eq!(normalize(&hyp), normalize(&reference), "beam 5: {hyp}");
 
     let pipeline = dir.join("wait.toml");
-    let text = subtitle::pipeline::DEFAULT_FILE_PIPELINE.replace("share_wait_ms = 200", "share_wait_ms = 60000");
+    let text = subtitle::config::DEFAULT_FILE_PIPELINE.replace("share_wait_ms = 200", "share_wait_ms = 60000");
     std::fs::write(&pipeline, text).unwrap();
     let mut args: Vec<&OsStr> = vec![jfk.as_os_str(), lj.as_os_str(), OsStr::new("--pipeline"), pipeline.as_os_str()];
     args.extend(

@@ -10,7 +10,7 @@ use subtitle::model::dinov2::{class_similarity, ImageEncoder, DIM, TOKENS_PER_IM
 
 fn encoder() -> ImageEncoder {
     let dir = common::models().join("dinov2");
-    ImageEncoder::load_dir(&dir, &Device::Cpu).expect("run models/fetch.sh dinov2")
+    subtitle::weights::load_image_encoder(&dir, &Device::Cpu).expect("run models/fetch.sh dinov2")
 }
 
 /// One frame of `video` at `at` seconds, scaled to `width` x `height`, as RGB bytes; `filter`

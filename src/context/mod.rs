@@ -1,6 +1,6 @@
 //! What the decoder is told besides the audio: the names and terms it should expect. Sources:
 //! `--context FILE` (a glossary, a list of names, or a script), the text on screen near the
-//! window ([`crate::visual`]), and the previous text. They become Whisper's prompt
+//! window (`visual`), and the previous text. They become Whisper's prompt
 //! (`<|startofprev|>` tokens): context terms first, nearest and rarest chosen first within
 //! `[context] max_tokens`, then as much previous text as the rest of the prompt holds.
 
@@ -11,7 +11,7 @@ use candle_core::Tensor;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::infer::WhisperTokenizer;
+use crate::model::WhisperTokenizer;
 use crate::time::{Span, Ts};
 
 /// `[context]` in the pipeline TOML.

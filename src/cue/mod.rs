@@ -13,7 +13,7 @@ pub mod timing;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::pipeline::Stage;
+use crate::flow::Stage;
 use crate::segment::{Segment, Transcript, Word};
 use crate::time::{Span, Ts};
 

@@ -10,8 +10,7 @@
 
 use candle_core::Tensor;
 
-use crate::infer::tokenizer::WhisperTokenizer;
-use crate::model::Whisper;
+use crate::model::{Encoded, Whisper, WhisperTokenizer};
 use crate::preprocess::median_filter;
 use crate::time::{Span, Ts};
 
@@ -50,14 +49,14 @@ pub struct Aligner<'a> {
 
 impl Aligner<'_> {
     /// Times the words of `text_tokens` (text only, no timestamps) decoded from the window
-    /// `audio` (1, audio_ctx, state), whose first `num_frames` mel frames hold audio. Times are
+    /// `audio` (one window), whose first `num_frames` mel frames hold audio. Times are
     /// relative to the window's start. `text_probs` holds the probability the decoder gave each
     /// text token when it chose it (a word's probability is their mean, as whisper.cpp's; the
     /// alignment pass does not score them again: that product with the token embedding was a
     /// quarter of its time). `split_on_spaces` is false for languages written without spaces.
     pub fn words(
         &self,
-        audio: &Tensor,
+        audio: &Encoded,
         sot_sequence: &[u32],
         text_tokens: &[u32],
         text_probs: &[f32],
@@ -78,7 +77,7 @@ impl Aligner<'_> {
             return Ok(Vec::new());
         }
         let mut state = dec.start_fused(audio, self.memory)?;
-        let x = Tensor::new(tokens.as_slice(), audio.device())?.unsqueeze(0)?;
+        let x = Tensor::new(tokens.as_slice(), audio.audio().device())?.unsqueeze(0)?;
         let scores = dec.alignment_scores(&x, &mut state, heads)?;
         let first = sot_sequence.len();
 

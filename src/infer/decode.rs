@@ -8,10 +8,11 @@
 use std::io::Write;
 
 use candle_core::{IndexOp, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::infer::tokenizer::WhisperTokenizer;
-use crate::model::{ModelConfig, Whisper};
+use crate::model::{Encoded, ModelConfig, Whisper, WhisperTokenizer};
 
 type Result<T> = candle_core::Result<T>;
 
@@ -42,7 +43,8 @@ pub struct DecodeOptions {
     pub max_initial_timestamp_s: f64,
     /// Text only (`<|notimestamps|>`): one segment a window, its words timed by alignment.
     pub without_timestamps: bool,
-    /// Seed for sampling at temperatures above zero.
+    /// Seed for sampling at temperatures above zero; each window's own generator is seeded
+    /// from it and the window's start ([`window_seed`]).
     pub seed: u64,
 }
 
@@ -79,12 +81,22 @@ pub struct DecodeResult {
     pub looping: bool,
 }
 
+/// The sampling seed of the window that starts at mel frame `start_frame` of an input decoded
+/// with `seed`: a window samples the same whatever else is decoded beside it (other windows of a
+/// batch, other inputs' chunks in the shared model stage) and whenever it is decoded.
+pub fn window_seed(seed: u64, start_frame: usize) -> u64 {
+    // SplitMix64's finaliser, so that neighbouring windows get unrelated streams.
+    let mut z = seed ^ (start_frame as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Decodes windows of one model.
 pub struct WindowDecoder<'a> {
     model: &'a Whisper,
     tok: &'a WhisperTokenizer,
     filter: LogitFilter,
-    rng: XorShift,
     /// The window's fusion memory (pictures, context text) when the model has an adapter.
     memory: Option<Tensor>,
 }
@@ -107,8 +119,13 @@ pub struct LogitFilter {
 
 /// The tokens that start decoding: the language token and task on multilingual models.
 pub fn sot_sequence(model: &Whisper, tok: &WhisperTokenizer, opts: &DecodeOptions) -> Vec<u32> {
+    sot_sequence_for(model.dims.is_multilingual(), tok, opts)
+}
+
+/// [`sot_sequence`] for a model that is `multilingual` or not.
+pub fn sot_sequence_for(multilingual: bool, tok: &WhisperTokenizer, opts: &DecodeOptions) -> Vec<u32> {
     let mut seq = vec![tok.sot];
-    if model.dims.is_multilingual() {
+    if multilingual {
         seq.push(opts.language.unwrap_or_else(|| tok.language_token("en").unwrap_or(tok.sot + 1)));
         seq.push(match opts.task {
             Task::Transcribe => tok.transcribe,
@@ -122,7 +139,7 @@ pub fn sot_sequence(model: &Whisper, tok: &WhisperTokenizer, opts: &DecodeOption
 }
 
 impl<'a> WindowDecoder<'a> {
-    pub fn new(model: &'a Whisper, tok: &'a WhisperTokenizer, config: &ModelConfig, seed: u64) -> Self {
+    pub fn new(model: &'a Whisper, tok: &'a WhisperTokenizer, config: &ModelConfig) -> Self {
         let n_vocab = model.dims.n_vocab as u32;
         // The checkpoint's non-speech list plus every special token but <|endoftext|> and the
         // timestamps: the task, language, prompt and no-speech markers are never sampled.
@@ -144,7 +161,7 @@ impl<'a> WindowDecoder<'a> {
             max_initial_timestamp: 50,
             without_timestamps: false,
         };
-        Self { model, tok, filter, rng: XorShift::new(seed), memory: None }
+        Self { model, tok, filter, memory: None }
     }
 
     /// Decodes with the fusion memory `memory` (see `Fusion::memory`).
@@ -168,12 +185,12 @@ impl<'a> WindowDecoder<'a> {
         (initial, sot_index)
     }
 
-    /// Language probabilities over the language tokens, for the window `audio` (1, ctx, state).
+    /// Language probabilities over the language tokens, for the window `audio` (one window).
     /// Returns the most likely language token and its probability.
-    pub fn detect_language(&self, audio: &Tensor) -> Result<(u32, f32)> {
+    pub fn detect_language(&self, audio: &Encoded) -> Result<(u32, f32)> {
         let dec = &self.model.decoder;
         let mut state = dec.start_fused(audio, self.memory.as_ref())?;
-        let x = Tensor::new(&[[self.tok.sot]], audio.device())?;
+        let x = Tensor::new(&[[self.tok.sot]], audio.audio().device())?;
         let h = dec.forward(&x, &mut state)?;
         let logits: Vec<f32> = dec.logits(&h.i((.., 0, ..))?)?.i(0)?.to_vec1()?;
         let langs: Vec<u32> =
@@ -192,22 +209,29 @@ impl<'a> WindowDecoder<'a> {
     /// temperature so the prompt is reset after it.
     pub fn decode_with_fallback(
         &mut self,
-        audio: &Tensor,
+        audio: &Encoded,
         prompt: &[u32],
         opts: &DecodeOptions,
+        seed: u64,
     ) -> Result<DecodeResult> {
-        Ok(self.decode_batch_with_fallback(audio, prompt, opts)?.remove(0))
+        Ok(self.decode_batch_with_fallback(audio, prompt, opts, &[seed])?.remove(0))
     }
 
-    /// [`Self::decode_with_fallback`] for every window of `audio` (windows, ctx, state) at
-    /// once: each temperature decodes, as one batch, the windows no cooler one satisfied.
+    /// [`Self::decode_with_fallback`] for every window of `audio` at once, window `i` sampling
+    /// from `seeds[i]`: each temperature decodes, as one batch, the windows no cooler one
+    /// satisfied.
     pub fn decode_batch_with_fallback(
         &mut self,
-        audio: &Tensor,
+        audio: &Encoded,
         prompt: &[u32],
         opts: &DecodeOptions,
+        seeds: &[u64],
     ) -> Result<Vec<DecodeResult>> {
-        let n = audio.dim(0)?;
+        let n = audio.windows();
+        if seeds.len() != n {
+            candle_core::bail!("{} seeds for {n} windows", seeds.len());
+        }
+        let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
         let mut done: Vec<Option<DecodeResult>> = vec![None; n];
         let mut tried: Vec<Vec<DecodeResult>> = vec![Vec::new(); n];
         let mut pending: Vec<usize> = (0..n).collect();
@@ -216,13 +240,12 @@ impl<'a> WindowDecoder<'a> {
             if pending.is_empty() {
                 break;
             }
-            let part = if pending.len() == n {
-                audio.clone()
-            } else {
-                let idx: Vec<u32> = pending.iter().map(|&i| i as u32).collect();
-                audio.index_select(&Tensor::new(idx.as_slice(), audio.device())?, 0)?
-            };
-            let results = self.decode_batch(&part, prompt, t, opts)?;
+            let part = audio.select(&pending)?;
+            let mut part_rngs: Vec<ChaCha8Rng> = pending.iter().map(|&i| rngs[i].clone()).collect();
+            let results = self.decode_batch(&part, prompt, t, opts, &mut part_rngs)?;
+            for (&i, r) in pending.iter().zip(part_rngs) {
+                rngs[i] = r;
+            }
             let mut still = Vec::new();
             for (i, r) in pending.into_iter().zip(results) {
                 let silence = r.no_speech_prob > opts.no_speech_threshold && r.avg_logprob < opts.logprob_threshold;
@@ -249,23 +272,20 @@ impl<'a> WindowDecoder<'a> {
         Ok(done.into_iter().map(|r| r.expect("every window decoded")).collect())
     }
 
-    /// One decoding of the window `audio` (1, ctx, state) at temperature `t`.
-    pub fn decode(&mut self, audio: &Tensor, prompt: &[u32], t: f32, opts: &DecodeOptions) -> Result<DecodeResult> {
-        Ok(self.decode_batch(audio, prompt, t, opts)?.remove(0))
-    }
-
-    /// One decoding of each window of `audio` (windows, ctx, state) at temperature `t`, all
-    /// after the same `prompt`: the candidates of every window (beams, samples) are the rows of
-    /// one decoder state, so each step is one pass over the weights for all of them.
+    /// One decoding of each window of `audio` at temperature `t`, all after the same `prompt`,
+    /// window `i` sampling from `rngs[i]`: the candidates of every window (beams, samples) are
+    /// the rows of one decoder state, so each step is one pass over the weights for all of them.
     pub fn decode_batch(
         &mut self,
-        audio: &Tensor,
+        audio: &Encoded,
         prompt: &[u32],
         t: f32,
         opts: &DecodeOptions,
+        rngs: &mut [ChaCha8Rng],
     ) -> Result<Vec<DecodeResult>> {
         let dec = &self.model.decoder;
-        let windows = audio.dim(0)?;
+        let windows = audio.windows();
+        let device = audio.audio().device();
         let n_ctx = dec.n_ctx();
         let sample_len = n_ctx / 2;
         let (initial, sot_index) = self.initial_tokens(prompt, opts);
@@ -274,7 +294,7 @@ impl<'a> WindowDecoder<'a> {
         self.filter.without_timestamps = opts.without_timestamps;
 
         let mut state = dec.start_fused(audio, self.memory.as_ref())?;
-        let x = Tensor::new(initial.as_slice(), audio.device())?.unsqueeze(0)?.repeat((windows, 1))?;
+        let x = Tensor::new(initial.as_slice(), device)?.unsqueeze(0)?.repeat((windows, 1))?;
         let h = dec.forward(&x, &mut state)?;
         // (windows, ctx, state) -> logits at the <|startoftranscript|> and the last positions.
         let sot_logits: Vec<Vec<f32>> = dec.logits(&h.i((.., sot_index, ..))?)?.to_vec2()?;
@@ -306,9 +326,9 @@ impl<'a> WindowDecoder<'a> {
         for step in 0..max_len {
             let mut source: Vec<u32> = Vec::new();
             let mut row = 0u32;
-            for s in searches.iter_mut().filter(|s| !s.ended) {
+            for (s, rng) in searches.iter_mut().zip(rngs.iter_mut()).filter(|(s, _)| !s.ended) {
                 let held = s.live.len() as u32;
-                let (next, from) = self.search_step(s, t, opts, beam);
+                let (next, from) = self.search_step(s, t, opts, beam, rng);
                 let done = if beam { s.finished.len() >= opts.beam_size } else { next.is_empty() };
                 s.live = next;
                 s.ended = done || s.live.is_empty() || step + 1 == max_len;
@@ -327,7 +347,7 @@ impl<'a> WindowDecoder<'a> {
             let last: Vec<u32> = live
                 .flat_map(|s| s.live.iter().map(|c| *c.tokens.last().expect("live candidates have a token")))
                 .collect();
-            let x = Tensor::new(last.as_slice(), audio.device())?.unsqueeze(1)?;
+            let x = Tensor::new(last.as_slice(), device)?.unsqueeze(1)?;
             let h = dec.forward(&x, &mut state)?;
             let mut logits = dec.logits(&h.i((.., 0, ..))?)?.to_vec2()?.into_iter();
             for s in searches.iter_mut().filter(|s| !s.ended) {
@@ -343,7 +363,14 @@ impl<'a> WindowDecoder<'a> {
 
     /// One step of one window's search over its rows' logits: the next live candidates and the
     /// row (of this window's) each continues; ended candidates go to `s.finished`.
-    fn search_step(&mut self, s: &mut Search, t: f32, opts: &DecodeOptions, beam: bool) -> (Vec<Candidate>, Vec<u32>) {
+    fn search_step(
+        &mut self,
+        s: &mut Search,
+        t: f32,
+        opts: &DecodeOptions,
+        beam: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> (Vec<Candidate>, Vec<u32>) {
         let mut filtered = std::mem::take(&mut s.logits);
         // A beam's rows on both cores: five passes over 51k logits a row were 1 ms of base's
         // 15 ms steps.
@@ -360,7 +387,7 @@ impl<'a> WindowDecoder<'a> {
         } else {
             let (mut next, mut source) = (Vec::with_capacity(len), Vec::with_capacity(len));
             for (i, c) in s.live.iter().enumerate() {
-                let token = if t > 0.0 { self.rng.sample(&filtered[i], t) } else { argmax(&rows[i]) };
+                let token = if t > 0.0 { sample(rng, &filtered[i], t) } else { argmax(&rows[i]) };
                 let lp = rows[i][token as usize];
                 let mut c = c.clone();
                 c.sum_logprob += lp;
@@ -601,33 +628,19 @@ pub fn compression_ratio(text: &str) -> f32 {
     text.len() as f32 / compressed.len() as f32
 }
 
-/// A small seeded generator for sampling; runs are reproducible.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
-    }
-    fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-    /// Samples from softmax(logits / t).
-    fn sample(&mut self, logits: &[f32], t: f32) -> u32 {
-        let scaled: Vec<f32> = logits.iter().map(|&x| x / t).collect();
-        let lse = log_sum_exp(&scaled);
-        let mut u = self.next_f32();
-        for (i, &x) in scaled.iter().enumerate() {
-            let p = (x - lse).exp();
-            if u < p {
-                return i as u32;
-            }
-            u -= p;
+/// A token drawn from softmax(logits / t).
+fn sample(rng: &mut ChaCha8Rng, logits: &[f32], t: f32) -> u32 {
+    let scaled: Vec<f32> = logits.iter().map(|&x| x / t).collect();
+    let lse = log_sum_exp(&scaled);
+    let mut u: f32 = rng.random();
+    for (i, &x) in scaled.iter().enumerate() {
+        let p = (x - lse).exp();
+        if u < p {
+            return i as u32;
         }
-        argmax(logits)
+        u -= p;
     }
+    argmax(logits)
 }
 
 #[cfg(test)]

@@ -1,61 +1,45 @@
-//! The model shared by the model stages of inputs transcribed at the same time: the chunks of
-//! several files (or streams) that wait at once go through encoder and decoder as one batch, so one pass
-//! over the weights a step serves them all (faster-whisper's batched pipeline batches the chunks
-//! of one file only). The pipeline runner owns the thread that collects the requests
-//! (`pipeline::shared`); this module says what a request is and how requests decode together.
+//! How the requests of several inputs' model stages go through the model together: the chunks
+//! of several files (or streams) that wait at once are encoded as one batch, and decoded as one
+//! batch where they share a prompt and options, so one pass over the weights a step serves them
+//! all (faster-whisper's batched pipeline batches the chunks of one file only). The pipeline
+//! runner owns the thread that collects the requests (`pipeline::shared`).
 
-use candle_core::{Result, Tensor};
+use candle_core::Result;
 
-use crate::infer::decode::{DecodeOptions, DecodeResult, WindowDecoder};
-use crate::infer::tokenizer::WhisperTokenizer;
-use crate::model::LoadedModel;
+use crate::infer::decode::DecodeResult;
+use crate::infer::transcriber::{DecodeRequest, ModelTranscriber, Transcriber};
+use crate::model::Encoded;
 
-/// One model stage's batch of chunks: their encodings (chunks, audio_ctx, state), decoded after
-/// `prompt` with `opts`.
-#[derive(Debug, Clone)]
-pub struct DecodeRequest {
-    pub audio: Tensor,
-    pub prompt: Vec<u32>,
-    pub opts: DecodeOptions,
-}
-
-/// Where a model stage sends its batches when it shares the decoder with other inputs. A call
-/// blocks until the batch it joined is decoded; an error is that batch's (the stage stops).
-pub trait SharedModel: Send + Sync {
-    /// The encoder's output for `mel` (chunks, n_mels, frames).
-    fn encode(&self, mel: Tensor) -> Result<Tensor>;
-    fn decode(&self, request: DecodeRequest) -> Result<Vec<DecodeResult>>;
-}
-
-/// Encodes the mel windows of `mels` (from different stages) with `model` as one batch; the
-/// encoding of each, in order.
-pub fn encode_together(model: &LoadedModel, mels: &[&Tensor]) -> Vec<Result<Tensor>> {
-    let encoded = Tensor::cat(mels, 0).and_then(|mel| model.whisper.encode(&mel));
+/// Encodes the mel windows of `mels` (from different stages; each (windows, row-major mel)) as
+/// one batch; the encoding of each, in order.
+pub fn encode_together(model: &ModelTranscriber, mels: Vec<(Vec<f32>, usize)>) -> Vec<Result<Encoded>> {
+    let counts: Vec<usize> = mels.iter().map(|m| m.1).collect();
+    let total: usize = counts.iter().sum();
+    let all: Vec<f32> = mels.into_iter().flat_map(|m| m.0).collect();
+    let encoded = model.encode(all, total);
     let mut from = 0;
-    mels.iter()
-        .map(|m| {
-            let n = m.dim(0)?;
+    counts
+        .iter()
+        .map(|&n| {
             from += n;
             match &encoded {
-                Ok(all) => all.narrow(0, from - n, n),
+                Ok(all) => all.windows_from(from - n, n),
                 Err(e) => Err(candle_core::Error::Msg(e.to_string())),
             }
         })
         .collect()
 }
 
-/// Decodes `requests` (from different stages) with `model`: those with the same prompt and
-/// options as one batch, their rows in request order; the result of each request, in order.
-/// `seed` seeds sampling at temperatures above zero.
-pub fn decode_together(
-    model: &LoadedModel,
-    tok: &WhisperTokenizer,
-    requests: &[&DecodeRequest],
-    seed: u64,
-) -> Vec<Result<Vec<DecodeResult>>> {
+/// Decodes `requests` (from different stages): those with the same prompt and options (and no
+/// fusion memory) as one batch, their rows in request order, each window sampling from its own
+/// seed; the result of each request, in order.
+pub fn decode_together(model: &ModelTranscriber, requests: Vec<DecodeRequest>) -> Vec<Result<Vec<DecodeResult>>> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, r) in requests.iter().enumerate() {
-        let same = |g: &Vec<usize>| requests[g[0]].prompt == r.prompt && requests[g[0]].opts == r.opts;
+        let same = |g: &Vec<usize>| {
+            let first = &requests[g[0]];
+            r.memory.is_none() && first.memory.is_none() && first.prompt == r.prompt && first.opts == r.opts
+        };
         match groups.iter_mut().find(|g| same(g)) {
             Some(g) => g.push(i),
             None => groups.push(vec![i]),
@@ -63,19 +47,21 @@ pub fn decode_together(
     }
     let mut results: Vec<Option<Result<Vec<DecodeResult>>>> = requests.iter().map(|_| None).collect();
     for members in groups {
-        let first = requests[members[0]];
-        let decoded =
-            Tensor::cat(&members.iter().map(|&i| &requests[i].audio).collect::<Vec<_>>(), 0).and_then(|audio| {
-                WindowDecoder::new(&model.whisper, tok, &model.config, seed).decode_batch_with_fallback(
-                    &audio,
-                    &first.prompt,
-                    &first.opts,
-                )
-            });
+        let first = &requests[members[0]];
+        let parts: Vec<&Encoded> = members.iter().map(|&i| &requests[i].audio).collect();
+        let decoded = Encoded::cat(&parts).and_then(|audio| {
+            model.decode(DecodeRequest {
+                audio,
+                prompt: first.prompt.clone(),
+                opts: first.opts.clone(),
+                memory: first.memory.clone(),
+                seeds: members.iter().flat_map(|&i| requests[i].seeds.iter().copied()).collect(),
+            })
+        });
         match decoded {
             Ok(mut rows) => {
                 for &i in members.iter().rev() {
-                    let n = requests[i].audio.dim(0).unwrap_or(0);
+                    let n = requests[i].audio.windows();
                     results[i] = Some(Ok(rows.split_off(rows.len() - n)));
                 }
             }

@@ -1,10 +1,6 @@
 //! Model dimensions and the decoding facts that come with a checkpoint (`config.json`).
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
-
-use crate::error::{Error, Result};
 
 /// Whisper's dimensions, as OpenAI's `ModelDimensions` names them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,8 +39,8 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::model(path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::model(path, format!("bad model config: {e}")))
+    /// From the text of a `config.json` (`weights::read_config` reads the file).
+    pub fn parse(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
     }
 }

@@ -19,11 +19,12 @@
 //!
 //! Adapter files hold every linear layer as (in, out) under `wt`, the layout the product reads.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use candle_nn::{Init, LayerNorm, VarBuilder};
 
 use crate::model::dinov2;
-use crate::model::whisper::{norm, Linear, Mlp, MultiHeadAttention};
+use crate::model::layers::{norm, Mlp, MultiHeadAttention};
+use crate::model::linear::Linear;
 
 type Result<T> = candle_core::Result<T>;
 
@@ -151,18 +152,5 @@ impl Fusion {
     /// Per layer, the memory's keys and values.
     pub fn keys_values(&self, memory: &Tensor) -> Result<Vec<(Tensor, Tensor)>> {
         self.blocks.iter().map(|b| b.attn.keys_values(memory)).collect()
-    }
-
-    /// Loads an adapter file written by `subtitle train`.
-    pub fn load_file(
-        path: &std::path::Path,
-        n_state: usize,
-        n_head: usize,
-        n_layer: usize,
-        device: &Device,
-    ) -> Result<Self> {
-        let tensors = candle_core::safetensors::load(path, device)?;
-        let vb = VarBuilder::from_tensors(tensors, candle_core::DType::F32, device);
-        Self::load(vb, n_state, n_head, n_layer)
     }
 }

@@ -281,10 +281,10 @@ unsafe fn gelu_avx2(x: &mut [f32]) {
     }
 }
 
-/// GELU (erf) of a tensor: on the CPU in f32 without a gradient, `gelu_erf_in_place` over the
-/// cores; otherwise candle's.
-pub(crate) fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    if crate::model::own_kernels(x.device()) && x.dtype() == candle_core::DType::F32 && !x.track_op() {
+/// GELU (erf) of a tensor: with `own_kernels` (on the CPU) in f32 without a gradient,
+/// `gelu_erf_in_place` over the cores; otherwise candle's.
+pub(crate) fn gelu_erf(x: &Tensor, own_kernels: bool) -> Result<Tensor> {
+    if own_kernels && x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op() {
         x.apply_op1_no_bwd(&GeluErf)
     } else {
         x.gelu_erf()

@@ -3,9 +3,11 @@
 //! A step runs one token per row (beam, sample) through every decoder layer. In candle that is
 //! some 150 small operations, each with its own allocation, dispatch and thread wake-up: 9 ms a
 //! step for tiny.en on 2 cores, against about 1.5 ms for the same arithmetic done here. The
-//! layers are still written once (`whisper::TextDecoder::step`, the same weights and order as
-//! its candle forward pass); this module holds only the kernels and the step's cache. Prompts,
-//! word alignment and training keep the candle path.
+//! decoder's layer is written once (`model::decoder`); its arithmetic runs here through
+//! `model::arith::Steps`, or on candle's tensors for prompts, word alignment, training and a
+//! GPU. This module holds the step's kernels and its cache.
+
+use std::sync::Arc;
 
 use candle_core::Tensor;
 use half::f16;
@@ -14,39 +16,6 @@ use rayon::prelude::*;
 use crate::model::simd;
 
 type Result<T> = candle_core::Result<T>;
-
-/// A layer norm's parameters as slices.
-#[derive(Debug, Clone)]
-pub(crate) struct Norm {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-}
-
-impl Norm {
-    pub(crate) fn new(ln: &candle_nn::LayerNorm) -> Result<Self> {
-        let weight = ln.weight().flatten_all()?.to_vec1::<f32>()?;
-        let bias = match ln.bias() {
-            Some(b) => b.flatten_all()?.to_vec1::<f32>()?,
-            None => vec![0.0; weight.len()],
-        };
-        Ok(Self { weight, bias })
-    }
-
-    /// Each row of `x` (rows, state), normalised, eps 1e-5 as Whisper's.
-    pub(crate) fn apply(&self, x: &[f32]) -> Vec<f32> {
-        let d = self.weight.len();
-        let mut out = vec![0f32; x.len()];
-        for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let mean = row.iter().sum::<f32>() / d as f32;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-            let inv = 1.0 / (var + 1e-5).sqrt();
-            for i in 0..d {
-                o[i] = (row[i] - mean) * inv * self.weight[i] + self.bias[i];
-            }
-        }
-        out
-    }
-}
 
 /// `a += b`, element-wise.
 pub(crate) fn add(a: &mut [f32], b: &[f32]) {
@@ -257,9 +226,9 @@ pub(crate) fn self_attention(q: &[f32], cache: &StepCache, layer: usize, head_di
 /// a step for tiny in f32, and memory bandwidth is what a step waits for.
 #[derive(Debug, Clone)]
 pub(crate) struct HalfKeysValues {
-    /// (windows, head, ctx, head_dim)
-    k: Vec<f16>,
-    v: Vec<f16>,
+    /// (windows, head, ctx, head_dim), shared by the states decoding the same audio.
+    k: Arc<Vec<f16>>,
+    v: Arc<Vec<f16>>,
     /// The window of each row of the state: beams and samples of one window share its keys
     /// and values, never a copy.
     window_of: Vec<usize>,
@@ -276,7 +245,7 @@ impl HalfKeysValues {
         let (windows, heads, ctx, head_dim) = k.dims4()?;
         let half = |x: &Tensor| -> Result<Vec<f16>> { x.to_dtype(candle_core::DType::F16)?.flatten_all()?.to_vec1() };
         let window_of = (0..windows).collect();
-        Ok(Self { k: half(k)?, v: half(v)?, window_of, windows, heads, ctx, head_dim })
+        Ok(Self { k: Arc::new(half(k)?), v: Arc::new(half(v)?), window_of, windows, heads, ctx, head_dim })
     }
 
     /// Back to f32 tensors, each (rows, head, ctx, head_dim).
@@ -522,7 +491,8 @@ mod tests {
         let n = windows * heads * ctx * dh;
         let k: Vec<f16> = (0..n).map(|i| f16::from_f32(x(i, 1))).collect();
         let v: Vec<f16> = (0..n).map(|i| f16::from_f32(x(i, 2))).collect();
-        let mut kv = HalfKeysValues { k, v, window_of: vec![0, 1], windows, heads, ctx, head_dim: dh };
+        let mut kv =
+            HalfKeysValues { k: Arc::new(k), v: Arc::new(v), window_of: vec![0, 1], windows, heads, ctx, head_dim: dh };
         kv.select(&[1, 1, 0, 1, 1, 1]);
         let rows = 6;
         let d = heads * dh;

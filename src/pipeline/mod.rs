@@ -1,12 +1,12 @@
-//! The only code that owns threads and channels. Each stage is a plain state machine ([`Stage`])
-//! run on its own thread between two bounded crossbeam channels; end of stream is a
-//! disconnected channel followed by the stage's `finish`.
+//! The only code that owns threads and channels. Each stage is a plain state machine
+//! ([`Stage`]) run on its own thread between two bounded crossbeam channels, each made here
+//! ([`channel`]) with the policy the pipeline file gives it; end of stream is a disconnected
+//! channel followed by the stage's `finish`.
 //!
 //! Shutdown: the first stage to fail, or Ctrl-C, raises the shared [`Shutdown`] flag. Every
 //! stage checks it between items and stops; a stage blocked on a channel wakes when its
 //! neighbour exits and drops its end. Sinks commit only after every stage finished cleanly.
 
-pub mod config;
 pub mod file;
 pub mod shared;
 
@@ -16,29 +16,10 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::config::{Channel, WhenFull};
 use crate::error::{Error, Result};
+use crate::flow::{Routed, Sink, Stage};
 use crate::source::{Media, MediaSource};
-
-pub use config::{ChannelConfig, ModelStageConfig, PipelineConfig, WhenFull, DEFAULT_FILE_PIPELINE};
-
-/// A stage: items in, items out, no threads, locks or channels. Errors are not recoverable: the
-/// pipeline stops and nothing is committed.
-pub trait Stage: Send {
-    type In: Send;
-    type Out: Send;
-    const NAME: &'static str;
-    fn process(&mut self, item: Self::In, out: &mut Vec<Self::Out>) -> Result<()>;
-    /// End of input: emit whatever is held back.
-    fn finish(&mut self, _out: &mut Vec<Self::Out>) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// The end of a pipeline: takes items; the caller commits it once everything succeeded.
-pub trait Sink: Send {
-    type In: Send;
-    fn write(&mut self, item: Self::In) -> Result<()>;
-}
 
 /// Raised once, by Ctrl-C or by the first failure; seen by every stage.
 #[derive(Clone, Default)]
@@ -62,36 +43,52 @@ impl Shutdown {
     }
 }
 
-/// One channel's ends and its policy.
+/// One channel's sending end and its policy.
 pub struct Link<T> {
     tx: Sender<T>,
+    /// The receiving end too, with `DropOldest`: to take the oldest item out of a full channel.
+    oldest: Option<Receiver<T>>,
     policy: WhenFull,
     dropped: Arc<AtomicU64>,
 }
 
-/// Creates a bounded channel. Every channel of the pipeline is made here.
-pub fn channel<T>(capacity: usize, policy: WhenFull) -> (Link<T>, Receiver<T>) {
-    let (tx, rx) = crossbeam_channel::bounded(capacity);
-    (Link { tx, policy, dropped: Arc::new(AtomicU64::new(0)) }, rx)
+/// Creates a bounded channel as `config` says. Every channel of the pipeline is made here.
+pub fn channel<T>(config: Channel) -> (Link<T>, Receiver<T>) {
+    let (tx, rx) = crossbeam_channel::bounded(config.capacity.max(1));
+    let oldest = (config.when_full == WhenFull::DropOldest).then(|| rx.clone());
+    (Link { tx, oldest, policy: config.when_full, dropped: Arc::new(AtomicU64::new(0)) }, rx)
 }
 
 impl<T> Link<T> {
     /// Sends by the channel's policy. `Err` when the receiver is gone (downstream stopped).
-    fn send(&self, item: T) -> Result<()> {
-        match self.policy {
-            WhenFull::Block => self.tx.send(item).map_err(|_| Error::Interrupted),
-            WhenFull::DropNewest => match self.tx.try_send(item) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(_)) => {
+    pub(crate) fn send(&self, item: T) -> Result<()> {
+        let mut item = match self.policy {
+            WhenFull::Block => return self.tx.send(item).map_err(|_| Error::Interrupted),
+            _ => item,
+        };
+        loop {
+            match self.tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(_)) => return Err(Error::Interrupted),
+                Err(TrySendError::Full(back)) => {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
+                    match &self.oldest {
+                        // Room for the new item: the oldest one goes (the reader may have taken
+                        // one meanwhile; then nothing is dropped but the count).
+                        Some(rx) => {
+                            if rx.try_recv().is_err() {
+                                self.dropped.fetch_sub(1, Ordering::Relaxed);
+                            }
+                            item = back;
+                        }
+                        None => return Ok(()),
+                    }
                 }
-                Err(TrySendError::Disconnected(_)) => Err(Error::Interrupted),
-            },
+            }
         }
     }
 
-    /// Items dropped because the channel was full (live inputs only).
+    /// Items dropped because the channel was full.
     pub fn dropped(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.dropped)
     }
@@ -102,13 +99,13 @@ fn fail<T>(shutdown: &Shutdown, e: Error) -> Result<T> {
     Err(e)
 }
 
-/// Runs `source` on a thread of `scope`, sending into `link`.
+/// Runs `source` on a thread of `scope`, sending into `link`; hands the source back at the end.
 pub fn spawn_source<'s, 'e: 's>(
     scope: &'s Scope<'s, 'e>,
     mut source: Box<dyn MediaSource + 'e>,
     link: Link<Media>,
     shutdown: Shutdown,
-) -> ScopedJoinHandle<'s, Result<()>> {
+) -> ScopedJoinHandle<'s, Result<Box<dyn MediaSource + 'e>>> {
     std::thread::Builder::new()
         .name("decode".into())
         .spawn_scoped(scope, move || {
@@ -130,17 +127,11 @@ pub fn spawn_source<'s, 'e: 's>(
                     if source.skipped_packets() > 0 {
                         tracing::warn!(skipped = source.skipped_packets(), "packets failed to decode and were skipped");
                     }
-                    return Ok(());
+                    return Ok(source);
                 }
             }
         })
         .expect("spawning a thread")
-}
-
-/// What a stage with two outputs emits: items for its main output or its side output.
-pub enum Routed<A, B> {
-    Main(A),
-    Side(B),
 }
 
 /// Runs `stage` on a thread of `scope` between `input` and `link`; hands the stage back at the end.
@@ -155,53 +146,75 @@ pub fn spawn_stage<'s, 'e: 's, S: Stage + 'e>(
 }
 
 /// [`spawn_stage`] for a stage with a side output: `Main` items go to `main`, `Side` to `side`.
+/// Without a side channel (no stage would read it) side items are let go, counted in
+/// `unread`: no channel is ever left without a reader.
 pub fn spawn_split_stage<'s, 'e: 's, A: Send + 'e, B: Send + 'e, S: Stage<Out = Routed<A, B>> + 'e>(
     scope: &'s Scope<'s, 'e>,
     stage: S,
     input: Receiver<S::In>,
     main: Link<A>,
-    side: Link<B>,
+    side: Option<Link<B>>,
+    unread: Arc<AtomicU64>,
     shutdown: Shutdown,
 ) -> ScopedJoinHandle<'s, Result<S>> {
-    let emit = move |o| match o {
-        Routed::Main(a) => main.send(a),
-        Routed::Side(b) => side.send(b),
+    let emit = move |o| match (o, &side) {
+        (Routed::Main(a), _) => main.send(a),
+        (Routed::Side(b), Some(side)) => side.send(b),
+        (Routed::Side(_), None) => {
+            unread.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
     };
     spawn_with(scope, stage, move || input.recv().ok(), emit, shutdown)
 }
 
-/// [`spawn_stage`] with two inputs, taken in whatever order they arrive; the stage finishes once
-/// both have ended.
-pub fn spawn_merge_stage<'s, 'e: 's, S: Stage + 'e>(
+/// [`spawn_stage`] with two inputs of their own types, taken in whatever order they arrive; when
+/// the side input ends, the stage is given `side_end`. The stage finishes once both have ended.
+pub fn spawn_merge_stage<'s, 'e: 's, A, B, S>(
     scope: &'s Scope<'s, 'e>,
     stage: S,
-    main: Receiver<S::In>,
-    side: Receiver<S::In>,
+    main: Receiver<A>,
+    side: Receiver<B>,
+    side_end: S::In,
     link: Link<S::Out>,
     shutdown: Shutdown,
-) -> ScopedJoinHandle<'s, Result<S>> {
-    let mut open = [Some(main), Some(side)];
+) -> ScopedJoinHandle<'s, Result<S>>
+where
+    A: Send + 'e,
+    B: Send + 'e,
+    S: Stage + 'e,
+    S::In: From<A> + From<B> + 'e,
+{
+    let (mut main, mut side, mut side_end) = (Some(main), Some(side), Some(side_end));
     let recv = move || loop {
         let mut sel = crossbeam_channel::Select::new();
-        let live: Vec<usize> = (0..2).filter(|&i| open[i].is_some()).collect();
-        if live.is_empty() {
+        let (m, s) = (main.as_ref().map(|r| sel.recv(r)), side.as_ref().map(|r| sel.recv(r)));
+        if m.is_none() && s.is_none() {
             return None;
         }
-        for &i in &live {
-            sel.recv(open[i].as_ref().expect("live"));
-        }
         let op = sel.select();
-        let i = live[op.index()];
-        match op.recv(open[i].as_ref().expect("live")) {
-            Ok(item) => return Some(item),
-            Err(_) => open[i] = None,
+        if Some(op.index()) == m {
+            match op.recv(main.as_ref().expect("selected")) {
+                Ok(a) => return Some(S::In::from(a)),
+                Err(_) => main = None,
+            }
+        } else {
+            match op.recv(side.as_ref().expect("selected")) {
+                Ok(b) => return Some(S::In::from(b)),
+                Err(_) => {
+                    side = None;
+                    if let Some(end) = side_end.take() {
+                        return Some(end);
+                    }
+                }
+            }
         }
     };
     spawn_with(scope, stage, recv, move |o| link.send(o), shutdown)
 }
 
 /// The stage loop: items from `recv` until it returns `None` (every input ended), outputs to `emit`.
-fn spawn_with<'s, 'e: 's, S: Stage + 'e>(
+pub(crate) fn spawn_with<'s, 'e: 's, S: Stage + 'e>(
     scope: &'s Scope<'s, 'e>,
     mut stage: S,
     mut recv: impl FnMut() -> Option<S::In> + Send + 'e,
@@ -352,9 +365,9 @@ mod tests {
             let shutdown = Shutdown::default();
             let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
             std::thread::scope(|s| {
-                let (l1, r1) = channel(c1, WhenFull::Block);
-                let (l2, r2) = channel(c2, WhenFull::Block);
-                let (l3, r3) = channel(c3, WhenFull::Block);
+                let (l1, r1) = channel(ch(c1, WhenFull::Block));
+                let (l2, r2) = channel(ch(c2, WhenFull::Block));
+                let (l3, r3) = channel(ch(c3, WhenFull::Block));
                 let src = spawn_source(s, Box::new(Counting(Arc::clone(&produced))), l1, shutdown.clone());
                 let a = spawn_stage(s, PassThrough, r1, l2, shutdown.clone());
                 let b = spawn_stage(s, PassThrough, r2, l3, shutdown.clone());
@@ -406,30 +419,50 @@ mod tests {
         let shutdown = Shutdown::default();
         let (in_tx, in_rx) = crossbeam_channel::bounded::<u32>(4);
         std::thread::scope(|s| {
-            let (main_l, main_r) = channel(2, WhenFull::Block);
-            let (side_l, side_r) = channel(2, WhenFull::Block);
-            let (out_l, out_r) = channel(64, WhenFull::Block);
-            let split = spawn_split_stage(s, Split, in_rx, main_l, side_l, shutdown.clone());
-            let merge = spawn_merge_stage(s, Collect::default(), main_r, side_r, out_l, shutdown.clone());
+            let (main_l, main_r) = channel(ch(2, WhenFull::Block));
+            let (side_l, side_r) = channel(ch(2, WhenFull::Block));
+            let (out_l, out_r) = channel(ch(64, WhenFull::Block));
+            let split = spawn_split_stage(s, Split, in_rx, main_l, Some(side_l), Default::default(), shutdown.clone());
+            let merge = spawn_merge_stage(s, Collect::default(), main_r, side_r, 1000, out_l, shutdown.clone());
             for i in 0..50 {
                 in_tx.send(i).unwrap();
             }
             drop(in_tx);
             split.join().unwrap().unwrap();
             let merged = merge.join().unwrap().unwrap();
-            assert_eq!(merged.1, Some(50), "finish ran after every item of both inputs");
+            assert_eq!(merged.1, Some(51), "finish ran after every item of both inputs and the side's end");
+            let odds: Vec<u32> = merged.0.iter().copied().filter(|i| i % 2 == 1).collect();
+            assert_eq!(
+                merged.0.iter().position(|&i| i == 1000),
+                merged.0.iter().position(|&i| i == *odds.last().unwrap()).map(|p| p + 1),
+                "the side's end comes after the side's last item"
+            );
             let mut got: Vec<u32> = out_r.try_iter().collect();
             got.sort();
-            assert_eq!(got, (0..50).collect::<Vec<_>>());
+            assert_eq!(got, (0..50).chain([1000]).collect::<Vec<_>>());
             // Each input keeps its own order.
             let evens: Vec<u32> = merged.0.iter().copied().filter(|i| i % 2 == 0).collect();
             assert!(evens.windows(2).all(|w| w[0] < w[1]));
         });
     }
 
+    fn ch(capacity: usize, when_full: WhenFull) -> Channel {
+        Channel { capacity, when_full }
+    }
+
+    #[test]
+    fn drop_oldest_never_blocks_keeps_the_latest_and_counts() {
+        let (link, rx) = channel::<u32>(ch(3, WhenFull::DropOldest));
+        for i in 0..10 {
+            link.send(i).unwrap();
+        }
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![7, 8, 9]);
+        assert_eq!(link.dropped().load(Ordering::SeqCst), 7);
+    }
+
     #[test]
     fn drop_newest_never_blocks_and_counts() {
-        let (link, rx) = channel::<u32>(2, WhenFull::DropNewest);
+        let (link, rx) = channel::<u32>(ch(2, WhenFull::DropNewest));
         for i in 0..5 {
             link.send(i).unwrap();
         }

@@ -1,12 +1,14 @@
-//! The model shared by the model stages of inputs run at the same time ([`SharedModel`]): one
-//! thread collects their batches and encodes, then decodes, those waiting at once together.
+//! The model shared by the model stages of inputs run at the same time: one thread collects their
+//! batches and encodes, then decodes, those waiting at once together (`infer::shared`). Each
+//! stage gets a [`Seat`], a `Transcriber` whose encode and decode go through that thread (word
+//! alignment and language detection run on the stage's own call, as alone).
 //!
 //! Each stage has at most one batch in flight (its call blocks), so once every stage still
 //! running has sent one there is nothing more to wait for. Otherwise the thread waits up to
 //! `wait` for the others, or until `rows` chunks wait: on a CPU the stages it waits for are
 //! encoding or aligning meanwhile, so the cores are not idle.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::Scope;
 use std::time::{Duration, Instant};
@@ -14,11 +16,13 @@ use std::time::{Duration, Instant};
 use candle_core::Tensor;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::context::Context;
+use crate::infer::align::WordTiming;
 use crate::infer::decode::DecodeResult;
-use crate::infer::shared::{decode_together, encode_together, DecodeRequest, SharedModel};
-use crate::infer::transcribe::on_pool;
-use crate::infer::WhisperTokenizer;
-use crate::model::LoadedModel;
+use crate::infer::shared::{decode_together, encode_together};
+use crate::infer::transcriber::{on_pool, AlignRequest, DecodeRequest, ModelTranscriber, Transcriber};
+use crate::model::{Dims, Encoded, WhisperTokenizer};
+use crate::time::Span;
 
 /// How the shared model batches.
 #[derive(Debug, Clone, Copy)]
@@ -32,31 +36,49 @@ pub struct ShareConfig {
 }
 
 enum Msg {
-    /// Mel windows (chunks, n_mels, frames) to encode.
-    Encode(Tensor, Sender<candle_core::Result<Tensor>>),
+    /// Mel windows (row-major, and how many) to encode.
+    Encode(Vec<f32>, usize, Sender<candle_core::Result<Encoded>>),
     Decode(DecodeRequest, Sender<candle_core::Result<Vec<DecodeResult>>>),
     /// A seat was given up: perhaps every stage left has now sent its batch.
     Left,
 }
 
-/// Hands out seats at the shared model; its thread ends once this and every seat are
-/// dropped.
+/// What the shared model has done, for the run's summary.
+#[derive(Debug, Default)]
+pub struct ShareStats {
+    /// Decode batches run.
+    pub batches: AtomicU64,
+    /// The most inputs whose chunks one decode batch held.
+    pub max_inputs: AtomicUsize,
+}
+
+/// Hands out seats at the shared model; its thread ends once this and every seat are dropped.
 pub struct SharedBatcher {
     tx: Sender<Msg>,
     seats: Arc<AtomicUsize>,
+    model: ModelTranscriber,
+    pub stats: Arc<ShareStats>,
 }
 
 impl SharedBatcher {
     /// A seat for one model stage.
-    pub fn seat(&self) -> Box<dyn SharedModel> {
+    pub fn seat(&self) -> Arc<dyn Transcriber> {
         self.seats.fetch_add(1, Ordering::SeqCst);
-        Box::new(Seat { tx: self.tx.clone(), seats: Arc::clone(&self.seats) })
+        Arc::new(Seat {
+            tx: self.tx.clone(),
+            seats: Arc::clone(&self.seats),
+            left: AtomicBool::new(false),
+            local: self.model.clone(),
+        })
     }
 }
 
-struct Seat {
+/// One stage's place at the shared model.
+pub struct Seat {
     tx: Sender<Msg>,
     seats: Arc<AtomicUsize>,
+    left: AtomicBool,
+    local: ModelTranscriber,
 }
 
 impl Seat {
@@ -70,50 +92,87 @@ impl Seat {
     }
 }
 
-impl SharedModel for Seat {
-    fn encode(&self, mel: Tensor) -> candle_core::Result<Tensor> {
-        self.call(|reply| Msg::Encode(mel, reply))
+impl Transcriber for Seat {
+    fn tokenizer(&self) -> &WhisperTokenizer {
+        self.local.tokenizer()
+    }
+
+    fn dims(&self) -> &Dims {
+        self.local.dims()
+    }
+
+    fn can_align(&self) -> bool {
+        self.local.can_align()
+    }
+
+    fn encodes_alone(&self) -> bool {
+        self.local.encodes_alone()
+    }
+
+    fn encode(&self, mel: Vec<f32>, windows: usize) -> candle_core::Result<Encoded> {
+        self.call(|reply| Msg::Encode(mel, windows, reply))
+    }
+
+    fn memory(&self, context: &Context, window: Span) -> candle_core::Result<Option<Tensor>> {
+        self.local.memory(context, window)
+    }
+
+    fn detect_language(&self, audio: &Encoded, memory: Option<&Tensor>) -> candle_core::Result<(u32, f32)> {
+        self.local.detect_language(audio, memory)
     }
 
     fn decode(&self, request: DecodeRequest) -> candle_core::Result<Vec<DecodeResult>> {
+        if request.memory.is_some() {
+            // A chunk with pictures or terms in its memory decodes alone.
+            return self.local.decode(request);
+        }
         self.call(|reply| Msg::Decode(request, reply))
+    }
+
+    fn align(&self, request: AlignRequest) -> candle_core::Result<Vec<WordTiming>> {
+        self.local.align(request)
+    }
+
+    fn leave(&self) {
+        if !self.left.swap(true, Ordering::SeqCst) {
+            self.seats.fetch_sub(1, Ordering::SeqCst);
+            // Only a wake-up: when the queue is full, the thread has messages to wake it anyway.
+            let _ = self.tx.try_send(Msg::Left);
+        }
     }
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.seats.fetch_sub(1, Ordering::SeqCst);
-        // Only a wake-up: when the queue is full, the thread has messages to wake it anyway.
-        let _ = self.tx.try_send(Msg::Left);
+        self.leave();
     }
 }
 
 /// Starts the shared model stage of `model` on a thread of `scope`, which joins it.
 pub fn spawn_shared_batcher<'s, 'e: 's>(
     scope: &'s Scope<'s, 'e>,
-    model: Arc<LoadedModel>,
-    tok: Arc<WhisperTokenizer>,
+    model: ModelTranscriber,
     cfg: ShareConfig,
 ) -> SharedBatcher {
     // Each stage sends one batch at a time and waits for it, then perhaps its `Left`.
     let (tx, rx) = crossbeam_channel::bounded(2 * cfg.inputs.max(1));
     let seats = Arc::new(AtomicUsize::new(0));
-    let batcher = SharedBatcher { tx, seats: Arc::clone(&seats) };
+    let stats = Arc::new(ShareStats::default());
+    let batcher = SharedBatcher { tx, seats: Arc::clone(&seats), model: model.clone(), stats: Arc::clone(&stats) };
     std::thread::Builder::new()
         .name("shared-model".into())
-        .spawn_scoped(scope, move || serve(&rx, &seats, &model, &tok, cfg))
+        .spawn_scoped(scope, move || serve(&rx, &seats, &model, cfg, &stats))
         .expect("spawning a thread");
     batcher
 }
 
-fn serve(rx: &Receiver<Msg>, seats: &AtomicUsize, model: &LoadedModel, tok: &WhisperTokenizer, cfg: ShareConfig) {
+fn serve(rx: &Receiver<Msg>, seats: &AtomicUsize, model: &ModelTranscriber, cfg: ShareConfig, stats: &ShareStats) {
     let mut pending: Vec<Msg> = Vec::new();
-    let mut batches = 0u64;
     let rows = |p: &[Msg]| -> usize {
         p.iter()
             .map(|m| match m {
-                Msg::Encode(mel, _) => mel.dim(0).unwrap_or(1),
-                Msg::Decode(r, _) => r.audio.dim(0).unwrap_or(1),
+                Msg::Encode(_, n, _) => *n,
+                Msg::Decode(r, _) => r.audio.windows(),
                 Msg::Left => 0,
             })
             .sum()
@@ -132,36 +191,41 @@ fn serve(rx: &Receiver<Msg>, seats: &AtomicUsize, model: &LoadedModel, tok: &Whi
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        let t0 = Instant::now();
         let (mut encodes, mut decodes) = (Vec::new(), Vec::new());
         for m in pending.drain(..) {
             match m {
-                Msg::Encode(mel, reply) => encodes.push((mel, reply)),
+                Msg::Encode(mel, n, reply) => encodes.push(((mel, n), reply)),
                 Msg::Decode(r, reply) => decodes.push((r, reply)),
                 Msg::Left => {}
             }
         }
         if !encodes.is_empty() {
-            let mels: Vec<&Tensor> = encodes.iter().map(|(m, _)| m).collect();
-            let results = guarded(mels.len(), || encode_together(model, &mels));
-            tracing::debug!(inputs = mels.len(), ms = t0.elapsed().as_millis() as u64, "shared encode");
-            for ((_, reply), r) in encodes.into_iter().zip(results) {
+            let t0 = Instant::now();
+            let (mels, replies): (Vec<_>, Vec<_>) = encodes.into_iter().unzip();
+            let n = mels.len();
+            let results = guarded(n, || encode_together(model, mels));
+            tracing::debug!(inputs = n, ms = t0.elapsed().as_millis() as u64, "shared encode");
+            for (reply, r) in replies.into_iter().zip(results) {
                 let _ = reply.send(r);
             }
         }
         if !decodes.is_empty() {
             let t0 = Instant::now();
-            let requests: Vec<&DecodeRequest> = decodes.iter().map(|(r, _)| r).collect();
-            let results = guarded(requests.len(), || decode_together(model, tok, &requests, batches));
-            let chunks: usize = requests.iter().map(|r| r.audio.dim(0).unwrap_or(1)).sum();
-            let decode_ms = t0.elapsed().as_millis() as u64;
-            tracing::debug!(inputs = requests.len(), chunks, decode_ms, "shared batch");
-            for ((_, reply), r) in decodes.into_iter().zip(results) {
+            let (requests, replies): (Vec<_>, Vec<_>) = decodes.into_iter().unzip();
+            let (n, chunks) = (requests.len(), rows_of(&requests));
+            let results = guarded(n, || decode_together(model, requests));
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+            stats.max_inputs.fetch_max(n, Ordering::Relaxed);
+            tracing::debug!(inputs = n, chunks, decode_ms = t0.elapsed().as_millis() as u64, "shared batch");
+            for (reply, r) in replies.into_iter().zip(results) {
                 let _ = reply.send(r);
             }
         }
-        batches += 1;
     }
+}
+
+fn rows_of(requests: &[DecodeRequest]) -> usize {
+    requests.iter().map(|r| r.audio.windows()).sum()
 }
 
 /// `f`'s `n` results, run on the compute pool; a panic in the model fails them all with an

@@ -1,5 +1,6 @@
 //! Preprocess: decoded media in, log-mel frames and shot changes out to the model stage; stills,
-//! when the picture changed, out to the visual stages (a side output).
+//! when the picture changed, out to the visual stages (a side output). Gaps in the audio become
+//! silence here, so that every mel frame is 10 ms of media time.
 
 pub mod mel;
 pub mod shots;
@@ -7,10 +8,9 @@ pub mod stills;
 pub mod vad;
 
 use crate::error::Result;
-use crate::pipeline::{Routed, Stage};
-use crate::source::Media;
+use crate::flow::{Routed, Stage};
+use crate::source::{Media, SAMPLE_RATE_HZ};
 use crate::time::Ts;
-use crate::visual::ScreenText;
 
 pub use stills::{Still, StillConfig};
 
@@ -87,24 +87,51 @@ pub struct MelChunk {
 pub enum Features {
     Mel(MelChunk),
     ShotChange(Ts),
-    /// The text on screen, from the on-screen-text stage.
-    Screen(ScreenText),
-    /// The on-screen-text stage ended: no more `Screen` items.
-    ScreenEnd,
 }
 
 pub struct PreprocessStage {
     mel: mel::LogMel,
     shots: shots::ShotDetector,
-    stills: stills::StillFilter,
+    /// `None` when no visual stage reads stills: they are let go here.
+    stills: Option<stills::StillFilter>,
+    /// Audio samples taken in so far, silence for gaps included: the media time of the audio.
+    samples: u64,
+    /// Gaps filled with silence, and their length.
+    pub gaps: usize,
+    pub gap_time: Ts,
 }
 
+/// Silence is pushed into the mel a second at a time.
+const SILENCE_BLOCK: usize = SAMPLE_RATE_HZ as usize;
+
 impl PreprocessStage {
-    pub fn new(n_mels: usize, shots: shots::ShotConfig, stills: StillConfig) -> Self {
+    /// `stills`: a visual stage reads the stills passed on.
+    pub fn new(n_mels: usize, shots: shots::ShotConfig, still_cfg: StillConfig, stills: bool) -> Self {
         Self {
             mel: mel::LogMel::new(n_mels),
             shots: shots::ShotDetector::new(shots),
-            stills: stills::StillFilter::new(stills),
+            stills: stills.then(|| stills::StillFilter::new(still_cfg)),
+            samples: 0,
+            gaps: 0,
+            gap_time: Ts::ZERO,
+        }
+    }
+
+    /// `n` samples of silence into the mel.
+    fn silence(&mut self, n: u64, frames: &mut Vec<f32>) {
+        let zeros = vec![0f32; SILENCE_BLOCK];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(SILENCE_BLOCK as u64) as usize;
+            self.mel.push(&zeros[..k], frames);
+            left -= k as u64;
+        }
+        self.samples += n;
+    }
+
+    fn mel_out(frames: Vec<f32>, out: &mut Vec<Routed<Features, Still>>) {
+        if !frames.is_empty() {
+            out.push(Routed::Main(Features::Mel(MelChunk { frames })));
         }
     }
 }
@@ -118,17 +145,41 @@ impl Stage for PreprocessStage {
         match item {
             Media::Audio(a) => {
                 let mut frames = Vec::new();
-                self.mel.push(&a.samples, &mut frames);
-                if !frames.is_empty() {
-                    out.push(Routed::Main(Features::Mel(MelChunk { frames })));
+                // Audio placed after where the audio so far ends (a source that says nothing of
+                // the gap) is placed by its time all the same; audio placed over audio already
+                // heard loses what overlaps.
+                let start = (a.start.ms().max(0) as u64) * SAMPLE_RATE_HZ as u64 / 1000;
+                let mut samples = &a.samples[..];
+                if start > self.samples + 16 {
+                    let n = start - self.samples;
+                    self.gaps += 1;
+                    self.gap_time = self.gap_time + Ts::from_samples(n, SAMPLE_RATE_HZ);
+                    self.silence(n, &mut frames);
+                } else if start + 16 < self.samples {
+                    samples = &samples[((self.samples - start) as usize).min(samples.len())..];
                 }
+                self.mel.push(samples, &mut frames);
+                self.samples += samples.len() as u64;
+                Self::mel_out(frames, out);
+            }
+            Media::Gap(g) => {
+                let mut frames = Vec::new();
+                self.gaps += 1;
+                self.gap_time = self.gap_time + g.duration();
+                tracing::debug!(at = %g.at, duration = %g.duration(), reason = ?g.reason, "gap filled with silence");
+                self.silence(g.samples, &mut frames);
+                Self::mel_out(frames, out);
             }
             Media::Video(f) => {
                 if let Some(at) = self.shots.push(&f) {
                     out.push(Routed::Main(Features::ShotChange(at)));
                 }
             }
-            Media::Still(f) => out.push(Routed::Side(self.stills.push(f))),
+            Media::Still(f) => {
+                if let Some(filter) = &mut self.stills {
+                    out.push(Routed::Side(filter.push(f)));
+                }
+            }
         }
         Ok(())
     }
@@ -136,9 +187,7 @@ impl Stage for PreprocessStage {
     fn finish(&mut self, out: &mut Vec<Self::Out>) -> Result<()> {
         let mut frames = Vec::new();
         self.mel.flush(&mut frames);
-        if !frames.is_empty() {
-            out.push(Routed::Main(Features::Mel(MelChunk { frames })));
-        }
+        Self::mel_out(frames, out);
         Ok(())
     }
 }

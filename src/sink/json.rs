@@ -13,6 +13,29 @@ pub struct JsonMeta {
     pub language: Option<String>,
     pub language_probability: Option<f32>,
     pub duration_s: Option<f64>,
+    pub stats: RunStats,
+}
+
+/// What a run of one input did, counted: in its JSON output and its summary, for scripts and
+/// tests to read (log lines are for people and may change).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct RunStats {
+    /// Windows (window after window) or chunks (batched) the model decoded.
+    pub windows: usize,
+    /// Stills whose on-screen text was read, and pictures the image encoder encoded.
+    pub stills_read: usize,
+    pub pictures: usize,
+    /// Stills skipped because the visual stage was behind (live input only).
+    pub stills_skipped: u64,
+    /// Packets that failed to decode and were skipped.
+    pub skipped_packets: u64,
+    /// Gaps in the audio filled with silence so that time kept moving (a skipped packet, a
+    /// jump in the stream's timestamps, audio that starts late), and their length in seconds.
+    pub gaps: usize,
+    pub gap_s: f64,
+    /// Several inputs decoded together (batched mode): the most inputs one decode batch held
+    /// while this one ran.
+    pub shared_batch_inputs: Option<usize>,
 }
 
 #[derive(Serialize)]

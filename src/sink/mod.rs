@@ -7,14 +7,15 @@ mod srt;
 mod vtt;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::atomic::AtomicFile;
 use crate::cue::{Cue, Subtitle};
 use crate::error::{Error, Result};
-use crate::pipeline::Sink;
+use crate::flow::Sink;
 use crate::segment::Segment;
 
-pub use json::JsonMeta;
+pub use json::{JsonMeta, RunStats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -46,12 +47,7 @@ impl Format {
 /// destination fails before any work; dropping an uncommitted target removes it.
 pub enum Target {
     Stdout,
-    File { path: PathBuf, tmp: PathBuf, file: Option<std::fs::File> },
-}
-
-fn tmp_name(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    File(AtomicFile),
 }
 
 impl Target {
@@ -60,50 +56,22 @@ impl Target {
         if path == Path::new("-") {
             return Ok(Target::Stdout);
         }
-        if path.is_dir() {
-            return Err(Error::output(path, "is a directory"));
-        }
-        let tmp = tmp_name(path);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::output(path, format!("cannot write here: {e}")))?;
-        Ok(Target::File { path: path.to_path_buf(), tmp, file: Some(file) })
+        Ok(Target::File(AtomicFile::create(path)?))
     }
 
     /// Writes `bytes` whole and puts them in place.
-    pub fn commit(mut self, bytes: &[u8]) -> Result<()> {
-        match &mut self {
+    pub fn commit(self, bytes: &[u8]) -> Result<()> {
+        match self {
             Target::Stdout => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| Error::output("-", e))
             }
-            Target::File { path, tmp, file } => {
-                let mut f = file.take().expect("a target commits once");
-                f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| Error::output(&*path, e))?;
-                drop(f);
-                std::fs::rename(&*tmp, &*path).map_err(|e| Error::output(&*path, e))?;
-                *tmp = PathBuf::new();
-                Ok(())
+            Target::File(mut f) => {
+                f.write_all(bytes)?;
+                f.commit()
             }
         }
     }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        if let Target::File { tmp, .. } = self {
-            if !tmp.as_os_str().is_empty() {
-                let _ = std::fs::remove_file(&*tmp);
-            }
-        }
-    }
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    Target::prepare(path)?.commit(bytes)
 }
 
 /// Collects segments and cues; renders and writes them on `commit`.

@@ -3,11 +3,6 @@
 
 use crate::cue::Cue;
 
-fn ts(ms: i64) -> String {
-    let ms = ms.max(0);
-    format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
-}
-
 fn escape(line: &str) -> String {
     line.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -16,7 +11,7 @@ pub fn render(cues: &[Cue]) -> String {
     let mut s = String::from("WEBVTT\n");
     for c in cues {
         s.push('\n');
-        s.push_str(&format!("{} --> {}\n", ts(c.span.start.ms()), ts(c.span.end.ms())));
+        s.push_str(&format!("{} --> {}\n", c.span.start.clock('.'), c.span.end.clock('.')));
         for line in c.lines.iter().filter(|l| !l.trim().is_empty()) {
             s.push_str(&escape(line));
             s.push('\n');

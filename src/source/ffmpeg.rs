@@ -1,5 +1,6 @@
 //! Containers through FFmpeg (ffmpeg-next over Debian 12's FFmpeg 5.1): audio resampled by
-//! swresample to 16 kHz mono f32, video frames sampled and scaled by swscale.
+//! swresample to 16 kHz mono f32, video frames sampled and scaled by swscale. Audio and video are
+//! placed by their timestamps, the container's start as zero (`AudioClock`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use ff::util::channel_layout::ChannelLayout;
 use ffmpeg_next as ff;
 
 use crate::error::{Error, Result};
-use crate::source::{AudioChunk, Media, MediaSource, VideoFrame, VideoSampling, SAMPLE_RATE_HZ};
+use crate::source::{AudioChunk, AudioClock, Media, MediaSource, VideoFrame, VideoSampling, SAMPLE_RATE_HZ};
 use crate::time::Ts;
 
 /// One schedule of sampled frames: which frames, at what size, as what.
@@ -47,12 +48,16 @@ pub struct FfmpegSource {
     path: PathBuf,
     input: ff::format::context::Input,
     stream: usize,
+    /// The audio stream's time base, in seconds.
+    time_base: f64,
+    /// The stream's start (the earliest of its streams'), in seconds: media time zero.
+    origin_s: Option<f64>,
     decoder: ff::decoder::Audio,
     resampler: Option<(ff::software::resampling::Context, (Sample, ChannelLayout, u32))>,
     video: Option<VideoState>,
     duration: Option<Ts>,
     frame_rate: Option<f64>,
-    samples_out: u64,
+    clock: AudioClock,
     skipped: u64,
     done: bool,
 }
@@ -76,6 +81,13 @@ impl FfmpegSource {
         let audio =
             input.streams().best(ff::media::Type::Audio).ok_or_else(|| Error::input(path, "no audio stream"))?;
         let stream = audio.index();
+        let atb = audio.time_base();
+        let time_base = atb.numerator() as f64 / atb.denominator().max(1) as f64;
+        // In AV_TIME_BASE units; AV_NOPTS_VALUE (i64::MIN) when the container does not know: the
+        // first timestamp is the start then.
+        // SAFETY: `input` is an open format context; `start_time` is a plain field of it.
+        let start = unsafe { (*input.as_ptr()).start_time };
+        let origin_s = (start != i64::MIN).then(|| start as f64 / 1e6);
         let ctx =
             ff::codec::context::Context::from_parameters(audio.parameters()).map_err(|e| Error::input(path, e))?;
         let decoder =
@@ -123,23 +135,28 @@ impl FfmpegSource {
             path: path.to_path_buf(),
             input,
             stream,
+            time_base,
+            origin_s,
             decoder,
             resampler: None,
             video,
             duration,
             frame_rate,
-            samples_out: 0,
+            clock: AudioClock::default(),
             skipped: 0,
             done: false,
         })
     }
 
-    fn at(&self) -> Ts {
-        Ts::from_samples(self.samples_out, SAMPLE_RATE_HZ)
+    fn decode_error(&self, reason: impl ToString) -> Error {
+        Error::Decode { path: self.path.clone(), at: self.clock.now(), reason: reason.to_string() }
     }
 
-    fn decode_error(&self, reason: impl ToString) -> Error {
-        Error::Decode { path: self.path.clone(), at: self.at(), reason: reason.to_string() }
+    /// Seconds from the stream's start of a timestamp `ts` in time base `tb`; the first
+    /// timestamp seen is the start when the container gave none.
+    fn stream_time(&mut self, ts: Option<i64>, tb: f64) -> Option<f64> {
+        let t = ts? as f64 * tb;
+        Some(t - *self.origin_s.get_or_insert(t))
     }
 
     fn push_samples(&mut self, frame: &ff::frame::Audio, out: &mut Vec<Media>) {
@@ -148,8 +165,7 @@ impl FfmpegSource {
             return;
         }
         let samples = frame.plane::<f32>(0)[..n].to_vec();
-        out.push(Media::Audio(AudioChunk { start: self.at(), samples }));
-        self.samples_out += n as u64;
+        out.push(Media::Audio(AudioChunk { start: self.clock.emit(&samples), samples }));
     }
 
     fn resample(&mut self, frame: &mut ff::frame::Audio, out: &mut Vec<Media>) -> Result<()> {
@@ -157,6 +173,13 @@ impl FfmpegSource {
             frame.set_channel_layout(ChannelLayout::default(frame.channels() as i32));
         }
         let key = (frame.format(), frame.channel_layout(), frame.rate());
+        // Where the frame's timestamp puts it: audio before a hole is flushed, then the hole is
+        // filled.
+        let pts = self.stream_time(frame.timestamp().or(frame.pts()), self.time_base);
+        if let Some(gap) = self.clock.frame(pts, frame.samples() as f64 / key.2.max(1) as f64) {
+            self.flush_resampler(out)?;
+            out.push(Media::Gap(self.clock.fill(gap)));
+        }
         if self.resampler.as_ref().map(|r| r.1) != Some(key) {
             self.flush_resampler(out)?;
             let r = ff::software::resampling::Context::get(
@@ -173,11 +196,9 @@ impl FfmpegSource {
         let cap = frame.samples() * SAMPLE_RATE_HZ as usize / key.2.max(1) as usize + 512;
         let mut o = ff::frame::Audio::new(Sample::F32(SampleType::Packed), cap, ChannelLayout::MONO);
         let (r, _) = self.resampler.as_mut().expect("set above");
-        r.run(frame, &mut o).map_err(|e| Error::Decode {
-            path: self.path.clone(),
-            at: Ts::ZERO,
-            reason: e.to_string(),
-        })?;
+        if let Err(e) = r.run(frame, &mut o) {
+            return Err(self.decode_error(e));
+        }
         self.push_samples(&o, out);
         Ok(())
     }
@@ -205,12 +226,18 @@ impl FfmpegSource {
     }
 
     fn drain_video(&mut self, out: &mut Vec<Media>) -> Result<()> {
-        let Some(v) = self.video.as_mut() else {
+        let Some(mut v) = self.video.take() else {
             return Ok(());
         };
+        let result = self.drain_video_of(&mut v, out);
+        self.video = Some(v);
+        result
+    }
+
+    fn drain_video_of(&mut self, v: &mut VideoState, out: &mut Vec<Media>) -> Result<()> {
         let mut frame = ff::frame::Video::empty();
         while v.decoder.receive_frame(&mut frame).is_ok() {
-            let t = frame.timestamp().or(frame.pts()).unwrap_or(0) as f64 * v.time_base;
+            let t = self.stream_time(frame.timestamp().or(frame.pts()), v.time_base).unwrap_or(0.0).max(0.0);
             for s in &mut v.samplers {
                 if t + 1e-6 < s.next_at_s {
                     continue;
@@ -289,7 +316,7 @@ impl MediaSource for FfmpegSource {
                     self.drain_video(out)?;
                 }
                 self.done = true;
-                if self.samples_out == 0 && self.skipped > 0 {
+                if self.clock.audio_samples() == 0 && self.skipped > 0 {
                     return Err(self.decode_error("no audio could be decoded"));
                 }
                 Ok(false)

@@ -1,6 +1,12 @@
 //! Demux and decode: any input becomes 16 kHz mono f32 audio, plus video frames sampled at a
 //! configurable rate and size when asked for.
 //!
+//! Time is the stream's: audio and video are placed by their timestamps on one clock whose zero
+//! is the stream's start. Where the audio has a hole (a packet that failed to decode, a jump in
+//! the timestamps, audio that starts after the video) the source says so with a [`Gap`], which
+//! the preprocess stage fills with silence, so every later word and cue stays where the picture
+//! puts it ([`AudioClock`]).
+//!
 //! Recoverable: a packet that fails to decode is skipped and counted. Not recoverable: an input
 //! that cannot be opened, has no audio stream, or fails to read part way (the error names the
 //! file and the media time reached).
@@ -24,11 +30,36 @@ pub use self::symphonia::SymphoniaSource;
 /// Audio rate every source delivers.
 pub const SAMPLE_RATE_HZ: u32 = 16_000;
 
-/// A run of decoded audio, 16 kHz mono.
+/// A run of decoded audio, 16 kHz mono, from `start` in media time.
 #[derive(Debug, Clone)]
 pub struct AudioChunk {
     pub start: Ts,
     pub samples: Vec<f32>,
+}
+
+/// A stretch of media time without audio, from `at` for `samples` samples at 16 kHz: the
+/// preprocess stage fills it with silence so that time keeps moving (gst's `Gap` event).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gap {
+    pub at: Ts,
+    pub samples: u64,
+    pub reason: GapReason,
+}
+
+impl Gap {
+    pub fn duration(&self) -> Ts {
+        Ts::from_samples(self.samples, SAMPLE_RATE_HZ)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapReason {
+    /// The audio starts after the stream does (after the video).
+    LateStart,
+    /// The timestamps jump forward: packets lost, skipped as undecodable, or never sent.
+    Hole,
+    /// Audio dropped on purpose because the pipeline could not keep up (live input).
+    Dropped,
 }
 
 /// One sampled video frame, RGB24, `width * height * 3` bytes.
@@ -44,6 +75,7 @@ pub struct VideoFrame {
 #[derive(Debug, Clone)]
 pub enum Media {
     Audio(AudioChunk),
+    Gap(Gap),
     /// Small frames at a high rate: shot detection.
     Video(VideoFrame),
     /// Large frames at a low rate: on-screen text and the visual encoder.
@@ -96,6 +128,96 @@ pub trait MediaSource: Send {
     fn skipped_packets(&self) -> u64;
 }
 
+/// Forward jumps in the audio's timestamps up to this long are holes, filled with silence;
+/// longer ones, and jumps back, are discontinuities of the timestamps alone (a splice, an
+/// encoder restart, a wrap-around): time goes on from where it was (FFmpeg's own tools treat
+/// MPEG-TS jumps over 10 s so).
+const MAX_HOLE_S: f64 = 10.0;
+/// Differences smaller than this between where a frame's timestamp puts it and where the
+/// audio so far ends are rounding (containers that count milliseconds), not holes. A lost
+/// packet of any common codec is longer (AAC 21 ms, Opus 20 ms, MP3 26 ms).
+const HOLE_TOLERANCE_S: f64 = 0.015;
+/// Audio that starts this long or less after the stream does is placed there (silence before
+/// it); later than that, the timestamps are taken to be wrong.
+const MAX_LATE_START_S: f64 = 600.0;
+
+/// The audio's place in media time, for a source: where each decoded frame goes by its
+/// timestamp, the gaps before frames that come late, and the media time of the samples
+/// emitted (16 kHz, gaps included).
+#[derive(Debug, Default)]
+pub(crate) struct AudioClock {
+    /// Samples at 16 kHz emitted so far, gaps included, and of audio alone.
+    out_samples: u64,
+    audio_samples: u64,
+    /// Where the next decoded frame starts if the audio runs on without a hole: stream seconds
+    /// from the stream's start.
+    expected_s: Option<f64>,
+    /// Added to the timestamps after a discontinuity, so that time goes on.
+    shift_s: f64,
+    pub(crate) gaps: usize,
+    pub(crate) discontinuities: usize,
+}
+
+impl AudioClock {
+    /// A decoded frame whose timestamp puts it at `pts_s` (seconds from the stream's start; none
+    /// when the container gives none) and which lasts `duration_s`: the gap to fill before it,
+    /// if it comes late. The source emits what it still holds of the audio before the gap, then
+    /// [`Self::fill`]s the gap.
+    pub(crate) fn frame(&mut self, pts_s: Option<f64>, duration_s: f64) -> Option<(u64, GapReason)> {
+        let first = self.expected_s.is_none();
+        let expected = self.expected_s.unwrap_or(0.0);
+        let Some(pts) = pts_s.map(|p| p + self.shift_s) else {
+            self.expected_s = Some(expected + duration_s);
+            return None;
+        };
+        let late = pts - expected;
+        let max = if first { MAX_LATE_START_S } else { MAX_HOLE_S };
+        if late > HOLE_TOLERANCE_S && late <= max {
+            let samples = (late * SAMPLE_RATE_HZ as f64).round() as u64;
+            let reason = if first { GapReason::LateStart } else { GapReason::Hole };
+            self.expected_s = Some(pts + duration_s);
+            return Some((samples, reason));
+        }
+        if late.abs() > HOLE_TOLERANCE_S {
+            // The timestamps jumped, not the audio (or the first frame is stamped a little
+            // before zero, as encoders' priming leaves it): time goes on from where it was.
+            self.shift_s += expected - pts;
+            if !first || late > 0.0 {
+                self.discontinuities += 1;
+                tracing::warn!(at = %self.now(), jump_s = late, "the audio's timestamps jump: time goes on from here");
+            }
+        }
+        self.expected_s = Some(expected + duration_s);
+        None
+    }
+
+    /// A gap of `samples` from now: time moves on over it.
+    pub(crate) fn fill(&mut self, (samples, reason): (u64, GapReason)) -> Gap {
+        let gap = Gap { at: self.now(), samples, reason };
+        self.out_samples += samples;
+        self.gaps += 1;
+        gap
+    }
+
+    /// The media time of the next sample.
+    pub(crate) fn now(&self) -> Ts {
+        Ts::from_samples(self.out_samples, SAMPLE_RATE_HZ)
+    }
+
+    /// `samples` 16 kHz samples emitted as a chunk: its start.
+    pub(crate) fn emit(&mut self, samples: &[f32]) -> Ts {
+        let at = self.now();
+        self.out_samples += samples.len() as u64;
+        self.audio_samples += samples.len() as u64;
+        at
+    }
+
+    /// Samples of audio (not gaps) emitted so far.
+    pub(crate) fn audio_samples(&self) -> u64 {
+        self.audio_samples
+    }
+}
+
 /// Extensions Symphonia decodes; everything else goes to FFmpeg.
 const PLAIN_AUDIO: &[&str] = &["wav", "flac", "mp3", "ogg", "oga"];
 
@@ -130,4 +252,61 @@ fn open_container(path: &Path, video: &VideoSampling) -> Result<Box<dyn MediaSou
 fn open_container(path: &Path, _: &VideoSampling) -> Result<Box<dyn MediaSource>> {
     let plain = PLAIN_AUDIO.join(", ");
     Err(Error::input(path, format!("this build reads plain audio only ({plain}): built without the `ffmpeg` feature")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AAC: f64 = 1024.0 / 48_000.0;
+
+    /// Frames `from..to` of 21.3 ms each, timestamped by `pts(i)`: the gaps the clock fills.
+    fn run(clock: &mut AudioClock, frames: std::ops::Range<usize>, pts: impl Fn(usize) -> f64) -> Vec<Gap> {
+        frames
+            .filter_map(|i| {
+                let gap = clock.frame(Some(pts(i)), AAC).map(|g| clock.fill(g));
+                clock.emit(&[0.0; 341]);
+                gap
+            })
+            .collect()
+    }
+
+    #[test]
+    fn continuous_audio_has_no_gap_despite_millisecond_timestamps() {
+        let mut c = AudioClock::default();
+        assert!(run(&mut c, 0..500, |i| (i as f64 * AAC * 1000.0).round() / 1000.0).is_empty());
+        assert_eq!(c.discontinuities, 0);
+    }
+
+    #[test]
+    fn lost_packets_late_audio_and_jumps_become_gaps_of_their_length() {
+        let mut c = AudioClock::default();
+        // Audio that starts 2 s into the stream.
+        let gaps = run(&mut c, 0..10, |i| 2.0 + i as f64 * AAC);
+        assert_eq!(gaps.len(), 1);
+        assert_eq!((gaps[0].at, gaps[0].samples, gaps[0].reason), (Ts(0), 32_000, GapReason::LateStart));
+        // Frames 10-19 lost: a hole of 10 frames, where the 10th would have started.
+        let before = c.now();
+        let gaps = run(&mut c, 20..30, |i| 2.0 + i as f64 * AAC);
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].at, before);
+        assert_eq!(gaps[0].duration(), Ts::from_secs_f64(10.0 * AAC));
+        // A 3 s jump of the timestamps.
+        let gaps = run(&mut c, 30..40, |i| 5.0 + i as f64 * AAC);
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].samples, 48_000);
+    }
+
+    #[test]
+    fn jumps_back_or_far_forward_are_discontinuities_and_time_goes_on() {
+        let mut c = AudioClock::default();
+        run(&mut c, 0..10, |i| i as f64 * AAC);
+        let at = c.now();
+        assert!(run(&mut c, 10..20, |i| 100.0 + i as f64 * AAC).is_empty(), "an hour's jump is no hole");
+        assert!(run(&mut c, 20..30, |i| i as f64 * AAC - 50.0).is_empty(), "nor a jump back");
+        assert_eq!(c.discontinuities, 2);
+        assert_eq!(c.now() - at, Ts::from_samples(20 * 341, SAMPLE_RATE_HZ));
+        // After the jump, a real hole is still found.
+        assert_eq!(run(&mut c, 31..32, |i| i as f64 * AAC - 50.0).len(), 1);
+    }
 }

@@ -13,7 +13,7 @@ use symphonia::core::probe::Hint;
 
 use crate::error::{Error, Result};
 use crate::source::resample::Resampler;
-use crate::source::{AudioChunk, Media, MediaSource, SAMPLE_RATE_HZ};
+use crate::source::{AudioChunk, AudioClock, Media, MediaSource, SAMPLE_RATE_HZ};
 use crate::time::Ts;
 
 pub struct SymphoniaSource {
@@ -21,9 +21,11 @@ pub struct SymphoniaSource {
     reader: Box<dyn FormatReader>,
     decoder: Box<dyn Decoder>,
     track: u32,
+    /// The track's time base, in seconds, when it has one.
+    time_base: Option<f64>,
     resampler: Option<Resampler>,
     duration: Option<Ts>,
-    samples_out: u64,
+    clock: AudioClock,
     skipped: u64,
     done: bool,
 }
@@ -48,30 +50,39 @@ impl SymphoniaSource {
             (Some(n), Some(r)) => Some(Ts::from_samples(n, r)),
             _ => None,
         };
+        let time_base = track.codec_params.time_base.map(|tb| tb.numer as f64 / tb.denom.max(1) as f64);
         Ok(Self {
             path: path.to_path_buf(),
             track: track.id,
+            time_base,
             reader,
             decoder,
             resampler: None,
             duration,
-            samples_out: 0,
+            clock: AudioClock::default(),
             skipped: 0,
             done: false,
         })
     }
 
     fn at(&self) -> Ts {
-        Ts::from_samples(self.samples_out, SAMPLE_RATE_HZ)
+        self.clock.now()
     }
 
     fn emit(&mut self, samples: Vec<f32>, out: &mut Vec<Media>) {
         if samples.is_empty() {
             return;
         }
-        let (start, n) = (self.at(), samples.len() as u64);
-        out.push(Media::Audio(AudioChunk { start, samples }));
-        self.samples_out += n;
+        out.push(Media::Audio(AudioChunk { start: self.clock.emit(&samples), samples }));
+    }
+
+    /// What the resampler still holds, emitted.
+    fn flush(&mut self, out: &mut Vec<Media>) {
+        let mut rest = Vec::new();
+        if let Some(mut r) = self.resampler.take() {
+            r.flush(&mut rest);
+        }
+        self.emit(rest, out);
     }
 }
 
@@ -83,11 +94,7 @@ impl MediaSource for SymphoniaSource {
         let packet = match self.reader.next_packet() {
             Ok(p) => p,
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                let mut rest = Vec::new();
-                if let Some(r) = self.resampler.as_mut() {
-                    r.flush(&mut rest);
-                }
-                self.emit(rest, out);
+                self.flush(out);
                 self.done = true;
                 return Ok(false);
             }
@@ -105,9 +112,17 @@ impl MediaSource for SymphoniaSource {
             Err(e) => return Err(Error::Decode { path: self.path.clone(), at: self.at(), reason: e.to_string() }),
         };
         let spec = *decoded.spec();
+        let frames = decoded.frames();
         let channels = spec.channels.count().max(1);
         let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
         buf.copy_interleaved_ref(decoded);
+        // Where the packet's timestamp puts it: audio before a hole is flushed, then the hole is
+        // filled.
+        let pts = self.time_base.map(|tb| packet.ts() as f64 * tb);
+        if let Some(gap) = self.clock.frame(pts, frames as f64 / spec.rate.max(1) as f64) {
+            self.flush(out);
+            out.push(Media::Gap(self.clock.fill(gap)));
+        }
         let mono: Vec<f32> = buf.samples().chunks(channels).map(|f| f.iter().sum::<f32>() / channels as f32).collect();
         let r = self.resampler.get_or_insert_with(|| Resampler::new(spec.rate, SAMPLE_RATE_HZ));
         let mut resampled = Vec::with_capacity(mono.len());

@@ -1,11 +1,9 @@
 //! `subtitle train`: adapts the fusion adapter (`model::fusion`) to (video, .srt) pairs with
 //! Whisper frozen.
 //!
-//! Each file runs through the inference stages as state machines, driven here in order instead
-//! of on threads: the source, `PreprocessStage` (log-mel, stills), `VisualStage` (on-screen text,
-//! picture tokens), the audio encoder, and the same window collation (`window_memory`, the
-//! decoder's `initial_tokens`) as the model stage. Encoded windows are kept in memory, so epochs
-//! only run the decoder.
+//! Each file runs through the inference stages and is cut into the windows inference would
+//! decode, with the prompt and memory inference would give them ([`data`]). Encoded windows are
+//! kept in memory, so epochs only run the decoder.
 //!
 //! Loss per window, teacher-forced on the reference cues as Whisper timestamps and text:
 //! L = L_generate (cross-entropy of the cue tokens given audio and memory)
@@ -18,6 +16,7 @@
 //! epoch, from which `--resume` goes on.
 
 pub mod adamw;
+pub mod data;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,24 +24,22 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::context::Context;
+use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 use crate::eval;
-use crate::infer::decode::{DecodeOptions, WindowDecoder};
-use crate::infer::transcribe::window_memory;
-use crate::infer::WhisperTokenizer;
+use crate::infer::decode::{window_seed, DecodeOptions, WindowDecoder};
+use crate::infer::transcriber::fusion_memory;
 use crate::model::dinov2::ImageEncoder;
 use crate::model::fusion::Fusion;
-use crate::model::{LoadedModel, ModelConfig, Whisper};
-use crate::pipeline::{PipelineConfig, Routed, Stage};
+use crate::model::{Encoded, LoadedModel, ModelConfig, Whisper, WhisperTokenizer};
 use crate::preprocess::mel::{normalize_window, WINDOW_FRAMES};
-use crate::preprocess::{Features, PreprocessStage};
-use crate::time::{Span, Ts};
-use crate::visual::ocr::OcrReader;
-use crate::visual::VisualStage;
 use adamw::AdamW;
+use data::{load_file, pairs, Example};
 
 /// The built-in `pipelines/train.toml`.
 pub const DEFAULT_TRAIN: &str = include_str!("../../pipelines/train.toml");
@@ -115,19 +112,6 @@ pub struct TrainJob {
     pub quiet: bool,
 }
 
-/// One 30 s window of one file, encoded.
-struct Example {
-    /// (1, audio_ctx, state), from the frozen encoder.
-    audio: Tensor,
-    /// The window's context: on-screen text and pictures near it.
-    context: Context,
-    window: Span,
-    /// The cue tokens: timestamps and text, then `<|endoftext|>`.
-    target: Vec<u32>,
-    /// The reference text of the window.
-    reference: String,
-}
-
 /// Per-epoch figures, kept in the checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochReport {
@@ -160,50 +144,15 @@ fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
     (out.with_file_name(format!("{name}.ckpt.safetensors")), out.with_file_name(format!("{name}.ckpt.json")))
 }
 
-/// The (video, .srt) pairs of `dir`: every file with a same-named `.srt` beside it.
-pub fn pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::input(dir, format!("cannot list training data: {e}")))?;
-    let mut out: Vec<(PathBuf, PathBuf)> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e != "srt" && e != "txt" && e != "terms"))
-        .filter_map(|p| {
-            let srt = p.with_extension("srt");
-            srt.is_file().then_some((p, srt))
-        })
-        .collect();
-    out.sort();
-    if out.is_empty() {
-        return Err(Error::input(dir, "no (video, .srt) pairs: each video needs a same-named .srt beside it"));
-    }
-    Ok(out)
+/// The generator of a seed: the initial weights, the split and the order of the windows.
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
 }
 
-/// A small deterministic generator (xorshift64*), for the initial weights and the window order.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform().max(1e-12), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, (self.next() % (i as u64 + 1)) as usize);
-        }
-    }
+/// A standard normal draw (Box-Muller).
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
 }
 
 /// Draws the adapter's random weights from `seed`, so a run is repeatable: linear weights
@@ -212,7 +161,7 @@ fn seeded_init(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
     let data = varmap.data().lock().expect("varmap lock");
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
-    let mut rng = Rng::new(seed);
+    let mut rng = rng(seed);
     for name in names {
         let var = &data[name];
         let dims = var.dims().to_vec();
@@ -223,87 +172,10 @@ fn seeded_init(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
         } else {
             continue;
         };
-        let values: Vec<f32> = (0..var.elem_count()).map(|_| (rng.normal() * std) as f32).collect();
+        let values: Vec<f32> = (0..var.elem_count()).map(|_| (normal(&mut rng) * std) as f32).collect();
         var.set(&Tensor::from_vec(values, dims, var.device())?)?;
     }
     Ok(())
-}
-
-/// Reads and encodes every window of `video` with its reference cues from `srt`.
-fn load_file(video: &Path, srt: &Path, job: &TrainJob, whisper: &Whisper) -> Result<Vec<Example>> {
-    let tok = &job.tokenizer;
-    let n_mels = job.model.config.dims.n_mels;
-    let mut source = crate::source::open(video, &job.pipeline.video)?;
-    let mut pre = PreprocessStage::new(n_mels, job.pipeline.shots.clone(), job.pipeline.stills.clone());
-    let ocr = job.ocr.clone().map(|c| OcrReader::new(c, video.to_path_buf())).transpose()?;
-    let mut visual = VisualStage::new(ocr, Some(job.images.clone()), video.to_path_buf());
-    let mut context = Context::new(job.pipeline.context.clone());
-    let mut frames: Vec<f32> = Vec::new();
-    let (mut media, mut routed, mut seen) = (Vec::new(), Vec::new(), Vec::new());
-    let mut more = true;
-    while more {
-        more = source.pull(&mut media)?;
-        for m in media.drain(..) {
-            pre.process(m, &mut routed)?;
-        }
-        if !more {
-            pre.finish(&mut routed)?;
-        }
-        for r in routed.drain(..) {
-            match r {
-                Routed::Main(Features::Mel(chunk)) => frames.extend_from_slice(&chunk.frames),
-                Routed::Main(_) => {}
-                Routed::Side(still) => visual.process(still, &mut seen)?,
-            }
-        }
-        for f in seen.drain(..) {
-            if let Features::Screen(s) = f {
-                if let Some(lines) = s.lines {
-                    context.push_screen(s.at, lines);
-                }
-                if let Some(p) = s.picture {
-                    context.push_picture(s.at, p);
-                }
-            }
-        }
-    }
-    let text = std::fs::read_to_string(srt).map_err(|e| Error::input(srt, e))?;
-    let cues = srtlib::Subtitles::parse_from_str(text)
-        .map_err(|e| Error::input(srt, format!("not a SubRip file: {e}")))?
-        .to_vec();
-    let ms = |t: &srtlib::Timestamp| {
-        let (h, m, s, milli) = t.get();
-        ((h as i64 * 60 + m as i64) * 60 + s as i64) * 1000 + milli as i64
-    };
-    let n_frames = frames.len() / n_mels;
-    let fail = |e: candle_core::Error| Error::input(video, format!("training features: {e}"));
-    let mut out = Vec::new();
-    for first in (0..n_frames).step_by(WINDOW_FRAMES) {
-        let size = (n_frames - first).min(WINDOW_FRAMES);
-        let window = Span::new(Ts(first as i64 * 10), Ts((first + WINDOW_FRAMES) as i64 * 10));
-        let mut target = Vec::new();
-        let mut reference = Vec::new();
-        for c in &cues {
-            let (start, end) = (ms(&c.start_time), ms(&c.end_time));
-            if start < window.start.ms() || end > window.start.ms() + size as i64 * 10 {
-                continue;
-            }
-            let ts = |t: i64| tok.timestamp_begin + ((t - window.start.ms()) as f64 / 20.0).round() as u32;
-            target.push(ts(start));
-            target.extend(tok.encode(&format!(" {}", c.text.replace('\n', " ").trim())));
-            target.push(ts(end));
-            reference.push(c.text.replace('\n', " "));
-        }
-        if reference.is_empty() {
-            continue;
-        }
-        target.push(tok.eot);
-        let mel = normalize_window(&frames[first * n_mels..(first + size) * n_mels], n_mels);
-        let mel = Tensor::from_vec(mel, (1, n_mels, WINDOW_FRAMES), whisper.device()).map_err(fail)?;
-        let audio = whisper.encoder.forward(&mel).map_err(fail)?;
-        out.push(Example { audio, context: context.clone(), window, target, reference: reference.join(" ") });
-    }
-    Ok(out)
 }
 
 /// Losses of one window: (generate, text-only) cross-entropies, and its pooled audio and
@@ -319,21 +191,20 @@ fn window_loss(
     config: &ModelConfig,
     tok: &WhisperTokenizer,
     ex: &Example,
-    silence: &Tensor,
+    silence: &Encoded,
     opts: &DecodeOptions,
 ) -> candle_core::Result<WindowLoss> {
     let dec = &whisper.decoder;
     let fusion = dec.fusion().expect("training runs with an adapter");
-    let memory = window_memory(whisper, &ex.context, ex.window, tok)?;
-    let prompt = ex.context.prompt(ex.window, tok);
-    let (mut tokens, _) = WindowDecoder::new(whisper, tok, config, 0).initial_tokens(&prompt, opts);
+    let memory = fusion_memory(whisper, &ex.context, ex.window, tok)?;
+    let (mut tokens, _) = WindowDecoder::new(whisper, tok, config).initial_tokens(&ex.prompt, opts);
     let first = tokens.len() - 1;
     tokens.extend_from_slice(&ex.target);
     let tokens = &tokens[..tokens.len().min(dec.n_ctx())];
-    let device = ex.audio.device();
+    let device = ex.audio.audio().device();
     let input = Tensor::new(&tokens[..tokens.len() - 1], device)?.unsqueeze(0)?;
     let targets = Tensor::new(&tokens[first + 1..], device)?;
-    let loss = |audio: &Tensor| -> candle_core::Result<Tensor> {
+    let loss = |audio: &Encoded| -> candle_core::Result<Tensor> {
         let mut state = dec.start_fused(audio, memory.as_ref())?;
         let h = dec.forward(&input, &mut state)?.squeeze(0)?;
         let h = h.narrow(0, first, h.dim(0)? - first)?;
@@ -341,7 +212,7 @@ fn window_loss(
     };
     let pictures = ex.context.pictures(ex.window)?;
     let pooled = match pictures {
-        Some(p) => Some((fusion.pooled_audio(&ex.audio)?, fusion.pooled_pictures(&p)?)),
+        Some(p) => Some((fusion.pooled_audio(ex.audio.audio())?, fusion.pooled_pictures(&p)?)),
         None => None,
     };
     Ok(WindowLoss { generate: loss(&ex.audio)?, text: loss(silence)?, pooled })
@@ -381,7 +252,7 @@ fn validate(
     varmap: &VarMap,
     job: &TrainJob,
     examples: &[Example],
-    silence: &Tensor,
+    silence: &Encoded,
     opts: &DecodeOptions,
 ) -> candle_core::Result<(Option<f64>, Option<f64>)> {
     if examples.is_empty() {
@@ -394,10 +265,10 @@ fn validate(
     for ex in examples {
         let l = window_loss(&whisper, &job.model.config, tok, ex, silence, opts)?;
         loss += l.generate.to_scalar::<f32>()? as f64;
-        let memory = window_memory(&whisper, &ex.context, ex.window, tok)?;
-        let prompt = ex.context.prompt(ex.window, tok);
-        let mut decoder = WindowDecoder::new(&whisper, tok, &job.model.config, 0).with_memory(memory);
-        let r = decoder.decode_with_fallback(&ex.audio, &prompt, opts)?;
+        let memory = fusion_memory(&whisper, &ex.context, ex.window, tok)?;
+        let mut decoder = WindowDecoder::new(&whisper, tok, &job.model.config).with_memory(memory);
+        let seed = window_seed(opts.seed, (ex.window.start.ms() / 10) as usize);
+        let r = decoder.decode_with_fallback(&ex.audio, &ex.prompt, opts, seed)?;
         let text: Vec<u32> = r.tokens.iter().copied().filter(|&t| t < tok.eot).collect();
         let e = eval::errors(&ex.reference, &tok.decode(&text));
         errors += e.total();
@@ -418,9 +289,7 @@ fn mean_gate(varmap: &VarMap) -> f64 {
 
 /// Saves the adapter's tensors (no optimiser state) to `path`, whole or not at all.
 fn save_adapter(varmap: &VarMap, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("partial");
-    varmap.save(&tmp).map_err(|e| Error::output(path, e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::output(path, e.to_string()))
+    crate::atomic::write_with(path, |tmp| varmap.save(tmp).map_err(|e| e.to_string()))
 }
 
 /// Runs the training; returns the history of the run (all epochs, resumed ones included).
@@ -441,8 +310,7 @@ pub fn train(job: TrainJob) -> Result<Vec<EpochReport>> {
 
     // The data, split by file.
     let mut files = pairs(&job.data)?;
-    let mut rng = Rng::new(cfg.seed);
-    rng.shuffle(&mut files);
+    files.shuffle(&mut rng(cfg.seed));
     let n_val = if files.len() < 2 || cfg.val_split == 0.0 {
         0
     } else {
@@ -479,7 +347,9 @@ pub fn train(job: TrainJob) -> Result<Vec<EpochReport>> {
     );
     let silence = {
         let mel = Tensor::from_vec(normalize_window(&[], dims.n_mels), (1, dims.n_mels, WINDOW_FRAMES), &device);
-        mel.and_then(|m| base.encoder.forward(&m)).map_err(|e| Error::model(&job.out, e.to_string()))?
+        mel.and_then(|m| base.encoder.forward(&m))
+            .map(Encoded::new)
+            .map_err(|e| Error::model(&job.out, e.to_string()))?
     };
 
     // Resume, or start.
@@ -522,7 +392,7 @@ pub fn train(job: TrainJob) -> Result<Vec<EpochReport>> {
         let mut order: Vec<usize> = (0..train_set.len()).collect();
         // The order depends on the seed and the epoch only, so a resumed run sees what an
         // uninterrupted one would.
-        Rng::new(cfg.seed ^ (epoch as u64).wrapping_mul(0xA24B_AED4_963E_E407)).shuffle(&mut order);
+        order.shuffle(&mut rng(cfg.seed ^ (epoch as u64).wrapping_mul(0xA24B_AED4_963E_E407)));
         let bar = progress(order.len(), &format!("epoch {epoch}/{}", cfg.epochs), job.quiet);
         let (mut sum, mut sum_gen, mut sum_text, mut sum_multi, mut batches) = (0.0, 0.0, 0.0, 0.0, 0);
         for batch in order.chunks(cfg.batch) {
@@ -587,10 +457,7 @@ pub fn train(job: TrainJob) -> Result<Vec<EpochReport>> {
         state.epoch = epoch;
         adam.save(&ckpt_st).map_err(|e| Error::output(&ckpt_st, e.to_string()))?;
         let json = serde_json::to_string_pretty(&state).expect("checkpoint serialises");
-        let tmp = ckpt_json.with_extension("partial");
-        std::fs::write(&tmp, json)
-            .and_then(|_| std::fs::rename(&tmp, &ckpt_json))
-            .map_err(|e| Error::output(&ckpt_json, e.to_string()))?;
+        crate::atomic::write_atomic(&ckpt_json, json.as_bytes())?;
     }
     save_adapter(&varmap, &job.out)?;
     Ok(state.history)
@@ -637,8 +504,8 @@ mod tests {
     #[test]
     fn the_shuffle_and_the_initial_weights_follow_the_seed() {
         let (mut a, mut b) = ((0..20).collect::<Vec<_>>(), (0..20).collect::<Vec<_>>());
-        Rng::new(7).shuffle(&mut a);
-        Rng::new(7).shuffle(&mut b);
+        a.shuffle(&mut rng(7));
+        b.shuffle(&mut rng(7));
         assert_eq!(a, b);
         assert_ne!(a, (0..20).collect::<Vec<_>>());
         let init = |seed| {

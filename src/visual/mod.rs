@@ -2,7 +2,7 @@
 //! are new): on-screen text ([`ocr`]) and the image encoder's tokens for the fusion memory
 //! (`model::dinov2`, only with an adapter). It runs on its own thread behind a channel that drops
 //! stills rather than wait, so the audio path never waits for it; what it finds reaches the
-//! model stage as [`Features::Screen`](crate::preprocess::Features::Screen).
+//! model stage as [`ScreenText`].
 
 pub mod ocr;
 
@@ -13,9 +13,9 @@ use candle_core::Tensor;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::flow::Stage;
 use crate::model::dinov2::ImageEncoder;
-use crate::pipeline::Stage;
-use crate::preprocess::{Features, Still};
+use crate::preprocess::Still;
 use crate::time::Ts;
 use ocr::OcrReader;
 
@@ -53,10 +53,10 @@ impl VisualStage {
 
 impl Stage for VisualStage {
     type In = Still;
-    type Out = Features;
+    type Out = ScreenText;
     const NAME: &'static str = "visual";
 
-    fn process(&mut self, still: Still, out: &mut Vec<Features>) -> Result<()> {
+    fn process(&mut self, still: Still, out: &mut Vec<ScreenText>) -> Result<()> {
         let mut text = ScreenText { at: still.at, lines: None, picture: None };
         if let Some(frame) = &still.frame {
             if let Some(ocr) = &mut self.ocr {
@@ -72,12 +72,7 @@ impl Stage for VisualStage {
                 text.picture = Some(tokens);
             }
         }
-        out.push(Features::Screen(text));
-        Ok(())
-    }
-
-    fn finish(&mut self, out: &mut Vec<Features>) -> Result<()> {
-        out.push(Features::ScreenEnd);
+        out.push(text);
         Ok(())
     }
 }

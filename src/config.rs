@@ -1,4 +1,5 @@
-//! Declarative pipeline configs (`pipelines/*.toml`), validated before any thread starts.
+//! Declarative pipeline definitions (`pipelines/*.toml`): channels, video sampling, and every
+//! stage's settings, validated before any thread starts.
 
 use std::path::Path;
 
@@ -13,43 +14,58 @@ use crate::preprocess::StillConfig;
 use crate::source::VideoSampling;
 use crate::visual::OcrConfig;
 
-/// What a stage does when the channel after it is full.
+/// What a stage does when the channel after it is full (vector's `WhenFull`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum WhenFull {
     /// Wait for room (files: nothing is lost).
     #[default]
     Block,
-    /// Drop the item and count it (live inputs that must not fall behind).
+    /// Make room by dropping the oldest item waiting, and count it (live input: what is
+    /// delivered stays recent).
+    DropOldest,
+    /// Drop the new item and count it.
     DropNewest,
 }
 
-/// Capacities of the channels between stages, in items.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// One channel: how many items it holds and what happens when it is full.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct ChannelConfig {
-    /// decode -> preprocess (decoded packets' worth of audio).
-    pub decode_to_preprocess: usize,
-    /// preprocess -> model (mel chunks).
-    pub preprocess_to_model: usize,
-    /// model -> cues (segments).
-    pub model_to_cues: usize,
-    /// cues -> sink (segments with their cues).
-    pub cues_to_sink: usize,
-    /// preprocess -> visual stages (stills). Always drops when full, counted: the audio path
-    /// never waits for pictures.
-    #[serde(default = "default_visual")]
-    pub preprocess_to_visual: usize,
-    /// visual stages -> model (on-screen text).
-    #[serde(default = "default_visual")]
-    pub visual_to_model: usize,
-    /// Policy of every channel when it is full.
+pub struct Channel {
+    pub capacity: usize,
     #[serde(default)]
     pub when_full: WhenFull,
 }
 
-fn default_visual() -> usize {
-    8
+/// The channels between stages.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// decode -> preprocess (decoded packets' worth of audio, sampled frames, gaps).
+    pub decode_to_preprocess: Channel,
+    /// preprocess -> model (mel chunks, shot changes).
+    pub preprocess_to_model: Channel,
+    /// model -> cues (segments).
+    pub model_to_cues: Channel,
+    /// cues -> sink (segments with their cues).
+    pub cues_to_sink: Channel,
+    /// preprocess -> visual stage (stills). Only made when there is a visual stage to read it.
+    pub preprocess_to_visual: Channel,
+    /// visual stage -> model (on-screen text).
+    pub visual_to_model: Channel,
+}
+
+impl ChannelConfig {
+    fn all(&self) -> [(&'static str, &Channel); 6] {
+        [
+            ("decode_to_preprocess", &self.decode_to_preprocess),
+            ("preprocess_to_model", &self.preprocess_to_model),
+            ("model_to_cues", &self.model_to_cues),
+            ("cues_to_sink", &self.cues_to_sink),
+            ("preprocess_to_visual", &self.preprocess_to_visual),
+            ("visual_to_model", &self.visual_to_model),
+        ]
+    }
 }
 
 /// A whole pipeline definition.
@@ -106,7 +122,7 @@ impl Default for ModelStageConfig {
 }
 
 /// The default file pipeline, as shipped in `pipelines/file.toml`.
-pub const DEFAULT_FILE_PIPELINE: &str = include_str!("../../pipelines/file.toml");
+pub const DEFAULT_FILE_PIPELINE: &str = include_str!("../pipelines/file.toml");
 
 impl PipelineConfig {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
@@ -126,17 +142,9 @@ impl PipelineConfig {
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
-        let c = &self.channels;
-        for (name, cap) in [
-            ("decode_to_preprocess", c.decode_to_preprocess),
-            ("preprocess_to_model", c.preprocess_to_model),
-            ("model_to_cues", c.model_to_cues),
-            ("cues_to_sink", c.cues_to_sink),
-            ("preprocess_to_visual", c.preprocess_to_visual),
-            ("visual_to_model", c.visual_to_model),
-        ] {
-            if cap == 0 {
-                return Err(Error::config(path, format!("channels.{name} must be at least 1")));
+        for (name, c) in self.channels.all() {
+            if c.capacity == 0 {
+                return Err(Error::config(path, format!("channels.{name}.capacity must be at least 1")));
             }
         }
         if !(0.0..=60.0).contains(&self.video.fps) {
@@ -161,9 +169,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shipped_config_parses() {
+    fn shipped_config_parses_and_files_never_drop() {
         let c = PipelineConfig::default_file();
-        assert_eq!(c.channels.when_full, WhenFull::Block);
+        assert!(c.channels.all().iter().all(|(_, c)| c.when_full == WhenFull::Block));
     }
 
     #[test]
@@ -171,8 +179,10 @@ mod tests {
         let bad = DEFAULT_FILE_PIPELINE.replace("[channels]", "[channels]\nbogus = 1");
         let e = PipelineConfig::parse(&bad, Path::new("x.toml")).unwrap_err().to_string();
         assert!(e.contains("x.toml") && e.contains("bogus"), "{e}");
-        let zero = DEFAULT_FILE_PIPELINE.replace("model_to_cues = 16", "model_to_cues = 0");
-        assert!(PipelineConfig::parse(&zero, Path::new("x.toml")).is_err());
+        let zero = DEFAULT_FILE_PIPELINE.replace("model_to_cues = { capacity = 16", "model_to_cues = { capacity = 0");
+        assert_ne!(zero, DEFAULT_FILE_PIPELINE);
+        let e = PipelineConfig::parse(&zero, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(e.contains("channels.model_to_cues.capacity"), "{e}");
         let batch = |b: &str| DEFAULT_FILE_PIPELINE.replace("batch_size = 1", b);
         let e = PipelineConfig::parse(&batch("batch_size = 0"), Path::new("x.toml")).unwrap_err().to_string();
         assert!(e.contains("x.toml") && e.contains("model.batch_size"), "{e}");

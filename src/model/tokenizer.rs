@@ -1,9 +1,6 @@
 //! Whisper's tokenizer and its special tokens, looked up by name in `tokenizer.json` (their ids
-//! differ between English-only and multilingual models).
-
-use std::path::Path;
-
-use crate::error::{Error, Result};
+//! differ between English-only and multilingual models). `weights::load_tokenizer` reads the
+//! file.
 
 pub struct WhisperTokenizer {
     inner: tokenizers::Tokenizer,
@@ -22,10 +19,10 @@ pub struct WhisperTokenizer {
 }
 
 impl WhisperTokenizer {
-    pub fn load(path: &Path) -> Result<Self> {
-        let inner =
-            tokenizers::Tokenizer::from_file(path).map_err(|e| Error::model(path, format!("bad tokenizer: {e}")))?;
-        let id = |s: &str| inner.token_to_id(s).ok_or_else(|| Error::model(path, format!("tokenizer lacks {s}")));
+    /// From the bytes of a `tokenizer.json`; the error says what is wrong with them.
+    pub fn from_bytes(json: &[u8]) -> Result<Self, String> {
+        let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| format!("bad tokenizer: {e}"))?;
+        let id = |s: &str| inner.token_to_id(s).ok_or_else(|| format!("tokenizer lacks {s}"));
         let no_timestamps = id("<|notimestamps|>")?;
         let eot = id("<|endoftext|>")?;
         let mut languages: Vec<(u32, String)> = inner
@@ -47,7 +44,7 @@ impl WhisperTokenizer {
             sot: id("<|startoftranscript|>")?,
             sot_prev: id("<|startofprev|>")?,
             sot_lm: id("<|startoflm|>")?,
-            no_speech: no_speech.ok_or_else(|| Error::model(path, "tokenizer lacks <|nocaptions|>"))?,
+            no_speech: no_speech.ok_or_else(|| "tokenizer lacks <|nocaptions|>".to_string())?,
             transcribe: id("<|transcribe|>")?,
             translate: id("<|translate|>")?,
             no_timestamps,

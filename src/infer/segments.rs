@@ -1,0 +1,243 @@
+//! From a window's decoding to segments (OpenAI's timestamp pairs) and their clean-up: words
+//! fitted to segment edges and to voice activity, the point where the decoder stopped before
+//! the speech did, repetition loops across windows.
+//!
+//! Follows https://github.com/openai/whisper/blob/ba3f3cd54b0e5b8ce1ab3de13e32122d0d5f98ab/whisper/transcribe.py
+//! and `timing.py`'s `add_word_timestamps`.
+
+use crate::infer::decode::{DecodeResult, TIMESTAMP_STEP_S};
+use crate::infer::input::FRAME_MS;
+use crate::segment::{Segment, Word};
+use crate::time::{Span, Ts};
+
+/// Mel frames per timestamp token (the encoder halves the frame rate).
+const FRAMES_PER_TOKEN: usize = 2;
+
+/// OpenAI's segment split: consecutive timestamp pairs close segments. Returns the segments
+/// (tokens and times, text left empty) and how many frames to seek. With `keep_tail`, text
+/// after the last closed segment is a segment too, to the window's end (no later window decodes
+/// it again), and the whole window is consumed.
+pub(crate) fn split_segments(
+    r: &DecodeResult,
+    ts_begin: u32,
+    size: usize,
+    offset: Ts,
+    keep_tail: bool,
+) -> (Vec<Segment>, usize) {
+    let tokens = &r.tokens;
+    let is_ts = |t: u32| t >= ts_begin;
+    let secs = |t: u32| Ts::from_secs_f64((t - ts_begin) as f64 * TIMESTAMP_STEP_S);
+    let seg = |toks: &[u32], lps: &[f32], span: Span| Segment {
+        span,
+        text: String::new(),
+        tokens: toks.to_vec(),
+        probabilities: lps.iter().map(|lp| lp.exp()).collect(),
+        avg_logprob: r.avg_logprob,
+        no_speech_prob: r.no_speech_prob,
+        temperature: r.temperature,
+        compression_ratio: r.compression_ratio,
+        words: Vec::new(),
+    };
+    let n = tokens.len();
+    let single_timestamp_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
+    let consecutive: Vec<usize> = (1..n).filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1])).collect();
+    let mut out = Vec::new();
+    if !consecutive.is_empty() {
+        let mut slices = consecutive.clone();
+        if single_timestamp_ending {
+            slices.push(n);
+        }
+        let mut last = 0;
+        for &cur in &slices {
+            let part = &tokens[last..cur];
+            let span = Span::new(offset + secs(part[0]), offset + secs(part[part.len() - 1]));
+            out.push(seg(part, &r.token_logprobs[last..cur], span));
+            last = cur;
+        }
+        let tail = &tokens[last..];
+        if keep_tail && !single_timestamp_ending && tail.iter().any(|&t| !is_ts(t)) {
+            let start = secs(tail[0]);
+            let end =
+                tail.iter().rev().copied().find(|&t| is_ts(t) && t > tail[0]).map_or(Ts(size as i64 * FRAME_MS), secs);
+            out.push(seg(tail, &r.token_logprobs[last..], Span::new(offset + start, offset + end.max(start))));
+        }
+        let advance = if single_timestamp_ending || keep_tail {
+            size
+        } else {
+            // Seek to the last closed timestamp: what follows is decoded again next window.
+            (tokens[last - 1] - ts_begin) as usize * FRAMES_PER_TOKEN
+        };
+        (out, advance)
+    } else {
+        let mut duration = Ts(size as i64 * FRAME_MS);
+        if let Some(&last_ts) = tokens.iter().rev().find(|&&t| is_ts(t)) {
+            if last_ts != ts_begin {
+                duration = secs(last_ts);
+            }
+        }
+        if !tokens.is_empty() {
+            out.push(seg(tokens, &r.token_logprobs, Span::new(offset, offset + duration)));
+        }
+        (out, size)
+    }
+}
+
+/// OpenAI's clean-up at segment edges: the first word after a pause is no longer than `max`,
+/// and the segment's own timestamps win over a first or last word that runs far past them.
+pub(crate) fn fit_segment_to_words(seg: &mut Segment, last_speech: Ts, median: Ts, max: Ts) {
+    let half_s = Ts(500);
+    let Some(first) = seg.words.first().map(|w| w.span) else { return };
+    let words = &mut seg.words;
+    if median > Ts::ZERO
+        && first.end - last_speech > Ts(median.ms() * 4)
+        && (first.duration() > max || (words.len() > 1 && words[1].span.end - first.start > Ts(max.ms() * 2)))
+    {
+        if words.len() > 1 && words[1].span.duration() > max {
+            let boundary = (words[1].span.end - max).max(words[1].span.start);
+            words[0].span.end = boundary;
+            words[1].span.start = boundary;
+        }
+        words[0].span.start = (words[0].span.end - max).max(Ts::ZERO);
+    }
+    let first = words[0].span;
+    if seg.span.start < first.end && seg.span.start - half_s > first.start {
+        words[0].span.start = (first.end - median).min(seg.span.start).max(Ts::ZERO);
+    } else {
+        seg.span.start = first.start;
+    }
+    let last = words.len() - 1;
+    let lw = words[last].span;
+    if seg.span.end > lw.start && seg.span.end + half_s < lw.end {
+        words[last].span.end = (lw.start + median).max(seg.span.end);
+    } else {
+        seg.span.end = lw.end;
+    }
+    seg.span.end = seg.span.end.max(seg.span.start + Ts(1));
+}
+
+/// Where the decoder stopped though speech went on for a second or more after it: the end of
+/// the last word of `segments`, when the window's `speech` goes on well past it.
+pub(crate) fn stopped_early(segments: &[Segment], speech: &[Span], offset: Ts) -> Option<Ts> {
+    let end = segments.iter().filter_map(|s| s.words.last()).map(|w| w.span.end).max()?;
+    let undecoded = |r: &Span| (r.end - r.start.max(end)).ms();
+    let stopped = end > offset && speech.iter().any(|r| undecoded(r) >= 1000);
+    if stopped {
+        tracing::debug!(at = %end, "decoder stopped before the speech did: decoding on from there");
+    }
+    stopped.then_some(end)
+}
+
+/// Catches Whisper's repetition loops across windows: a segment whose text the two before it
+/// already said word for word. A person saying one thing twice stays; three times in a row, one
+/// window after another, is the decoder stuck (the compression-ratio fallback catches loops
+/// inside a window).
+#[derive(Debug, Default)]
+pub(crate) struct LoopGuard {
+    recent: std::collections::VecDeque<String>,
+}
+
+impl LoopGuard {
+    pub(crate) fn is_loop(&mut self, text: &str) -> bool {
+        let text: String = text.trim().to_lowercase();
+        let looping = self.recent.len() == 2 && self.recent.iter().all(|t| *t == text);
+        self.recent.push_back(text);
+        if self.recent.len() > 2 {
+            self.recent.pop_front();
+        }
+        looping
+    }
+}
+
+/// Word times from attention, corrected by voice activity. DTW hands a pause to a word next to
+/// it: a word that starts in a pause starts where speech resumes (`onsets`, one a region of
+/// `speech`); the first word after a pause starts at the pause's end if DTW put it up to half a
+/// second late; a word that ends in a pause ends where speech stopped.
+pub(crate) fn snap_to_speech(words: &mut [Word], speech: &[Span], onsets: &[Ts], pad: Ts, prev_end: &mut Ts) {
+    for w in words.iter_mut() {
+        let in_core = speech.iter().zip(onsets).any(|(r, &o)| o <= w.span.start && w.span.start < r.end - pad);
+        if !in_core {
+            if let Some(&o) = onsets.iter().find(|&&o| o > w.span.start && o < w.span.end) {
+                w.span.start = o.min(w.span.end - Ts(20)).max(w.span.start);
+            }
+        }
+        // The onset of a pause's end the word follows closely, with no earlier word after it.
+        if let Some(&o) = onsets.iter().rev().find(|&&o| o <= w.span.start) {
+            if w.span.start - o <= Ts(500) && *prev_end <= o {
+                w.span.start = o;
+            }
+        }
+        if !speech.iter().any(|r| r.start < w.span.end && w.span.end <= r.end) {
+            if let Some(r) = speech.iter().rev().find(|r| r.end < w.span.end && r.end > w.span.start) {
+                w.span.end = r.end.max(w.span.start + Ts(20));
+            }
+        }
+        *prev_end = w.span.end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(tokens: Vec<u32>) -> DecodeResult {
+        let n = tokens.len();
+        DecodeResult {
+            tokens,
+            token_logprobs: vec![0.0; n],
+            avg_logprob: 0.0,
+            no_speech_prob: 0.0,
+            temperature: 0.0,
+            compression_ratio: 1.0,
+            looping: false,
+        }
+    }
+
+    const TS: u32 = 1000;
+
+    #[test]
+    fn a_third_identical_segment_in_a_row_is_a_loop_and_a_repeat_is_not() {
+        let mut g = LoopGuard::default();
+        assert!(!g.is_loop(" Thank you."));
+        assert!(!g.is_loop(" Thank you."));
+        assert!(g.is_loop(" thank you."));
+        assert!(g.is_loop(" Thank you."));
+        assert!(!g.is_loop(" And then something else."));
+        assert!(!g.is_loop(" Thank you."));
+    }
+
+    #[test]
+    fn pairs_split_segments_and_seek_to_the_last_closed_timestamp() {
+        // <0.00> a b <1.00><1.00> c <2.50><2.50> d  (the last segment is cut off by the window)
+        let r = result(vec![TS, 1, 2, TS + 50, TS + 50, 3, TS + 125, TS + 125, 4]);
+        let (segs, advance) = split_segments(&r, TS, 3000, Ts(30_000), false);
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs[0].span, Span::new(Ts(30_000), Ts(31_000)));
+        assert_eq!(segs[1].span, Span::new(Ts(31_000), Ts(32_500)));
+        // 2.50 s in frames: "d" is decoded again in the next window.
+        assert_eq!(advance, 250);
+        // A chunk of a batch is decoded once: "d" is kept, to the chunk's end.
+        let (segs, advance) = split_segments(&r, TS, 3000, Ts(30_000), true);
+        assert_eq!(segs.len(), 3);
+        assert_eq!(segs[2].span, Span::new(Ts(32_500), Ts(60_000)));
+        assert_eq!(segs[2].tokens, vec![TS + 125, 4]);
+        assert_eq!(advance, 3000);
+    }
+
+    #[test]
+    fn single_timestamp_ending_consumes_the_window() {
+        let r = result(vec![TS, 1, TS + 50, TS + 50, 2, TS + 100]);
+        let (segs, advance) = split_segments(&r, TS, 1234, Ts::ZERO, false);
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs[1].span, Span::new(Ts(1000), Ts(2000)));
+        assert_eq!(advance, 1234);
+    }
+
+    #[test]
+    fn no_pair_gives_one_segment_to_the_last_timestamp() {
+        let r = result(vec![TS, 1, 2, TS + 40]);
+        let (segs, advance) = split_segments(&r, TS, 3000, Ts::ZERO, false);
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].span, Span::new(Ts::ZERO, Ts(800)));
+        assert_eq!(advance, 3000);
+    }
+}

@@ -1,0 +1,204 @@
+//! Weights on disk: finding a model directory by name, reading its files into the models of
+//! [`crate::model`] (which read nothing themselves), and the converters that make those files
+//! from what the registries ship ([`ct2`]: CTranslate2 Whisper; [`dinov2`] through [`onnx`]:
+//! the image encoder).
+
+pub mod ct2;
+pub mod dinov2;
+pub mod onnx;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::VarBuilder;
+
+use crate::error::{Error, Result};
+use crate::model::dinov2::ImageEncoder;
+use crate::model::fusion::Fusion;
+use crate::model::{Kernels, LoadedModel, ModelConfig, Whisper, WhisperTokenizer};
+
+/// Where `--model` names are looked up: `$SUBTITLE_MODELS`, then `./models`.
+pub fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("SUBTITLE_MODELS") {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.push(PathBuf::from("models"));
+    dirs
+}
+
+/// A directory as given, or a name found in `search_dirs()`.
+pub fn resolve(model: &str) -> Result<PathBuf> {
+    let as_dir = Path::new(model);
+    if as_dir.join("model.safetensors").is_file() || (model.contains('/') && as_dir.is_dir()) {
+        return Ok(as_dir.to_path_buf());
+    }
+    for dir in search_dirs() {
+        let d = dir.join(model);
+        if d.join("model.safetensors").is_file() {
+            return Ok(d);
+        }
+    }
+    let looked: Vec<String> = search_dirs().iter().map(|d| d.display().to_string()).collect();
+    Err(Error::model(
+        model,
+        format!("no such model (looked in {}; fetch one with `models/fetch.sh {model}`)", looked.join(", ")),
+    ))
+}
+
+/// How a model is loaded: whose kernels run it, and whether it will be trained through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    pub kernels: Kernels,
+    /// Keep every weight in f32 as well, for training's backward pass through the frozen
+    /// decoder (inference reads only the packed and int8 forms on the CPU).
+    pub training: bool,
+}
+
+impl LoadOptions {
+    /// Inference on `device`, with the kernels that suit it.
+    pub fn inference(device: &Device) -> Self {
+        Self { kernels: Kernels::for_device(device), training: false }
+    }
+}
+
+/// A Whisper model directory (`model.safetensors`, `config.json`, `tokenizer.json`) on `device`.
+pub fn load_whisper(dir: &Path, device: &Device, opts: LoadOptions) -> Result<LoadedModel> {
+    let config = read_config(&dir.join("config.json"))?;
+    let st = dir.join("model.safetensors");
+    if !st.is_file() {
+        return Err(Error::model(&st, "missing model.safetensors"));
+    }
+    // The header first, so a truncated or corrupt file is named as such.
+    let file = SafetensorsFile::open(&st)
+        .map_err(|e| Error::model(&st, format!("corrupt or truncated weights: {}", first_line(&e))))?;
+    let vb = VarBuilder::from_backend(Box::new(file), DType::F32, device.clone());
+    let whisper = Whisper::load(vb, &config.dims, opts.kernels, opts.training)
+        .map_err(|e| Error::model(&st, format!("weights do not fit the config: {}", first_line(&e))))?;
+    Ok(LoadedModel { dir: dir.to_path_buf(), config, whisper })
+}
+
+/// A model directory's `config.json`.
+pub fn read_config(path: &Path) -> Result<ModelConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::model(path, e))?;
+    ModelConfig::parse(&text).map_err(|e| Error::model(path, format!("bad model config: {e}")))
+}
+
+/// A model directory's `tokenizer.json`.
+pub fn load_tokenizer(path: &Path) -> Result<WhisperTokenizer> {
+    let bytes = std::fs::read(path).map_err(|e| Error::model(path, format!("bad tokenizer: {e}")))?;
+    WhisperTokenizer::from_bytes(&bytes).map_err(|e| Error::model(path, e))
+}
+
+/// A fusion adapter written by `subtitle train`, for a decoder of `model`'s dimensions.
+pub fn load_adapter(path: &Path, model: &LoadedModel, device: &Device) -> Result<Fusion> {
+    let d = &model.config.dims;
+    let bad =
+        |e: &dyn std::fmt::Display| Error::model(path, format!("not an adapter for {}: {e}", model.dir.display()));
+    let tensors = candle_core::safetensors::load(path, device).map_err(|e| bad(&e))?;
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+    let fusion = Fusion::load(vb, d.n_text_state, d.n_text_head, d.n_text_layer).map_err(|e| bad(&e))?;
+    fusion.fits(d.n_text_layer, d.n_text_state).map_err(|e| bad(&e))?;
+    Ok(fusion)
+}
+
+/// The image encoder in `dir/model.safetensors`, as `weights::dinov2` writes it.
+pub fn load_image_encoder(dir: &Path, device: &Device) -> Result<ImageEncoder> {
+    let st = dir.join("model.safetensors");
+    if !st.is_file() {
+        return Err(Error::model(dir, "no model.safetensors (fetch it with `models/fetch.sh dinov2`)"));
+    }
+    let file = SafetensorsFile::open(&st)
+        .map_err(|e| Error::model(&st, format!("corrupt or truncated weights: {}", first_line(&e))))?;
+    let vb = VarBuilder::from_backend(Box::new(file), DType::F32, device.clone());
+    ImageEncoder::load(vb).map_err(|e| Error::model(&st, format!("not a DINOv2 ViT-S/14: {e}")))
+}
+
+/// A safetensors file read one tensor at a time, not mapped: a mapping keeps every page of the
+/// checkpoint it touched resident until it is dropped, so loading peaked at the whole file (75 MB
+/// for tiny.en) on top of the weights built from it. The header is read and checked by the
+/// `safetensors` crate (every tensor's bytes inside the file, matching its shape and dtype),
+/// through a mapping that touches only the header's pages and is let go at once.
+struct SafetensorsFile {
+    file: File,
+    /// name -> (dtype, shape, first byte, end byte), absolute in the file
+    tensors: HashMap<String, (DType, Vec<usize>, u64, u64)>,
+}
+
+impl SafetensorsFile {
+    fn open(path: &Path) -> std::result::Result<Self, String> {
+        let file = File::open(path).map_err(|e| e.to_string())?;
+        // SAFETY: the mapping is only read, and dropped before this returns; the file is not
+        // written by this process.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
+        let (n, meta) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| e.to_string())?;
+        let data_start = 8 + n as u64;
+        let mut tensors = HashMap::new();
+        for (name, info) in meta.tensors() {
+            let dtype = DType::try_from(info.dtype).map_err(|e| format!("{name}: {e}"))?;
+            let (a, b) = info.data_offsets;
+            tensors.insert(name, (dtype, info.shape.clone(), data_start + a as u64, data_start + b as u64));
+        }
+        Ok(Self { file, tensors })
+    }
+}
+
+impl SimpleBackend for SafetensorsFile {
+    fn get(&self, s: Shape, name: &str, _: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let t = self.get_unchecked(name, dtype, dev)?;
+        if t.shape() != &s {
+            candle_core::bail!("shape mismatch for {name}: expected {s:?}, got {:?}", t.shape());
+        }
+        Ok(t)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let Some((stored, shape, a, b)) = self.tensors.get(name) else {
+            candle_core::bail!("no tensor {name}");
+        };
+        let mut buf = vec![0u8; (b - a) as usize];
+        self.file.read_exact_at(&mut buf, *a)?;
+        if *stored == DType::F16 && dtype == DType::F32 && dev.is_cpu() {
+            // Checkpoints keep f16: widened eight at a time (a third of loading went to
+            // candle's conversion, a value at a time).
+            let half: Vec<half::f16> = buf.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]])).collect();
+            let mut f32s = vec![0f32; half.len()];
+            crate::model::simd::f16_to_f32(&half, &mut f32s);
+            return Tensor::from_vec(f32s, shape.clone(), dev);
+        }
+        Tensor::from_raw_buffer(&buf, *stored, shape, dev)?.to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+}
+
+fn first_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file whose header claims more bytes than the file holds is refused by name, not read
+    /// past its end.
+    #[test]
+    fn a_truncated_safetensors_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let t = Tensor::arange(0f32, 64.0, &Device::Cpu).unwrap();
+        candle_core::safetensors::save(&HashMap::from([("w".to_string(), t)]), &path).unwrap();
+        let full = std::fs::read(&path).unwrap();
+        assert!(SafetensorsFile::open(&path).is_ok());
+        std::fs::write(&path, &full[..full.len() - 4]).unwrap();
+        assert!(SafetensorsFile::open(&path).is_err());
+        std::fs::write(&path, &full[..6]).unwrap();
+        assert!(SafetensorsFile::open(&path).is_err());
+    }
+}
