@@ -110,6 +110,28 @@ make_cue_set() {
   fi
 }
 
+# Broken time: the cue-test talk (timing.mp4, sentences at known onsets) as it arrives damaged:
+# gaps/corrupt.mp4 (2 s of audio packets in the pause before the fourth sentence overwritten
+# with garbage: the decoder drops them), gaps/jump.mkv (audio and video timestamps jump 3 s
+# forward at 25 s, as a broadcast capture's after an encoder restart; clean.mkv is the same
+# encode without the jump), gaps/late.mkv (the audio track starts 2 s after the video). Each
+# has a .event file: "AT SHIFT CLEAN": from AT seconds on, cues belong SHIFT seconds later than
+# in the file CLEAN.
+make_gap_set() {
+  local d="$out/gaps"
+  [ -f "$d/late.event" ] && return 0
+  mkdir -p "$d"
+  python3 "$here/corrupt.py" "$out/timing.mp4" "$d/corrupt.mp4" 18.2 20.2 >/dev/null
+  echo "18.2 0 ../timing.mp4" > "$d/corrupt.event"
+  local enc=(-c:v libx264 -preset ultrafast -c:a aac -ar 48000 -ac 2)
+  ff -i "$out/timing.mp4" "${enc[@]}" "$d/clean.mkv"
+  ff -i "$out/timing.mp4" -af "asetpts='if(gte(T,25),PTS+3/TB,PTS)'" -vf "setpts='if(gte(T,25),PTS+3/TB,PTS)'" \
+    "${enc[@]}" "$d/jump.mkv"
+  echo "25 3 clean.mkv" > "$d/jump.event"
+  ff -i "$d/clean.mkv" -itsoffset 2 -i "$d/clean.mkv" -map 0:v -map 1:a -c copy "$d/late.mkv"
+  echo "0 2 clean.mkv" > "$d/late.event"
+}
+
 make_set() {
   speak s1 en-us 160 "The quick brown fox jumps over the lazy dog while the farmer watches from the gate."
   speak s2 en-gb 150 "Please remember to bring your umbrella because the weather forecast promises heavy rain this afternoon."
@@ -129,6 +151,7 @@ make_set() {
   # Slides with rare names and terms, said in 10 dB pink noise (on-screen text tests).
   python3 "$here/slides.py" "$out/slides" --count 3 --snr 10
   make_cue_set
+  make_gap_set
 }
 
 # timed MIN: a MIN-minute talk of varied sentences and pauses with known onsets (benchmarks of

@@ -96,7 +96,7 @@ fn unwritable_output_path() {
 fn bad_pipeline_config() {
     let dir = tempdir("badcfg");
     let cfg = dir.join("p.toml");
-    std::fs::write(&cfg, "[channels]\ndecode_to_preprocess = 0\n").unwrap();
+    std::fs::write(&cfg, "[channels]\ndecode_to_preprocess = { capacity = 0 }\n").unwrap();
     fails_cleanly(&sample("s1.wav"), &["--pipeline", cfg.to_str().unwrap()], "p.toml", "missing field");
 }
 

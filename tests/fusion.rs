@@ -10,33 +10,14 @@ use std::sync::OnceLock;
 
 use common::*;
 
-/// Runs `subtitle` with `args`, asserting success; returns stderr.
-fn ok(args: &[&OsStr]) -> String {
+/// Runs `subtitle` with `args`, asserting success.
+fn ok(args: &[&OsStr]) {
     let o = run(args);
     assert!(o.status.success(), "subtitle {args:?} failed: {}", stderr(&o));
-    strip_ansi(&String::from_utf8_lossy(&o.stderr))
 }
 
-/// `s` without terminal colour codes (ESC [ ... m).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// `subtitle train` on the three test slide videos into `out`, with `extra` flags; returns stderr.
-fn train_on_slides(out: &Path, extra: &[&str]) -> String {
+/// `subtitle train` on the three test slide videos into `out`, with `extra` flags.
+fn train_on_slides(out: &Path, extra: &[&str]) {
     let data = sample("slides");
     let mut args: Vec<&OsStr> =
         vec![OsStr::new("train"), OsStr::new("--data"), data.as_os_str(), OsStr::new("--out"), out.as_os_str()];
@@ -55,24 +36,19 @@ fn untrained() -> &'static Path {
     })
 }
 
-/// JSON output (segments, tokens, probabilities) of `input` with `extra`, and stderr (-v).
-fn json(input: &Path, extra: &[&OsStr]) -> (String, String) {
+/// JSON output (segments, tokens, probabilities, cues) of `input` with `extra`, without its
+/// run statistics, and the pictures the image encoder encoded (from those statistics).
+fn json(input: &Path, extra: &[&OsStr]) -> (String, usize) {
     let dir = tempdir("json");
     let out = dir.join("out.json");
-    let mut args: Vec<&OsStr> = vec![input.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("-v")];
+    let mut args: Vec<&OsStr> = vec![input.as_os_str(), OsStr::new("-o"), out.as_os_str()];
     args.extend_from_slice(extra);
-    let log = ok(&args);
-    let text = std::fs::read_to_string(&out).unwrap();
+    ok(&args);
+    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    // The input and model paths are in the JSON; everything else must match.
-    (text, log)
-}
-
-fn pictures_encoded(log: &str) -> usize {
-    log.lines()
-        .filter(|l| l.contains("pictures encoded"))
-        .filter_map(|l| l.split("pictures=").nth(1)?.split(' ').next()?.parse::<usize>().ok())
-        .sum()
+    let stats = doc.as_object_mut().unwrap().remove("stats").expect("run statistics in the JSON");
+    let pictures = stats["pictures"].as_u64().expect("stats.pictures") as usize;
+    (serde_json::to_string_pretty(&doc).unwrap(), pictures)
 }
 
 #[test]
@@ -88,9 +64,9 @@ fn untrained_gates_reproduce_the_audio_only_tokens() {
         // fused decoder must give the same tokens and probabilities, to the last digit.
         let ctx = [OsStr::new("--context"), glossary.as_os_str()];
         let (plain, _) = json(&clip, &ctx);
-        let (fused, log) = json(&clip, &[ctx[0], ctx[1], OsStr::new("--adapter"), adapter.as_os_str()]);
+        let (fused, pictures) = json(&clip, &[ctx[0], ctx[1], OsStr::new("--adapter"), adapter.as_os_str()]);
         assert_eq!(plain, fused, "{}: an untrained adapter changed the output", clip.display());
-        with_pictures += pictures_encoded(&log);
+        with_pictures += pictures;
         // And with nothing in the memory: audio only.
         let (plain, _) = json(&clip, &[OsStr::new("--ocr"), OsStr::new("off")]);
         let (fused, _) =
@@ -134,23 +110,34 @@ fn open_gates_change_the_output_and_a_broken_adapter_is_an_error() {
 #[test]
 fn training_lowers_the_loss_and_resumes_exactly() {
     let dir = tempdir("train");
-    let train = |out: &Path, epochs: &str, resume: bool| -> String {
+    let train = |out: &Path, epochs: &str, resume: bool| {
         let mut args = vec!["--epochs", epochs, "--batch", "1", "--lr", "0.001", "--val-split", "0"];
         if resume {
             args.push("--resume");
         }
         train_on_slides(out, &args)
     };
+    // The history the checkpoint beside the adapter keeps: epoch and training loss of each.
+    let history = |out: &Path| -> Vec<(u64, f64)> {
+        let ckpt = out.with_file_name(format!("{}.ckpt.json", out.file_name().unwrap().to_string_lossy()));
+        let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ckpt).unwrap()).unwrap();
+        doc["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["epoch"].as_u64().unwrap(), e["train_loss"].as_f64().unwrap()))
+            .collect()
+    };
     let straight = dir.join("straight.safetensors");
-    let log = train(&straight, "3", false);
-    let losses: Vec<f64> =
-        log.lines().filter_map(|l| l.split("train loss ").nth(1)?.split(' ').next()?.parse().ok()).collect();
-    assert_eq!(losses.len(), 3, "{log}");
-    assert!(losses[2] < losses[0] - 0.05, "training loss did not fall: {losses:?}\n{log}");
+    train(&straight, "3", false);
+    let losses = history(&straight);
+    assert_eq!(losses.iter().map(|l| l.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(losses[2].1 < losses[0].1 - 0.05, "training loss did not fall: {losses:?}");
 
     let resumed = dir.join("resumed.safetensors");
     train(&resumed, "1", false);
-    let log = train(&resumed, "3", true);
-    assert!(log.contains("resuming after epoch 1"), "{log}");
+    assert_eq!(history(&resumed).len(), 1);
+    train(&resumed, "3", true);
+    assert_eq!(history(&resumed), losses, "a resumed run has the history of an uninterrupted one");
     assert_eq!(std::fs::read(&straight).unwrap(), std::fs::read(&resumed).unwrap());
 }

@@ -67,21 +67,21 @@ fn inputs_run_together_decode_their_chunks_as_one_batch() {
     let inputs: Vec<std::path::PathBuf> = ids.iter().map(|id| real.join(format!("mp4/{id}.mp4"))).collect();
     let mut args: Vec<&OsStr> = inputs.iter().map(|p| p.as_os_str()).collect();
     args.extend(
-        ["--output-dir", dir.to_str().unwrap(), "--jobs", "3", "--batch-size", "8", "--beam", "1", "-vv"]
+        ["--output-dir", dir.to_str().unwrap(), "--jobs", "3", "--batch-size", "8", "--beam", "1", "--format", "json"]
             .map(OsStr::new),
     );
     args.extend([OsStr::new("--pipeline"), pipeline.as_os_str()]);
     let o = run(&args);
-    let log = stderr(&o);
-    assert!(o.status.success(), "{log}");
-    let plain: String = log.split('\u{1b}').map(|p| p.split_once('m').map_or(p, |(_, rest)| rest)).collect();
-    let shared: Vec<&str> = plain.lines().filter_map(|l| l.split("shared batch inputs=").nth(1)).collect();
-    assert!(shared.iter().any(|l| l.starts_with("3 ")), "no batch holds chunks of all three inputs: {shared:?}");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let most =
+        ids.iter().map(|id| stats(&dir.join(format!("{id}.json")))["shared_batch_inputs"].as_u64().unwrap()).max();
+    assert_eq!(most, Some(3), "no batch holds chunks of all three inputs");
     for (id, input) in ids.iter().zip(&inputs) {
-        let together = std::fs::read_to_string(dir.join(format!("{id}.srt"))).unwrap();
+        let together =
+            json_cues(&dir.join(format!("{id}.json"))).iter().map(|c| c.2.clone()).collect::<Vec<_>>().join(" ");
         let alone = transcribe(input, &["--batch-size", "8", "--beam", "1"]);
         assert!(!alone.trim().is_empty(), "{id}: nothing transcribed");
-        assert_eq!(subtitle::eval::subtitle_text(&together), alone, "{id}");
+        assert_eq!(together.replace('\n', " "), alone, "{id}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -193,6 +193,18 @@ fn cues_keep_the_length_limits() {
     }
 }
 
+/// A JSON output's cues: start and end in ms, and text.
+fn json_cues(json: &std::path::Path) -> Vec<(u64, u64, String)> {
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let ms = |v: &serde_json::Value| (v.as_f64().unwrap() * 1000.0).round() as u64;
+    doc["cues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (ms(&c["start"]), ms(&c["end"]), c["text"].as_str().unwrap().to_string()))
+        .collect()
+}
+
 /// An SRT file's cues: start and end in ms, and text.
 fn cues(srt: &str) -> Vec<(u64, u64, String)> {
     let ms = |t: (u8, u8, u8, u16)| ((t.0 as u64 * 60 + t.1 as u64) * 60 + t.2 as u64) * 1000 + t.3 as u64;
@@ -244,14 +256,15 @@ fn real_clips(dir: &std::path::Path) -> (std::path::PathBuf, String, Vec<(u64, u
     (wav, reference, spans)
 }
 
-/// The chunk counts of the batches a `-vv` log reports, in order.
-fn batches(log: &str) -> Vec<usize> {
-    let plain: String = log.split('\u{1b}').map(|p| p.split_once('m').map_or(p, |(_, rest)| rest)).collect();
-    plain
-        .lines()
-        .filter_map(|l| l.split(" batch chunks=").nth(1))
-        .map(|rest| rest.split(" groups").next().unwrap().split(' ').count())
-        .collect()
+/// The run statistics of a JSON output (`stats`).
+fn stats(json: &std::path::Path) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    doc["stats"].clone()
+}
+
+/// The chunk counts of the batches a JSON output's run decoded, in order.
+fn batches(json: &std::path::Path) -> Vec<usize> {
+    stats(json)["batches"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap() as usize).collect()
 }
 
 /// Batched mode (`--batch-size`): two and a half minutes of real speech (LJ Speech and JFK
@@ -261,29 +274,27 @@ fn batches(log: &str) -> Vec<usize> {
 fn batched_chunks_transcribe_real_speech_in_order() {
     let dir = tempdir("batched");
     let (wav, reference, spans) = real_clips(&dir);
-    let out = dir.join("clips.srt");
+    let json = dir.join("clips.json");
     let o = run(&[
         wav.as_os_str(),
         OsStr::new("-o"),
-        out.as_os_str(),
+        json.as_os_str(),
         OsStr::new("--beam"),
         OsStr::new("1"),
         OsStr::new("--batch-size"),
         OsStr::new("4"),
-        OsStr::new("-vv"),
     ]);
-    let log = stderr(&o);
-    assert!(o.status.success(), "{log}");
+    assert!(o.status.success(), "{}", stderr(&o));
     // A full batch of four chunks went through.
-    assert!(batches(&log).contains(&4), "no batch of four chunks: {:?}", batches(&log));
-
-    let srt = std::fs::read_to_string(&out).unwrap();
-    let e = errors(&reference, &subtitle::eval::subtitle_text(&srt));
+    assert!(batches(&json).contains(&4), "no batch of four chunks: {:?}", batches(&json));
+    let cues = json_cues(&json);
+    let text: Vec<&str> = cues.iter().map(|c| c.2.as_str()).collect();
+    let e = errors(&reference, &text.join(" "));
     eprintln!("batched WER {:.2}% over {} words", 100.0 * e.wer(), e.reference_words);
     assert!(e.wer() <= 0.10, "batched WER {:.2}% > 10%", 100.0 * e.wer());
     // Cues in order, and none over the silence between clips.
     let mut last_end = 0;
-    for s in &cues(&srt) {
+    for s in &cues {
         let (a, b) = (s.0, s.1);
         assert!(b > a && a >= last_end, "out of order: {s:?}");
         last_end = b;
@@ -309,7 +320,7 @@ fn a_partial_batch_goes_out_after_the_wait() {
         p
     };
     let counts = |wait: i64| {
-        let out = dir.join(format!("wait-{wait}.srt"));
+        let out = dir.join(format!("wait-{wait}.json"));
         let p = pipeline(wait);
         let o = run(&[
             wav.as_os_str(),
@@ -319,10 +330,9 @@ fn a_partial_batch_goes_out_after_the_wait() {
             OsStr::new("1"),
             OsStr::new("--pipeline"),
             p.as_os_str(),
-            OsStr::new("-vv"),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
-        batches(&stderr(&o))
+        batches(&out)
     };
     let waited = counts(20_000);
     let whole = counts(0);
@@ -361,15 +371,18 @@ fn the_gpu_path_transcribes_as_the_cpu_kernels() {
     std::fs::write(&pipeline, text).unwrap();
     let mut args: Vec<&OsStr> = vec![jfk.as_os_str(), lj.as_os_str(), OsStr::new("--pipeline"), pipeline.as_os_str()];
     args.extend(
-        ["--output-dir", dir.to_str().unwrap(), "--batch-size", "4", "--beam", "1", "--jobs", "2", "-vv"]
+        ["--output-dir", dir.to_str().unwrap(), "--batch-size", "4", "--beam", "1", "--jobs", "2", "--format", "json"]
             .map(OsStr::new),
     );
-    let log = run_candle(&args);
-    let plain: String = log.split('\u{1b}').map(|p| p.split_once('m').map_or(p, |(_, rest)| rest)).collect();
-    assert!(plain.contains("shared encode inputs=2"), "the two inputs were not encoded as one batch: {plain}");
-    assert!(plain.contains("shared batch inputs=2"), "the two inputs were not decoded as one batch: {plain}");
+    run_candle(&args);
+    let most = |key: &str| {
+        ["jfk", "lj_LJ001-0001"].iter().map(|id| stats(&dir.join(format!("{id}.json")))[key].as_u64().unwrap()).max()
+    };
+    assert_eq!(most("shared_encode_inputs"), Some(2), "the two inputs were not encoded as one batch");
+    assert_eq!(most("shared_batch_inputs"), Some(2), "the two inputs were not decoded as one batch");
     for id in ["jfk", "lj_LJ001-0001"] {
-        let hyp = subtitle::eval::subtitle_text(&std::fs::read_to_string(dir.join(format!("{id}.srt"))).unwrap());
+        let cues = json_cues(&dir.join(format!("{id}.json")));
+        let hyp = cues.iter().map(|c| c.2.replace('\n', " ")).collect::<Vec<_>>().join(" ");
         let reference = std::fs::read_to_string(real.join(format!("refs/{id}.txt"))).unwrap();
         let e = errors(&reference, &hyp);
         assert!(e.wer() <= 0.05, "{id} batched: WER {:.1}%: {hyp}", 100.0 * e.wer());

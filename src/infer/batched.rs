@@ -41,6 +41,8 @@ pub struct BatchedStage {
     seek: usize,
     /// Chunks cut and waiting for their batch.
     chunks: VecDeque<Chunk>,
+    /// The chunks of each batch decoded so far.
+    batch_sizes: Vec<usize>,
 }
 
 impl BatchedStage {
@@ -53,7 +55,7 @@ impl BatchedStage {
         screen: bool,
     ) -> Self {
         let input = Input::new(model, opts, path, context, screen);
-        Self { input, speech: Vec::new(), scanned: 0, seek: 0, chunks: VecDeque::new() }
+        Self { input, speech: Vec::new(), scanned: 0, seek: 0, chunks: VecDeque::new(), batch_sizes: Vec::new() }
     }
 
     pub fn language(&self) -> Option<&DetectedLanguage> {
@@ -62,6 +64,11 @@ impl BatchedStage {
 
     pub fn windows(&self) -> usize {
         self.input.windows
+    }
+
+    /// The chunks of each batch decoded so far, in order.
+    pub fn batch_sizes(&self) -> &[usize] {
+        &self.batch_sizes
     }
 
     /// Voice activity for the frames received, a window at a time (each with its own noise
@@ -149,6 +156,7 @@ impl BatchedStage {
     /// the chunks that share a prompt (the context terms of their windows) as one batch, and
     /// emits their segments in order.
     fn run_batch(&mut self, batch: &[Chunk], out: &mut Vec<Transcript>) -> Result<()> {
+        self.batch_sizes.push(batch.len());
         let at = |c: &Chunk| offset_of(c.start);
         let t0 = std::time::Instant::now();
         let encoded = match batch.iter().map(|c| c.audio.as_ref()).collect::<Option<Vec<&Encoded>>>() {

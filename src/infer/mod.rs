@@ -7,6 +7,8 @@ pub mod align;
 pub mod batched;
 pub mod decode;
 pub(crate) mod input;
+#[cfg(test)]
+mod scripted;
 mod segments;
 pub mod sequential;
 pub mod shared;
@@ -117,6 +119,14 @@ impl ModelStage {
         match self {
             ModelStage::Sequential(s) => s.language(),
             ModelStage::Batched(s) => s.language(),
+        }
+    }
+
+    /// The chunks of each batch decoded (batched mode), in order.
+    pub fn batch_sizes(&self) -> &[usize] {
+        match self {
+            ModelStage::Sequential(_) => &[],
+            ModelStage::Batched(s) => s.batch_sizes(),
         }
     }
 

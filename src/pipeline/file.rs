@@ -158,7 +158,9 @@ pub fn run_file(
         skipped_packets: source.skipped_packets(),
         gaps: pre.gaps,
         gap_s: pre.gap_time.secs_f64(),
+        batches: model.batch_sizes().to_vec(),
         shared_batch_inputs: shared.map(|s| s.max_inputs.load(Ordering::Relaxed)),
+        shared_encode_inputs: shared.map(|s| s.max_encode_inputs.load(Ordering::Relaxed)),
     };
     let language = model.language().map(|l| l.code.clone());
     let meta = JsonMeta {

@@ -48,8 +48,9 @@ enum Msg {
 pub struct ShareStats {
     /// Decode batches run.
     pub batches: AtomicU64,
-    /// The most inputs whose chunks one decode batch held.
+    /// The most inputs whose chunks one decode batch held, and one encode batch.
     pub max_inputs: AtomicUsize,
+    pub max_encode_inputs: AtomicUsize,
 }
 
 /// Hands out seats at the shared model; its thread ends once this and every seat are dropped.
@@ -110,6 +111,11 @@ impl Transcriber for Seat {
     }
 
     fn encode(&self, mel: Vec<f32>, windows: usize) -> candle_core::Result<Encoded> {
+        if self.local.encodes_alone() {
+            // On a CPU a chunk is encoded as it is cut, on the stage's own call: as fast as in a
+            // batch, and meanwhile the shared thread decodes the other inputs' batches.
+            return self.local.encode(mel, windows);
+        }
         self.call(|reply| Msg::Encode(mel, windows, reply))
     }
 
@@ -204,6 +210,7 @@ fn serve(rx: &Receiver<Msg>, seats: &AtomicUsize, model: &ModelTranscriber, cfg:
             let (mels, replies): (Vec<_>, Vec<_>) = encodes.into_iter().unzip();
             let n = mels.len();
             let results = guarded(n, || encode_together(model, mels));
+            stats.max_encode_inputs.fetch_max(n, Ordering::Relaxed);
             tracing::debug!(inputs = n, ms = t0.elapsed().as_millis() as u64, "shared encode");
             for (reply, r) in replies.into_iter().zip(results) {
                 let _ = reply.send(r);

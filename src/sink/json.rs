@@ -33,9 +33,12 @@ pub struct RunStats {
     /// jump in the stream's timestamps, audio that starts late), and their length in seconds.
     pub gaps: usize,
     pub gap_s: f64,
+    /// Batched mode: the chunks of each batch decoded, in order.
+    pub batches: Vec<usize>,
     /// Several inputs decoded together (batched mode): the most inputs one decode batch held
-    /// while this one ran.
+    /// while this one ran, and one encode batch (on a GPU, or candle's kernels).
     pub shared_batch_inputs: Option<usize>,
+    pub shared_encode_inputs: Option<usize>,
 }
 
 #[derive(Serialize)]

@@ -1,0 +1,247 @@
+//! The model stages against a scripted model: where windows start, how far they seek, how speech
+//! is cut into chunks and batched, and when a stage waits for the text on screen, all without
+//! weights.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{Device, Tensor};
+
+use crate::context::{Context, ContextConfig};
+use crate::flow::Stage;
+use crate::infer::align::WordTiming;
+use crate::infer::decode::DecodeResult;
+use crate::infer::transcriber::{AlignRequest, DecodeRequest, Transcriber};
+use crate::infer::{BatchedStage, ModelInput, SequentialStage, TranscribeOptions};
+use crate::model::{Dims, Encoded, WhisperTokenizer};
+use crate::preprocess::{Features, MelChunk};
+use crate::segment::Transcript;
+use crate::time::{Span, Ts};
+
+const N_MELS: usize = 4;
+/// The scripted tokenizer's first timestamp token.
+const TS: u32 = 13;
+
+/// A tokenizer of four words ("alpha" 0 ... "delta" 3) and Whisper's special tokens.
+fn tokenizer() -> WhisperTokenizer {
+    let special = [
+        "<|endoftext|>",
+        "<|startoftranscript|>",
+        "<|startofprev|>",
+        "<|startoflm|>",
+        "<|nocaptions|>",
+        "<|transcribe|>",
+        "<|translate|>",
+        "<|notimestamps|>",
+    ];
+    let added: Vec<String> = special
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                r#"{{"id":{},"content":"{s}","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}}"#,
+                5 + i
+            )
+        })
+        .collect();
+    let json = format!(
+        r#"{{"version":"1.0","truncation":null,"padding":null,"added_tokens":[{}],"normalizer":null,
+        "pre_tokenizer":{{"type":"WhitespaceSplit"}},"post_processor":null,"decoder":null,
+        "model":{{"type":"WordLevel","vocab":{{"alpha":0,"beta":1,"gamma":2,"delta":3,"[UNK]":4}},"unk_token":"[UNK]"}}}}"#,
+        added.join(",")
+    );
+    let tok = WhisperTokenizer::from_bytes(json.as_bytes()).expect("a valid tokenizer");
+    assert_eq!(tok.timestamp_begin, TS);
+    tok
+}
+
+/// What the scripted model was asked.
+#[derive(Debug, Default)]
+struct Calls {
+    /// Windows of each encode call.
+    encodes: Vec<usize>,
+    /// Windows and prompt length of each decode call.
+    decodes: Vec<(usize, usize)>,
+}
+
+/// Decodes every window to `tokens`, its words (0 to 3) turned by one more each call and window,
+/// so that no two windows in a row say the same; aligns each word to 0.4 s, half a second apart
+/// or (`spread`) spread over the window's audio.
+struct Scripted {
+    tok: WhisperTokenizer,
+    dims: Dims,
+    tokens: Vec<u32>,
+    spread: bool,
+    encodes_alone: bool,
+    calls: Mutex<Calls>,
+}
+
+impl Scripted {
+    fn new(tokens: Vec<u32>, spread: bool, encodes_alone: bool) -> Arc<Self> {
+        let dims = Dims {
+            n_mels: N_MELS,
+            n_audio_ctx: 1,
+            n_audio_state: 1,
+            n_audio_head: 1,
+            n_audio_layer: 1,
+            n_vocab: 100,
+            n_text_ctx: 448,
+            n_text_state: 1,
+            n_text_head: 1,
+            n_text_layer: 1,
+        };
+        Arc::new(Self { tok: tokenizer(), dims, tokens, spread, encodes_alone, calls: Mutex::default() })
+    }
+}
+
+impl Transcriber for Scripted {
+    fn tokenizer(&self) -> &WhisperTokenizer {
+        &self.tok
+    }
+    fn dims(&self) -> &Dims {
+        &self.dims
+    }
+    fn can_align(&self) -> bool {
+        true
+    }
+    fn encodes_alone(&self) -> bool {
+        self.encodes_alone
+    }
+    fn encode(&self, mel: Vec<f32>, windows: usize) -> candle_core::Result<Encoded> {
+        assert_eq!(mel.len(), windows * N_MELS * crate::preprocess::mel::WINDOW_FRAMES, "every window is padded");
+        self.calls.lock().unwrap().encodes.push(windows);
+        Ok(Encoded::new(Tensor::zeros((windows, 1, 1), candle_core::DType::F32, &Device::Cpu)?))
+    }
+    fn memory(&self, _: &Context, _: Span) -> candle_core::Result<Option<Tensor>> {
+        Ok(None)
+    }
+    fn detect_language(&self, _: &Encoded, _: Option<&Tensor>) -> candle_core::Result<(u32, f32)> {
+        unreachable!("an English-only model")
+    }
+    fn decode(&self, r: DecodeRequest) -> candle_core::Result<Vec<DecodeResult>> {
+        let n = r.audio.windows();
+        assert_eq!(r.seeds.len(), n);
+        let mut calls = self.calls.lock().unwrap();
+        calls.decodes.push((n, r.prompt.len()));
+        let turn = calls.decodes.len() as u32;
+        let window = |w: u32| {
+            let tokens: Vec<u32> = self
+                .tokens
+                .iter()
+                .filter(|&&t| t < TS || !r.opts.without_timestamps)
+                .map(|&t| if t < TS { (t + turn + w) % 4 } else { t })
+                .collect();
+            DecodeResult {
+                token_logprobs: vec![-0.1; tokens.len()],
+                tokens,
+                avg_logprob: -0.1,
+                no_speech_prob: 0.0,
+                temperature: 0.0,
+                compression_ratio: 1.0,
+                looping: false,
+            }
+        };
+        Ok((0..n as u32).map(window).collect())
+    }
+    fn align(&self, r: AlignRequest) -> candle_core::Result<Vec<WordTiming>> {
+        // Words of 0.4 s: half a second apart, or the first at the window's start and the last
+        // at the end of its audio.
+        let n = r.tokens.len() as i64;
+        let each = if self.spread && n > 1 { (r.frames as i64 * 10 - 400) / (n - 1) } else { 500 };
+        Ok(r.tokens
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| WordTiming {
+                text: format!(" {}", self.tok.decode(&[t])),
+                tokens: vec![t],
+                span: Span::new(Ts(i as i64 * each), Ts(i as i64 * each + 400)),
+                probability: 0.9,
+            })
+            .collect())
+    }
+}
+
+/// `seconds` of mel frames, loud and changing (speech) where `speech(second)` says so, digital
+/// silence elsewhere, as chunks of a tenth of a second.
+fn mel(seconds: usize, speech: impl Fn(f64) -> bool) -> Vec<ModelInput> {
+    let frames: Vec<f32> = (0..seconds * 100)
+        .flat_map(|f| {
+            let on = speech(f as f64 / 100.0);
+            (0..N_MELS).map(move |m| if on { -1.0 + ((f * 7 + m * 3) % 11) as f32 * 0.3 } else { -10.0 })
+        })
+        .collect();
+    frames.chunks(10 * N_MELS).map(|c| ModelInput::Features(Features::Mel(MelChunk { frames: c.to_vec() }))).collect()
+}
+
+fn segment_starts(out: &[Transcript]) -> Vec<f64> {
+    out.iter()
+        .filter_map(|t| match t {
+            Transcript::Segment(s) => Some(s.span.start.secs_f64()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn run<S: Stage<In = ModelInput, Out = Transcript>>(stage: &mut S, input: Vec<ModelInput>) -> Vec<Transcript> {
+    let mut out = Vec::new();
+    for item in input {
+        stage.process(item, &mut out).unwrap();
+    }
+    stage.finish(&mut out).unwrap();
+    out
+}
+
+/// Windows start where speech starts, not at the start of the file; each decodes after the
+/// text before it; a window whose decoding ends in an unclosed segment is followed by one that
+/// starts at its last closed timestamp (2 s here), so nothing at a window's edge is lost.
+#[test]
+fn windows_start_at_speech_and_seek_to_the_last_closed_timestamp() {
+    // <0.00> alpha beta <2.00><2.00> gamma (cut off by the window's end)
+    let model = Scripted::new(vec![TS, 0, 1, TS + 100, TS + 100, 2], false, true);
+    let opts = TranscribeOptions { batch_size: 1, ..Default::default() };
+    let context = Context::new(ContextConfig::default());
+    let mut stage = SequentialStage::new(model.clone(), opts, "x".into(), context, false);
+    let out = run(&mut stage, mel(70, |s| s >= 5.0));
+    let starts = segment_starts(&out);
+    // The first window starts where speech does (its first word snapped past the detector's
+    // padding), the next 2 s after it, and so on.
+    assert!((4.8..=5.1).contains(&starts[0]), "the first window starts at speech: {starts:?}");
+    assert!(starts.len() >= 30, "{starts:?}");
+    for w in starts[1..].windows(2) {
+        assert!(((w[1] - w[0]) - 2.0).abs() < 0.011, "each window seeks 2 s: {starts:?}");
+    }
+    let calls = model.calls.lock().unwrap();
+    assert_eq!(calls.decodes.len(), starts.len());
+    assert!(calls.encodes.iter().all(|&n| n == 1));
+    assert_eq!(calls.decodes[0].1, 0, "no text before the first window");
+    assert!(calls.decodes[1..].iter().all(|d| d.1 > 0), "later windows decode after the text so far");
+}
+
+/// Speech cut at its pauses into chunks of at most 30 s, decoded `batch_size` at a time, text
+/// only; nothing is decoded before the text on screen is known to the chunks' windows' end.
+#[test]
+fn speech_is_cut_at_pauses_and_batched_once_the_screen_is_read() {
+    let model = Scripted::new(vec![TS, 0, 1, 2, 3, TS + 100], true, false);
+    let opts = TranscribeOptions { batch_size: 3, ..Default::default() };
+    let context = Context::new(ContextConfig::default());
+    let mut stage = BatchedStage::new(model.clone(), opts, "x".into(), context, true);
+    // Eight seconds of speech, two of silence, over 200 s.
+    let mut out = Vec::new();
+    for item in mel(200, |s| s % 10.0 < 8.0) {
+        stage.process(item, &mut out).unwrap();
+    }
+    assert!(model.calls.lock().unwrap().decodes.is_empty(), "decoded before the screen was read");
+    stage.process(ModelInput::ScreenEnd, &mut out).unwrap();
+    stage.finish(&mut out).unwrap();
+    let calls = model.calls.lock().unwrap();
+    let sizes: Vec<usize> = calls.decodes.iter().map(|d| d.0).collect();
+    let chunks: usize = sizes.iter().sum();
+    assert!(sizes[..sizes.len() - 1].iter().all(|&n| n == 3), "full batches of three, then the rest: {sizes:?}");
+    assert!((6..=10).contains(&chunks), "200 s of speech with pauses in chunks of at most 30 s: {sizes:?}");
+    assert_eq!(calls.encodes, sizes, "each batch encoded as one (no own kernels)");
+    assert!(calls.decodes.iter().all(|d| d.1 == 0), "a chunk decodes without the text before it");
+    assert_eq!(stage.batch_sizes(), &sizes[..]);
+    let starts = segment_starts(&out);
+    assert_eq!(starts.len(), chunks, "{out:?}");
+    assert!(starts.windows(2).all(|w| w[1] > w[0] + 20.0), "chunks in order, each at a pause's end: {starts:?}");
+    assert!(starts.iter().all(|s| s % 10.0 < 0.2 || s % 10.0 > 9.8), "chunks start where speech does: {starts:?}");
+}
