@@ -73,7 +73,6 @@ fn dependencies_between_modules_run_one_way() {
             placed.push(m);
         }
     }
-    assert_eq!(placed.last().map(String::as_str), Some("pipeline"), "pipeline is at the top: {placed:?}");
 }
 
 #[test]

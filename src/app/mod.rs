@@ -40,12 +40,13 @@ pub fn main() {
 
 /// Process-wide settings for model compute, made before any thread starts.
 fn tune_runtime(threads: Option<usize>) {
+    // First: the allocator's settings bind the threads made after them (the pool's).
+    subtitle::tune_allocator();
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     // candle sizes its CPU work from RAYON_NUM_THREADS, and asks the OS for the core count on
     // every op when it is unset (about 5% of decode time here). No other thread exists yet.
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
-    subtitle::tune_allocator();
 }
 
 fn init_logging(common: &CommonArgs) {

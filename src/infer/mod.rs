@@ -6,6 +6,7 @@
 pub mod align;
 pub mod batched;
 pub mod decode;
+mod filters;
 pub(crate) mod input;
 #[cfg(test)]
 mod scripted;
