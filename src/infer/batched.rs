@@ -4,17 +4,14 @@
 //! its words timed by alignment). A chunk is decoded without the text before it.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
-use std::sync::Arc;
 
-use crate::context::Context;
 use crate::error::Result;
 use crate::flow::Stage;
 use crate::infer::decode::{window_seed, DecodeOptions, DecodeResult};
 use crate::infer::input::{offset_of, Input, FRAME_MS};
 use crate::infer::segments::stopped_early;
-use crate::infer::transcriber::{DecodeRequest, Transcriber};
-use crate::infer::{DetectedLanguage, ModelInput, TranscribeOptions};
+use crate::infer::transcriber::DecodeRequest;
+use crate::infer::ModelInput;
 use crate::model::Encoded;
 use crate::preprocess::mel::{normalize_chunk, WINDOW_FRAMES};
 use crate::preprocess::vad::{activity, frame_energy_db};
@@ -46,24 +43,12 @@ pub struct BatchedStage {
 }
 
 impl BatchedStage {
-    /// `screen`: an on-screen-text stage feeds this one.
-    pub fn new(
-        model: Arc<dyn Transcriber>,
-        opts: TranscribeOptions,
-        path: PathBuf,
-        context: Context,
-        screen: bool,
-    ) -> Self {
-        let input = Input::new(model, opts, path, context, screen);
+    pub(crate) fn new(input: Input) -> Self {
         Self { input, speech: Vec::new(), scanned: 0, seek: 0, chunks: VecDeque::new(), batch_sizes: Vec::new() }
     }
 
-    pub fn language(&self) -> Option<&DetectedLanguage> {
-        self.input.language.as_ref()
-    }
-
-    pub fn windows(&self) -> usize {
-        self.input.windows
+    pub(crate) fn input(&self) -> &Input {
+        &self.input
     }
 
     /// The chunks of each batch decoded so far, in order.

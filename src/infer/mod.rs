@@ -109,18 +109,24 @@ impl ModelStage {
         context: crate::context::Context,
         screen: bool,
     ) -> Self {
-        if opts.batch_size > 1 {
-            ModelStage::Batched(BatchedStage::new(model, opts, path, context, screen))
+        let batched = opts.batch_size > 1;
+        let input = input::Input::new(model, opts, path, context, screen);
+        if batched {
+            ModelStage::Batched(BatchedStage::new(input))
         } else {
-            ModelStage::Sequential(SequentialStage::new(model, opts, path, context, screen))
+            ModelStage::Sequential(SequentialStage::new(input))
+        }
+    }
+
+    fn input(&self) -> &input::Input {
+        match self {
+            ModelStage::Sequential(s) => s.input(),
+            ModelStage::Batched(s) => s.input(),
         }
     }
 
     pub fn language(&self) -> Option<&DetectedLanguage> {
-        match self {
-            ModelStage::Sequential(s) => s.language(),
-            ModelStage::Batched(s) => s.language(),
-        }
+        self.input().language.as_ref()
     }
 
     /// The chunks of each batch decoded (batched mode), in order.
@@ -133,10 +139,7 @@ impl ModelStage {
 
     /// Windows (or chunks) decoded.
     pub fn windows(&self) -> usize {
-        match self {
-            ModelStage::Sequential(s) => s.windows(),
-            ModelStage::Batched(s) => s.windows(),
-        }
+        self.input().windows
     }
 }
 

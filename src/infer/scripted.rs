@@ -10,6 +10,7 @@ use crate::context::{Context, ContextConfig};
 use crate::flow::Stage;
 use crate::infer::align::WordTiming;
 use crate::infer::decode::DecodeResult;
+use crate::infer::input::Input;
 use crate::infer::transcriber::{AlignRequest, DecodeRequest, Transcriber};
 use crate::infer::{BatchedStage, ModelInput, SequentialStage, TranscribeOptions};
 use crate::model::{Dims, Encoded, WhisperTokenizer};
@@ -199,7 +200,7 @@ fn windows_start_at_speech_and_seek_to_the_last_closed_timestamp() {
     let model = Scripted::new(vec![TS, 0, 1, TS + 100, TS + 100, 2], false, true);
     let opts = TranscribeOptions { batch_size: 1, ..Default::default() };
     let context = Context::new(ContextConfig::default());
-    let mut stage = SequentialStage::new(model.clone(), opts, "x".into(), context, false);
+    let mut stage = SequentialStage::new(Input::new(model.clone(), opts, "x".into(), context, false));
     let out = run(&mut stage, mel(70, |s| s >= 5.0));
     let starts = segment_starts(&out);
     // The first window starts where speech does (its first word snapped past the detector's
@@ -223,7 +224,7 @@ fn speech_is_cut_at_pauses_and_batched_once_the_screen_is_read() {
     let model = Scripted::new(vec![TS, 0, 1, 2, 3, TS + 100], true, false);
     let opts = TranscribeOptions { batch_size: 3, ..Default::default() };
     let context = Context::new(ContextConfig::default());
-    let mut stage = BatchedStage::new(model.clone(), opts, "x".into(), context, true);
+    let mut stage = BatchedStage::new(Input::new(model.clone(), opts, "x".into(), context, true));
     // Eight seconds of speech, two of silence, over 200 s.
     let mut out = Vec::new();
     for item in mel(200, |s| s % 10.0 < 8.0) {

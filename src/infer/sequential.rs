@@ -3,17 +3,13 @@
 //! are decoded again in the next window rather than lost (OpenAI's `transcribe.py`). Windows
 //! start where speech starts ([`plan`]); training cuts its windows with the same plan.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use crate::context::Context;
 use crate::error::Result;
 use crate::flow::Stage;
 use crate::infer::decode::window_seed;
 use crate::infer::input::{offset_of, Input, FRAME_MS};
 use crate::infer::segments::stopped_early;
-use crate::infer::transcriber::{DecodeRequest, Transcriber};
-use crate::infer::{DetectedLanguage, ModelInput, TranscribeOptions};
+use crate::infer::transcriber::DecodeRequest;
+use crate::infer::ModelInput;
 use crate::preprocess::mel::{normalize_window, WINDOW_FRAMES};
 use crate::preprocess::vad::{activity, VadConfig};
 use crate::segment::Transcript;
@@ -57,24 +53,12 @@ pub struct SequentialStage {
 }
 
 impl SequentialStage {
-    /// `screen`: an on-screen-text stage feeds this one ([`ModelInput::Screen`], then
-    /// [`ModelInput::ScreenEnd`]).
-    pub fn new(
-        model: Arc<dyn Transcriber>,
-        opts: TranscribeOptions,
-        path: PathBuf,
-        context: Context,
-        screen: bool,
-    ) -> Self {
-        Self { input: Input::new(model, opts, path, context, screen), seek: 0, seeked_to_speech: false }
+    pub(crate) fn new(input: Input) -> Self {
+        Self { input, seek: 0, seeked_to_speech: false }
     }
 
-    pub fn language(&self) -> Option<&DetectedLanguage> {
-        self.input.language.as_ref()
-    }
-
-    pub fn windows(&self) -> usize {
-        self.input.windows
+    pub(crate) fn input(&self) -> &Input {
+        &self.input
     }
 
     /// Decodes the window at `seek`, holding `size` frames of content, and moves `seek` on.
