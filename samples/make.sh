@@ -132,6 +132,64 @@ make_gap_set() {
   echo "0 2 clean.mkv" > "$d/late.event"
 }
 
+# cut_video OUT AUDIO HEIGHT GOP CUTS...: video of HEIGHT lines (16:9, 25 fps) cut at CUTS
+# (seconds, on frame boundaries) into scenes of moving test patterns of different colours and a
+# static one, under AUDIO's sound. GOP "keys": keyframes forced at the cuts (as an encoder's
+# scene-cut detection puts them); "fixed": one every 2 s and none at the cuts (as streaming
+# encoders with fixed GOPs produce). Writes OUT and OUT's .cuts (the cut times, one a line).
+cut_video() {
+  local f=$1 audio=$2 height=$3 gop=$4; shift 4
+  [ -f "$f" ] && [ -f "${f%.*}.cuts" ] && return 0
+  local w=$((height * 16 / 9 / 2 * 2)) dur inputs=() graph="" t=0 i=0
+  dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$audio")
+  # Scenes, each unlike the one before (an encoder cannot predict a cut from the shot before
+  # it): moving test patterns, a cellular automaton, a fractal, static bars; the last two are
+  # black and white alike (only their layout differs).
+  local lo=$((height / 4 / 2 * 2))
+  local up="scale=${w}:${height}:flags=neighbor"
+  local scenes=("testsrc2" "life=mold=10:ratio=0.3:life_color=white:death_color=black@lo,$up"
+    "testsrc2,hue=h=120:s=1.5" "smptehdbars,drawgrid=w=64:h=64:t=2:c=white@0.5" "mandelbrot@lo,$up"
+    "testsrc2,hflip,vflip" "testsrc2,hue=h=240,eq=brightness=-0.2"
+    "life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=5@lo,$up"
+    "cellauto=rule=30:random_fill_ratio=0.5@lo,$up")
+  for end in "$@" "$dur"; do
+    local d; d=$(python3 -c "print(round($end - $t, 3))")
+    local src=${scenes[$((i % ${#scenes[@]}))]}
+    local gen=${src%%,*} rest="" size="${w}x${height}"
+    [ "$gen" != "$src" ] && rest=",${src#*,}"
+    # "@lo": generated at a quarter of the height and scaled up (slow generators).
+    if [ "${gen%@lo}" != "$gen" ]; then gen=${gen%@lo}; size="$((lo * 16 / 9 / 2 * 2))x$lo"; fi
+    case "$gen" in *=*) gen="$gen:" ;; *) gen="$gen=" ;; esac
+    inputs+=(-t "$d" -f lavfi -i "${gen}size=$size:rate=25")
+    graph+="[$i:v]null$rest[v$i];"
+    t=$end; i=$((i + 1))
+  done
+  for j in $(seq 0 $((i - 1))); do graph+="[v$j]"; done
+  graph+="concat=n=$i:v=1:a=0[v]"
+  local enc=(-c:v libx264 -preset veryfast -pix_fmt yuv420p)
+  if [ "$gop" = keys ]; then
+    enc+=(-force_key_frames "$(IFS=,; echo "$*")")
+  else
+    enc+=(-g 50 -keyint_min 50 -sc_threshold 0)
+  fi
+  ff "${inputs[@]}" -i "$audio" -filter_complex "$graph" -map "[v]" -map "$i:a" "${enc[@]}" \
+    -c:a aac -ar 48000 -ac 2 -shortest "$f.part.mp4"
+  mv "$f.part.mp4" "$f"
+  printf '%s\n' "$@" > "${f%.*}.cuts"
+}
+
+# Real-world video for the tests: the cue-test talk (timing.mp4) under 1080p video with eight
+# cuts (some a frame or two from a sentence's onset, some mid-sentence, some in pauses), with
+# keyframes at the cuts and with a fixed GOP; and the slide videos at 1080p.
+make_video_set() {
+  local d="$out/video"
+  mkdir -p "$d"
+  local cuts=(4.0 11.96 17.0 20.44 27.0 30.6 36.0 39.6)
+  cut_video "$d/cuts-keys.mp4" "$out/timing.mp4" 1080 keys "${cuts[@]}"
+  cut_video "$d/cuts-fixed.mp4" "$out/timing.mp4" 1080 fixed "${cuts[@]}"
+  python3 "$here/slides.py" "$out/slides-1080" --count 3 --snr 10 --height 1080
+}
+
 make_set() {
   speak s1 en-us 160 "The quick brown fox jumps over the lazy dog while the farmer watches from the gate."
   speak s2 en-gb 150 "Please remember to bring your umbrella because the weather forecast promises heavy rain this afternoon."
@@ -152,6 +210,7 @@ make_set() {
   python3 "$here/slides.py" "$out/slides" --count 3 --snr 10
   make_cue_set
   make_gap_set
+  make_video_set
 }
 
 # timed MIN: a MIN-minute talk of varied sentences and pauses with known onsets (benchmarks of

@@ -3,7 +3,7 @@
 espeak-ng says sentences that use them, pink noise is mixed in at a chosen SNR, and the reference
 subtitles are written beside the video.
 
-    samples/slides.py OUT_DIR --count N [--seed S] [--snr DB] [--first K]
+    samples/slides.py OUT_DIR --count N [--seed S] [--snr DB] [--first K] [--height 1080]
 
 For video K (K = first .. first + count - 1) it writes OUT_DIR/slides-K.mp4, slides-K.srt (one
 cue a sentence, at the speech's known times), slides-K.txt (the spoken text) and slides-K.terms
@@ -126,7 +126,7 @@ def plan(seed, k, unseen=False):
     return slides, rng
 
 
-def make(out, seed, k, snr, unseen=False):
+def make(out, seed, k, snr, unseen=False, height=720):
     base = os.path.join(out, f"slides-{k}")
     if all(os.path.exists(base + ext) for ext in (".mp4", ".srt", ".txt", ".terms")):
         return
@@ -166,17 +166,20 @@ def make(out, seed, k, snr, unseen=False):
         mixed = array.array("h", (max(-32768, min(32767, int(speech[i] + scale * noise[i]))) for i in range(n)))
         audio = os.path.join(tmp, "mix.wav")
         write_pcm(audio, mixed)
-        # One still image a slide, shown for the slide's span.
+        # One still image a slide, shown for the slide's span; laid out for 720 lines and scaled.
         inputs, concat = [], ""
+        z = height / 720
+        px = lambda v: int(round(v * z))
         for si, (slide, (a, b)) in enumerate(zip(slides, slide_spans)):
             draw = (
-                f"drawtext=fontfile={FONT_BOLD}:text='{escape(slide['title'])}':fontsize=64:fontcolor=0x1a237e:x=80:y=70,"
-                f"drawbox=x=80:y=160:w=1120:h=4:color=0x1a237e:t=fill,"
-                f"drawtext=fontfile={FONT}:text='\u2022 {escape(slide['name'])}':fontsize=52:fontcolor=black:x=100:y=260,"
-                f"drawtext=fontfile={FONT}:text='\u2022 {escape(slide['term'])}':fontsize=52:fontcolor=black:x=100:y=370,"
-                f"drawtext=fontfile={FONT}:text='{si + 1} / {len(slides)}':fontsize=28:fontcolor=gray:x=1140:y=660"
+                f"drawtext=fontfile={FONT_BOLD}:text='{escape(slide['title'])}':fontsize={px(64)}:fontcolor=0x1a237e:x={px(80)}:y={px(70)},"
+                f"drawbox=x={px(80)}:y={px(160)}:w={px(1120)}:h={px(4)}:color=0x1a237e:t=fill,"
+                f"drawtext=fontfile={FONT}:text='\u2022 {escape(slide['name'])}':fontsize={px(52)}:fontcolor=black:x={px(100)}:y={px(260)},"
+                f"drawtext=fontfile={FONT}:text='\u2022 {escape(slide['term'])}':fontsize={px(52)}:fontcolor=black:x={px(100)}:y={px(370)},"
+                f"drawtext=fontfile={FONT}:text='{si + 1} / {len(slides)}':fontsize={px(28)}:fontcolor=gray:x={px(1140)}:y={px(660)}"
             )
-            inputs += ["-f", "lavfi", "-i", f"color=c=white:size=1280x720:rate=25:duration={b - a:.3f},{draw}"]
+            size = f"{px(1280) // 2 * 2}x{height // 2 * 2}"
+            inputs += ["-f", "lavfi", "-i", f"color=c=white:size={size}:rate=25:duration={b - a:.3f},{draw}"]
             concat += f"[{si}:v]"
         concat += f"concat=n={len(slides)}:v=1:a=0[v]"
         ff(*inputs, "-i", audio, "-filter_complex", concat, "-map", "[v]", "-map", f"{len(slides)}:a",
@@ -201,11 +204,12 @@ def main():
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--snr", type=float, default=10.0, help="speech over pink noise, dB (none: --snr inf)")
     p.add_argument("--unseen", action="store_true", help="names and terms the default videos never use")
+    p.add_argument("--height", type=int, default=720, help="picture height (16:9): 720, 1080, 2160")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     snr = None if math.isinf(a.snr) else a.snr
     for k in range(a.first, a.first + a.count):
-        make(a.out, a.seed, k, snr, a.unseen)
+        make(a.out, a.seed, k, snr, a.unseen, a.height)
 
 
 if __name__ == "__main__":

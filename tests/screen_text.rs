@@ -10,9 +10,10 @@ use subtitle::context::{Context, ContextConfig};
 use subtitle::model::WhisperTokenizer;
 use subtitle::time::{Span, Ts};
 
-/// Slide video `k` of the test set (made by `samples/make.sh`).
-fn slides(k: usize) -> PathBuf {
-    let v = sample(&format!("slides/slides-{k}.mp4"));
+/// Slide video `k` of the set in `samples/out/{set}` (`slides` at 720p, `slides-1080` the same
+/// videos at 1080p).
+fn slides_in(set: &str, k: usize) -> PathBuf {
+    let v = sample(&format!("{set}/slides-{k}.mp4"));
     assert!(v.is_file(), "{} is missing: run samples/make.sh", v.display());
     v
 }
@@ -28,9 +29,13 @@ fn terms_right(video: &Path, hyp: &str) -> (usize, usize) {
 
 /// Word errors and reference words over the test set, and slide terms right, with `extra` flags.
 fn score(extra: &[&str], context: bool) -> (f64, usize, usize) {
+    score_in("slides", extra, context)
+}
+
+fn score_in(set: &str, extra: &[&str], context: bool) -> (f64, usize, usize) {
     let (mut errors, mut words, mut right, mut total) = (0, 0, 0, 0);
     for k in 0..3 {
-        let v = slides(k);
+        let v = slides_in(set, k);
         let terms = v.with_extension("terms");
         let mut args: Vec<&str> = extra.to_vec();
         if context {
@@ -60,6 +65,20 @@ fn on_screen_text_fixes_names_and_terms() {
     );
     assert!(wer_on < 0.7 * wer_off, "WER {:.1}% with on-screen text, {:.1}% without", 100.0 * wer_on, 100.0 * wer_off);
     assert!(right_on >= right_off + total / 3, "terms right: {right_on} with on-screen text, {right_off} without");
+}
+
+/// The same slides at 1080p (stills from keyframes and the groups of pictures where a slide
+/// changes) are read as well as at 720p.
+#[test]
+fn on_screen_text_reads_1080p_slides_as_well() {
+    let (wer_720, right_720, total) = score_in("slides", &[], false);
+    let (wer_1080, right_1080, _) = score_in("slides-1080", &[], false);
+    eprintln!(
+        "720p: WER {:.1}%, terms {right_720}/{total}; 1080p: WER {:.1}%, terms {right_1080}/{total}",
+        100.0 * wer_720,
+        100.0 * wer_1080
+    );
+    assert!(right_1080 + 1 >= right_720, "terms right: {right_1080} at 1080p, {right_720} at 720p");
 }
 
 #[test]

@@ -41,11 +41,12 @@ impl Cue {
     }
 }
 
-/// What the cue stage hands the sinks: each segment as it arrives (JSON keeps them) and cues
-/// once timed.
+/// What the cue stage hands the sinks: each segment as it arrives (JSON keeps them), the shot
+/// changes it times cues to, and cues once timed.
 #[derive(Debug, Clone)]
 pub enum Subtitle {
     Segment(Segment),
+    ShotChange(Ts),
     Cue(Cue),
 }
 
@@ -167,6 +168,7 @@ impl Stage for CueStage {
             Transcript::ShotChange(at) => {
                 let i = self.cuts.partition_point(|&c| c < at);
                 self.cuts.insert(i, at);
+                out.push(Subtitle::ShotChange(at));
             }
             Transcript::Segment(segment) => {
                 let words = if segment.words.is_empty() { spread_words(&segment) } else { segment.words.clone() };

@@ -156,6 +156,7 @@ pub fn run_file(
         pictures,
         stills_skipped,
         skipped_packets: source.skipped_packets(),
+        video: source.video_stats(),
         gaps: pre.gaps,
         gap_s: pre.gap_time.secs_f64(),
         batches: model.batch_sizes().to_vec(),
@@ -169,6 +170,7 @@ pub fn run_file(
         language: language.clone(),
         language_probability: model.language().map(|l| l.probability),
         duration_s: duration.map(Ts::secs_f64),
+        shot_changes: Vec::new(),
         stats: stats.clone(),
     };
     let cues = sink.cue_count();

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use crate::source::picture::{cells_changed, thumbnail};
 use crate::source::VideoFrame;
 use crate::time::Ts;
 
@@ -32,23 +33,11 @@ impl Default for StillConfig {
     }
 }
 
-/// Thumbnail side lengths: coarse enough to ignore compression noise, fine enough that a line of
-/// text replaced by another changes cells (averaging larger cells evens the two out).
-const THUMB_W: usize = 160;
-const THUMB_H: usize = 90;
-/// A cell changed when its grey level moved by more than this (0 to 255).
-const CELL_CHANGE: f32 = 16.0;
-
 pub struct StillFilter {
     cfg: StillConfig,
     /// Thumbnails of the previous still and of the last one sent on.
     previous: Option<Vec<f32>>,
     sent: Option<Vec<f32>>,
-}
-
-/// Share of cells that changed between two thumbnails.
-fn distance(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).filter(|(x, y)| (*x - *y).abs() > CELL_CHANGE).count() as f32 / a.len().max(1) as f32
 }
 
 impl StillFilter {
@@ -58,8 +47,8 @@ impl StillFilter {
 
     pub fn push(&mut self, frame: VideoFrame) -> Still {
         let thumb = thumbnail(&frame);
-        let moved = self.previous.as_ref().map(|p| distance(p, &thumb));
-        let changed = self.sent.as_ref().map(|s| distance(s, &thumb));
+        let moved = self.previous.as_ref().map(|p| cells_changed(p, &thumb));
+        let changed = self.sent.as_ref().map(|s| cells_changed(s, &thumb));
         tracing::trace!(at = %frame.at, ?moved, ?changed, "still");
         let settled = moved.is_some_and(|d| d <= self.cfg.settled_threshold);
         let new = changed.is_none_or(|d| d > self.cfg.change_threshold);
@@ -71,23 +60,6 @@ impl StillFilter {
             Still { at: frame.at, frame: None }
         }
     }
-}
-
-/// Grey box-filtered thumbnail, `THUMB_W x THUMB_H`.
-fn thumbnail(f: &VideoFrame) -> Vec<f32> {
-    let (w, h) = (f.width as usize, f.height as usize);
-    let mut sum = vec![0f32; THUMB_W * THUMB_H];
-    let mut count = vec![0u32; THUMB_W * THUMB_H];
-    for y in 0..h {
-        let ty = y * THUMB_H / h.max(1);
-        for x in 0..w {
-            let tx = x * THUMB_W / w.max(1);
-            let p = &f.rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
-            sum[ty * THUMB_W + tx] += 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
-            count[ty * THUMB_W + tx] += 1;
-        }
-    }
-    sum.iter().zip(&count).map(|(s, &c)| s / c.max(1) as f32).collect()
 }
 
 #[cfg(test)]
@@ -105,7 +77,7 @@ mod tests {
                 }
             }
         }
-        VideoFrame { at: Ts(at), width: w as u32, height: h as u32, rgb }
+        VideoFrame { at: Ts(at), width: w as u32, height: h as u32, rgb, follows: Default::default() }
     }
 
     #[test]

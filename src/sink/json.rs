@@ -13,6 +13,8 @@ pub struct JsonMeta {
     pub language: Option<String>,
     pub language_probability: Option<f32>,
     pub duration_s: Option<f64>,
+    /// Where the picture cuts (shot changes), seconds: what the cues are timed to.
+    pub shot_changes: Vec<f64>,
     pub stats: RunStats,
 }
 
@@ -33,6 +35,9 @@ pub struct RunStats {
     /// jump in the stream's timestamps, audio that starts late), and their length in seconds.
     pub gaps: usize,
     pub gap_s: f64,
+    /// What decoding the video cost (keyframes, groups of pictures and frames decoded, seconds),
+    /// when the input has video and a visual stage wanted it.
+    pub video: Option<crate::source::VideoStats>,
     /// Batched mode: the chunks of each batch decoded, in order.
     pub batches: Vec<usize>,
     /// Several inputs decoded together (batched mode): the most inputs one decode batch held

@@ -79,12 +79,13 @@ pub struct SubtitleSink {
     format: Format,
     target: Target,
     segments: Vec<Segment>,
+    shot_changes: Vec<crate::time::Ts>,
     cues: Vec<Cue>,
 }
 
 impl SubtitleSink {
     pub fn new(format: Format, target: Target) -> Self {
-        Self { format, target, segments: Vec::new(), cues: Vec::new() }
+        Self { format, target, segments: Vec::new(), shot_changes: Vec::new(), cues: Vec::new() }
     }
 
     pub fn cue_count(&self) -> usize {
@@ -92,7 +93,8 @@ impl SubtitleSink {
     }
 
     pub fn commit(self, meta: &JsonMeta) -> Result<()> {
-        let text = render(self.format, &self.segments, &self.cues, meta);
+        let meta = JsonMeta { shot_changes: self.shot_changes.iter().map(|t| t.secs_f64()).collect(), ..meta.clone() };
+        let text = render(self.format, &self.segments, &self.cues, &meta);
         self.target.commit(text.as_bytes())
     }
 }
@@ -102,6 +104,7 @@ impl Sink for SubtitleSink {
     fn write(&mut self, item: Subtitle) -> Result<()> {
         match item {
             Subtitle::Segment(s) => self.segments.push(s),
+            Subtitle::ShotChange(at) => self.shot_changes.push(at),
             Subtitle::Cue(c) => self.cues.push(c),
         }
         Ok(())

@@ -10,39 +10,9 @@ use ff::util::channel_layout::ChannelLayout;
 use ffmpeg_next as ff;
 
 use crate::error::{Error, Result};
-use crate::source::{AudioChunk, AudioClock, Media, MediaSource, VideoFrame, VideoSampling, SAMPLE_RATE_HZ};
+use crate::source::video::VideoDecoding;
+use crate::source::{AudioChunk, AudioClock, Media, MediaSource, VideoSampling, VideoStats, SAMPLE_RATE_HZ};
 use crate::time::Ts;
-
-/// One schedule of sampled frames: which frames, at what size, as what.
-struct Sampler {
-    every_s: f64,
-    next_at_s: f64,
-    width: u32,
-    /// Never scale up: stills keep the video's own width when it is narrower.
-    shrink_only: bool,
-    scaler: Option<(ff::software::scaling::Context, (ff::format::Pixel, u32, u32))>,
-    wrap: fn(VideoFrame) -> Media,
-}
-
-impl Sampler {
-    fn new(fps: f64, width: u32, shrink_only: bool, wrap: fn(VideoFrame) -> Media) -> Option<Self> {
-        (fps > 0.0).then(|| Self {
-            every_s: 1.0 / fps,
-            next_at_s: 0.0,
-            width: width.max(2) & !1,
-            shrink_only,
-            scaler: None,
-            wrap,
-        })
-    }
-}
-
-struct VideoState {
-    stream: usize,
-    time_base: f64,
-    decoder: ff::decoder::Video,
-    samplers: Vec<Sampler>,
-}
 
 pub struct FfmpegSource {
     path: PathBuf,
@@ -54,7 +24,7 @@ pub struct FfmpegSource {
     origin_s: Option<f64>,
     decoder: ff::decoder::Audio,
     resampler: Option<(ff::software::resampling::Context, (Sample, ChannelLayout, u32))>,
-    video: Option<VideoState>,
+    video: Option<VideoDecoding>,
     duration: Option<Ts>,
     frame_rate: Option<f64>,
     clock: AudioClock,
@@ -99,37 +69,9 @@ impl FfmpegSource {
             let fps = r.numerator() as f64 / r.denominator().max(1) as f64;
             (r.denominator() > 0 && (1.0..=240.0).contains(&fps)).then_some(fps)
         });
-        let samplers: Vec<Sampler> = [
-            Sampler::new(sampling.fps, sampling.width, false, Media::Video),
-            Sampler::new(sampling.stills_fps, sampling.stills_width, true, Media::Still),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let video = if !samplers.is_empty() {
-            match input.streams().best(ff::media::Type::Video) {
-                Some(v) => {
-                    let tb = v.time_base();
-                    let ctx = ff::codec::context::Context::from_parameters(v.parameters())
-                        .map_err(|e| Error::input(path, e))?;
-                    let mut decoder = ctx.decoder();
-                    // Without stills, frames are for shot detection and small thumbnails: the
-                    // deblocking filter costs a fifth of H.264 decoding and changes nothing they need.
-                    if sampling.stills_fps <= 0.0 {
-                        decoder.skip_loop_filter(ff::Discard::All);
-                    }
-                    let decoder = decoder.video().map_err(|e| Error::input(path, e))?;
-                    Some(VideoState {
-                        stream: v.index(),
-                        time_base: tb.numerator() as f64 / tb.denominator().max(1) as f64,
-                        decoder,
-                        samplers,
-                    })
-                }
-                None => None,
-            }
-        } else {
-            None
+        let video = match input.streams().best(ff::media::Type::Video) {
+            Some(v) => VideoDecoding::new(&v, sampling).map_err(|e| Error::input(path, e))?,
+            None => None,
         };
         Ok(Self {
             path: path.to_path_buf(),
@@ -225,64 +167,27 @@ impl FfmpegSource {
         Ok(())
     }
 
-    fn drain_video(&mut self, out: &mut Vec<Media>) -> Result<()> {
+    /// Runs `f` on the video with the source's clock; an error names the time reached.
+    fn with_video(
+        &mut self,
+        f: impl FnOnce(
+            &mut VideoDecoding,
+            &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
+            &mut u64,
+        ) -> std::result::Result<(), String>,
+    ) -> Result<()> {
         let Some(mut v) = self.video.take() else {
             return Ok(());
         };
-        let result = self.drain_video_of(&mut v, out);
-        self.video = Some(v);
-        result
-    }
-
-    fn drain_video_of(&mut self, v: &mut VideoState, out: &mut Vec<Media>) -> Result<()> {
-        let mut frame = ff::frame::Video::empty();
-        while v.decoder.receive_frame(&mut frame).is_ok() {
-            let t = self.stream_time(frame.timestamp().or(frame.pts()), v.time_base).unwrap_or(0.0).max(0.0);
-            for s in &mut v.samplers {
-                if t + 1e-6 < s.next_at_s {
-                    continue;
-                }
-                s.next_at_s = (t / s.every_s).floor() * s.every_s + s.every_s;
-                match sample(s, &frame, t) {
-                    Ok(Some(f)) => out.push((s.wrap)(f)),
-                    Ok(None) => self.skipped += 1,
-                    Err(reason) => {
-                        return Err(Error::Decode { path: self.path.clone(), at: Ts::from_secs_f64(t), reason })
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `frame` scaled to `s`'s width as RGB24; `None` when this one frame fails to scale.
-fn sample(s: &mut Sampler, frame: &ff::frame::Video, t: f64) -> std::result::Result<Option<VideoFrame>, String> {
-    let key = (frame.format(), frame.width(), frame.height());
-    let width = if s.shrink_only { s.width.min(key.1.max(2) & !1) } else { s.width };
-    let h = ((width as u64 * key.2 as u64 / key.1.max(1) as u64) as u32).max(2) & !1;
-    if s.scaler.as_ref().map(|s| s.1) != Some(key) {
-        let flags = if s.shrink_only {
-            ff::software::scaling::Flags::AREA
-        } else {
-            ff::software::scaling::Flags::FAST_BILINEAR
+        let origin = &mut self.origin_s;
+        let mut seconds = |ts: Option<i64>, tb: f64| -> Option<f64> {
+            let t = ts? as f64 * tb;
+            Some(t - *origin.get_or_insert(t))
         };
-        let ctx = ff::software::scaling::Context::get(key.0, key.1, key.2, ff::format::Pixel::RGB24, width, h, flags)
-            .map_err(|e| format!("cannot scale video: {e}"))?;
-        s.scaler = Some((ctx, key));
+        let result = f(&mut v, &mut seconds, &mut self.skipped);
+        self.video = Some(v);
+        result.map_err(|reason| self.decode_error(reason))
     }
-    let mut rgb = ff::frame::Video::empty();
-    let (ctx, _) = s.scaler.as_mut().expect("set above");
-    if ctx.run(frame, &mut rgb).is_err() {
-        return Ok(None);
-    }
-    let (w, stride) = (rgb.width() as usize, rgb.stride(0));
-    let data = rgb.data(0);
-    let mut px = Vec::with_capacity(w * 3 * h as usize);
-    for row in 0..h as usize {
-        px.extend_from_slice(&data[row * stride..row * stride + w * 3]);
-    }
-    Ok(Some(VideoFrame { at: Ts::from_secs_f64(t), width, height: h, rgb: px }))
 }
 
 impl MediaSource for FfmpegSource {
@@ -299,11 +204,8 @@ impl MediaSource for FfmpegSource {
                         self.skipped += 1; // a bad packet: skip it, keep going
                     }
                     self.drain_audio(out)?;
-                } else if let Some(v) = self.video.as_mut().filter(|v| v.stream == idx) {
-                    if v.decoder.send_packet(&packet).is_err() {
-                        self.skipped += 1;
-                    }
-                    self.drain_video(out)?;
+                } else if self.video.as_ref().is_some_and(|v| v.stream == idx) {
+                    self.with_video(|v, seconds, skipped| v.packet(packet, seconds, skipped, out))?;
                 }
                 Ok(true)
             }
@@ -311,9 +213,15 @@ impl MediaSource for FfmpegSource {
                 let _ = self.decoder.send_eof();
                 self.drain_audio(out)?;
                 self.flush_resampler(out)?;
-                if let Some(v) = self.video.as_mut() {
-                    let _ = v.decoder.send_eof();
-                    self.drain_video(out)?;
+                self.with_video(|v, seconds, skipped| v.finish(seconds, skipped, out))?;
+                if let Some(stats) = self.video_stats() {
+                    tracing::info!(
+                        keyframes = stats.keyframes,
+                        gops_decoded = stats.gops_decoded,
+                        frames = stats.frames_decoded,
+                        seconds = stats.seconds,
+                        "video decoded"
+                    );
                 }
                 self.done = true;
                 if self.clock.audio_samples() == 0 && self.skipped > 0 {
@@ -335,5 +243,9 @@ impl MediaSource for FfmpegSource {
 
     fn skipped_packets(&self) -> u64 {
         self.skipped
+    }
+
+    fn video_stats(&self) -> Option<VideoStats> {
+        self.video.as_ref().map(|v| v.stats.clone())
     }
 }

@@ -13,8 +13,11 @@
 
 #[cfg(feature = "ffmpeg")]
 mod ffmpeg;
+pub mod picture;
 pub mod resample;
 mod symphonia;
+#[cfg(feature = "ffmpeg")]
+mod video;
 
 use std::path::Path;
 
@@ -69,6 +72,21 @@ pub struct VideoFrame {
     pub width: u32,
     pub height: u32,
     pub rgb: Vec<u8>,
+    /// How it follows the frame sampled before it.
+    pub follows: Follows,
+}
+
+/// How a sampled frame follows the one sampled before it: what a change between the two can
+/// mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Follows {
+    /// At the sampling rate: nothing much moves between the two but a cut.
+    #[default]
+    Closely,
+    /// A keyframe after frames left undecoded: the picture may have moved any amount between
+    /// the two. `scene_cut`: the encoder put the keyframe off its regular beat after a stretch
+    /// with no burst, which it does at a scene cut.
+    Keyframe { scene_cut: bool },
 }
 
 /// What a source emits.
@@ -82,10 +100,36 @@ pub enum Media {
     Still(VideoFrame),
 }
 
+/// How much of the video is decoded for the visual stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoDecode {
+    /// Keyframes, and the pictures between two of them only where something happened that the
+    /// keyframes cannot place (see `source::video`).
+    #[default]
+    Keyframes,
+    /// Every frame.
+    All,
+}
+
+/// What decoding the video cost, for the run's statistics and `-v`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VideoStats {
+    /// Keyframes decoded, groups of pictures decoded whole, frames decoded in all.
+    pub keyframes: usize,
+    pub gops_decoded: usize,
+    pub frames_decoded: usize,
+    /// Time spent on video: decoding, scaling, choosing.
+    pub seconds: f64,
+}
+
 /// Video sampling for the visual stages: two schedules from one decoder, each off at 0 fps.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VideoSampling {
+    /// How much of the video is decoded (`keyframes` or `all`).
+    #[serde(default)]
+    pub decode: VideoDecode,
     /// Frames per second kept as [`Media::Video`] (0: none).
     #[serde(default)]
     pub fps: f64,
@@ -110,7 +154,13 @@ fn default_stills_width() -> u32 {
 
 impl Default for VideoSampling {
     fn default() -> Self {
-        Self { fps: 0.0, width: default_width(), stills_fps: 0.0, stills_width: default_stills_width() }
+        Self {
+            decode: VideoDecode::default(),
+            fps: 0.0,
+            width: default_width(),
+            stills_fps: 0.0,
+            stills_width: default_stills_width(),
+        }
     }
 }
 
@@ -126,6 +176,10 @@ pub trait MediaSource: Send {
     }
     /// Packets that failed to decode and were skipped.
     fn skipped_packets(&self) -> u64;
+    /// What decoding the video cost, when it was decoded.
+    fn video_stats(&self) -> Option<VideoStats> {
+        None
+    }
 }
 
 /// Forward jumps in the audio's timestamps up to this long are holes, filled with silence;

@@ -1,0 +1,82 @@
+//! Real-world video: 1080p clips with known cuts (`samples/make.sh`: `samples/out/video/`), one
+//! encoded with keyframes at the cuts (as encoders' scene-cut detection puts them) and one with a
+//! fixed GOP and none at the cuts (as streaming encoders write). Every cut is found, to the frame,
+//! with nothing found where there is none; and the video is decoded only as much as that needs.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use common::*;
+
+/// Shot changes (seconds) and video statistics of `input`'s JSON output, with `extra` options.
+fn shots(input: &Path, extra: &[&OsStr]) -> (Vec<f64>, serde_json::Value) {
+    let dir = tempdir(&format!("shots-{}", input.file_name().unwrap().to_string_lossy()));
+    let out = dir.join("out.json");
+    let mut args = vec![input.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--beam"), OsStr::new("1")];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "{}: {}", input.display(), stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let cuts = doc["shot_changes"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect();
+    (cuts, doc["stats"]["video"].clone())
+}
+
+/// Precision and recall of `found` against `truth`, a cut matching within one frame (25 fps).
+fn score(found: &[f64], truth: &[f64]) -> (f64, f64) {
+    let frame = 0.040 + 1e-6;
+    let hit = |t: &f64, set: &[f64]| set.iter().any(|s| (s - t).abs() <= frame);
+    let precision = found.iter().filter(|t| hit(t, truth)).count() as f64 / found.len().max(1) as f64;
+    let recall = truth.iter().filter(|t| hit(t, found)).count() as f64 / truth.len().max(1) as f64;
+    (precision, recall)
+}
+
+fn check(name: &str) {
+    let clip = sample(&format!("video/{name}.mp4"));
+    let truth: Vec<f64> = std::fs::read_to_string(clip.with_extension("cuts"))
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    let (found, video) = shots(&clip, &[]);
+    let (precision, recall) = score(&found, &truth);
+    eprintln!("{name}: found {found:?}, precision {precision:.2}, recall {recall:.2}, {video}");
+    assert!(precision >= 0.95 && recall >= 0.95, "{name}: found {found:?}, cuts at {truth:?}");
+    // Far fewer frames decoded than the clip has (25 fps).
+    let frames = video["frames_decoded"].as_u64().unwrap() as f64;
+    let duration = 43.2 * 25.0;
+    assert!(frames < 0.6 * duration, "{name}: {frames} of {duration} frames decoded: {video}");
+    assert!(video["keyframes"].as_u64().unwrap() >= truth.len() as u64 / 2, "{video}");
+}
+
+/// Keyframes at the cuts: each cut is placed at its keyframe, and almost nothing else is
+/// decoded.
+#[test]
+fn cuts_at_keyframes_are_found_to_the_frame() {
+    check("cuts-keys");
+}
+
+/// A fixed GOP, no keyframe at the cuts: the groups of pictures that hold one are decoded, and
+/// the cut placed to the frame there.
+#[test]
+fn cuts_between_keyframes_are_found_to_the_frame() {
+    check("cuts-fixed");
+}
+
+/// Every frame decoded (`[video] decode = "all"`) finds the same cuts.
+#[test]
+fn decoding_every_frame_finds_the_same_cuts() {
+    let clip = sample("video/cuts-fixed.mp4");
+    let dir = tempdir("all-frames");
+    let pipeline = dir.join("all.toml");
+    let text = subtitle::config::DEFAULT_FILE_PIPELINE.replace("decode = \"keyframes\"", "decode = \"all\"");
+    assert_ne!(text, subtitle::config::DEFAULT_FILE_PIPELINE);
+    std::fs::write(&pipeline, text).unwrap();
+    let (all, video) = shots(&clip, &[OsStr::new("--pipeline"), pipeline.as_os_str()]);
+    let (keyframes, _) = shots(&clip, &[]);
+    assert_eq!(all, keyframes);
+    assert_eq!(video["keyframes"].as_u64(), Some(0), "{video}");
+    assert!(video["frames_decoded"].as_u64().unwrap() >= 1000, "{video}");
+}
