@@ -7,12 +7,14 @@
 #   benches/slides.sh                 # 30 held-out videos (K 2000-2029), 10 dB SNR, tiny.en beam 5
 #   COUNT=10 FIRST=1000 SNR=5 MODEL=base BEAM=5 benches/slides.sh
 #   ADAPTER=adapter.safetensors MODES="audio-only ocr adapter adapter-only" benches/slides.sh
+#   HEIGHT=1080 MODES=ocr BIN=/tmp/old-subtitle benches/slides.sh   # 1080p videos, another build
 # Modes: audio-only (--ocr off), ocr (default), terms (--ocr off --context the slide terms),
 # adapter (default + --adapter $ADAPTER), adapter-only (--ocr off --adapter $ADAPTER: the
 # pictures alone, through the fusion memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-30} first=${FIRST:-2000} snr=${SNR:-10} model=${MODEL:-tiny.en} beam=${BEAM:-5}
+height=${HEIGHT:-720} bin=${BIN:-target/release/subtitle}
 modes=${MODES:-"audio-only ocr terms"}
 # UNSEEN=1: names and terms that the default videos (and so an adapter trained on them) never use.
 if [ -n "${UNSEEN:-}" ]; then
@@ -20,10 +22,12 @@ if [ -n "${UNSEEN:-}" ]; then
 else
   set_dir="samples/out/slides-snr$snr"; unseen=()
 fi
-python3 samples/slides.py "$set_dir" --count "$count" --first "$first" --snr "$snr" "${unseen[@]}"
+[ "$height" = 720 ] || set_dir="$set_dir-${height}p"
+python3 samples/slides.py "$set_dir" --count "$count" --first "$first" --snr "$snr" --height "$height" "${unseen[@]}"
 cargo build --release --locked -q --example wer
+[ -n "${BIN:-}" ] || cargo build --release --locked -q --bin subtitle
 if [ -n "${KEEP:-}" ]; then out=$KEEP; mkdir -p "$out"; else out=$(mktemp -d); trap 'rm -rf "$out"' EXIT; fi
-echo "slides${UNSEEN:+ (unseen names and terms)}: $count videos (K $first..$((first + count - 1))), ${snr} dB SNR, $model, beam $beam, $(nproc) cores"
+echo "slides${UNSEEN:+ (unseen names and terms)}: $count videos (K $first..$((first + count - 1))), ${height}p, ${snr} dB SNR, $model, beam $beam, $(nproc) cores, $bin"
 printf '%-12s %8s %14s %10s\n' mode WER "terms right" "wall s"
 for mode in $modes; do
   mkdir -p "$out/$mode"; : > "$out/$mode/ref.txt"; : > "$out/$mode/hyp.txt"
@@ -38,7 +42,7 @@ for mode in $modes; do
       adapter-only) args=(--ocr off --adapter "${ADAPTER:?set ADAPTER}") ;;
       *) echo "unknown mode $mode" >&2; exit 2 ;;
     esac
-    target/release/subtitle "$v.mp4" -o "$out/$mode/$k.srt" --model "$model" --beam "$beam" -q "${args[@]}"
+    "$bin" "$v.mp4" -o "$out/$mode/$k.srt" --model "$model" --beam "$beam" -q "${args[@]}"
   done
   wall=$(python3 -c "import time; print(f'{time.time() - $start:.1f}')")
   python3 - "$set_dir" "$out/$mode" "$first" "$count" > "$out/$mode/terms" <<'PY'

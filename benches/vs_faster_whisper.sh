@@ -9,6 +9,7 @@
 #   FILES="samples/out/long-5.mp4" SETTINGS="tiny.en:1" bash benches/vs_faster_whisper.sh
 #   SETTINGS="tiny.en:1:8 base:5:8" bash benches/vs_faster_whisper.sh   # batched, 8 chunks a batch
 #   FILES= bash benches/vs_faster_whisper.sh           # only the many-clips rows (MANY=0: none)
+#   FILES= MANY=0 bash benches/vs_faster_whisper.sh    # only the HD video rows (HD=0: none)
 #
 # The many-clips rows ("39 clips") give each tool the 39 English clips of ../shared/data at once:
 # subtitle takes them all in one run (`--jobs JOBS`, default 2, its batched chunks decoded across
@@ -27,8 +28,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-cargo build --release --locked --quiet --bins --examples
-bin=target/release/subtitle
+# BIN=path: measure that build of subtitle (a copy, so that building meanwhile does not change it).
+[ -n "${BIN:-}" ] || cargo build --release --locked --quiet --bins --examples
+bin=${BIN:-target/release/subtitle}
 wer=target/release/examples/wer
 models/fetch.sh tiny.en
 models/fetch.sh base
@@ -125,7 +127,7 @@ for setting in $settings; do
   done
 done
 
-[ "${MANY:-1}" = 0 ] && exit 0
+if [ "${MANY:-1}" != 0 ]; then
 clips=$(awk -F'\t' -v r="$real" 'NR>1 && $5=="en" && $7=="1" {print r "/" $3}' "$real/manifest.tsv")
 dur=$(awk -F'\t' 'NR>1 && $5=="en" && $7=="1" {s+=$4} END {print s}' "$real/manifest.tsv")
 for setting in $settings; do
@@ -140,4 +142,38 @@ for setting in $settings; do
     "${s% *}" "$(python3 -c "print(${s% *}/$dur)")" "$(python3 -c "print(${s#* }/1024)")" "$("$wer" --manifest "$real" "$out/many-sub")" \
     "${w% *}" "$(python3 -c "print(${w% *}/$dur)")" "$(python3 -c "print(${w#* }/1024)")" "$("$wer" --manifest "$real" "$out/many-fw")" \
     "$(python3 -c "print(${s% *}/${w% *})")"
+done
+fi
+
+# HD video (HD=0: none; HD_HEIGHTS="1080 2160" by default): 2 minutes of talk under 1080p and 4K
+# video cut every 10 to 15 s, x264's own keyframes (samples/make.sh video 2 HEIGHT), tiny.en
+# greedy: subtitle with its defaults (shot changes and on-screen text from the video), subtitle on
+# the audio alone ([video] fps = 0, --ocr off), and faster-whisper (which reads the audio only),
+# run alternately RUNS times (2). Ratios are the defaults' wall time over the audio-only run's and
+# over faster-whisper's; "video s" is the time subtitle spent on video (its JSON statistics),
+# "cuts" the shot changes found within a frame of the known cuts (precision / recall).
+[ "${HD:-1}" = 0 ] && exit 0
+sed 's/^fps = 30.0/fps = 0.0/' pipelines/file.toml > "$out/audio-only.toml"
+printf '\n%-20s %9s %9s %9s | %8s %8s | %7s %6s %6s | %11s\n' file "sub s" "audio s" "fw s" "/audio" "/fw" "video s" "MB" "fw MB" "cuts P/R"
+for h in ${HD_HEIGHTS:-1080 2160}; do
+  f=samples/out/video-2-${h}p.mp4
+  bash samples/make.sh video 2 "$h" >/dev/null
+  dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$f")
+  for i in $(seq "${RUNS:-2}"); do
+    s=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/hd.json" --beam 1 -q; } 2>&1 | tail -1)
+    a=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/hd-audio.srt" --beam 1 -q --ocr off --pipeline "$out/audio-only.toml"; } 2>&1 | tail -1)
+    w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" "$out/fw.py" "$ct2/tiny.en" 1 1 "$out/fw.txt" "$f"; } 2>&1 | tail -1)
+    stats=$(python3 - "$out/hd.json" "${f%.*}.cuts" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); truth = [float(l) for l in open(sys.argv[2]) if l.strip()]
+found = d["shot_changes"]
+hit = lambda t, s: any(abs(t - x) <= 0.0401 for x in s)
+p = sum(hit(t, truth) for t in found) / max(len(found), 1); r = sum(hit(t, found) for t in truth) / max(len(truth), 1)
+print(f'{d["stats"]["video"]["seconds"]:.2f} {p:.2f}/{r:.2f}')
+PY
+)
+    printf '%-20s %9.1f %9.1f %9.1f | %8.2f %8.2f | %7s %6.0f %6.0f | %11s\n' "$(basename "$f") #$i" "${s% *}" "${a% *}" "${w% *}" \
+      "$(python3 -c "print(${s% *}/${a% *})")" "$(python3 -c "print(${s% *}/${w% *})")" "${stats% *}" \
+      "$(python3 -c "print(${s#* }/1024)")" "$(python3 -c "print(${w#* }/1024)")" "${stats#* }"
+  done
 done

@@ -136,7 +136,8 @@ make_gap_set() {
 # (seconds, on frame boundaries) into scenes of moving test patterns of different colours and a
 # static one, under AUDIO's sound. GOP "keys": keyframes forced at the cuts (as an encoder's
 # scene-cut detection puts them); "fixed": one every 2 s and none at the cuts (as streaming
-# encoders with fixed GOPs produce). Writes OUT and OUT's .cuts (the cut times, one a line).
+# encoders with fixed GOPs produce); "auto": x264's defaults. Writes OUT and OUT's .cuts (the
+# cut times, one a line).
 cut_video() {
   local f=$1 audio=$2 height=$3 gop=$4; shift 4
   [ -f "$f" ] && [ -f "${f%.*}.cuts" ] && return 0
@@ -167,11 +168,11 @@ cut_video() {
   for j in $(seq 0 $((i - 1))); do graph+="[v$j]"; done
   graph+="concat=n=$i:v=1:a=0[v]"
   local enc=(-c:v libx264 -preset veryfast -pix_fmt yuv420p)
-  if [ "$gop" = keys ]; then
-    enc+=(-force_key_frames "$(IFS=,; echo "$*")")
-  else
-    enc+=(-g 50 -keyint_min 50 -sc_threshold 0)
-  fi
+  case "$gop" in
+    keys) enc+=(-force_key_frames "$(IFS=,; echo "$*")") ;;
+    fixed) enc+=(-g 50 -keyint_min 50 -sc_threshold 0) ;;
+    auto) ;; # the encoder's own choice: x264's scene-cut detection and a keyframe every 10 s
+  esac
   ff "${inputs[@]}" -i "$audio" -filter_complex "$graph" -map "[v]" -map "$i:a" "${enc[@]}" \
     -c:a aac -ar 48000 -ac 2 -shortest "$f.part.mp4"
   mv "$f.part.mp4" "$f"
@@ -276,5 +277,20 @@ case "${1:-set}" in
     ff -f lavfi -i "testsrc=size=320x240:rate=25" -i "$tmp/all.wav" -shortest -t $((min * 60)) \
       -c:v libx264 -preset ultrafast -c:a aac -ar 48000 -ac 2 "$f"
     ;;
-  *) echo "usage: samples/make.sh [set | long MINUTES | timed MINUTES]" >&2; exit 2 ;;
+  video)
+    # video MIN HEIGHT: the MIN-minute talk (long MIN) under HEIGHT-line video cut every 10 to 15 s,
+    # x264's own keyframes (benchmarks of HD input): samples/out/video-MIN-HEIGHTp.mp4, .txt, .cuts.
+    min=${2:?usage: samples/make.sh video MINUTES HEIGHT}; height=${3:?usage: samples/make.sh video MINUTES HEIGHT}
+    bash "$0" long "$min"
+    f="$out/video-$min-${height}p.mp4"
+    cuts=$(python3 -c "
+t, out = 7.0, []
+while t < $min * 60 - 5:
+    out.append(round(round(t * 25) / 25, 2)); t += 10 + (len(out) * 7919 % 6)
+print(' '.join(map(str, out)))")
+    # shellcheck disable=SC2086
+    cut_video "$f" "$out/long-$min.mp4" "$height" auto $cuts
+    cp "$out/long-$min.mp4.txt" "$f.txt"
+    ;;
+  *) echo "usage: samples/make.sh [set | long MINUTES | timed MINUTES | video MINUTES HEIGHT]" >&2; exit 2 ;;
 esac

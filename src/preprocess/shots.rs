@@ -73,7 +73,7 @@ impl ShotDetector {
                     unusual(change, usual.0, self.cfg.spatial_threshold)
                         || unusual(colours, usual.1, self.cfg.threshold)
                 }
-                Follows::Keyframe { scene_cut: true } => {
+                Follows::Keyframe { scene_cut: true } | Follows::Burst(_) => {
                     change > self.cfg.spatial_threshold || colours > self.cfg.threshold
                 }
                 // Anything may have moved since: only colours tell.
@@ -90,9 +90,14 @@ impl ShotDetector {
         }
         self.prev = Some((frame.clone(), h));
         let spaced = self.last_cut.is_none_or(|l| (frame.at - l).ms() >= self.cfg.min_interval_ms);
+        // After a burst, the picture changed where the bits were spent.
+        let at = match frame.follows {
+            Follows::Burst(at) => at.min(frame.at),
+            _ => frame.at,
+        };
         if cut && spaced {
-            self.last_cut = Some(frame.at);
-            return Some(frame.at);
+            self.last_cut = Some(at);
+            return Some(at);
         }
         None
     }
@@ -122,6 +127,9 @@ mod tests {
         assert_eq!(d.push(&halves(2040, true, Follows::Keyframe { scene_cut: false })), None);
         // The encoder's own scene-cut keyframe.
         assert_eq!(d.push(&halves(4040, false, Follows::Keyframe { scene_cut: true })), Some(Ts(4040)));
+        // A burst of bits inside the GOP: the cut is there.
+        assert_eq!(d.push(&halves(8040, true, Follows::Burst(Ts(6520)))), Some(Ts(6520)));
+        assert_eq!(d.push(&halves(10040, true, Follows::Burst(Ts(9000)))), None, "nothing changed");
     }
 
     #[test]

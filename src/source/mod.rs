@@ -87,6 +87,9 @@ pub enum Follows {
     /// the two. `scene_cut`: the encoder put the keyframe off its regular beat after a stretch
     /// with no burst, which it does at a scene cut.
     Keyframe { scene_cut: bool },
+    /// A keyframe after frames left undecoded, one of which (at this time) took a burst of bits,
+    /// as an encoder spends on a cut it gave no keyframe: if the picture changed, it changed there.
+    Burst(Ts),
 }
 
 /// What a source emits.

@@ -9,28 +9,38 @@
 //! that the keyframes cannot place:
 //! - a burst: a packet much larger than the GOP's others, which is what an encoder writes for a
 //!   cut or a slide change that got no keyframe of its own (fixed-GOP streaming encoders);
-//! - a jump of colours (a likely cut) at a keyframe that came on the stream's fixed beat, so not
-//!   at the cut itself: the cut happened somewhere inside the GOP.
+//! - a jump of colours (a likely cut) at a keyframe that came on the stream's fixed beat (a GOP
+//!   length seen twice), so not at the cut itself: the cut happened somewhere inside the GOP;
+//! - a keyframe off the beat whose picture moved but whose colours did not jump: a cut between
+//!   shots of the same colours, or only motion; the frames before it tell.
 //!
-//! A keyframe off the beat, after a GOP without a burst, is the encoder's own scene-cut
-//! keyframe: a cut there is placed at it, to the frame, without decoding anything else. A steady
-//! GOP (no burst) held its keyframe's picture: that picture is given to the stills again a
-//! second later, so a slide is read as soon as it settles, as with every frame decoded. Decoded
-//! GOPs give frames at the sampling rates, as `all` does everywhere.
+//! Where the keyframes can place a change, nothing else is decoded: a keyframe off the beat after
+//! a GOP without a burst is the encoder's own scene-cut keyframe, a cut there placed at it, to the
+//! frame; on the beat, one burst between keyframes that plainly differ is the cut, placed at the
+//! burst's frame when no B-frame shown before it was predicted from it. A steady GOP (no burst)
+//! held its keyframe's picture: that picture is given to the stills again a second later, so a
+//! slide is read as soon as it settles, as with every frame decoded. Decoded GOPs give frames at
+//! the sampling rates, as `all` does everywhere.
 
 use std::time::{Duration, Instant};
 
 use ffmpeg_next as ff;
 
-use crate::source::picture::{histogram, histogram_distance};
+use crate::source::picture::{grey_difference, histogram, histogram_distance};
 use crate::source::{Follows, Media, VideoDecode, VideoFrame, VideoSampling, VideoStats};
 use crate::time::Ts;
 
 /// Keyframes whose colour histograms differ by more than this may have a cut between them (half
 /// the shot detector's default threshold).
 const CUT_SUSPECT: f32 = 0.2;
+/// Keyframes whose colours differ by more than this are different shots (the shot detector's
+/// default threshold).
+const COLOURS_CUT: f32 = 0.4;
+/// Keyframes whose grey pictures differ by more than this (mean level, 0 to 255) show a
+/// different picture (the shot detector's spatial threshold).
+const PICTURE_MOVED: f32 = 30.0;
 /// A packet this many times the GOP's median (and at least `BURST_MIN_BYTES`) is a burst.
-const BURST_RATIO: usize = 4;
+const BURST_RATIO: usize = 3;
 const BURST_MIN_BYTES: usize = 2_000;
 /// A GOP whose median packet is smaller than this share of its keyframe's shows a still picture
 /// (slides, title cards: measured 0.1% to 1.2%); a moving one's is far larger (6% to 53% on our
@@ -68,6 +78,11 @@ impl Sampler {
 
     /// `frame` scaled to the sampler's width as RGB24; `None` when this one frame fails to scale.
     fn sample(&mut self, frame: &ff::frame::Video, t: f64, follows: Follows) -> Result<Option<VideoFrame>, String> {
+        if !self.shrink_only {
+            if let Some(f) = small_from_yuv420(frame, self.width, t, follows) {
+                return Ok(Some(f));
+            }
+        }
         let key = (frame.format(), frame.width(), frame.height());
         let width = if self.shrink_only { self.width.min(key.1.max(2) & !1) } else { self.width };
         let h = ((width as u64 * key.2 as u64 / key.1.max(1) as u64) as u32).max(2) & !1;
@@ -97,10 +112,52 @@ impl Sampler {
     }
 }
 
+/// A small picture (`width` wide) of a YUV 4:2:0 frame, without swscale: each pixel the mean of a
+/// sparse grid of the cell of the frame it stands for, converted to RGB (BT.601). swscale read
+/// every pixel of an HD frame to make a 64-pixel one: on 1080p it took as long as decoding the
+/// frame; this reads one pixel in sixteen of the cell. `None` for other pixel formats.
+fn small_from_yuv420(frame: &ff::frame::Video, width: u32, t: f64, follows: Follows) -> Option<VideoFrame> {
+    use ff::format::Pixel;
+    if !matches!(frame.format(), Pixel::YUV420P | Pixel::YUVJ420P) {
+        return None;
+    }
+    let (fw, fh) = (frame.width() as usize, frame.height() as usize);
+    let w = (width as usize).clamp(2, fw.max(2)) & !1;
+    let h = ((w * fh / fw.max(1)).max(2)) & !1;
+    let full = frame.format() == Pixel::YUVJ420P;
+    let (y, u, v) = (frame.data(0), frame.data(1), frame.data(2));
+    let (ys, us, vs) = (frame.stride(0), frame.stride(1), frame.stride(2));
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for oy in 0..h {
+        let (y0, y1) = (oy * fh / h, ((oy + 1) * fh / h).max(oy * fh / h + 1));
+        for ox in 0..w {
+            let (x0, x1) = (ox * fw / w, ((ox + 1) * fw / w).max(ox * fw / w + 1));
+            let (mut sy, mut su, mut sv, mut n) = (0u32, 0u32, 0u32, 0u32);
+            let step = |a: usize, b: usize| ((b - a) / 4).max(1);
+            for py in (y0..y1).step_by(step(y0, y1)) {
+                for px in (x0..x1).step_by(step(x0, x1)) {
+                    sy += y[py * ys + px] as u32;
+                    su += u[(py / 2) * us + px / 2] as u32;
+                    sv += v[(py / 2) * vs + px / 2] as u32;
+                    n += 1;
+                }
+            }
+            let (yy, cb, cr) = (sy as f32 / n as f32, su as f32 / n as f32 - 128.0, sv as f32 / n as f32 - 128.0);
+            let yy = if full { yy } else { (yy - 16.0) * 255.0 / 219.0 };
+            let c = if full { 1.0 } else { 255.0 / 224.0 };
+            let px = [yy + 1.402 * c * cr, yy - 0.344_136 * c * cb - 0.714_136 * c * cr, yy + 1.772 * c * cb];
+            rgb.extend(px.map(|x| x.round().clamp(0.0, 255.0) as u8));
+        }
+    }
+    Some(VideoFrame { at: Ts::from_secs_f64(t), width: w as u32, height: h as u32, rgb, follows })
+}
+
 /// The last keyframe: its picture and what the next keyframe is compared with.
 struct Key {
     t: f64,
     frame: ff::frame::Video,
+    /// The keyframe at the probe's width, and its colours.
+    picture: VideoFrame,
     histogram: Vec<f32>,
     /// The keyframe's compressed size.
     bytes: usize,
@@ -118,6 +175,17 @@ enum Emit {
     Always,
     /// To the stills only, whatever the rate (a steady picture given again).
     Held,
+    /// To the frames for shot detection (not the stills), whatever the rate: frames left out
+    /// of a first decoding, between two already given.
+    Between,
+}
+
+/// The media time of a video frame or still, in seconds.
+fn media_time(m: &Media) -> f64 {
+    match m {
+        Media::Video(f) | Media::Still(f) => f.at.secs_f64(),
+        _ => 0.0,
+    }
 }
 
 pub(crate) struct VideoDecoding {
@@ -134,9 +202,11 @@ pub(crate) struct VideoDecoding {
     /// The GOP grew too large to keep: its inside is not decoded.
     gop_dropped: bool,
     last_key: Option<Key>,
-    /// The most packets between two keyframes yet: the stream's beat (its encoder's largest GOP),
-    /// where it has one; keyframes that come sooner are the encoder's scene cuts.
+    /// The most packets between two keyframes yet, and how many GOPs had that many (within
+    /// one): twice or more, it is the stream's beat (its encoder's largest GOP); keyframes that
+    /// come sooner are the encoder's scene cuts.
     beat: usize,
+    beat_seen: usize,
     samplers: Vec<Sampler>,
     /// Keyframes at a width where a changed line of text shows, to compare them.
     probe: Sampler,
@@ -176,22 +246,27 @@ impl VideoDecoding {
             gop_dropped: false,
             last_key: None,
             beat: 0,
+            beat_seen: 0,
             samplers,
             probe: Sampler::new(1.0, PROBE_WIDTH, true, Media::Still).expect("a schedule"),
             stats: VideoStats::default(),
             busy: Duration::ZERO,
         };
         if v.mode == VideoDecode::All {
-            v.all = Some(v.decoder(true)?);
+            v.all = Some(v.decoder(true, false)?);
         }
         Ok(Some(v))
     }
 
     /// A decoder; `stills`: its frames may become stills (decoded with the deblocking filter).
-    fn decoder(&self, stills: bool) -> Result<ff::decoder::Video, ff::Error> {
+    /// `references_only`: B-frames are skipped (two thirds of an x264 stream's frames).
+    fn decoder(&self, stills: bool, references_only: bool) -> Result<ff::decoder::Video, ff::Error> {
         let mut d = ff::codec::context::Context::from_parameters(self.params.clone())?.decoder();
         if self.skip_loop_filter || !stills {
             d.skip_loop_filter(ff::Discard::All);
+        }
+        if references_only {
+            d.skip_frame(ff::Discard::Bidirectional);
         }
         d.video()
     }
@@ -217,7 +292,7 @@ impl VideoDecoding {
                 if d.send_packet(&packet).is_err() {
                     *skipped += 1;
                 }
-                let r = self.drain(&mut d, f64::NEG_INFINITY, f64::INFINITY, Emit::Paced, seconds, skipped, out);
+                let r = self.drain(&mut d, f64::NEG_INFINITY, f64::INFINITY, Emit::Paced, seconds, skipped, out).map(drop);
                 self.all = Some(d);
                 r
             }
@@ -250,11 +325,13 @@ impl VideoDecoding {
         let result = match self.all.take() {
             Some(mut d) => {
                 let _ = d.send_eof();
-                self.drain(&mut d, f64::NEG_INFINITY, f64::INFINITY, Emit::Paced, seconds, skipped, out)
+                self.drain(&mut d, f64::NEG_INFINITY, f64::INFINITY, Emit::Paced, seconds, skipped, out).map(drop)
             }
             // The last GOP: decoded when something happened in it, else a still picture held.
             None => match self.last_key.take() {
-                Some(key) if self.gop_has_burst() => self.decode_gop(&key, f64::INFINITY, seconds, skipped, out),
+                Some(key) if !self.gop_bursts().is_empty() => {
+                    self.decode_gop(&key, f64::INFINITY, seconds, skipped, out)
+                }
                 Some(key) if self.gop_is_still(&key) => {
                     self.emit(&key.frame, key.t + HELD_AFTER_S, Emit::Held, Follows::Closely, skipped, out)
                 }
@@ -275,7 +352,7 @@ impl VideoDecoding {
         skipped: &mut u64,
         out: &mut Vec<Media>,
     ) -> Result<(), String> {
-        let mut d = self.decoder(true).map_err(|e| format!("cannot decode the video: {e}"))?;
+        let mut d = self.decoder(true, false).map_err(|e| format!("cannot decode the video: {e}"))?;
         let _ = d.send_packet(&packet);
         let _ = d.send_eof();
         let mut frame = ff::frame::Video::empty();
@@ -290,20 +367,42 @@ impl VideoDecoding {
             *skipped += 1;
             return Ok(());
         };
-        let key = Key { t, histogram: histogram(&picture), frame, bytes: packet.size() };
+        let key = Key { t, histogram: histogram(&picture), picture, frame, bytes: packet.size() };
         let interval = self.gop.len();
         let mut follows = Follows::Closely;
         if let Some(last) = self.last_key.take() {
             // A jump of colours at a keyframe on the beat happened somewhere inside the GOP; off
-            // the beat, the keyframe is the encoder's own, at the change. (Pictures that change
-            // without a jump of colours, moving or panning ones, need no frame of their GOP.)
-            let cut = histogram_distance(&last.histogram, &key.histogram) > CUT_SUSPECT;
-            // (Before a beat is known, a keyframe is taken for the encoder's own: most encoders
-            // put one at a scene cut.)
-            let on_beat = self.beat > 0 && interval + 1 >= self.beat;
-            if self.gop_has_burst() || (cut && on_beat) {
+            // the beat, the keyframe is the encoder's own, at the change. A change of picture
+            // without one (shots of the same colours, or just motion) is looked into only off
+            // the beat, where the encoder saw a change at the keyframe: on the beat, a picture
+            // that moved tells nothing. (Before a beat is known, a keyframe is taken for the
+            // encoder's own: most encoders put one at a scene cut.)
+            let colours = histogram_distance(&last.histogram, &key.histogram);
+            let moved = grey_difference(&last.picture, &key.picture) > PICTURE_MOVED;
+            let on_beat = self.beat_seen >= 1 && interval + 1 >= self.beat && interval <= self.beat + 1;
+            // On the beat, one burst between keyframes that plainly differ places the cut
+            // without decoding (the shot detector cuts on the same differences); a GOP of a still
+            // picture is decoded anyway (cheaply) for the stills to read the new slide as it
+            // settles. (Off the beat, the keyframe is the change; a burst is something else.)
+            let bursts = self.gop_bursts();
+            let changed = colours > COLOURS_CUT || moved;
+            let placed = match bursts.as_slice() {
+                [Some(at)] if on_beat && changed && !self.gop_is_still(&last) => seconds(Some(*at), self.time_base),
+                _ => None,
+            };
+            let look = match on_beat {
+                true => colours > CUT_SUSPECT,
+                false => colours <= COLOURS_CUT && moved,
+            };
+            if placed.is_none() && (!bursts.is_empty() || look) {
+                let bursts = bursts.len();
+                tracing::debug!(from = last.t, to = t, bursts, colours, moved, on_beat, "a group of pictures to decode");
                 self.decode_gop(&last, t, seconds, skipped, out)?;
+            } else if let Some(at) = placed {
+                tracing::debug!(from = last.t, to = t, at, colours, moved, "a cut placed at a burst");
+                follows = Follows::Burst(Ts::from_secs_f64(at.max(0.0)));
             } else {
+                tracing::trace!(from = last.t, to = t, colours, moved, on_beat, "a keyframe alone");
                 follows = Follows::Keyframe { scene_cut: !on_beat };
                 let held = (last.t + HELD_AFTER_S).min(t - 0.001);
                 if self.gop_is_still(&last) && held > last.t {
@@ -313,7 +412,11 @@ impl VideoDecoding {
                 }
             }
         }
-        self.beat = self.beat.max(interval);
+        if interval > self.beat + 1 {
+            (self.beat, self.beat_seen) = (interval, 1);
+        } else if interval + 1 >= self.beat {
+            (self.beat, self.beat_seen) = (self.beat.max(interval), self.beat_seen + 1);
+        }
         self.emit(&key.frame, t, Emit::Always, follows, skipped, out)?;
         self.last_key = Some(key);
         self.gop = vec![packet];
@@ -333,22 +436,30 @@ impl VideoDecoding {
         (sizes[sizes.len() / 2] as f64) < STILL_RATIO * key.bytes as f64
     }
 
-    /// Whether a packet of the GOP (after its keyframe) is much larger than the others.
-    fn gop_has_burst(&self) -> bool {
-        if self.gop_dropped {
-            return false;
+    /// The GOP's packets (after its keyframe) much larger than the others: for each, its
+    /// timestamp where the picture changed exactly there: no frame shown before it is decoded
+    /// after it (B-frames shown before a burst may show the new picture already, predicted from
+    /// it; frames decoded before it cannot).
+    fn gop_bursts(&self) -> Vec<Option<i64>> {
+        if self.gop_dropped || self.gop.len() < 3 {
+            return Vec::new();
         }
         let mut sizes: Vec<usize> = self.gop.iter().skip(1).map(|p| p.size()).collect();
-        if sizes.len() < 2 {
-            return false;
-        }
         sizes.sort_unstable();
-        let (median, max) = (sizes[sizes.len() / 2], sizes[sizes.len() - 1]);
-        max >= BURST_MIN_BYTES && max > BURST_RATIO * median.max(1)
+        let median = sizes[sizes.len() / 2].max(1);
+        let burst = |p: &ff::Packet| p.size() >= BURST_MIN_BYTES && p.size() > BURST_RATIO * median;
+        let exact = |i: usize, pts: i64| self.gop[i + 1..].iter().all(|q| q.pts().is_some_and(|t| t > pts));
+        (1..self.gop.len())
+            .filter(|&i| burst(&self.gop[i]))
+            .map(|i| self.gop[i].pts().filter(|&pts| exact(i, pts)))
+            .collect()
     }
 
     /// Decodes the GOP kept since `key`, giving the samplers its frames after the keyframe and
-    /// before `until`.
+    /// before `until`. A still picture's GOP is decoded whole (it is cheap, and its frames go to
+    /// the stills). A moving one's frames go to shot detection only, so its reference frames are
+    /// decoded first; where two of them differ enough to hold a cut and frames between them were
+    /// skipped, the GOP is decoded again, whole, up to the later one, for the frames between.
     fn decode_gop(
         &mut self,
         key: &Key,
@@ -363,16 +474,74 @@ impl VideoDecoding {
         self.stats.gops_decoded += 1;
         let still = self.gop_is_still(key);
         tracing::debug!(from = key.t, until, packets = self.gop.len(), still, "decoding a group of pictures");
-        let how = if still { Emit::Paced } else { Emit::PacedNoStills };
-        let mut d = self.decoder(still).map_err(|e| format!("cannot decode the video: {e}"))?;
-        for p in std::mem::take(&mut self.gop) {
-            if d.send_packet(&p).is_err() {
+        let gop = std::mem::take(&mut self.gop);
+        if still {
+            return self.decode_packets(&gop, false, key.t, until, Emit::Paced, seconds, skipped, out);
+        }
+        let mut refs = Vec::new();
+        self.decode_packets(&gop, true, key.t, until, Emit::PacedNoStills, seconds, skipped, &mut refs)?;
+        let mut times: Vec<f64> = gop.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
+        times.sort_by(f64::total_cmp);
+        // Pairs of sampled reference frames that may hold a cut between them, with frames between.
+        let frames: Vec<&VideoFrame> = refs.iter().filter_map(|m| if let Media::Video(f) = m { Some(f) } else { None }).collect();
+        let mut between: Vec<(f64, f64)> = Vec::new();
+        // From the keyframe (given already, at another size: its colours tell) to the first.
+        if let Some(first) = frames.first() {
+            let (a, b) = (key.t, first.at.secs_f64());
+            let changed = histogram_distance(&key.histogram, &histogram(first)) > CUT_SUSPECT;
+            if changed && times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4) {
+                between.push((a, b));
+            }
+        }
+        for w in frames.windows(2) {
+            let (a, b) = (w[0].at.secs_f64(), w[1].at.secs_f64());
+            let skipped_between = times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4);
+            let changed = histogram_distance(&histogram(w[0]), &histogram(w[1])) > CUT_SUSPECT
+                || grey_difference(w[0], w[1]) > PICTURE_MOVED;
+            if skipped_between && changed {
+                between.push((a, b));
+            }
+        }
+        if let Some(&(_, last)) = between.last() {
+            tracing::debug!(pairs = between.len(), until = last, "decoding a group of pictures again, every frame");
+            let mut all = Vec::new();
+            self.decode_packets(&gop, false, key.t, last, Emit::Between, seconds, skipped, &mut all)?;
+            refs.extend(all.into_iter().filter(|m| {
+                let t = media_time(m);
+                between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4)
+            }));
+            refs.sort_by(|x, y| media_time(x).total_cmp(&media_time(y)));
+        }
+        out.extend(refs);
+        Ok(())
+    }
+
+    /// Decodes `packets` (a GOP, keyframe first) with a fresh decoder, giving the samplers as
+    /// `how` says the frames strictly between `after` and `until`.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_packets(
+        &mut self,
+        packets: &[ff::Packet],
+        references_only: bool,
+        after: f64,
+        until: f64,
+        how: Emit,
+        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
+        skipped: &mut u64,
+        out: &mut Vec<Media>,
+    ) -> Result<(), String> {
+        let stills = how == Emit::Paced;
+        let mut d = self.decoder(stills, references_only).map_err(|e| format!("cannot decode the video: {e}"))?;
+        for p in packets {
+            if d.send_packet(p).is_err() {
                 *skipped += 1;
             }
-            self.drain(&mut d, key.t, until, how, seconds, skipped, out)?;
+            if self.drain(&mut d, after, until, how, seconds, skipped, out)? {
+                return Ok(()); // frames come out in presentation order: the rest are later
+            }
         }
         let _ = d.send_eof();
-        self.drain(&mut d, key.t, until, how, seconds, skipped, out)
+        self.drain(&mut d, after, until, how, seconds, skipped, out).map(drop)
     }
 
     /// The frames `d` has ready, those strictly between `after` and `until` to the samplers as
@@ -387,16 +556,18 @@ impl VideoDecoding {
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
         skipped: &mut u64,
         out: &mut Vec<Media>,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let mut frame = ff::frame::Video::empty();
+        let mut reached = false;
         while d.receive_frame(&mut frame).is_ok() {
             self.stats.frames_decoded += 1;
             let t = self.time(&frame, seconds);
             if t > after && t < until {
                 self.emit(&frame, t, how, Follows::Closely, skipped, out)?;
             }
+            reached |= t >= until;
         }
-        Ok(())
+        Ok(reached)
     }
 
     fn emit(
@@ -415,7 +586,16 @@ impl VideoDecoding {
                 Emit::PacedNoStills => due && !s.shrink_only,
                 Emit::Always => true,
                 Emit::Held => s.shrink_only,
+                Emit::Between => !s.shrink_only,
             };
+            if how == Emit::Between {
+                // Frames between two already given: the schedule has moved past them.
+                match s.sample(frame, t, follows)? {
+                    Some(f) => out.push((s.wrap)(f)),
+                    None => *skipped += 1,
+                }
+                continue;
+            }
             if !wanted {
                 continue;
             }
