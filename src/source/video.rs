@@ -292,7 +292,8 @@ impl VideoDecoding {
                 if d.send_packet(&packet).is_err() {
                     *skipped += 1;
                 }
-                let r = self.drain(&mut d, f64::NEG_INFINITY, f64::INFINITY, Emit::Paced, seconds, skipped, out).map(drop);
+                let r =
+                    self.drain(&mut d, f64::NEG_INFINITY, f64::INFINITY, Emit::Paced, seconds, skipped, out).map(drop);
                 self.all = Some(d);
                 r
             }
@@ -327,15 +328,14 @@ impl VideoDecoding {
                 let _ = d.send_eof();
                 self.drain(&mut d, f64::NEG_INFINITY, f64::INFINITY, Emit::Paced, seconds, skipped, out).map(drop)
             }
-            // The last GOP: decoded when something happened in it, else a still picture held.
+            // The last GOP has no keyframe after it to tell whether anything happened inside:
+            // a steady still picture is held, anything else decoded (reference frames first).
             None => match self.last_key.take() {
-                Some(key) if !self.gop_bursts().is_empty() => {
-                    self.decode_gop(&key, f64::INFINITY, seconds, skipped, out)
-                }
-                Some(key) if self.gop_is_still(&key) => {
+                Some(key) if self.gop_is_still(&key) && self.gop_bursts().is_empty() => {
                     self.emit(&key.frame, key.t + HELD_AFTER_S, Emit::Held, Follows::Closely, skipped, out)
                 }
-                _ => Ok(()),
+                Some(key) => self.decode_gop(&key, f64::INFINITY, seconds, skipped, out),
+                None => Ok(()),
             },
         };
         self.busy += t0.elapsed();
@@ -369,6 +369,7 @@ impl VideoDecoding {
         };
         let key = Key { t, histogram: histogram(&picture), picture, frame, bytes: packet.size() };
         let interval = self.gop.len();
+        let first = self.last_key.is_none();
         let mut follows = Follows::Closely;
         if let Some(last) = self.last_key.take() {
             // A jump of colours at a keyframe on the beat happened somewhere inside the GOP; off
@@ -376,7 +377,8 @@ impl VideoDecoding {
             // without one (shots of the same colours, or just motion) is looked into only off
             // the beat, where the encoder saw a change at the keyframe: on the beat, a picture
             // that moved tells nothing. (Before a beat is known, a keyframe is taken for the
-            // encoder's own: most encoders put one at a scene cut.)
+            // encoder's own: most encoders put one at a scene cut, but the first GOP is decoded
+            // where anything changed.)
             let colours = histogram_distance(&last.histogram, &key.histogram);
             let moved = grey_difference(&last.picture, &key.picture) > PICTURE_MOVED;
             let on_beat = self.beat_seen >= 1 && interval + 1 >= self.beat && interval <= self.beat + 1;
@@ -390,13 +392,24 @@ impl VideoDecoding {
                 [Some(at)] if on_beat && changed && !self.gop_is_still(&last) => seconds(Some(*at), self.time_base),
                 _ => None,
             };
-            let look = match on_beat {
-                true => colours > CUT_SUSPECT,
-                false => colours <= COLOURS_CUT && moved,
+            // The first GOP has no beat to tell whether its end came on it: it is looked into
+            // when anything changed (once a stream).
+            let look = match (self.beat_seen >= 1, on_beat) {
+                (false, _) => colours > CUT_SUSPECT || moved,
+                (true, true) => colours > CUT_SUSPECT,
+                (true, false) => colours <= COLOURS_CUT && moved,
             };
             if placed.is_none() && (!bursts.is_empty() || look) {
                 let bursts = bursts.len();
-                tracing::debug!(from = last.t, to = t, bursts, colours, moved, on_beat, "a group of pictures to decode");
+                tracing::debug!(
+                    from = last.t,
+                    to = t,
+                    bursts,
+                    colours,
+                    moved,
+                    on_beat,
+                    "a group of pictures to decode"
+                );
                 self.decode_gop(&last, t, seconds, skipped, out)?;
             } else if let Some(at) = placed {
                 tracing::debug!(from = last.t, to = t, at, colours, moved, "a cut placed at a burst");
@@ -412,7 +425,9 @@ impl VideoDecoding {
                 }
             }
         }
-        if interval > self.beat + 1 {
+        if first {
+            // The stream's first keyframe: no GOP before it.
+        } else if interval > self.beat + 1 {
             (self.beat, self.beat_seen) = (interval, 1);
         } else if interval + 1 >= self.beat {
             (self.beat, self.beat_seen) = (self.beat.max(interval), self.beat_seen + 1);
@@ -483,7 +498,8 @@ impl VideoDecoding {
         let mut times: Vec<f64> = gop.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
         times.sort_by(f64::total_cmp);
         // Pairs of sampled reference frames that may hold a cut between them, with frames between.
-        let frames: Vec<&VideoFrame> = refs.iter().filter_map(|m| if let Media::Video(f) = m { Some(f) } else { None }).collect();
+        let frames: Vec<&VideoFrame> =
+            refs.iter().filter_map(|m| if let Media::Video(f) = m { Some(f) } else { None }).collect();
         let mut between: Vec<(f64, f64)> = Vec::new();
         // From the keyframe (given already, at another size: its colours tell) to the first.
         if let Some(first) = frames.first() {
