@@ -105,7 +105,7 @@ fn strip_braces(s: &str) -> String {
 }
 
 /// SubRip through srtlib; its errors name the cue.
-fn parse_srt(text: &str) -> std::result::Result<Vec<ParsedCue>, String> {
+pub(crate) fn parse_srt(text: &str) -> std::result::Result<Vec<ParsedCue>, String> {
     let subs = srtlib::Subtitles::parse_from_str(text.to_string()).map_err(|e| format!("not valid SubRip: {e}"))?;
     let ms = |t: &srtlib::Timestamp| {
         let (h, m, s, ms) = t.get();
@@ -123,7 +123,7 @@ fn parse_srt(text: &str) -> std::result::Result<Vec<ParsedCue>, String> {
         .collect())
 }
 
-fn parse_vtt(text: &str) -> std::result::Result<Vec<ParsedCue>, String> {
+pub(crate) fn parse_vtt(text: &str) -> std::result::Result<Vec<ParsedCue>, String> {
     let mut blocks = text.split("\n\n").filter(|b| !b.trim().is_empty());
     let header = blocks.next().unwrap_or_default();
     let sig = header.lines().next().unwrap_or_default();

@@ -8,9 +8,11 @@ use serde::Deserialize;
 use crate::context::ContextConfig;
 use crate::cue::CueConfig;
 use crate::error::{Error, Result};
+use crate::infer::StreamConfig;
 use crate::preprocess::shots::ShotConfig;
 use crate::preprocess::vad::VadConfig;
 use crate::preprocess::StillConfig;
+use crate::sink::live::HlsConfig;
 use crate::source::VideoSampling;
 use crate::visual::OcrConfig;
 
@@ -98,6 +100,12 @@ pub struct PipelineConfig {
     /// How the model stage takes its work: window after window, or chunks of speech in batches.
     #[serde(default)]
     pub model: ModelStageConfig,
+    /// Live input: when words are committed, and how the stage keeps up.
+    #[serde(default)]
+    pub live: StreamConfig,
+    /// Live input's HLS subtitle playlist.
+    #[serde(default)]
+    pub hls: HlsConfig,
 }
 
 /// The model stage's batching (`[model]`).
@@ -123,6 +131,8 @@ impl Default for ModelStageConfig {
 
 /// The default file pipeline, as shipped in `pipelines/file.toml`.
 pub const DEFAULT_FILE_PIPELINE: &str = include_str!("../pipelines/file.toml");
+/// The default live pipeline, as shipped in `pipelines/live.toml`.
+pub const DEFAULT_LIVE_PIPELINE: &str = include_str!("../pipelines/live.toml");
 
 impl PipelineConfig {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
@@ -139,6 +149,10 @@ impl PipelineConfig {
 
     pub fn default_file() -> Self {
         Self::parse(DEFAULT_FILE_PIPELINE, Path::new("pipelines/file.toml")).expect("the shipped pipeline is valid")
+    }
+
+    pub fn default_live() -> Self {
+        Self::parse(DEFAULT_LIVE_PIPELINE, Path::new("pipelines/live.toml")).expect("the shipped pipeline is valid")
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
@@ -160,6 +174,8 @@ impl PipelineConfig {
             return Err(Error::config(path, "model.batch_wait_ms must not be negative"));
         }
         self.vad.validate().map_err(|e| Error::config(path, e))?;
+        self.live.validate().map_err(|e| Error::config(path, e))?;
+        self.hls.validate().map_err(|e| Error::config(path, e))?;
         self.cues.validate().map_err(|e| Error::config(path, e))
     }
 }
@@ -172,6 +188,8 @@ mod tests {
     fn shipped_config_parses_and_files_never_drop() {
         let c = PipelineConfig::default_file();
         assert!(c.channels.all().iter().all(|(_, c)| c.when_full == WhenFull::Block));
+        let live = PipelineConfig::default_live();
+        assert_eq!(live.video.fps, 0.0, "live input decodes no video");
     }
 
     #[test]

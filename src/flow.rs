@@ -19,6 +19,11 @@ pub trait Stage: Send {
     type Out: Send;
     const NAME: &'static str;
     fn process(&mut self, item: Self::In, out: &mut Vec<Self::Out>) -> Result<()>;
+    /// Nothing more is waiting for now: a stage that works on the newest input (live) works
+    /// now, with all that has arrived. Only runners that can tell call it (`spawn_live_stage`).
+    fn idle(&mut self, _out: &mut Vec<Self::Out>) -> Result<()> {
+        Ok(())
+    }
     /// End of input: emit whatever is held back.
     fn finish(&mut self, _out: &mut Vec<Self::Out>) -> Result<()> {
         Ok(())

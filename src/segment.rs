@@ -5,12 +5,48 @@ use serde::Serialize;
 
 use crate::time::{Span, Ts};
 
-/// What the model stage hands on: segments, and the shot changes it passes through from the
-/// frames so the cue builder can time cues to the picture.
+/// What the model stage hands on: segments, the shot changes it passes through from the frames
+/// so the cue builder can time cues to the picture, and on live input what the stream's
+/// consumers need to know besides the words.
 #[derive(Debug, Clone)]
 pub enum Transcript {
     Segment(Segment),
     ShotChange(Ts),
+    Live(LiveNote),
+}
+
+/// What the streaming model stage says besides its committed words.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveNote {
+    /// Speech paused here: every word before it is out (a live cue closes).
+    Pause(Ts),
+    /// This stretch of the stream was not transcribed: the model fell behind and skipped it.
+    Skipped(Span),
+    /// The input had a hole here (a dropped connection, lost packets), heard as silence.
+    Gap(Span),
+    /// How the model stage keeps up, now and then.
+    Status(StreamStatus),
+}
+
+/// The streaming model stage's running figures (`--events` stats).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StreamStatus {
+    /// Stream time reached (s).
+    pub at: f64,
+    /// Decoding passes so far, and the mean wall time of the last ones (s).
+    pub passes: u64,
+    pub pass_s: f64,
+    /// Wall time spent decoding over stream time heard, since the last status.
+    pub rtf: f64,
+    /// From a word's end to its commit, in stream time plus the pass's own time: mean and
+    /// greatest since the last status (s).
+    pub latency_s: f64,
+    pub latency_max_s: f64,
+    /// Audio skipped because the model fell behind, in all (s).
+    pub skipped_s: f64,
+    /// How far decoding is cut down to keep up (0: not at all).
+    pub degraded: u8,
+    pub words: u64,
 }
 
 /// One spoken word, timed from the decoder's attention (`infer::align`).

@@ -27,6 +27,73 @@ pub enum Command {
     /// Checks an SRT or WebVTT file against a subtitle profile; prints each violation with its
     /// cue number and time, and exits 1 if there is any.
     Check(CheckArgs),
+    /// Subtitles live streams as they play: words committed once, never rewritten; cues appended
+    /// as they close.
+    Live(LiveArgs),
+}
+
+#[derive(Args)]
+pub struct LiveArgs {
+    /// Streams: - (stdin: MPEG-TS, or anything FFmpeg reads from a pipe), a URL FFmpeg opens
+    /// (udp://, srt://, rtmp:// (with --input-option listen=1 to take a push), rtsp://,
+    /// http(s)://...m3u8), a capture device (with --input-format), or a file (with --realtime to
+    /// read it at its own pace). Several run side by side on one model.
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    /// Cue file (.srt or .vtt), appended cue by cue as they close, valid after every append; - is
+    /// stdout. With several inputs, {n} in the name is the stream's number (1, 2, ...). Without
+    /// any output option: SRT on stdout.
+    #[arg(short, long)]
+    pub output: Option<String>,
+    /// JSON lines: committed words, closed cues, pauses, skipped audio, stats; - is stdout. With
+    /// several inputs, {n} as for -o, or one file for all (each event names its stream).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<String>,
+    /// Directory for an HLS subtitle playlist (subs.m3u8) and its WebVTT segments, to add beside
+    /// the video's HLS. With several inputs, {n} as for -o.
+    #[arg(long, value_name = "DIR")]
+    pub hls: Option<String>,
+    /// Serve a page showing the captions as they are committed, at ADDR (host:port).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    pub serve: Option<String>,
+    /// Read files at their own pace, as `ffmpeg -re` (demos, tests).
+    #[arg(long)]
+    pub realtime: bool,
+    /// The demuxer of the inputs, when FFmpeg cannot guess it (capture devices: alsa, pulse, v4l2).
+    #[arg(long, value_name = "FORMAT")]
+    pub input_format: Option<String>,
+    /// A demuxer or protocol option for the inputs, KEY=VALUE (listen=1 for an RTMP listener);
+    /// may be given several times.
+    #[arg(long = "input-option", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub input_options: Vec<(String, String)>,
+    /// A network input that sends nothing for this long (seconds) is opened again; the time it
+    /// was away is a gap in the stream.
+    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    pub stall: f64,
+    /// Roll-up rows, one line of the profile's width each (CEA-608 style; `--profile` with 32
+    /// columns for 608), instead of pop-on cues.
+    #[arg(long)]
+    pub roll_up: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s}: expected KEY=VALUE")),
+    }
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.5..=600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0.5 and 600"))
+    }
 }
 
 #[derive(Args)]
@@ -140,9 +207,9 @@ pub struct ModelArgs {
     pub language: String,
     #[arg(long, value_enum, default_value = "transcribe")]
     pub task: TaskArg,
-    /// Beam size; 1 is greedy.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub beam: u32,
+    /// Beam size; 1 is greedy. Default: 5 for files, 1 for live input.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub beam: Option<u32>,
     /// Pipeline definition (TOML). Default: the built-in one for the command.
     #[arg(long)]
     pub pipeline: Option<PathBuf>,

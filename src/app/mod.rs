@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod live;
 pub mod models;
 pub mod run;
 pub mod setup;
@@ -19,6 +20,7 @@ pub fn main() {
     let cli = Cli::parse();
     let common = match &cli.command {
         Some(Command::Train(t)) => CommonArgs { threads: None, quiet: t.quiet, verbose: 0 },
+        Some(Command::Live(l)) => l.common.clone(),
         _ => cli.run.common.clone(),
     };
     tune_runtime(common.threads.map(|n| n as usize));
@@ -26,6 +28,7 @@ pub fn main() {
     let result = match cli.command {
         Some(Command::Models { command }) => models::run(command),
         Some(Command::Train(args)) => train::run(args),
+        Some(Command::Live(args)) => live::run(args),
         Some(Command::Check(args)) => match check::run(args) {
             Ok(clean) => std::process::exit(if clean { 0 } else { 1 }),
             Err(e) => Err(e),

@@ -201,7 +201,7 @@ fn decode_options(
         bail!("--task translate: model {} is English-only", dir.display());
     }
     Ok(TranscribeOptions {
-        decode: DecodeOptions { task, language, beam_size: args.beam as usize, ..Default::default() },
+        decode: DecodeOptions { task, language, beam_size: args.beam.unwrap_or(5) as usize, ..Default::default() },
         detect_language: language.is_none(),
         vad: pipeline.vad.clone(),
         batch_size: args.batch_size.map_or(pipeline.model.batch_size, |n| n as usize),

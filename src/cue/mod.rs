@@ -7,6 +7,7 @@
 //! known, so latency is bounded by one block.
 
 pub mod layout;
+pub mod live;
 pub mod profile;
 pub mod timing;
 
@@ -14,7 +15,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::flow::Stage;
-use crate::segment::{Segment, Transcript, Word};
+use crate::segment::{LiveNote, Segment, Transcript, Word};
 use crate::time::{Span, Ts};
 
 pub use profile::{CueConfig, Profile};
@@ -42,12 +43,33 @@ impl Cue {
 }
 
 /// What the cue stage hands the sinks: each segment as it arrives (JSON keeps them), the shot
-/// changes it times cues to, and cues once timed.
+/// changes it times cues to, cues once timed, and what live input says besides.
 #[derive(Debug, Clone)]
 pub enum Subtitle {
     Segment(Segment),
     ShotChange(Ts),
     Cue(Cue),
+    Live(LiveNote),
+}
+
+/// The cue of `lines`, spoken over `spoken`, timed between its neighbours by the profile.
+pub(crate) fn timed_cue(
+    profile: &Profile,
+    fps: f64,
+    spoken: Span,
+    lines: Vec<String>,
+    near: &timing::Neighbours,
+) -> Cue {
+    let text = lines.join("\n");
+    let span = timing::place(spoken, profile.reading_time_s(&text), profile, fps, near);
+    let over_speed = profile.speed(&text, span.duration().ms()).is_some_and(|(v, max, _)| v > max + 1e-6);
+    Cue { span, lines, over_speed }
+}
+
+/// The lines of a cue of `words` by the profile (one line of them all when they cannot fit).
+pub(crate) fn cue_lines(words: &[Word], profile: &Profile) -> Vec<String> {
+    let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    layout::lines(&texts, profile).map(|(l, _)| l).unwrap_or_else(|| vec![texts.join(" ")])
 }
 
 /// A laid-out cue waiting for its neighbour to be timed.
@@ -95,8 +117,7 @@ impl CueStage {
         let ranges = layout::partition(&block, &ctx);
         for r in ranges {
             let ws = &block[r];
-            let texts: Vec<&str> = ws.iter().map(|w| w.text.as_str()).collect();
-            let lines = layout::lines(&texts, &self.profile).map(|(l, _)| l).unwrap_or_else(|| vec![texts.join(" ")]);
+            let lines = cue_lines(ws, &self.profile);
             let spoken = Span::new(ws[0].span.start, ws[ws.len() - 1].span.end.max(ws[0].span.start + Ts(1)));
             self.push_draft(Draft { spoken, lines }, out);
         }
@@ -110,16 +131,14 @@ impl CueStage {
     }
 
     fn emit(&mut self, d: Draft, next_in: Option<Ts>, out: &mut Vec<Subtitle>) {
-        let text = d.lines.join("\n");
         let near = timing::Neighbours { prev_out: self.last_out, next_in, cuts: &self.cuts };
-        let span = timing::place(d.spoken, self.profile.reading_time_s(&text), &self.profile, self.fps, &near);
-        let over_speed = self.profile.speed(&text, span.duration().ms()).is_some_and(|(v, max, _)| v > max + 1e-6);
-        self.over_speed += over_speed as usize;
+        let cue = timed_cue(&self.profile, self.fps, d.spoken, d.lines, &near);
+        self.over_speed += cue.over_speed as usize;
         self.cues += 1;
-        self.last_out = Some(span.end);
-        let keep_from = span.end - Ts(10_000);
+        self.last_out = Some(cue.span.end);
+        let keep_from = cue.span.end - Ts(10_000);
         self.cuts.retain(|&c| c >= keep_from);
-        out.push(Subtitle::Cue(Cue { span, lines: d.lines, over_speed }));
+        out.push(Subtitle::Cue(cue));
     }
 
     /// Where the buffered words can be cut into a block, if anywhere yet.
@@ -138,9 +157,12 @@ impl CueStage {
     }
 }
 
-/// Words for a segment the model could not time word by word: spread over the segment in
-/// proportion to their length.
-fn spread_words(segment: &Segment) -> Vec<Word> {
+/// A segment's timed words; for a segment the model could not time word by word, its words
+/// spread over it in proportion to their length.
+pub(crate) fn words_of(segment: &Segment) -> Vec<Word> {
+    if !segment.words.is_empty() {
+        return segment.words.clone();
+    }
     let texts: Vec<&str> = segment.text.split_whitespace().collect();
     let (start, end) = (segment.span.start.ms(), segment.span.end.ms().max(segment.span.start.ms() + 1));
     let weights: Vec<f64> = texts.iter().map(|w| w.chars().count() as f64 + 1.0).collect();
@@ -170,8 +192,9 @@ impl Stage for CueStage {
                 self.cuts.insert(i, at);
                 out.push(Subtitle::ShotChange(at));
             }
+            Transcript::Live(note) => out.push(Subtitle::Live(note)),
             Transcript::Segment(segment) => {
-                let words = if segment.words.is_empty() { spread_words(&segment) } else { segment.words.clone() };
+                let words = words_of(&segment);
                 // Words never go back in time.
                 let floor = self.words.last().map(|w| w.span.end).or(self.last_out).unwrap_or(Ts::ZERO);
                 self.words.extend(words.into_iter().map(|mut w| {

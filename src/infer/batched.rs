@@ -225,6 +225,7 @@ impl BatchedStage {
             .map(|end| Chunk { start: c.start + ((end - offset).ms() / FRAME_MS) as usize, end: c.end, audio: None })
             .filter(|rest| rest.start < rest.end);
         let segments = input.keep_spoken(segments, &act, offset, true, prev_speech);
+        let segments = input.drop_loops(segments);
         out.extend(segments.into_iter().map(Transcript::Segment));
         Ok(rest)
     }

@@ -16,7 +16,7 @@ use crate::infer::{DetectedLanguage, ModelInput, TranscribeOptions};
 use crate::model::Encoded;
 use crate::preprocess::vad::{activity, regions as vad_regions};
 use crate::preprocess::Features;
-use crate::segment::{Segment, Transcript, Word};
+use crate::segment::{LiveNote, Segment, Transcript, Word};
 use crate::time::{Span, Ts};
 
 /// Milliseconds per mel frame.
@@ -91,6 +91,7 @@ impl Input {
         match item {
             ModelInput::Features(Features::Mel(chunk)) => self.frames.extend_from_slice(&chunk.frames),
             ModelInput::Features(Features::ShotChange(at)) => out.push(Transcript::ShotChange(at)),
+            ModelInput::Features(Features::Gap(span)) => out.push(Transcript::Live(LiveNote::Gap(span))),
             ModelInput::Screen(text) => {
                 if let Some(lines) = text.lines {
                     self.context.push_screen(text.at, lines);
@@ -280,8 +281,8 @@ impl Input {
         Ok(())
     }
 
-    /// Drops segments over non-speech and repetition loops; moves word onsets that alignment put
-    /// in a pause forward to where speech resumes. `seeked`: the window was moved to where speech
+    /// Drops segments over non-speech; moves word onsets that alignment put in a pause forward to
+    /// where speech resumes. `seeked`: the window was moved to where speech
     /// starts; `prev_speech`: the end of the speech before the window.
     pub(crate) fn keep_spoken(
         &mut self,
@@ -320,13 +321,25 @@ impl Input {
                     seg.span = Span::new(first.span.start, last.span.end.max(first.span.start + Ts(1)));
                 }
             }
-            if self.loops.is_loop(&seg.text) {
-                tracing::debug!(at = %seg.span.start, text = %seg.text, "repetition loop dropped");
-                continue;
-            }
             kept.push(seg);
         }
         kept
+    }
+
+    /// Drops segments that repeat the two before them word for word (a decoder stuck in a loop
+    /// across windows).
+    pub(crate) fn drop_loops(&mut self, segments: Vec<Segment>) -> Vec<Segment> {
+        let loops = &mut self.loops;
+        segments
+            .into_iter()
+            .filter(|seg| {
+                let looping = loops.is_loop(&seg.text);
+                if looping {
+                    tracing::debug!(at = %seg.span.start, text = %seg.text, "repetition loop dropped");
+                }
+                !looping
+            })
+            .collect()
     }
 }
 

@@ -13,11 +13,13 @@ mod scripted;
 mod segments;
 pub mod sequential;
 pub mod shared;
+pub mod streaming;
 pub mod transcriber;
 
 pub use batched::BatchedStage;
 pub use decode::{DecodeOptions, Task};
 pub use sequential::SequentialStage;
+pub use streaming::{StreamConfig, StreamingStage};
 pub use transcriber::{DecodeRequest, ModelTranscriber, Transcriber};
 
 use crate::preprocess::vad::VadConfig;
@@ -94,10 +96,11 @@ pub struct DetectedLanguage {
 }
 
 /// The model stage a run's options ask for: [`SequentialStage`] with a batch size of 1,
-/// [`BatchedStage`] above.
+/// [`BatchedStage`] above; [`StreamingStage`] for live input.
 pub enum ModelStage {
     Sequential(SequentialStage),
     Batched(BatchedStage),
+    Streaming(Box<StreamingStage>),
 }
 
 impl ModelStage {
@@ -118,10 +121,23 @@ impl ModelStage {
         }
     }
 
+    /// The streaming stage of live input.
+    pub fn streaming(
+        model: std::sync::Arc<dyn Transcriber>,
+        opts: TranscribeOptions,
+        name: std::path::PathBuf,
+        context: crate::context::Context,
+        screen: bool,
+        cfg: StreamConfig,
+    ) -> Self {
+        ModelStage::Streaming(Box::new(StreamingStage::new(input::Input::new(model, opts, name, context, screen), cfg)))
+    }
+
     fn input(&self) -> &input::Input {
         match self {
             ModelStage::Sequential(s) => s.input(),
             ModelStage::Batched(s) => s.input(),
+            ModelStage::Streaming(s) => s.input(),
         }
     }
 
@@ -132,8 +148,8 @@ impl ModelStage {
     /// The chunks of each batch decoded (batched mode), in order.
     pub fn batch_sizes(&self) -> &[usize] {
         match self {
-            ModelStage::Sequential(_) => &[],
             ModelStage::Batched(s) => s.batch_sizes(),
+            _ => &[],
         }
     }
 
@@ -152,6 +168,14 @@ impl crate::flow::Stage for ModelStage {
         match self {
             ModelStage::Sequential(s) => s.process(item, out),
             ModelStage::Batched(s) => s.process(item, out),
+            ModelStage::Streaming(s) => s.process(item, out),
+        }
+    }
+
+    fn idle(&mut self, out: &mut Vec<Self::Out>) -> crate::error::Result<()> {
+        match self {
+            ModelStage::Streaming(s) => s.idle(out),
+            _ => Ok(()),
         }
     }
 
@@ -159,6 +183,7 @@ impl crate::flow::Stage for ModelStage {
         match self {
             ModelStage::Sequential(s) => s.finish(out),
             ModelStage::Batched(s) => s.finish(out),
+            ModelStage::Streaming(s) => s.finish(out),
         }
     }
 }

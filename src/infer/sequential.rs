@@ -121,6 +121,7 @@ impl SequentialStage {
             }
         }
         let segments = input.keep_spoken(segments, &act, offset, seeked, prev_speech);
+        let segments = input.drop_loops(segments);
         input.remember(&segments, r.temperature);
         out.extend(segments.into_iter().map(Transcript::Segment));
         self.seek += advance.max(1);

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::infer::{ModelInput, ModelStage, ModelTranscriber, TranscribeOptions, Transcriber};
 use crate::pipeline::shared::{spawn_shared_batcher, ShareConfig, ShareStats};
 use crate::pipeline::{
-    channel, first_error, spawn_merge_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, Shutdown,
+    channel, first_error, joined, spawn_merge_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, Shutdown,
 };
 use crate::preprocess::PreprocessStage;
 use crate::sink::{Format, JsonMeta, RunStats, SubtitleSink, Target};
@@ -192,7 +192,7 @@ where
     crate::pipeline::spawn_with(
         scope,
         stage,
-        move || input.recv().ok().map(S::In::from),
+        move || input.recv().ok().map(|a| crate::pipeline::Next::Item(S::In::from(a))),
         move |o| link.send(o),
         shutdown,
     )
@@ -249,9 +249,4 @@ pub fn run_files(
         // Its thread ends once the batcher and every seat are gone.
         drop(shared);
     });
-}
-
-/// A stage's result; a panic becomes an error naming the input rather than a second panic.
-fn joined<T>(r: std::thread::Result<Result<T>>, input: &std::path::Path) -> Result<T> {
-    r.unwrap_or_else(|_| Err(Error::input(input, "internal error: a pipeline stage panicked")))
 }

@@ -8,6 +8,8 @@
 //! neighbour exits and drops its end. Sinks commit only after every stage finished cleanly.
 
 pub mod file;
+pub mod live;
+pub mod serve;
 pub mod shared;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -142,7 +144,45 @@ pub fn spawn_stage<'s, 'e: 's, S: Stage + 'e>(
     link: Link<S::Out>,
     shutdown: Shutdown,
 ) -> ScopedJoinHandle<'s, Result<S>> {
-    spawn_with(scope, stage, move || input.recv().ok(), move |o| link.send(o), shutdown)
+    spawn_with(scope, stage, move || input.recv().ok().map(Next::Item), move |o| link.send(o), shutdown)
+}
+
+/// [`spawn_stage`] for a stage that works on the newest input (live): whenever its input runs
+/// dry, the stage is told ([`Stage::idle`]) before the runner waits for more, so it works on
+/// everything that has arrived, and nothing waits for it in the channel while it works.
+pub fn spawn_live_stage<'s, 'e: 's, A: Send + 'e, S: Stage + 'e>(
+    scope: &'s Scope<'s, 'e>,
+    stage: S,
+    input: Receiver<A>,
+    link: Link<S::Out>,
+    shutdown: Shutdown,
+) -> ScopedJoinHandle<'s, Result<S>>
+where
+    S::In: From<A>,
+{
+    let mut idled = false;
+    let recv = move || match input.try_recv() {
+        Ok(a) => {
+            idled = false;
+            Some(Next::Item(S::In::from(a)))
+        }
+        Err(crossbeam_channel::TryRecvError::Empty) if !idled => {
+            idled = true;
+            Some(Next::Idle)
+        }
+        Err(crossbeam_channel::TryRecvError::Empty) => {
+            idled = false;
+            input.recv().ok().map(|a| Next::Item(S::In::from(a)))
+        }
+        Err(crossbeam_channel::TryRecvError::Disconnected) => None,
+    };
+    spawn_with(scope, stage, recv, move |o| link.send(o), shutdown)
+}
+
+/// What a stage's loop does next: take an item, or work while nothing is waiting.
+pub(crate) enum Next<T> {
+    Item(T),
+    Idle,
 }
 
 /// [`spawn_stage`] for a stage with a side output: `Main` items go to `main`, `Side` to `side`.
@@ -165,7 +205,7 @@ pub fn spawn_split_stage<'s, 'e: 's, A: Send + 'e, B: Send + 'e, S: Stage<Out = 
             Ok(())
         }
     };
-    spawn_with(scope, stage, move || input.recv().ok(), emit, shutdown)
+    spawn_with(scope, stage, move || input.recv().ok().map(Next::Item), emit, shutdown)
 }
 
 /// [`spawn_stage`] with two inputs of their own types, taken in whatever order they arrive; when
@@ -195,16 +235,16 @@ where
         let op = sel.select();
         if Some(op.index()) == m {
             match op.recv(main.as_ref().expect("selected")) {
-                Ok(a) => return Some(S::In::from(a)),
+                Ok(a) => return Some(Next::Item(S::In::from(a))),
                 Err(_) => main = None,
             }
         } else {
             match op.recv(side.as_ref().expect("selected")) {
-                Ok(b) => return Some(S::In::from(b)),
+                Ok(b) => return Some(Next::Item(S::In::from(b))),
                 Err(_) => {
                     side = None;
                     if let Some(end) = side_end.take() {
-                        return Some(end);
+                        return Some(Next::Item(end));
                     }
                 }
             }
@@ -217,7 +257,7 @@ where
 pub(crate) fn spawn_with<'s, 'e: 's, S: Stage + 'e>(
     scope: &'s Scope<'s, 'e>,
     mut stage: S,
-    mut recv: impl FnMut() -> Option<S::In> + Send + 'e,
+    mut recv: impl FnMut() -> Option<Next<S::In>> + Send + 'e,
     mut emit: impl FnMut(S::Out) -> Result<()> + Send + 'e,
     shutdown: Shutdown,
 ) -> ScopedJoinHandle<'s, Result<S>> {
@@ -226,11 +266,15 @@ pub(crate) fn spawn_with<'s, 'e: 's, S: Stage + 'e>(
         .spawn_scoped(scope, move || {
             let mut buf = Vec::new();
             let mut flush = |buf: &mut Vec<S::Out>| -> Result<()> { buf.drain(..).try_for_each(&mut emit) };
-            while let Some(item) = recv() {
+            while let Some(next) = recv() {
                 if shutdown.is_raised() {
                     return Err(Error::Interrupted);
                 }
-                if let Err(e) = stage.process(item, &mut buf).and_then(|()| flush(&mut buf)) {
+                let done = match next {
+                    Next::Item(item) => stage.process(item, &mut buf),
+                    Next::Idle => stage.idle(&mut buf),
+                };
+                if let Err(e) = done.and_then(|()| flush(&mut buf)) {
                     return fail(&shutdown, e);
                 }
             }
@@ -272,6 +316,11 @@ pub fn spawn_sink<'s, 'e: 's, K: Sink + 'e>(
             Ok(sink)
         })
         .expect("spawning a thread")
+}
+
+/// A stage's result; a panic becomes an error naming the input rather than a second panic.
+pub(crate) fn joined<T>(r: std::thread::Result<Result<T>>, input: &std::path::Path) -> Result<T> {
+    r.unwrap_or_else(|_| Err(Error::input(input, "internal error: a pipeline stage panicked")))
 }
 
 /// The error to report from the results of all threads: the first real failure, else

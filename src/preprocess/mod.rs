@@ -10,7 +10,7 @@ pub mod vad;
 use crate::error::Result;
 use crate::flow::{Routed, Stage};
 use crate::source::{Media, SAMPLE_RATE_HZ};
-use crate::time::Ts;
+use crate::time::{Span, Ts};
 
 pub use stills::{Still, StillConfig};
 
@@ -87,6 +87,8 @@ pub struct MelChunk {
 pub enum Features {
     Mel(MelChunk),
     ShotChange(Ts),
+    /// The input had a hole here (a dropped connection, lost packets): filled with silence.
+    Gap(Span),
 }
 
 pub struct PreprocessStage {
@@ -154,6 +156,8 @@ impl Stage for PreprocessStage {
                     let n = start - self.samples;
                     self.gaps += 1;
                     self.gap_time = self.gap_time + Ts::from_samples(n, SAMPLE_RATE_HZ);
+                    let at = Ts::from_samples(self.samples, SAMPLE_RATE_HZ);
+                    out.push(Routed::Main(Features::Gap(Span::new(at, at + Ts::from_samples(n, SAMPLE_RATE_HZ)))));
                     self.silence(n, &mut frames);
                 } else if start + 16 < self.samples {
                     samples = &samples[((self.samples - start) as usize).min(samples.len())..];
@@ -167,6 +171,8 @@ impl Stage for PreprocessStage {
                 self.gaps += 1;
                 self.gap_time = self.gap_time + g.duration();
                 tracing::debug!(at = %g.at, duration = %g.duration(), reason = ?g.reason, "gap filled with silence");
+                let at = Ts::from_samples(self.samples, SAMPLE_RATE_HZ);
+                out.push(Routed::Main(Features::Gap(Span::new(at, at + g.duration()))));
                 self.silence(g.samples, &mut frames);
                 Self::mel_out(frames, out);
             }

@@ -1,8 +1,9 @@
-//! Sinks: SRT, WebVTT, JSON. A sink keeps what it is given and writes it in one go on commit: to
+//! Sinks: SRT, WebVTT, JSON, and live input's append-only outputs (`live`). A file's sink keeps what it is given and writes it in one go on commit: to
 //! a temporary file beside the target, renamed over it only when complete, so a failed run
 //! leaves no partial file and never touches what the user already had.
 
 mod json;
+pub mod live;
 mod srt;
 mod vtt;
 
@@ -106,6 +107,7 @@ impl Sink for SubtitleSink {
             Subtitle::Segment(s) => self.segments.push(s),
             Subtitle::ShotChange(at) => self.shot_changes.push(at),
             Subtitle::Cue(c) => self.cues.push(c),
+            Subtitle::Live(_) => {}
         }
         Ok(())
     }

@@ -8,16 +8,16 @@ fn ts(ms: i64) -> Timestamp {
     Timestamp::from_milliseconds(ms.clamp(0, u32::MAX as i64) as u32)
 }
 
-pub fn render(cues: &[Cue]) -> String {
+/// Cue `number` (from 1): its number, timing and lines, each line ended.
+pub fn block(number: usize, c: &Cue) -> String {
     let mut subs = Subtitles::new();
-    for (i, c) in cues.iter().enumerate() {
-        subs.push(Subtitle::new(i + 1, ts(c.span.start.ms()), ts(c.span.end.ms()), c.text()));
-    }
-    let mut s = subs.to_string();
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    s
+    subs.push(Subtitle::new(number, ts(c.span.start.ms()), ts(c.span.end.ms()), c.text()));
+    format!("{subs}\n")
+}
+
+/// The cues' blocks, a blank line between two.
+pub fn render(cues: &[Cue]) -> String {
+    cues.iter().enumerate().map(|(i, c)| block(i + 1, c)).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]

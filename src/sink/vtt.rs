@@ -7,16 +7,22 @@ fn escape(line: &str) -> String {
     line.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-pub fn render(cues: &[Cue]) -> String {
-    let mut s = String::from("WEBVTT\n");
-    for c in cues {
+/// The file's first line.
+pub const HEADER: &str = "WEBVTT\n";
+
+/// One cue: a blank line, its timing and its lines, each line ended.
+pub fn block(c: &Cue) -> String {
+    let mut s = format!("\n{} --> {}\n", c.span.start.clock('.'), c.span.end.clock('.'));
+    for line in c.lines.iter().filter(|l| !l.trim().is_empty()) {
+        s.push_str(&escape(line));
         s.push('\n');
-        s.push_str(&format!("{} --> {}\n", c.span.start.clock('.'), c.span.end.clock('.')));
-        for line in c.lines.iter().filter(|l| !l.trim().is_empty()) {
-            s.push_str(&escape(line));
-            s.push('\n');
-        }
     }
+    s
+}
+
+pub fn render(cues: &[Cue]) -> String {
+    let mut s = String::from(HEADER);
+    s.extend(cues.iter().map(block));
     s
 }
 

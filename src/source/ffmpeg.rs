@@ -43,11 +43,90 @@ fn ff_reason(e: ff::Error) -> String {
     }
 }
 
+/// How to open an input that is not a plain file: a URL (`pipe:0` for stdin), its demuxer when
+/// FFmpeg cannot guess it (a capture device: `alsa`, `pulse`, `v4l2`), demuxer and protocol
+/// options (`listen=1` for an RTMP listener), and a callback that aborts a blocked read.
+pub struct Opening {
+    pub url: String,
+    pub format: Option<String>,
+    pub options: Vec<(String, String)>,
+    pub interrupt: Option<Box<dyn FnMut() -> bool + Send>>,
+}
+
+/// `avformat_open_input` with options and an interrupt callback together (ffmpeg-next offers
+/// either, not both).
+fn open_input(o: Opening) -> std::result::Result<ff::format::context::Input, ff::Error> {
+    let url = std::ffi::CString::new(o.url).map_err(|_| ff::Error::InvalidData)?;
+    let format = o.format.map(std::ffi::CString::new).transpose().map_err(|_| ff::Error::InvalidData)?;
+    let mut dict = ff::Dictionary::new();
+    for (k, v) in &o.options {
+        dict.set(k, v);
+    }
+    // SAFETY: the FFmpeg calls below follow its API: the context is allocated here, handed to
+    // avformat_open_input (which frees it on failure), closed if reading its streams fails, and
+    // otherwise owned by the returned Input. The interrupt callback's box is leaked on purpose:
+    // it lives as long as the context may call it.
+    unsafe {
+        let mut ps = ff::ffi::avformat_alloc_context();
+        if ps.is_null() {
+            return Err(ff::Error::Other { errno: libc::ENOMEM });
+        }
+        if let Some(cb) = o.interrupt {
+            (*ps).interrupt_callback = ff::util::interrupt::new(Box::new(cb)).interrupt;
+        }
+        let fmt = match &format {
+            Some(f) => {
+                let fmt = ff::ffi::av_find_input_format(f.as_ptr());
+                if fmt.is_null() {
+                    ff::ffi::avformat_free_context(ps);
+                    return Err(ff::Error::DemuxerNotFound);
+                }
+                fmt
+            }
+            None => std::ptr::null(),
+        };
+        let mut opts = dict.disown();
+        let res = ff::ffi::avformat_open_input(&mut ps, url.as_ptr(), fmt as _, &mut opts);
+        ff::Dictionary::own(opts);
+        if res < 0 {
+            return Err(ff::Error::from(res));
+        }
+        let res = ff::ffi::avformat_find_stream_info(ps, std::ptr::null_mut());
+        if res < 0 {
+            ff::ffi::avformat_close_input(&mut ps);
+            return Err(ff::Error::from(res));
+        }
+        Ok(ff::format::context::Input::wrap(ps))
+    }
+}
+
+fn init(path: &Path) -> Result<()> {
+    ff::init().map_err(|e| Error::input(path, e))?;
+    ff::util::log::set_level(ff::util::log::Level::Fatal);
+    Ok(())
+}
+
 impl FfmpegSource {
     pub fn open(path: &Path, sampling: &VideoSampling) -> Result<Self> {
-        ff::init().map_err(|e| Error::input(path, e))?;
-        ff::util::log::set_level(ff::util::log::Level::Fatal);
+        init(path)?;
         let input = ff::format::input(&path).map_err(|e| Error::input(path, ff_reason(e)))?;
+        Self::from_input(path, input, sampling)
+    }
+
+    /// A stream, device or pipe as `opening` says; `name` is what errors call it.
+    pub fn open_with(name: &Path, opening: Opening, sampling: &VideoSampling) -> Result<Self> {
+        init(name)?;
+        ff::device::register_all();
+        let input = open_input(opening).map_err(|e| Error::input(name, ff_reason(e)))?;
+        Self::from_input(name, input, sampling)
+    }
+
+    /// The input's first timestamp, in seconds: media time zero.
+    pub fn origin_s(&self) -> Option<f64> {
+        self.origin_s
+    }
+
+    fn from_input(path: &Path, input: ff::format::context::Input, sampling: &VideoSampling) -> Result<Self> {
         let audio =
             input.streams().best(ff::media::Type::Audio).ok_or_else(|| Error::input(path, "no audio stream"))?;
         let stream = audio.index();

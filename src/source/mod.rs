@@ -13,6 +13,8 @@
 
 #[cfg(feature = "ffmpeg")]
 mod ffmpeg;
+#[cfg(feature = "ffmpeg")]
+pub mod live;
 pub mod picture;
 pub mod resample;
 mod symphonia;

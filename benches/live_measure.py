@@ -1,0 +1,275 @@
+"""The live benchmark's measurements, from outside the process (benches/live.sh drives it).
+
+    live_measure.py mix DIR DATA            # DIR/mix.wav: the English clips of DATA (../shared/data/real)
+                                            # joined with pauses; DIR/ref.txt, DIR/clips.tsv
+    live_measure.py refwords DIR OFFLINE.json   # DIR/ref_words.json: reference words with times
+    live_measure.py ours DIR NAME -- CMD...     # plays mix.wav in real time (ffmpeg -re, MPEG-TS on a pipe)
+                                                # into CMD (which reads stdin, writes --events - to stdout)
+    live_measure.py peer DIR NAME -- CMD...     # runs CMD (live_peer.py), which plays the WAV itself
+    live_measure.py two DIR NAME -- CMD...      # CMD listens on two udp:// URLs; mix.wav is played into both
+    live_measure.py report DIR NAME...          # the table
+    live_measure.py hour DIR MINUTES -- CMD...  # mix.wav looped for MINUTES of stream, fed as fast as CMD
+                                                # reads it; RSS sampled each second against stream time
+
+Reference word times come from aligning the reference text to an offline run's timed words (the
+base model, beam 5): a reference word takes the time of the hypothesis word it matches, and the
+words between two matches share the time between them. Latency is measured per reference word
+matched by a committed word: the committed word's arrival (wall clock since the player started)
+less the reference word's end.
+"""
+import difflib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import wave
+
+PAUSE_S = 1.0
+SR = 16000
+
+
+def norm(w):
+    return re.sub(r"[^a-z0-9']+", "", w.lower()).replace("'", "")
+
+
+def words_of(text):
+    return [w for w in (norm(x) for x in text.split()) if w]
+
+
+def cmd_mix(d, data):
+    rows = [l.rstrip("\n").split("\t") for l in open(f"{data}/manifest.tsv")]
+    head, rows = rows[0], rows[1:]
+    col = {k: i for i, k in enumerate(head)}
+    pcm, clips, ref = bytearray(), [], []
+    for r in rows:
+        if r[col["lang"]] != "en":
+            continue
+        path = f"{data}/{r[col['mp4']]}"
+        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "s16le", "-ar", str(SR), "-ac", "1", "-"],
+                             check=True, capture_output=True).stdout
+        clips.append((r[col["id"]], len(pcm) / 2 / SR, len(raw) / 2 / SR))
+        pcm += raw + bytes(int(PAUSE_S * SR) * 2)
+        ref.append(" ".join(open(f"{data}/{r[col['ref_txt']]}").read().split()))
+    with wave.open(f"{d}/mix.wav", "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(bytes(pcm))
+    open(f"{d}/ref.txt", "w").write("\n".join(ref) + "\n")
+    with open(f"{d}/clips.tsv", "w") as f:
+        for c in clips:
+            f.write("%s\t%.3f\t%.3f\n" % c)
+    print(f"mix: {len(clips)} clips, {len(pcm) / 2 / SR:.1f} s", file=sys.stderr)
+
+
+def cmd_refwords(d, offline):
+    ref_text = open(f"{d}/ref.txt").read().split("\n")
+    clips = [l.split("\t") for l in open(f"{d}/clips.tsv").read().splitlines()]
+    hyp = [(norm(w["word"]), w["start"], w["end"]) for s in json.load(open(offline))["segments"] for w in s["words"]]
+    hyp = [h for h in hyp if h[0]]
+    out = []
+    for (cid, off, dur), text in zip(clips, ref_text):
+        off, dur = float(off), float(dur)
+        ref = words_of(text)
+        inside = [h for h in hyp if off - 0.5 <= h[1] <= off + dur + 0.5]
+        times = [None] * len(ref)
+        sm = difflib.SequenceMatcher(a=ref, b=[h[0] for h in inside], autojunk=False)
+        for blk in sm.get_matching_blocks():
+            for k in range(blk.size):
+                times[blk.a + k] = (inside[blk.b + k][1], inside[blk.b + k][2])
+        # Words without a match share the time between their matched neighbours.
+        i = 0
+        while i < len(ref):
+            if times[i] is None:
+                j = i
+                while j < len(ref) and times[j] is None:
+                    j += 1
+                lo = times[i - 1][1] if i > 0 else off
+                hi = times[j][0] if j < len(ref) else off + dur
+                step = max(hi - lo, 0.0) / (j - i)
+                for k in range(i, j):
+                    times[k] = (lo + step * (k - i), lo + step * (k - i + 1))
+                i = j
+            else:
+                i += 1
+        out += [{"word": w, "start": t[0], "end": t[1], "clip": cid} for w, t in zip(ref, times)]
+    json.dump(out, open(f"{d}/ref_words.json", "w"))
+    print(f"reference words: {len(out)}", file=sys.stderr)
+
+
+def timed(cmd, d, name):
+    return ["/usr/bin/time", "-f", "%e %U %S %M", "-o", f"{d}/{name}.time"] + cmd
+
+
+def cmd_ours(d, name, cmd):
+    player = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-i", f"{d}/mix.wav", "-c:a", "aac", "-b:a", "128k",
+                               "-f", "mpegts", "-"], stdout=subprocess.PIPE)
+    t0 = time.time()
+    proc = subprocess.Popen(timed(cmd, d, name), stdin=player.stdout, stdout=subprocess.PIPE, text=True)
+    player.stdout.close()
+    with open(f"{d}/{name}.jsonl", "w") as f:
+        for line in proc.stdout:
+            e = json.loads(line)
+            e["arrived"] = time.time() - t0
+            f.write(json.dumps(e) + "\n")
+    proc.wait()
+    player.wait()
+
+
+def cmd_two(d, name, cmd):
+    """Two streams into one process: CMD listens on two UDP ports (the last two arguments that
+    are udp:// URLs); the same audio is played into both at once."""
+    urls = [a for a in cmd if a.startswith("udp://")]
+    proc = subprocess.Popen(timed(cmd, d, name), stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    players = [subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-i", f"{d}/mix.wav", "-c:a", "aac", "-b:a", "128k",
+                                 "-f", "mpegts", u + "?pkt_size=1316"]) for u in urls]
+    t0 = time.time()
+    files = [open(f"{d}/{name}.{k + 1}.jsonl", "w") for k in range(len(urls))]
+    import signal
+    import threading
+
+    def end_streams():
+        # Network inputs do not end by themselves: Ctrl-C once the players are done (what was
+        # heard is flushed). The signal goes to CMD itself, under /usr/bin/time.
+        for p in players:
+            p.wait()
+        time.sleep(5.0)
+        for c in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split():
+            os.kill(int(c), signal.SIGINT)
+    threading.Thread(target=end_streams, daemon=True).start()
+    for line in proc.stdout:
+        e = json.loads(line)
+        e["arrived"] = time.time() - t0
+        k = int(e.get("stream", "1:").split(":")[0]) - 1
+        files[k].write(json.dumps(e) + "\n")
+    proc.wait()
+    for k, f in enumerate(files):
+        f.close()
+        with open(f"{d}/{name}.{k + 1}.time", "w") as t:
+            t.write(open(f"{d}/{name}.time").read())
+
+
+def cmd_peer(d, name, cmd):
+    proc = subprocess.Popen(timed(cmd, d, name), stdout=subprocess.PIPE, text=True)
+    with open(f"{d}/{name}.jsonl", "w") as f:
+        for line in proc.stdout:
+            e = json.loads(line)
+            f.write(json.dumps({"type": "chunk", "arrived": e["t"], "text": e["text"], "start": e["start"], "end": e["end"]}) + "\n")
+    proc.wait()
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+def wer(hyp_text, ref_text, d, tag):
+    hp, rp = f"{d}/{tag}.hyp.txt", f"{d}/{tag}.ref.txt"
+    open(hp, "w").write(hyp_text + "\n")
+    open(rp, "w").write(ref_text + "\n")
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/tools/wer.py")
+    out = subprocess.run([sys.executable, tool, hp, rp], capture_output=True, text=True).stdout
+    m = re.search(r"WER\s*[:=]?\s*([0-9.]+)\s*%", out)
+    return float(m.group(1)) if m else float("nan")
+
+
+def cmd_report(d, names):
+    ref = json.load(open(f"{d}/ref_words.json"))
+    ref_text = open(f"{d}/ref.txt").read().replace("\n", " ")
+    offline = json.load(open(f"{d}/offline.json")) if os.path.exists(f"{d}/offline.json") else None
+    off_text = " ".join(s["text"] for s in offline["segments"]) if offline else ""
+    print("%-22s %6s %6s %6s %6s | %6s %6s | %6s %6s | %5s %6s" % (
+        "run", "p50", "p90", "p95", "max", "cue50", "cue95", "WER%", "vsOff", "CPU%", "MB"))
+    for name in names:
+        ev = [json.loads(l) for l in open(f"{d}/{name}.jsonl")]
+        committed = []  # (word, arrival)
+        cue_lat = []
+        for e in ev:
+            if e["type"] == "words":
+                committed += [(norm(w["text"]), e["arrived"], w["end"]) for w in e["words"] if norm(w["text"])]
+            elif e["type"] == "chunk":
+                committed += [(w, e["arrived"], e["end"]) for w in words_of(e["text"])]
+        for e in ev:
+            if e["type"] == "cue":
+                ends = [c[2] for c in committed if e["start"] - 0.01 <= c[2] <= e["end"] + 0.01]
+                if ends:
+                    cue_lat.append(e["arrived"] - max(ends))
+        sm = difflib.SequenceMatcher(a=[r["word"] for r in ref], b=[c[0] for c in committed], autojunk=False)
+        lat = []
+        for blk in sm.get_matching_blocks():
+            for k in range(blk.size):
+                lat.append(committed[blk.b + k][1] - ref[blk.a + k]["end"])
+        text = " ".join(c[0] for c in committed)
+        w_ref = wer(text, ref_text, d, name + ".ref")
+        w_off = wer(text, off_text, d, name + ".off") if offline else float("nan")
+        wall, user, sys_, rss = open(f"{d}/{name}.time").read().split()[-4:]
+        cpu = 100 * (float(user) + float(sys_)) / max(float(wall), 1e-9)
+        print("%-22s %6.2f %6.2f %6.2f %6.2f | %6.2f %6.2f | %6.2f %6.2f | %5.0f %6.0f" % (
+            name, pct(lat, 50), pct(lat, 90), pct(lat, 95), max(lat or [float("nan")]),
+            pct(cue_lat, 50), pct(cue_lat, 95), w_ref, w_off, cpu, int(rss) / 1024))
+    print(f"({len(ref)} reference words; latencies in seconds from a reference word's end to its committed word's "
+          f"arrival; cue: from a cue's last word's end to the cue's arrival; vsOff: WER against our offline run)")
+
+
+def rss_kb(pid):
+    """Resident memory of `pid` and its children (the /usr/bin/time wrapper's child), in kB."""
+    total = 0
+    for p in [pid] + [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]:
+        try:
+            total += int(next(l for l in open(f"/proc/{p}/status") if l.startswith("VmRSS")).split()[1])
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def cmd_hour(d, minutes, cmd):
+    """Memory over a long stream: RSS at stream minute 1 against the peak after it."""
+    loops = int(float(minutes) * 60 / (os.path.getsize(f"{d}/mix.wav") / 2 / SR)) + 1
+    player = subprocess.Popen(["ffmpeg", "-v", "error", "-stream_loop", str(loops - 1), "-i", f"{d}/mix.wav",
+                               "-t", str(float(minutes) * 60), "-c:a", "aac", "-f", "mpegts", "-"],
+                              stdout=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdin=player.stdout, stdout=subprocess.PIPE, text=True)
+    player.stdout.close()
+    import threading
+    at = [0.0]
+    samples = []
+
+    def sample():
+        while proc.poll() is None:
+            samples.append((at[0], rss_kb(proc.pid)))
+            time.sleep(1.0)
+    threading.Thread(target=sample, daemon=True).start()
+    t0 = time.time()
+    skipped = 0.0
+    for line in proc.stdout:
+        e = json.loads(line)
+        if e["type"] == "words" and e["words"]:
+            at[0] = e["words"][-1]["end"]
+        elif e["type"] == "gap" and e.get("reason") == "overload":
+            skipped += e["end"] - e["start"]
+    proc.wait()
+    first = max([r for t, r in samples if t <= 60] or [0])
+    peak = max(r for t, r in samples)
+    late = max([r for t, r in samples if t >= float(minutes) * 60 - 300] or [0])
+    print(f"{minutes} min of stream in {time.time() - t0:.0f} s: RSS first minute {first / 1024:.0f} MB, "
+          f"peak {peak / 1024:.0f} MB ({100 * (peak / max(first, 1) - 1):+.1f}%), last 5 minutes {late / 1024:.0f} MB; "
+          f"skipped {skipped:.1f} s")
+
+
+if __name__ == "__main__":
+    what, d = sys.argv[1], sys.argv[2]
+    if what == "mix":
+        cmd_mix(d, sys.argv[3])
+    elif what == "refwords":
+        cmd_refwords(d, sys.argv[3])
+    elif what in ("ours", "peer", "two"):
+        i = sys.argv.index("--")
+        {"ours": cmd_ours, "peer": cmd_peer, "two": cmd_two}[what](d, sys.argv[3], sys.argv[i + 1:])
+    elif what == "report":
+        cmd_report(d, sys.argv[3:])
+    elif what == "hour":
+        i = sys.argv.index("--")
+        cmd_hour(d, sys.argv[3], sys.argv[i + 1:])

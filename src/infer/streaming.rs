@@ -1,0 +1,516 @@
+//! The streaming model stage (live input): the audio since the last committed word is decoded
+//! again and again as more arrives, and words are committed once, never taken back:
+//! - when two passes in a row agree on them (LocalAgreement-2, as whisper_streaming);
+//! - when they ended `hold_ms` before the newest audio and the passes still disagree after them
+//!   (latency stays bounded when the decoder keeps changing its mind about a word);
+//! - at a pause: once voice activity hears `endpoint_ms` without speech after the last word,
+//!   every word heard is committed, so the last words before a pause are out before speech
+//!   resumes, not after.
+//!
+//! Committed text becomes the prompt of the passes after it; the buffer of audio decoded each
+//! pass starts after the last committed sentence (or word, once it grows long), so a pass costs
+//! about the same however long the stream runs.
+//!
+//! Falling behind (a pass takes longer than the audio it covers): decoding is cut down first
+//! (greedy, no temperature fallback), then audio the buffer cannot hold is skipped, said as a
+//! [`LiveNote::Skipped`] and counted; nothing queues up without bound.
+//!
+//! A pass runs when the stage is idle (the runner found its input channel empty:
+//! [`crate::flow::Stage::idle`]) and `min_step_ms` of new audio arrived, or in any case after
+//! `max_step_ms` of new audio (input that arrives faster than real time).
+
+use serde::Deserialize;
+
+use crate::error::Result;
+use crate::flow::Stage;
+use crate::infer::decode::window_seed;
+use crate::infer::input::{offset_of, Input, FRAME_MS};
+use crate::infer::transcriber::DecodeRequest;
+use crate::infer::ModelInput;
+use crate::preprocess::mel::{normalize_chunk, WINDOW_FRAMES};
+use crate::segment::{LiveNote, Segment, StreamStatus, Transcript, Word};
+use crate::time::{Span, Ts};
+
+/// The streaming stage's settings (`[live]` in the pipeline file).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    /// New audio before another pass, when the stage is idle.
+    pub min_step_ms: i64,
+    /// New audio after which a pass runs even while more is queued.
+    pub max_step_ms: i64,
+    /// Non-speech after the last word that commits every word heard.
+    pub endpoint_ms: i64,
+    /// Words two passes agree on are committed once they ended this long before the newest
+    /// audio (the last word heard may be cut off).
+    pub settle_ms: i64,
+    /// A word that ended this long before the newest audio is committed without agreement.
+    pub hold_ms: i64,
+    /// The buffer is cut after its last committed sentence once it is this long...
+    pub trim_ms: i64,
+    /// ...and after its last committed word once it is this long.
+    pub max_buffer_ms: i64,
+    /// A pass slower than this (wall time) cuts decoding down: greedy, no temperature fallback.
+    pub degrade_pass_ms: i64,
+    /// Stream time between two status notes.
+    pub status_every_ms: i64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            min_step_ms: 300,
+            max_step_ms: 2000,
+            endpoint_ms: 500,
+            settle_ms: 300,
+            hold_ms: 2500,
+            trim_ms: 12_000,
+            max_buffer_ms: 20_000,
+            degrade_pass_ms: 1200,
+            status_every_ms: 10_000,
+        }
+    }
+}
+
+impl StreamConfig {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let positive = [
+            ("min_step_ms", self.min_step_ms),
+            ("max_step_ms", self.max_step_ms),
+            ("endpoint_ms", self.endpoint_ms),
+            ("settle_ms", self.settle_ms),
+            ("hold_ms", self.hold_ms),
+            ("trim_ms", self.trim_ms),
+            ("degrade_pass_ms", self.degrade_pass_ms),
+            ("status_every_ms", self.status_every_ms),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v <= 0) {
+            return Err(format!("live.{name} must be positive"));
+        }
+        if self.max_step_ms < self.min_step_ms {
+            return Err("live.max_step_ms must be at least live.min_step_ms".into());
+        }
+        if !(self.trim_ms..=30_000).contains(&self.max_buffer_ms) {
+            return Err("live.max_buffer_ms must be between live.trim_ms and 30000".into());
+        }
+        Ok(())
+    }
+}
+
+/// A word as passes compare it: lower case, letters and digits only.
+fn key(text: &str) -> String {
+    text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+fn ends_sentence(text: &str) -> bool {
+    text.trim_end_matches(['"', '\'', ')']).ends_with(['.', '?', '!'])
+}
+
+/// A buffer shorter than this is not decoded (Whisper invents words on a fraction of a word).
+const MIN_BUFFER_MS: i64 = 1000;
+
+fn frames(t: Ts) -> usize {
+    (t.ms().max(0) / FRAME_MS) as usize
+}
+
+pub struct StreamingStage {
+    input: Input,
+    cfg: StreamConfig,
+    /// Absolute frame the buffer (the audio each pass decodes) starts at.
+    start: usize,
+    /// Frames received when the last pass ran.
+    passed_at: usize,
+    /// The last pass's words after the committed ones.
+    tentative: Vec<Word>,
+    /// The committed words still in the buffer, which each pass's hypothesis is aligned with
+    /// (they become the prompt once the buffer moves past them: Whisper, prompted with words
+    /// the audio still holds, leaves them out); the last few committed words (their keys);
+    /// where the last one ended.
+    in_buffer: Vec<Word>,
+    committed: Vec<String>,
+    committed_until: Ts,
+    /// Decoding cut down to keep up.
+    degraded: bool,
+    /// The end of speech of the last pause said.
+    paused_at: Ts,
+    /// The last committed word ends a sentence.
+    last_ends_sentence: bool,
+    status: StreamStatus,
+    /// Since the last status: wall time decoding, stream time heard, latencies.
+    busy_s: f64,
+    heard_from: Ts,
+    latencies: Vec<f64>,
+    pass_times: std::collections::VecDeque<f64>,
+}
+
+impl StreamingStage {
+    pub(crate) fn new(input: Input, cfg: StreamConfig) -> Self {
+        Self {
+            input,
+            cfg,
+            start: 0,
+            passed_at: 0,
+            tentative: Vec::new(),
+            in_buffer: Vec::new(),
+            committed: Vec::new(),
+            committed_until: Ts::ZERO,
+            degraded: false,
+            paused_at: Ts::ZERO,
+            last_ends_sentence: false,
+            status: StreamStatus::default(),
+            busy_s: 0.0,
+            heard_from: Ts::ZERO,
+            latencies: Vec::new(),
+            pass_times: Default::default(),
+        }
+    }
+
+    pub(crate) fn input(&self) -> &Input {
+        &self.input
+    }
+
+    pub fn status(&self) -> &StreamStatus {
+        &self.status
+    }
+
+    fn new_audio(&self) -> Ts {
+        offset_of(self.input.total_frames().saturating_sub(self.passed_at))
+    }
+
+    /// Commits `words` (in order, after every word committed before: times a pass placed
+    /// earlier are moved up to the last committed word's end).
+    fn commit(
+        &mut self,
+        mut words: Vec<Word>,
+        r: Option<&crate::infer::decode::DecodeResult>,
+        pass_s: f64,
+        out: &mut Vec<Transcript>,
+    ) {
+        let mut until = self.committed_until;
+        for w in &mut words {
+            let start = w.span.start.max(until);
+            w.span = Span::new(start, w.span.end.max(start + Ts(10)));
+            until = w.span.end;
+        }
+        let (Some(first), Some(last)) = (words.first(), words.last()) else { return };
+        let now = offset_of(self.input.total_frames());
+        for w in &words {
+            self.latencies.push((now - w.span.end).secs_f64().max(0.0) + pass_s);
+        }
+        let text: String = words.iter().map(|w| format!(" {}", w.text)).collect();
+        let tokens = self.input.model.tokenizer().encode(&text);
+        self.input.last_speech = last.span.end;
+        self.last_ends_sentence = ends_sentence(&last.text);
+        let span = Span::new(first.span.start, last.span.end.max(first.span.start + Ts(1)));
+        self.committed_until = last.span.end;
+        self.committed.extend(words.iter().map(|w| key(&w.text)));
+        self.in_buffer.extend(words.iter().cloned());
+        let keep = self.committed.len().saturating_sub(8);
+        self.committed.drain(..keep);
+        self.status.words += words.len() as u64;
+        out.push(Transcript::Segment(Segment {
+            span,
+            text,
+            probabilities: vec![],
+            tokens,
+            avg_logprob: r.map_or(0.0, |r| r.avg_logprob),
+            no_speech_prob: r.map_or(0.0, |r| r.no_speech_prob),
+            temperature: r.map_or(0.0, |r| r.temperature),
+            compression_ratio: r.map_or(1.0, |r| r.compression_ratio),
+            words,
+        }));
+    }
+
+    /// Moves the buffer's start to `frame`, forgetting the audio before it.
+    fn move_start(&mut self, frame: usize) {
+        if frame > self.start {
+            self.start = frame.min(self.input.total_frames());
+            self.input.forget_before(self.start);
+            let from = offset_of(self.start);
+            self.tentative.retain(|w| w.span.end > from);
+            // Committed words the buffer no longer holds: the prompt's text from now on.
+            let kept = self.in_buffer.iter().position(|w| w.span.end > from).unwrap_or(self.in_buffer.len());
+            let gone: String = self.in_buffer.drain(..kept).map(|w| format!(" {}", w.text)).collect();
+            if !gone.is_empty() {
+                let tokens = self.input.model.tokenizer().encode(&gone);
+                self.input.all_tokens.extend_from_slice(&tokens);
+            }
+        }
+    }
+
+    /// Skips the audio before `frame` undecoded (the model fell behind), saying so.
+    fn skip_to(&mut self, frame: usize, out: &mut Vec<Transcript>) {
+        let from = offset_of(self.start).max(self.committed_until);
+        self.tentative.clear();
+        self.move_start(frame);
+        let to = offset_of(self.start);
+        if to > from {
+            tracing::warn!(from = %from, to = %to, "the model fell behind: audio skipped");
+            self.status.skipped_s += (to - from).secs_f64();
+            out.push(Transcript::Live(LiveNote::Skipped(Span::new(from, to))));
+        }
+    }
+
+    /// Words of the pass's hypothesis that come after the committed ones. The hypothesis covers
+    /// the whole buffer: its beginning is the committed words still in the buffer, said again
+    /// (perhaps a little differently, and timed a little differently); they are found by
+    /// their text, not their times. A buffer that starts after every committed word may still
+    /// repeat the last few (a word cut in two): those are dropped.
+    fn new_words(&self, mut words: Vec<Word>) -> Vec<Word> {
+        if !self.in_buffer.is_empty() {
+            let keys: Vec<String> = words.iter().map(|w| key(&w.text)).collect();
+            let ends: Vec<Ts> = words.iter().map(|w| w.span.end).collect();
+            let committed: Vec<String> = self.in_buffer.iter().map(|w| key(&w.text)).collect();
+            let committed: Vec<&str> = committed.iter().map(String::as_str).collect();
+            let n = committed_prefix(&committed, &keys, &ends, self.committed_until);
+            tracing::trace!(committed = committed.join(" "), hypothesis = keys.join(" "), n, "aligned");
+            words.drain(..n);
+            return words;
+        }
+        for n in (1..=words.len().min(self.committed.len()).min(5)).rev() {
+            let tail = &self.committed[self.committed.len() - n..];
+            if words[..n].iter().map(|w| key(&w.text)).eq(tail.iter().cloned()) {
+                words.drain(..n);
+                break;
+            }
+        }
+        words
+    }
+
+    /// One pass over the buffer: decode it, commit what is settled. `last`: the stream ended.
+    fn pass(&mut self, last: bool, out: &mut Vec<Transcript>) -> Result<()> {
+        let total = self.input.total_frames();
+        self.passed_at = total;
+        // What the window cannot hold is skipped.
+        if total.saturating_sub(self.start) > WINDOW_FRAMES {
+            self.skip_to(total - frames(Ts(self.cfg.max_buffer_ms)), out);
+        }
+        let size = total - self.start;
+        if size < 10 || (size < frames(Ts(MIN_BUFFER_MS)) && !last) {
+            return Ok(());
+        }
+        let offset = offset_of(self.start);
+        let end = offset_of(total);
+        let act = self.input.activity(self.start, size);
+        let pad = Ts(self.input.opts.vad.pad_ms);
+        let Some(speech_end) = act.speech.last().map(|r| r.end) else {
+            // Nothing said: the silence is not decoded again.
+            self.tentative.clear();
+            self.move_start(total.saturating_sub(frames(pad)));
+            return Ok(());
+        };
+        // Speech starts later: start there.
+        let first = act.speech[0].start;
+        if first > offset + pad {
+            self.move_start(frames(first - pad));
+            return self.pass(last, out);
+        }
+        let t0 = std::time::Instant::now();
+        let input = &mut self.input;
+        let mel = normalize_chunk(input.mel(self.start, total), input.n_mels);
+        let audio = input.model.encode(mel, 1).map_err(|e| input.err(offset, e))?;
+        let window = Span::new(offset, end);
+        let memory = input.memory(window)?;
+        input.windows += 1;
+        input.detect_language(&audio, memory.as_ref(), offset)?;
+        // No temperature fallback: a pass that fails is decoded again by the next one, with more
+        // audio, instead of holding everything up for seconds.
+        let mut opts = input.opts.decode.clone();
+        opts.temperatures.truncate(1);
+        if self.degraded {
+            opts.beam_size = 1;
+        }
+        let request = DecodeRequest {
+            audio: audio.clone(),
+            prompt: input.prompt(window, true),
+            opts,
+            memory: memory.clone(),
+            seeds: vec![window_seed(input.opts.decode.seed, self.start)],
+        };
+        let r = input.model.decode(request).map_err(|e| input.err(offset, e))?.remove(0);
+        let prev_speech = input.last_speech;
+        let segments = match input.segments_of(&r, &audio, memory.as_ref(), self.start, size, true)? {
+            Some((segments, _)) if !r.looping => input.keep_spoken(segments, &act, offset, true, prev_speech),
+            _ => Vec::new(),
+        };
+        let words: Vec<Word> = segments.into_iter().flat_map(|s| s.words).collect();
+        let hypothesis = self.new_words(words);
+        let pass_s = t0.elapsed().as_secs_f64();
+        self.note_pass(pass_s);
+
+        // Agreed with the pass before; then any settled long ago; all at a pause or the end.
+        let ripe = end - Ts(self.cfg.settle_ms);
+        let agreed = self
+            .tentative
+            .iter()
+            .zip(&hypothesis)
+            .take_while(|(a, b)| key(&a.text) == key(&b.text) && b.span.end <= ripe)
+            .count();
+        let settled = end - Ts(self.cfg.hold_ms);
+        let held = hypothesis[agreed..].iter().take_while(|w| w.span.end <= settled).count();
+        // Words wholly after the last speech are Whisper's inventions over silence ("you",
+        // "Thank you."): never committed.
+        let spoken = hypothesis.iter().take_while(|w| w.span.start < speech_end).count();
+        let paused = end - speech_end >= Ts(self.cfg.endpoint_ms);
+        let n = if last || paused { spoken } else { (agreed + held).min(spoken) };
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let text: Vec<&str> = hypothesis.iter().map(|w| w.text.as_str()).collect();
+            tracing::debug!(buffer = %offset, end = %end, agreed, held, paused, commit = n, pass_s, "pass: {}", text.join(" "));
+        }
+        let mut hypothesis = hypothesis;
+        let rest = hypothesis.split_off(n);
+        self.commit(hypothesis, Some(&r), pass_s, out);
+        self.tentative = if last { Vec::new() } else { rest };
+        if paused && !last && speech_end > self.paused_at {
+            self.paused_at = speech_end;
+            // The buffer keeps the speech before the pause: what follows is decoded after it,
+            // as Whisper decodes best (a buffer that starts at new speech invents words).
+            out.push(Transcript::Live(LiveNote::Pause(speech_end)));
+            self.tentative.clear();
+        }
+        self.trim();
+        Ok(())
+    }
+
+    /// Cuts the buffer after its last committed sentence once long, after its last committed
+    /// word once too long.
+    fn trim(&mut self) {
+        let length = offset_of(self.input.total_frames() - self.start);
+        if length < Ts(self.cfg.trim_ms) || self.committed_until <= offset_of(self.start) {
+            return;
+        }
+        if self.last_ends_sentence || length >= Ts(self.cfg.max_buffer_ms) {
+            self.move_start(frames(self.committed_until));
+        }
+    }
+
+    /// Keeps the pass times; decoding is cut down while passes are slow, and restored when fast.
+    fn note_pass(&mut self, pass_s: f64) {
+        self.status.passes += 1;
+        self.busy_s += pass_s;
+        self.pass_times.push_back(pass_s);
+        if self.pass_times.len() > 5 {
+            self.pass_times.pop_front();
+        }
+        let mean = self.pass_times.iter().sum::<f64>() / self.pass_times.len() as f64;
+        let limit = self.cfg.degrade_pass_ms as f64 / 1000.0;
+        let degraded = if self.degraded { mean > limit / 2.0 } else { mean > limit };
+        if degraded != self.degraded {
+            tracing::info!(
+                pass_s = mean,
+                degraded,
+                "live decoding {}",
+                if degraded { "cut down to keep up" } else { "restored" }
+            );
+            self.degraded = degraded;
+        }
+        self.status.pass_s = mean;
+        self.status.degraded = self.degraded as u8;
+    }
+
+    /// A status note once `status_every_ms` of stream time went by since the last.
+    fn maybe_status(&mut self, out: &mut Vec<Transcript>) {
+        let now = offset_of(self.input.total_frames());
+        let heard = now - self.heard_from;
+        if heard < Ts(self.cfg.status_every_ms) {
+            return;
+        }
+        let s = &mut self.status;
+        s.at = now.secs_f64();
+        s.rtf = self.busy_s / heard.secs_f64();
+        let n = self.latencies.len().max(1) as f64;
+        s.latency_s = self.latencies.iter().sum::<f64>() / n;
+        s.latency_max_s = self.latencies.iter().copied().fold(0.0, f64::max);
+        out.push(Transcript::Live(LiveNote::Status(s.clone())));
+        self.latencies.clear();
+        self.busy_s = 0.0;
+        self.heard_from = now;
+    }
+}
+
+impl Stage for StreamingStage {
+    type In = ModelInput;
+    type Out = Transcript;
+    const NAME: &'static str = "model";
+
+    fn process(&mut self, item: ModelInput, out: &mut Vec<Transcript>) -> Result<()> {
+        self.input.take(item, out);
+        if self.new_audio() >= Ts(self.cfg.max_step_ms) {
+            self.pass(false, out)?;
+        }
+        self.maybe_status(out);
+        Ok(())
+    }
+
+    fn idle(&mut self, out: &mut Vec<Transcript>) -> Result<()> {
+        if self.new_audio() >= Ts(self.cfg.min_step_ms) {
+            self.pass(false, out)?;
+            self.maybe_status(out);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<Transcript>) -> Result<()> {
+        if self.input.total_frames() > self.start {
+            self.pass(true, out)?;
+        }
+        let words = std::mem::take(&mut self.tentative);
+        self.commit(words, None, 0.0, out);
+        self.input.model.leave();
+        Ok(())
+    }
+}
+
+/// How many words at the start of `hypothesis` say the `committed` words again: the prefix
+/// of the hypothesis with the least edit distance (words inserted, dropped, changed) to them;
+/// between prefixes as close, the one ending nearest `until` (by `ends`, the hypothesis words'
+/// end times), where the committed words ended.
+fn committed_prefix(committed: &[&str], hypothesis: &[String], ends: &[Ts], until: Ts) -> usize {
+    let (n, m) = (committed.len(), hypothesis.len());
+    // Edit distances of committed[..i] to hypothesis[..j], a row at a time.
+    let mut row: Vec<usize> = (0..=m).collect();
+    for i in 1..=n {
+        let mut next = vec![i; m + 1];
+        for j in 1..=m {
+            let same = usize::from(committed[i - 1] != hypothesis[j - 1]);
+            next[j] = (row[j - 1] + same).min(row[j] + 1).min(next[j - 1] + 1);
+        }
+        row = next;
+    }
+    let off = |j: usize| if j == 0 { i64::MAX } else { (ends[j - 1] - until).ms().abs() };
+    (0..=m).min_by_key(|&j| (row[j], off(j))).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_words_are_found_in_a_hypothesis_by_their_text() {
+        let h = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let ends = |n: usize| (1..=n as i64).map(|k| Ts(k * 300)).collect::<Vec<_>>();
+        // Said again exactly, said with a word changed, timed earlier than when committed.
+        let hyp = h("the storm arrived late");
+        assert_eq!(committed_prefix(&["the", "storm"], &hyp, &ends(4), Ts(600)), 2);
+        assert_eq!(committed_prefix(&["the", "stormer"], &hyp, &ends(4), Ts(600)), 2);
+        assert_eq!(committed_prefix(&["the", "storm"], &hyp, &ends(4), Ts(900)), 2);
+        // A committed word the pass left out, and one it split in two.
+        assert_eq!(committed_prefix(&["the", "big", "storm"], &hyp, &ends(4), Ts(600)), 2);
+        // Nothing of it said again: nothing dropped.
+        assert_eq!(committed_prefix(&[], &hyp, &ends(4), Ts(0)), 0);
+    }
+
+    #[test]
+    fn words_compare_without_case_or_punctuation() {
+        assert_eq!(key("Hello,"), key("hello"));
+        assert_ne!(key("there"), key("their"));
+        assert!(ends_sentence(" the end.") && ends_sentence("Really?\"") && !ends_sentence("and so,"));
+    }
+
+    #[test]
+    fn the_shipped_settings_are_valid_and_bad_ones_named() {
+        assert!(StreamConfig::default().validate().is_ok());
+        let bad = StreamConfig { max_buffer_ms: 40_000, ..Default::default() };
+        assert!(bad.validate().unwrap_err().contains("live.max_buffer_ms"));
+    }
+}
