@@ -254,6 +254,9 @@ def cmd_hour(d, minutes, cmd):
     first = max([r for t, r in samples if t <= 60] or [0])
     peak = max(r for t, r in samples)
     late = max([r for t, r in samples if t >= float(minutes) * 60 - 300] or [0])
+    curve = ", ".join(f"{m} min {max([r for t, r in samples if t <= m * 60] or [0]) / 1024:.0f}"
+                      for m in (1, 2, 5, 10, 20, 30, 45, 60) if m <= float(minutes))
+    print(f"peak RSS up to stream minute: {curve} MB")
     print(f"{minutes} min of stream in {time.time() - t0:.0f} s: RSS first minute {first / 1024:.0f} MB, "
           f"peak {peak / 1024:.0f} MB ({100 * (peak / max(first, 1) - 1):+.1f}%), last 5 minutes {late / 1024:.0f} MB; "
           f"skipped {skipped:.1f} s")

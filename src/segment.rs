@@ -24,6 +24,9 @@ pub enum LiveNote {
     Skipped(Span),
     /// The input had a hole here (a dropped connection, lost packets), heard as silence.
     Gap(Span),
+    /// What the last pass heard after the committed words: tentative, replaced by the next
+    /// partial, never part of a cue.
+    Partial(Vec<Word>),
     /// How the model stage keeps up, now and then.
     Status(StreamStatus),
 }

@@ -178,6 +178,8 @@ fn stdin_to_its_end_gives_append_only_cues_events_and_an_hls_playlist() {
     let norm = |s: &str| subtitle::eval::normalize(s);
     assert_eq!(norm(&text_of(&ws)), norm(&hyp), "the cues hold exactly the committed words");
     assert_eq!(evs.last().unwrap()["type"], "end");
+    // Tentative text comes too, as partials (never in the cues: checked above).
+    assert!(of_type(&evs, "partial").len() >= 5, "too few partial events");
 
     // HLS: an ended playlist of WebVTT segments, a sliding window of the last ones (8 of 4 s).
     // FFmpeg opens the playlist as one WebVTT subtitle stream and reads every segment it lists;

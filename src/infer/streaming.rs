@@ -1,19 +1,27 @@
-//! The streaming model stage (live input): the audio since the last committed word is decoded
-//! again and again as more arrives, and words are committed once, never taken back:
-//! - when two passes in a row agree on them (LocalAgreement-2, as whisper_streaming);
+//! The streaming model stage (live input): a buffer of the newest audio is decoded again and
+//! again as more arrives, and words are committed once, never taken back:
+//! - when two passes in a row agree on them and they ended `settle_ms` before the newest audio
+//!   (LocalAgreement-2, as whisper_streaming; the last word heard may be cut off);
 //! - when they ended `hold_ms` before the newest audio and the passes still disagree after them
 //!   (latency stays bounded when the decoder keeps changing its mind about a word);
 //! - at a pause: once voice activity hears `endpoint_ms` without speech after the last word,
 //!   every word heard is committed, so the last words before a pause are out before speech
 //!   resumes, not after.
 //!
-//! Committed text becomes the prompt of the passes after it; the buffer of audio decoded each
-//! pass starts after the last committed sentence (or word, once it grows long), so a pass costs
-//! about the same however long the stream runs.
+//! Words wholly over silence (Whisper's "you" and "Thank you.") are never committed.
+//!
+//! Each pass's hypothesis covers the whole buffer, the committed words in it too: they are found
+//! in it by their text ([`committed_prefix`]), and what follows them is new. The buffer keeps
+//! the speech before a pause (Whisper decodes a buffer that starts at new speech badly) and is
+//! cut after its last committed sentence once `trim_ms` long (after its last committed word at
+//! `max_buffer_ms`), so a pass costs about the same however long the stream runs. Committed
+//! words that left the buffer are the prompt (prompted with words the audio still holds,
+//! Whisper leaves them out).
 //!
 //! Falling behind (a pass takes longer than the audio it covers): decoding is cut down first
-//! (greedy, no temperature fallback), then audio the buffer cannot hold is skipped, said as a
-//! [`LiveNote::Skipped`] and counted; nothing queues up without bound.
+//! (greedy; there is never a temperature fallback: the next pass decodes again), then audio the
+//! window cannot hold is skipped, said as a [`LiveNote::Skipped`] and counted; nothing queues up
+//! without bound.
 //!
 //! A pass runs when the stage is idle (the runner found its input channel empty:
 //! [`crate::flow::Stage::idle`]) and `min_step_ms` of new audio arrived, or in any case after
@@ -135,6 +143,8 @@ pub struct StreamingStage {
     paused_at: Ts,
     /// The last committed word ends a sentence.
     last_ends_sentence: bool,
+    /// The words of the last partial said.
+    partial: Vec<String>,
     status: StreamStatus,
     /// Since the last status: wall time decoding, stream time heard, latencies.
     busy_s: f64,
@@ -157,6 +167,7 @@ impl StreamingStage {
             degraded: false,
             paused_at: Ts::ZERO,
             last_ends_sentence: false,
+            partial: Vec::new(),
             status: StreamStatus::default(),
             busy_s: 0.0,
             heard_from: Ts::ZERO,
@@ -361,6 +372,11 @@ impl StreamingStage {
         let rest = hypothesis.split_off(n);
         self.commit(hypothesis, Some(&r), pass_s, out);
         self.tentative = if last { Vec::new() } else { rest };
+        let heard: Vec<String> = self.tentative.iter().map(|w| w.text.clone()).collect();
+        if heard != self.partial {
+            out.push(Transcript::Live(LiveNote::Partial(self.tentative.clone())));
+            self.partial = heard;
+        }
         if paused && !last && speech_end > self.paused_at {
             self.paused_at = speech_end;
             // The buffer keeps the speech before the pause: what follows is decoded after it,

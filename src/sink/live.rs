@@ -298,6 +298,11 @@ impl Sink for LiveSink {
                     json!({"type": "gap", "start": secs(span.start), "end": secs(span.end), "reason": "overload"}),
                 )?;
             }
+            Subtitle::Live(LiveNote::Partial(words)) => {
+                let text: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+                let start = words.first().map_or(self.now, |w| w.span.start);
+                self.event(json!({"type": "partial", "start": secs(start), "text": text.join(" ")}))?;
+            }
             Subtitle::Live(LiveNote::Gap(span)) => {
                 self.event(
                     json!({"type": "gap", "start": secs(span.start), "end": secs(span.end), "reason": "input"}),
