@@ -317,3 +317,41 @@ fn the_preview_page_shows_committed_words_in_headless_chromium() {
     assert!(ok, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn audio_the_model_cannot_hold_is_skipped_and_reported() {
+    // Passes only every 40 s of audio (as a model far slower than real time would manage): the
+    // buffer outgrows Whisper's 30 s window, and what it cannot hold is skipped, reported as a
+    // gap with reason "overload" and in the stats, never decoded late.
+    let dir = tempdir("live-skip");
+    let ts = mpegts(&sample("timing.mp4"), &dir);
+    let shipped = std::fs::read_to_string(root().join("pipelines/live.toml")).unwrap();
+    let slow = shipped
+        .replace("min_step_ms = 300", "min_step_ms = 40000")
+        .replace("max_step_ms = 2000", "max_step_ms = 40000");
+    assert_ne!(slow, shipped);
+    let pipeline = dir.join("slow.toml");
+    std::fs::write(&pipeline, slow).unwrap();
+    let ev = dir.join("events.jsonl");
+    let child = live(
+        &["-", "--events", ev.to_str().unwrap(), "--pipeline", pipeline.to_str().unwrap()],
+        std::fs::File::open(&ts).unwrap().into(),
+    );
+    let (ok, err) = finished(child);
+    assert!(ok, "{err}");
+    let evs = events(&ev);
+    let skipped: Vec<(f64, f64)> = of_type(&evs, "gap")
+        .iter()
+        .filter(|g| g["reason"] == "overload")
+        .map(|g| (g["start"].as_f64().unwrap(), g["end"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{evs:?}");
+    let (from, to) = skipped[0];
+    assert!(to - from >= 10.0, "skipped {from}..{to}");
+    assert!(err.contains("s of audio skipped"), "{err}");
+    // What came after the skip is transcribed; nothing inside it.
+    let ws = words(&evs);
+    assert!(ws.iter().filter(|w| w.1 >= to - 0.3).count() >= 5, "{ws:?}");
+    assert!(ws.iter().all(|w| w.2 <= from + 0.3 || w.1 >= to - 0.3), "{ws:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
