@@ -249,21 +249,22 @@ fn a_udp_stream_that_drops_and_comes_back_goes_on_in_time() {
     let evs = events(&ev);
     let ws = words(&evs);
     let said = text_of(&ws).to_lowercase();
-    for w in ["storm", "harbour", "fishermen", "fox", "farmer"] {
+    // (Words espeak's voice and greedy tiny.en agree on whenever the passes fall.)
+    for w in ["storm", "harbour", "fishermen", "quick", "lazy", "farmer"] {
         assert!(said.contains(w) || (w == "harbour" && said.contains("harbor")), "{w} missing: {said}");
     }
     // The hole is reported, and the second sender's words come after it on the stream's clock:
     // after the first clip and the time away, not at the first clip's end.
     let gaps: Vec<_> = of_type(&evs, "gap").into_iter().filter(|g| g["reason"] == "input").collect();
     assert!(!gaps.is_empty(), "no gap event: {evs:?}");
-    let fox = ws.iter().find(|w| w.0.to_lowercase().contains("fox")).unwrap();
-    assert!(fox.1 > first_s + 2.0 && fox.1 < first_s + 9.0, "the second sender's speech at {fox:?}");
+    let quick = ws.iter().find(|w| w.0.to_lowercase().contains("quick")).unwrap();
+    assert!(quick.1 > first_s + 2.0 && quick.1 < first_s + 9.0, "the second sender's speech at {quick:?}");
     let gap = gaps.iter().map(|g| (g["start"].as_f64().unwrap(), g["end"].as_f64().unwrap())).next_back().unwrap();
-    assert!(gap.1 - gap.0 >= 2.0 && gap.1 <= fox.1 + 0.5, "gap {gap:?}, fox at {fox:?}");
+    assert!(gap.1 - gap.0 >= 2.0 && gap.1 <= quick.1 + 0.5, "gap {gap:?}, quick at {quick:?}");
     // The cue file holds both clips' words.
     let cues = subtitle::check::read(&srt).unwrap();
     let text = subtitle::eval::subtitle_text(&std::fs::read_to_string(&srt).unwrap()).to_lowercase();
-    assert!(text.contains("storm") && text.contains("fox"), "{cues:?}");
+    assert!(text.contains("storm") && text.contains("lazy"), "{cues:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
