@@ -26,7 +26,15 @@ impl AtomicFile {
             _ => Path::new("."),
         };
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = tempfile::Builder::new()
+        let mut builder = tempfile::Builder::new();
+        // Readable as any file the user makes (the umask applies), or as the file it replaces.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(target).map_or(0o666, |m| m.permissions().mode() & 0o7777);
+            builder.permissions(std::fs::Permissions::from_mode(mode));
+        }
+        let tmp = builder
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
             .tempfile_in(dir)

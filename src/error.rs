@@ -33,6 +33,10 @@ pub enum Error {
     #[error("interrupted")]
     Interrupted,
 
+    /// A bug: a stage panicked. The run's other inputs go on.
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// Inference failed inside candle.
     #[error("{path}: model failure at {at}: {source}")]
     Inference { path: PathBuf, at: Ts, source: candle_core::Error },

@@ -7,10 +7,11 @@
 //! JSON). [`context`] tells the decoder what names and terms to expect. At the bottom: [`flow`]
 //! (the stage and sink traits), [`time`], [`error`], [`segment`]; [`weights`] reads model files
 //! and converts what the registries ship; [`config`] is the pipeline file. [`train`] drives the
-//! same stages offline, [`check`] lints subtitle files. [`pipeline`], at the top, alone owns
+//! same stages offline, [`check`] lints subtitle files; [`batch`] keeps the books of archive runs. [`pipeline`], at the top, alone owns
 //! threads and channels.
 
 pub mod atomic;
+pub mod batch;
 pub mod check;
 pub mod config;
 pub mod context;

@@ -30,6 +30,95 @@ pub enum Command {
     /// Subtitles live streams as they play: words committed once, never rewritten; cues appended
     /// as they close.
     Live(LiveArgs),
+    /// Subtitles an archive: every media file of a directory, a manifest or a Redis queue, each
+    /// once, resumably (a rerun passes over what is done), in static shards (Slurm arrays,
+    /// Kubernetes Indexed Jobs) or as queue workers. `batch status DIR` sums up the ledgers.
+    Batch(BatchArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BatchArgs {
+    #[command(subcommand)]
+    pub command: Option<BatchCommand>,
+    #[command(flatten)]
+    pub run: BatchRunArgs,
+}
+
+#[derive(Subcommand)]
+pub enum BatchCommand {
+    /// Sums up every shard's and worker's ledger under DIR: done, failed (with reasons),
+    /// skipped, pending, media hours and throughput.
+    Status {
+        dir: PathBuf,
+        /// One JSON object (done, failed, skipped, pending, failures, ...), for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adds the media of a directory or manifest to a Redis queue (redis://HOST:PORT/NAME), each
+    /// item once however often it is run; workers take them with `subtitle batch QUEUE --out DIR`.
+    Enqueue {
+        source: PathBuf,
+        queue: String,
+        /// Pipeline file (TOML), for how files are probed.
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct BatchRunArgs {
+    /// A directory (every media file under it, found by probing), a manifest (one path a line,
+    /// or JSON lines with id, path and optional language and context), or a queue
+    /// (redis://HOST:PORT/NAME).
+    pub source: Option<String>,
+    /// Where the outputs go, mirroring the inputs' paths, and the ledgers
+    /// (DIR/.subtitle-batch/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// This worker's shard, I/N: the items whose id hashes to I. Default: SLURM_ARRAY_TASK_ID
+    /// or JOB_COMPLETION_INDEX, of --shards or SLURM_ARRAY_TASK_COUNT.
+    #[arg(long, value_name = "I/N", value_parser = subtitle::batch::Shard::parse, conflicts_with = "shards")]
+    pub shard: Option<subtitle::batch::Shard>,
+    /// The number of shards, with the index from the environment (give it when resubmitting
+    /// some indexes of an array: Slurm's count is then the resubmitted tasks').
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: Option<u32>,
+    /// Tries after the first for a file that fails or whose worker dies on it; then it is
+    /// failed with its reason.
+    #[arg(long, default_value_t = 2)]
+    pub retries: u32,
+    /// The most one file may take (seconds); it then fails with that reason.
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    pub timeout: Option<f64>,
+    /// Try again the files that failed in earlier runs (they are otherwise passed over while
+    /// the file and the settings are unchanged).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Queue: how long (seconds) a worker that stopped renewing its file keeps it before another
+    /// worker takes it over. Workers renew every third of it.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
+    pub lease: f64,
+    /// Output format of every file.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Files transcribed at once by this worker, one model; with --batch-size above 1 their
+    /// chunks of speech are decoded together.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if v > 0.0 && v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a positive number of seconds"))
+    }
 }
 
 #[derive(Args)]

@@ -2,6 +2,7 @@
 //! library's jobs; what they share (the pipeline file, the model, the decoding options, the
 //! error line) is here and in [`setup`].
 
+pub mod batch;
 pub mod check;
 pub mod cli;
 pub mod live;
@@ -21,6 +22,7 @@ pub fn main() {
     let common = match &cli.command {
         Some(Command::Train(t)) => CommonArgs { threads: None, quiet: t.quiet, verbose: 0 },
         Some(Command::Live(l)) => l.common.clone(),
+        Some(Command::Batch(b)) => b.run.common.clone(),
         _ => cli.run.common.clone(),
     };
     tune_runtime(common.threads.map(|n| n as usize));
@@ -29,6 +31,7 @@ pub fn main() {
         Some(Command::Models { command }) => models::run(command),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Live(args)) => live::run(args),
+        Some(Command::Batch(args)) => batch::run(args),
         Some(Command::Check(args)) => match check::run(args) {
             Ok(clean) => std::process::exit(if clean { 0 } else { 1 }),
             Err(e) => Err(e),

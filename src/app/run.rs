@@ -125,8 +125,11 @@ fn many(
         wait: std::time::Duration::from_millis(setup.prepared.pipeline.model.share_wait_ms),
         inputs: jobs,
     });
-    let batch = FileBatch { inputs, jobs, model: setup.model.clone(), share, shutdown: shutdown.clone() };
-    let make = |i: usize, shutdown: Shutdown| {
+    let jobs = jobs.clamp(1, inputs.len().max(1));
+    let batch = FileBatch { jobs, model: setup.model.clone(), share, shutdown: shutdown.clone() };
+    let next_input = AtomicUsize::new(0);
+    let next = || Some(next_input.fetch_add(1, Ordering::SeqCst)).filter(|&i| i < inputs.len());
+    let make = |&i: &usize, shutdown: Shutdown| {
         let source = subtitle::source::open(&inputs[i], &setup.prepared.pipeline.video)?;
         setup.job(&inputs[i], source, outputs[i].clone(), format, shutdown)
     };
@@ -138,6 +141,10 @@ fn many(
                 setup.over_speed_note(input, &summary).filter(|_| !quiet)
             }
             Err(Error::Interrupted) => None,
+            Err(e @ Error::Internal(_)) => {
+                failed.fetch_add(1, Ordering::SeqCst);
+                Some(error_line(&anyhow::Error::new(e).context(input.display().to_string())))
+            }
             Err(e) => {
                 failed.fetch_add(1, Ordering::SeqCst);
                 Some(error_line(&e.into()))
@@ -153,7 +160,7 @@ fn many(
             bar.set_message(input.display().to_string());
         }
     };
-    run_files(batch, make, done);
+    run_files(batch, next, make, done);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -3,7 +3,7 @@
 //! stage.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::config::PipelineConfig;
@@ -199,8 +199,8 @@ where
 }
 
 /// Several inputs, each to its own output, run `jobs` at a time with one model.
-pub struct FileBatch<'a> {
-    pub inputs: &'a [PathBuf],
+pub struct FileBatch {
+    /// Inputs run at once, at most.
     pub jobs: usize,
     pub model: ModelTranscriber,
     /// Batched mode: the inputs running at once decode their chunks together.
@@ -209,16 +209,17 @@ pub struct FileBatch<'a> {
     pub shutdown: Shutdown,
 }
 
-/// Runs `batch`: `make` opens input `i` of `batch.inputs` and builds its job (an error is that
-/// input's), `done` is told each input's result as it ends. One input failing does not stop the
-/// others; Ctrl-C stops them all, and no input starts after it.
-pub fn run_files(
+/// Runs `batch` over the inputs `next` hands out, until it has none: `make` opens one and builds
+/// its job (an error is that input's), `done` is told each input's result as it ends. One input
+/// failing, even by a panic, does not stop the others; Ctrl-C stops them all, and no input starts
+/// after it.
+pub fn run_files<T: Send>(
     batch: FileBatch,
-    make: impl Fn(usize, Shutdown) -> Result<FileJob> + Sync,
-    done: impl Fn(usize, Result<FileSummary>) + Sync,
+    next: impl Fn() -> Option<T> + Sync,
+    make: impl Fn(&T, Shutdown) -> Result<FileJob> + Sync,
+    done: impl Fn(T, Result<FileSummary>) + Sync,
 ) {
-    let next = AtomicUsize::new(0);
-    let jobs = batch.jobs.clamp(1, batch.inputs.len().max(1));
+    let jobs = batch.jobs.max(1);
     std::thread::scope(|s| {
         let shared = batch.share.map(|cfg| {
             let cfg = ShareConfig { inputs: jobs, ..cfg };
@@ -226,22 +227,30 @@ pub fn run_files(
         });
         // The workers' scope ends before the shared model is dropped: they borrow it.
         std::thread::scope(|w| {
-            for i in 0..jobs {
+            for n in 0..jobs {
                 let (next, shared, make, done, batch) = (&next, &shared, &make, &done, &batch);
+                // Seated before the worker starts and while its input opens: the shared model
+                // waits (up to its wait) for every worker's first batch, not only the quickest.
+                let mut seat = shared.as_ref().map(|s| s.seat());
                 std::thread::Builder::new()
-                    .name(format!("input-{i}"))
+                    .name(format!("input-{n}"))
                     .spawn_scoped(w, move || loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        if i >= batch.inputs.len() || batch.shutdown.is_raised() {
+                        if batch.shutdown.is_raised() {
                             return;
                         }
-                        let result = make(i, batch.shutdown.child()).and_then(|mut job| {
-                            if let Some(shared) = shared {
-                                job.model = shared.seat();
-                            }
-                            run_file(job, shared.as_ref().map(|s| &*s.stats), |_, _| {})
-                        });
-                        done(i, result);
+                        let Some(item) = next() else { return };
+                        let seat = seat.take().or_else(|| shared.as_ref().map(|s| s.seat()));
+                        let run = || {
+                            make(&item, batch.shutdown.child()).and_then(|mut job| {
+                                if let Some(seat) = seat {
+                                    job.model = seat;
+                                }
+                                run_file(job, shared.as_ref().map(|s| &*s.stats), |_, _| {})
+                            })
+                        };
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                            .unwrap_or_else(|p| Err(Error::Internal(panic_message(&p))));
+                        done(item, result);
                     })
                     .expect("spawning a thread");
             }
@@ -249,4 +258,10 @@ pub fn run_files(
         // Its thread ends once the batcher and every seat are gone.
         drop(shared);
     });
+}
+
+/// What a panic said, for an error line.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+    format!("panicked: {}", what.unwrap_or_else(|| "no message".into()))
 }
