@@ -69,21 +69,6 @@ reference() { # the reference text file of a media file
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-cat > "$out/fw.py" <<'PY'
-import os, sys
-from faster_whisper import BatchedInferencePipeline, WhisperModel
-# MEDIA HYP, or a directory HYP and MEDIA... (each to HYP/<name>.srt, as plain text)
-model_dir, beam, batch, hyp, media = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
-model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=os.cpu_count())
-for m in media:
-    if batch > 1:
-        segments, _ = BatchedInferencePipeline(model).transcribe(m, beam_size=beam, language="en", batch_size=batch)
-    else:
-        segments, _ = model.transcribe(m, beam_size=beam, language="en")
-    out = hyp if len(media) == 1 else os.path.join(hyp, os.path.splitext(os.path.basename(m))[0] + ".srt")
-    with open(out, "w") as f:
-        f.write(" ".join(s.text.strip() for s in segments))
-PY
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; faster-whisper $("$venv/bin/python" -c 'import faster_whisper; print(faster_whisper.__version__)') int8"
 printf '%-20s %-8s %4s %5s | %8s %6s %6s %6s | %8s %6s %6s %6s | %5s\n' file model beam batch \
@@ -97,7 +82,7 @@ for setting in $settings; do
     dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$f")
     ref=$(reference "$f")
     s=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/sub.srt" --model "$model" --beam "$beam" --batch-size "$batch" --language en -q; } 2>&1 | tail -1)
-    w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" "$out/fw.py" "$ct2/$model" "$beam" "$batch" "$out/fw.txt" "$f"; } 2>&1 | tail -1)
+    w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" benches/fw_transcribe.py "$ct2/$model" "$beam" "$batch" "$out/fw.txt" "$f"; } 2>&1 | tail -1)
     printf '%-20s %-8s %4s %5s | %8.1f %6.3f %6.0f %6.2f | %8.1f %6.3f %6.0f %6.2f | %5.2f\n' "$(basename "$f")" "$model" "$beam" "$batch" \
       "${s% *}" "$(python3 -c "print(${s% *}/$dur)")" "$(python3 -c "print(${s#* }/1024)")" "$("$wer" "$ref" "$out/sub.srt")" \
       "${w% *}" "$(python3 -c "print(${w% *}/$dur)")" "$(python3 -c "print(${w#* }/1024)")" "$("$wer" "$ref" "$out/fw.txt")" \
@@ -115,7 +100,7 @@ for setting in $settings; do
   # shellcheck disable=SC2086
   s=$( { /usr/bin/time -f '%e %M' "$bin" $clips --output-dir "$out/many-sub" --jobs "${JOBS:-2}" --model "$model" --beam "$beam" --batch-size "$batch" --language en -q; } 2>&1 | tail -1)
   # shellcheck disable=SC2086
-  w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" "$out/fw.py" "$ct2/$model" "$beam" "$batch" "$out/many-fw" $clips; } 2>&1 | tail -1)
+  w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" benches/fw_transcribe.py "$ct2/$model" "$beam" "$batch" "$out/many-fw" $clips; } 2>&1 | tail -1)
   printf '%-20s %-8s %4s %5s | %8.1f %6.3f %6.0f %6.2f | %8.1f %6.3f %6.0f %6.2f | %5.2f\n' "39 clips" "$model" "$beam" "$batch" \
     "${s% *}" "$(python3 -c "print(${s% *}/$dur)")" "$(python3 -c "print(${s#* }/1024)")" "$("$wer" --manifest "$real" "$out/many-sub")" \
     "${w% *}" "$(python3 -c "print(${w% *}/$dur)")" "$(python3 -c "print(${w#* }/1024)")" "$("$wer" --manifest "$real" "$out/many-fw")" \
@@ -140,7 +125,7 @@ for h in ${HD_HEIGHTS:-1080 2160}; do
   for i in $(seq "${RUNS:-2}"); do
     s=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/hd.json" --beam 1 -q; } 2>&1 | tail -1)
     a=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/hd-audio.srt" --beam 1 -q --ocr off --pipeline "$out/audio-only.toml"; } 2>&1 | tail -1)
-    w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" "$out/fw.py" "$ct2/tiny.en" 1 1 "$out/fw.txt" "$f"; } 2>&1 | tail -1)
+    w=$( { /usr/bin/time -f '%e %M' "$venv/bin/python" benches/fw_transcribe.py "$ct2/tiny.en" 1 1 "$out/fw.txt" "$f"; } 2>&1 | tail -1)
     stats=$(python3 - "$out/hd.json" "${f%.*}.cuts" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); truth = [float(l) for l in open(sys.argv[2]) if l.strip()]

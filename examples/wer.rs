@@ -2,6 +2,7 @@
 //!
 //!   wer REF HYP                     # one pair (text, .srt or .vtt); prints WER in percent
 //!   wer --manifest DATA_DIR RUN_DIR # corpus WER of RUN_DIR/<id>.srt over DATA_DIR's English clips
+//!   wer --pairs LIST                # corpus WER over LIST's lines, REF<tab>HYP (a missing HYP: all deleted)
 
 use std::path::Path;
 
@@ -28,9 +29,20 @@ fn main() {
             }
             total
         }
+        [flag, list] if flag == "--pairs" => {
+            let list = std::fs::read_to_string(list).unwrap_or_else(|e| panic!("{list}: {e}"));
+            let mut total = Errors::default();
+            for line in list.lines().filter(|l| !l.is_empty()) {
+                let (reference, hypothesis) = line.split_once('\t').expect("REF<tab>HYP");
+                let hyp = Path::new(hypothesis);
+                let hyp = if hyp.is_file() { read(hyp) } else { String::new() };
+                total += errors(&read(Path::new(reference)), &hyp);
+            }
+            total
+        }
         [reference, hypothesis] => errors(&read(Path::new(reference)), &read(Path::new(hypothesis))),
         _ => {
-            eprintln!("usage: wer REF HYP | wer --manifest DATA_DIR RUN_DIR");
+            eprintln!("usage: wer REF HYP | wer --manifest DATA_DIR RUN_DIR | wer --pairs LIST");
             std::process::exit(2);
         }
     };

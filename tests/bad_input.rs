@@ -47,6 +47,41 @@ fn truncated_mp4() {
     fails_cleanly(&sample("truncated.mp4"), &[], "truncated.mp4", "truncated");
 }
 
+/// The head of a real MP4 (its index says 11 s, its data stops after 1 s): subtitles of what is
+/// there and a warning naming the file and how far it got; with `--strict`, an error and no
+/// output.
+#[test]
+fn an_input_that_ends_before_its_stated_length_is_reported() {
+    let dir = tempdir("ends-early");
+    let head = dir.join("upload.mp4");
+    let bytes = std::fs::read(shared_real().join("mp4/jfk.mp4")).unwrap();
+    std::fs::write(&head, &bytes[..60_000]).unwrap();
+    let out = dir.join("upload.srt");
+    let o = run(&[head.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--beam"), OsStr::new("1")]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let warning = err.lines().find(|l| l.starts_with("warning:")).unwrap_or_else(|| panic!("no warning: {err}"));
+    assert!(warning.contains("upload.mp4") && warning.contains("ends at 1.0 s of the 11.0 s"), "{warning}");
+    assert!(out.is_file());
+    std::fs::remove_file(&out).unwrap();
+    let o = run(&[head.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--strict")]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let line = err.lines().last().unwrap();
+    assert!(line.starts_with("error:") && line.contains("upload.mp4") && line.contains("truncated"), "{err}");
+    assert!(!out.exists(), "--strict wrote {}", out.display());
+    // The whole file: no warning.
+    let o = run(&[
+        shared_real().join("mp4/jfk.mp4").as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+        OsStr::new("--beam"),
+        OsStr::new("1"),
+    ]);
+    assert!(o.status.success() && !stderr(&o).contains("warning:"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn text_file_named_mp4() {
     fails_cleanly(&sample("text.mp4"), &[], "text.mp4", "not a media file");

@@ -226,6 +226,9 @@ fn poison_files_fail_alone_with_their_reasons() {
         .unwrap();
     assert!(ok.success());
     std::fs::write(src.join("tape.mp4"), b"\0\0\0\x18ftypmp42").unwrap();
+    // An upload cut short: done, with a warning that says so.
+    let bytes = std::fs::read(shared_real().join("mp4/jfk.mp4")).unwrap();
+    std::fs::write(src.join("upload-head.mp4"), &bytes[..60_000]).unwrap();
     let out = dir.join("subs");
     let t0 = Instant::now();
     let o = batch(&[src.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--timeout"), OsStr::new("3")])
@@ -238,9 +241,11 @@ fn poison_files_fail_alone_with_their_reasons() {
     assert!(lines.iter().any(|l| l.contains("meeting.wav") && l.contains("time limit")), "{err}");
     assert!(lines.iter().any(|l| l.contains("tape.mp4")), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(120), "the limit stopped the long file");
+    assert!(err.lines().any(|l| l.starts_with("warning:") && l.contains("upload-head.mp4")), "{err}");
     let s = status(&out);
-    assert_eq!((s["done"].as_u64(), s["failed"].as_u64(), s["pending"].as_u64()), (Some(3), Some(2), Some(0)), "{s}");
-    assert_eq!(outputs_whole(&out).len(), 3);
+    assert_eq!((s["done"].as_u64(), s["failed"].as_u64(), s["pending"].as_u64()), (Some(4), Some(2), Some(0)), "{s}");
+    assert_eq!(s["warnings"][0][0], "upload-head.mp4", "{s}");
+    assert_eq!(outputs_whole(&out).len(), 4);
     assert!(!out.join("long/meeting.srt").exists(), "a failed file leaves no output");
     // A failed file is not tried again while it and the settings are unchanged.
     let o = batch(&[src.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--timeout"), OsStr::new("3")])

@@ -20,8 +20,7 @@ use subtitle::batch::resp::QueueUrl;
 use subtitle::batch::{self, Item, Shard};
 use subtitle::config::PipelineConfig;
 use subtitle::error::Error;
-use subtitle::pipeline::file::{run_files, FileBatch, FileSummary};
-use subtitle::pipeline::shared::ShareConfig;
+use subtitle::pipeline::file::{run_files, FileSummary};
 use subtitle::pipeline::Shutdown;
 use subtitle::sink::Format;
 use subtitle::source::VideoSampling;
@@ -122,6 +121,7 @@ struct Ctx<'a> {
     max_tries: u32,
     ledger: Mutex<Ledger>,
     quiet: bool,
+    strict: bool,
 }
 
 /// One item on its way through a worker.
@@ -226,8 +226,9 @@ fn work(args: BatchRunArgs) -> anyhow::Result<()> {
         max_tries: args.retries + 1,
         ledger: Mutex::new(Ledger::open(&out, &ledger_name)?),
         quiet: args.common.quiet,
+        strict: args.files.strict,
     };
-    let jobs = args.jobs as usize;
+    let jobs = args.files.jobs as usize;
     let tally = match queue {
         Some(url) => from_queue(&ctx, &url, Duration::from_secs_f64(args.lease), jobs, &shutdown)?,
         None => from_list(&ctx, &source_path, shard, args.retry_failed, jobs, &shutdown)?,
@@ -405,7 +406,7 @@ fn from_list(
     let progress = Progress::new(ctx.quiet, count, todo_media, tally.already);
     let next = || todo.lock().unwrap().pop_front();
     let requeue = |job: Job| todo.lock().unwrap().push_back(job);
-    run_items(ctx, jobs.clamp(1, count.max(1)), shutdown, &tally, &progress, next, requeue);
+    run_items(ctx, jobs.clamp(1, count.max(1)), shutdown, &tally, &progress, next, requeue, |_, _| true);
     progress.finish();
     tally.failed += tally.failed_now.load(Ordering::SeqCst);
     Ok(tally)
@@ -520,7 +521,7 @@ fn from_queue(ctx: &Ctx, url: &QueueUrl, lease: Duration, jobs: usize, shutdown:
             }
         }
     };
-    run_items_with(ctx, jobs.max(1), shutdown, &tally, &progress, next, requeue, finish);
+    run_items(ctx, jobs.max(1), shutdown, &tally, &progress, next, requeue, finish);
     progress.finish();
     if stopped.load(Ordering::SeqCst) {
         bail!("{url}: the queue could not be read");
@@ -552,24 +553,12 @@ fn record_end(
     }
 }
 
-fn run_items(
-    ctx: &Ctx,
-    jobs: usize,
-    shutdown: &Shutdown,
-    tally: &Tally,
-    progress: &Progress,
-    next: impl Fn() -> Option<Job> + Sync,
-    requeue: impl Fn(Job) + Sync,
-) {
-    run_items_with(ctx, jobs, shutdown, tally, progress, next, requeue, |_, _| true)
-}
-
 /// Runs the items `next` hands out through the file pipeline, `jobs` at a time with the model
 /// shared: each is recorded as started, given the time limit, checked once written, and
 /// recorded as it ended. `finish` tells the queue (false: another worker finished it first, and
 /// it is not recorded as done here); `requeue` takes a try to run again.
 #[allow(clippy::too_many_arguments)]
-fn run_items_with(
+fn run_items(
     ctx: &Ctx,
     jobs: usize,
     shutdown: &Shutdown,
@@ -580,13 +569,7 @@ fn run_items_with(
     finish: impl Fn(&Job, &Outcome) -> bool + Sync,
 ) {
     let setup = ctx.setup;
-    let batched = setup.options.batch_size > 1 && setup.model.model.whisper.decoder.fusion().is_none();
-    let share = batched.then(|| ShareConfig {
-        rows: setup.options.batch_size,
-        wait: Duration::from_millis(setup.prepared.pipeline.model.share_wait_ms),
-        inputs: jobs,
-    });
-    let batch = FileBatch { jobs, model: setup.model.clone(), share, shutdown: shutdown.clone() };
+    let batch = setup.file_batch(jobs, shutdown.clone());
     let timers: Mutex<std::collections::HashMap<String, (Shutdown, crossbeam_channel::Sender<()>)>> =
         Default::default();
     let next = || {
@@ -619,6 +602,7 @@ fn run_items_with(
         }
         let source = subtitle::source::open(&job.item.path, &setup.prepared.pipeline.video)?;
         let mut file = setup.job(&job.item.path, source, job.output.clone(), ctx.format, item_shutdown)?;
+        file.strict = ctx.strict;
         if let Some(code) = &job.item.language {
             let token = file.model.tokenizer().language_token(code);
             let token = token
@@ -666,12 +650,13 @@ fn run_items_with(
                 let mut r = Record::new(&job.item.id, State::Done, fp, st, attempt, &ctx.worker);
                 (r.input, r.output, r.media_s, r.wall_s) =
                     (Some(job.item.path.clone()), Some(job.output.clone()), media, Some(wall));
+                r.warning = summary.truncated.map(|t| t.to_string());
                 if let Err(e) = ctx.ledger.lock().unwrap().append(&r) {
                     eprintln!("{}", error_line(&e.into()));
                 }
                 tally.done.fetch_add(1, Ordering::SeqCst);
                 *tally.media_s.lock().unwrap() += media.unwrap_or(0.0);
-                progress.item(media.unwrap_or(0.0), None);
+                progress.item(media.unwrap_or(0.0), setup.truncation_warning(&job.item.path, summary));
                 // A note to read with -v: in an archive it would bury the failures.
                 if let Some(note) = setup.over_speed_note(&job.item.path, summary) {
                     tracing::info!("{note}");
@@ -858,6 +843,9 @@ fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
     }
     for f in &s.failures {
         println!("failed: {} ({} tries): {}", f.id, f.attempts, f.error);
+    }
+    for (id, w) in &s.warnings {
+        println!("warning: {id}: {w}");
     }
     Ok(())
 }

@@ -102,10 +102,8 @@ pub struct BatchRunArgs {
     /// Output format of every file.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Files transcribed at once by this worker, one model; with --batch-size above 1 their
-    /// chunks of speech are decoded together.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub jobs: u32,
+    #[command(flatten)]
+    pub files: InputsArgs,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -277,12 +275,24 @@ pub struct RunArgs {
     /// Output format. Default: from the output's extension, else srt.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Inputs transcribed at once, when there are several; with --batch-size above 1 their
-    /// chunks of speech are decoded together, as one batch.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub jobs: u32,
+    #[command(flatten)]
+    pub files: InputsArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// How several files run: shared by the file and batch commands.
+#[derive(Args, Clone)]
+pub struct InputsArgs {
+    /// Inputs transcribed at once, with one model; with --batch-size above 1 their chunks of
+    /// speech are decoded together, as one batch.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+    /// An input whose audio ends well before the length its header states (a truncated upload)
+    /// fails, and its output is not written. Without it: a warning, and the subtitles of what
+    /// was there.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// How the model decodes: shared by every command that transcribes.

@@ -8,8 +8,7 @@ use anyhow::bail;
 
 use subtitle::config::PipelineConfig;
 use subtitle::error::Error;
-use subtitle::pipeline::file::{run_file, run_files, FileBatch, FileSummary};
-use subtitle::pipeline::shared::ShareConfig;
+use subtitle::pipeline::file::{run_file, run_files, FileSummary};
 use subtitle::pipeline::Shutdown;
 use subtitle::sink::Format;
 use subtitle::source::MediaSource;
@@ -59,9 +58,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     match source {
         Some(source) => {
             let output = outputs.into_iter().next().expect("one output");
-            one(&setup, &first, source, output, format, shutdown, quiet)
+            one(&setup, &first, source, output, format, shutdown, quiet, args.files.strict)
         }
-        None => many(&setup, &args.inputs, &outputs, format, args.jobs as usize, shutdown, quiet),
+        None => {
+            many(&setup, &args.inputs, &outputs, format, args.files.jobs as usize, shutdown, quiet, args.files.strict)
+        }
     }
 }
 
@@ -71,6 +72,7 @@ fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     bar
 }
 
+#[allow(clippy::too_many_arguments)]
 fn one(
     setup: &Setup,
     input: &Path,
@@ -79,6 +81,7 @@ fn one(
     format: Format,
     shutdown: Shutdown,
     quiet: bool,
+    strict: bool,
 ) -> anyhow::Result<()> {
     let bar = (!quiet && std::io::stderr().is_terminal())
         .then(|| progress_bar(0, "{spinner} [{elapsed_precise}] {wide_bar} {msg} (eta {eta})"));
@@ -92,11 +95,16 @@ fn one(
             bar.set_message(format!("{at}"));
         }
     };
-    let summary = run_file(setup.job(input, source, output.clone(), format, shutdown)?, None, progress);
+    let mut job = setup.job(input, source, output.clone(), format, shutdown)?;
+    job.strict = strict;
+    let summary = run_file(job, None, progress);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     let summary = summary?;
+    if let Some(warning) = setup.truncation_warning(input, &summary) {
+        eprintln!("{warning}");
+    }
     if let Some(note) = setup.over_speed_note(input, &summary).filter(|_| !quiet) {
         eprintln!("{note}");
     }
@@ -105,6 +113,7 @@ fn one(
 }
 
 /// Several inputs: each failure is printed as it happens, and the run fails at the end if any did.
+#[allow(clippy::too_many_arguments)]
 fn many(
     setup: &Setup,
     inputs: &[PathBuf],
@@ -113,32 +122,29 @@ fn many(
     jobs: usize,
     shutdown: Shutdown,
     quiet: bool,
+    strict: bool,
 ) -> anyhow::Result<()> {
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         progress_bar(inputs.len() as u64, "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})")
     });
     let failed = AtomicUsize::new(0);
-    // With an adapter a chunk's pictures and terms go with it, and it decodes alone.
-    let batched = setup.options.batch_size > 1 && setup.model.model.whisper.decoder.fusion().is_none();
-    let share = batched.then(|| ShareConfig {
-        rows: setup.options.batch_size,
-        wait: std::time::Duration::from_millis(setup.prepared.pipeline.model.share_wait_ms),
-        inputs: jobs,
-    });
     let jobs = jobs.clamp(1, inputs.len().max(1));
-    let batch = FileBatch { jobs, model: setup.model.clone(), share, shutdown: shutdown.clone() };
+    let batch = setup.file_batch(jobs, shutdown.clone());
     let next_input = AtomicUsize::new(0);
     let next = || Some(next_input.fetch_add(1, Ordering::SeqCst)).filter(|&i| i < inputs.len());
     let make = |&i: &usize, shutdown: Shutdown| {
         let source = subtitle::source::open(&inputs[i], &setup.prepared.pipeline.video)?;
-        setup.job(&inputs[i], source, outputs[i].clone(), format, shutdown)
+        let mut job = setup.job(&inputs[i], source, outputs[i].clone(), format, shutdown)?;
+        job.strict = strict;
+        Ok(job)
     };
     let done = |i: usize, result: subtitle::error::Result<FileSummary>| {
         let input = &inputs[i];
         let line = match result {
             Ok(summary) => {
                 tracing::info!(cues = summary.cues, language = ?summary.language, "{} done", input.display());
-                setup.over_speed_note(input, &summary).filter(|_| !quiet)
+                let note = setup.over_speed_note(input, &summary).filter(|_| !quiet);
+                setup.truncation_warning(input, &summary).or(note)
             }
             Err(Error::Interrupted) => None,
             Err(e @ Error::Internal(_)) => {

@@ -14,7 +14,8 @@ use subtitle::error::Error;
 use subtitle::infer::{DecodeOptions, ModelTranscriber, Task, TranscribeOptions};
 use subtitle::model::dinov2::ImageEncoder;
 use subtitle::model::{Kernels, LoadedModel};
-use subtitle::pipeline::file::{FileJob, FileSummary};
+use subtitle::pipeline::file::{FileBatch, FileJob, FileSummary};
+use subtitle::pipeline::shared::ShareConfig;
 use subtitle::pipeline::Shutdown;
 use subtitle::sink::Format;
 use subtitle::source::MediaSource;
@@ -159,6 +160,26 @@ impl Setup {
             context: self.context.clone(),
             visual: (ocr.is_some() || images.is_some()).then(|| VisualStage::new(ocr, images, input.to_path_buf())),
             shutdown,
+            strict: false,
+        })
+    }
+
+    /// `jobs` inputs at a time on the model: with `--batch-size` above 1 their chunks decoded
+    /// together (with an adapter a chunk's pictures and terms go with it, and it decodes alone).
+    pub fn file_batch(&self, jobs: usize, shutdown: Shutdown) -> FileBatch {
+        let batched = self.options.batch_size > 1 && self.model.model.whisper.decoder.fusion().is_none();
+        let share = batched.then(|| ShareConfig {
+            rows: self.options.batch_size,
+            wait: std::time::Duration::from_millis(self.prepared.pipeline.model.share_wait_ms),
+            inputs: jobs,
+        });
+        FileBatch { jobs, model: self.model.clone(), share, shutdown }
+    }
+
+    /// The warning for a finished input whose audio ended well before the length it states.
+    pub fn truncation_warning(&self, input: &Path, summary: &FileSummary) -> Option<String> {
+        summary.truncated.map(|t| {
+            format!("warning: {}: {t}; the subtitles cover what was there (--strict: fail instead)", input.display())
         })
     }
 

@@ -47,6 +47,9 @@ pub struct Record {
     pub output: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Done, with something the user should know (the input ended before its stated length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_s: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +70,7 @@ impl Record {
             input: None,
             output: None,
             error: None,
+            warning: None,
             media_s: None,
             wall_s: None,
             worker: worker.to_string(),
@@ -251,6 +255,8 @@ pub struct Summary {
     pub media_hours_per_hour: f64,
     pub shards: Vec<String>,
     pub failures: Vec<Failure>,
+    /// Items done with a warning (id, warning).
+    pub warnings: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -299,7 +305,11 @@ pub fn summarize(records: &[Record], known: &[String], shards: Vec<String>) -> S
         match last_end.map(|x| x.state) {
             Some(State::Done) => {
                 s.done += 1;
-                s.media_hours_done += last_end.and_then(|x| x.media_s).unwrap_or(0.0) / 3600.0;
+                let x = last_end.expect("a done record");
+                s.media_hours_done += x.media_s.unwrap_or(0.0) / 3600.0;
+                if let Some(w) = &x.warning {
+                    s.warnings.push((id.to_string(), w.clone()));
+                }
             }
             Some(State::Skipped) => s.skipped += 1,
             Some(State::Failed) => {

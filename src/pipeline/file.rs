@@ -17,7 +17,7 @@ use crate::pipeline::{
 };
 use crate::preprocess::PreprocessStage;
 use crate::sink::{Format, JsonMeta, RunStats, SubtitleSink, Target};
-use crate::source::MediaSource;
+use crate::source::{MediaSource, Truncation};
 use crate::time::Ts;
 use crate::visual::VisualStage;
 
@@ -41,6 +41,9 @@ pub struct FileJob {
     /// On-screen text and picture tokens, when asked for; only run when the input has video.
     pub visual: Option<VisualStage>,
     pub shutdown: Shutdown,
+    /// An input that ends well before the length it states fails, and nothing is written
+    /// (otherwise the summary tells it).
+    pub strict: bool,
 }
 
 /// What a finished run reports.
@@ -52,6 +55,8 @@ pub struct FileSummary {
     pub over_speed: usize,
     pub language: Option<String>,
     pub stats: RunStats,
+    /// The audio ended well before the length the input states.
+    pub truncated: Option<Truncation>,
 }
 
 /// Runs `job`; `progress` is told the media time reached and, once, the input's duration.
@@ -150,6 +155,10 @@ pub fn run_file(
     if stills_skipped > 0 && stills_read > 0 {
         tracing::warn!(stills_skipped, "on-screen text fell behind: stills were skipped");
     }
+    let truncated = source.truncation();
+    if let Some(t) = truncated.filter(|_| job.strict) {
+        return Err(Error::Decode { path: job.input.clone(), at: t.reached, reason: format!("{t} (--strict)") });
+    }
     let stats = RunStats {
         windows: model.windows(),
         stills_read,
@@ -162,6 +171,7 @@ pub fn run_file(
         batches: model.batch_sizes().to_vec(),
         shared_batch_inputs: shared.map(|s| s.max_inputs.load(Ordering::Relaxed)),
         shared_encode_inputs: shared.map(|s| s.max_encode_inputs.load(Ordering::Relaxed)),
+        truncated_at_s: truncated.map(|t| t.reached.secs_f64()),
     };
     let language = model.language().map(|l| l.code.clone());
     let meta = JsonMeta {
@@ -175,7 +185,7 @@ pub fn run_file(
     };
     let cues = sink.cue_count();
     sink.commit(&meta)?;
-    Ok(FileSummary { duration, cues, over_speed: cue.over_speed, language, stats })
+    Ok(FileSummary { duration, cues, over_speed: cue.over_speed, language, stats, truncated })
 }
 
 /// [`spawn_stage`] for a stage whose input is made from what the channel carries.

@@ -44,6 +44,9 @@ pub struct RunStats {
     /// while this one ran, and one encode batch (on a GPU, or candle's kernels).
     pub shared_batch_inputs: Option<usize>,
     pub shared_encode_inputs: Option<usize>,
+    /// Where the audio ended, when that was well before the length the input states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated_at_s: Option<f64>,
 }
 
 #[derive(Serialize)]

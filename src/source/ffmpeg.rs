@@ -11,7 +11,9 @@ use ffmpeg_next as ff;
 
 use crate::error::{Error, Result};
 use crate::source::video::VideoDecoding;
-use crate::source::{AudioChunk, AudioClock, Media, MediaSource, VideoSampling, VideoStats, SAMPLE_RATE_HZ};
+use crate::source::{
+    AudioChunk, AudioClock, Media, MediaSource, Truncation, VideoSampling, VideoStats, SAMPLE_RATE_HZ,
+};
 use crate::time::Ts;
 
 pub struct FfmpegSource {
@@ -26,6 +28,8 @@ pub struct FfmpegSource {
     resampler: Option<(ff::software::resampling::Context, (Sample, ChannelLayout, u32))>,
     video: Option<VideoDecoding>,
     duration: Option<Ts>,
+    /// The length the audio should reach, when the input states one (`truncation`).
+    stated: Option<Ts>,
     frame_rate: Option<f64>,
     clock: AudioClock,
     skipped: u64,
@@ -142,6 +146,17 @@ impl FfmpegSource {
         let decoder =
             ctx.decoder().audio().map_err(|e| Error::input(path, format!("no decoder for the audio stream: {e}")))?;
         let duration = (input.duration() > 0).then(|| Ts(input.duration() / 1000));
+        // What the audio should reach: its stream's length, else the container's, unless that
+        // was only estimated from the bitrate (MPEG-TS, raw streams): no promise to hold it to.
+        // SAFETY: `input` is an open format context; a plain field of it.
+        let estimated = unsafe { (*input.as_ptr()).duration_estimation_method }
+            == ff::ffi::AVDurationEstimationMethod::AVFMT_DURATION_FROM_BITRATE;
+        let stream_s = (audio.duration() > 0).then(|| audio.duration() as f64 * time_base);
+        let stated = match (stream_s, estimated) {
+            (Some(s), _) => Some(Ts::from_secs_f64(s)),
+            (None, false) => duration,
+            (None, true) => None,
+        };
 
         let frame_rate = input.streams().best(ff::media::Type::Video).and_then(|v| {
             let r = v.avg_frame_rate();
@@ -162,6 +177,7 @@ impl FfmpegSource {
             resampler: None,
             video,
             duration,
+            stated,
             frame_rate,
             clock: AudioClock::default(),
             skipped: 0,
@@ -318,6 +334,10 @@ impl MediaSource for FfmpegSource {
 
     fn frame_rate(&self) -> Option<f64> {
         self.frame_rate
+    }
+
+    fn truncation(&self) -> Option<Truncation> {
+        self.done.then(|| self.clock.short_of(self.stated)).flatten()
     }
 
     fn skipped_packets(&self) -> u64 {

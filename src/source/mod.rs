@@ -185,6 +185,29 @@ pub trait MediaSource: Send {
     fn video_stats(&self) -> Option<VideoStats> {
         None
     }
+    /// Once the input is exhausted: where its audio ended, if well before what the input says it
+    /// holds (a truncated upload, a damaged tail).
+    fn truncation(&self) -> Option<Truncation> {
+        None
+    }
+}
+
+/// Audio that ended at `reached`, short of the `stated` length of the input's header.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Truncation {
+    pub reached: Ts,
+    pub stated: Ts,
+}
+
+impl std::fmt::Display for Truncation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the input ends at {:.1} s of the {:.1} s it states: truncated or damaged",
+            self.reached.secs_f64(),
+            self.stated.secs_f64()
+        )
+    }
 }
 
 /// Forward jumps in the audio's timestamps up to this long are holes, filled with silence;
@@ -256,6 +279,14 @@ impl AudioClock {
         self.out_samples += samples;
         self.gaps += 1;
         gap
+    }
+
+    /// The truncation, if the audio so far ends well before `stated`: by more than a second and
+    /// 2% of it (containers round their lengths, and encoders pad or trim a frame or two).
+    pub(crate) fn short_of(&self, stated: Option<Ts>) -> Option<Truncation> {
+        let (stated, reached) = (stated?, self.now());
+        let missing = stated.secs_f64() - reached.secs_f64();
+        (missing > f64::max(1.0, 0.02 * stated.secs_f64())).then_some(Truncation { reached, stated })
     }
 
     /// The media time of the next sample.

@@ -13,7 +13,7 @@ use symphonia::core::probe::Hint;
 
 use crate::error::{Error, Result};
 use crate::source::resample::Resampler;
-use crate::source::{AudioChunk, AudioClock, Media, MediaSource, SAMPLE_RATE_HZ};
+use crate::source::{AudioChunk, AudioClock, Media, MediaSource, Truncation, SAMPLE_RATE_HZ};
 use crate::time::Ts;
 
 pub struct SymphoniaSource {
@@ -133,6 +133,10 @@ impl MediaSource for SymphoniaSource {
 
     fn duration(&self) -> Option<Ts> {
         self.duration
+    }
+
+    fn truncation(&self) -> Option<Truncation> {
+        self.done.then(|| self.clock.short_of(self.duration)).flatten()
     }
 
     fn skipped_packets(&self) -> u64 {
