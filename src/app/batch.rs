@@ -139,7 +139,7 @@ struct Job {
 
 /// How an item ended.
 enum Outcome {
-    Done(FileSummary),
+    Done(Box<FileSummary>),
     /// Failed for good.
     Failed(String),
     /// Failed, to be tried again.
@@ -621,7 +621,7 @@ fn run_items(
         drop(timer);
         let path = job.item.path.display().to_string();
         let outcome = match result.and_then(|s| check_output(&job.output, ctx.format).map(|_| s)) {
-            Ok(summary) => Outcome::Done(summary),
+            Ok(summary) => Outcome::Done(Box::new(summary)),
             Err(Error::Interrupted) if timed_out => {
                 let limit = ctx.timeout.map_or(0.0, |t| t.as_secs_f64());
                 Outcome::Failed(format!("{path}: stopped at the time limit of {limit} s a file"))
