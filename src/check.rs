@@ -35,12 +35,20 @@ pub struct Violation {
 pub fn read(path: &Path) -> Result<Vec<ParsedCue>> {
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, e))?;
     let text = String::from_utf8(bytes).map_err(|_| Error::input(path, "not UTF-8 text"))?;
+    parse(&text).map_err(|e| Error::input(path, e))
+}
+
+/// Parses `text` as SRT or WebVTT (by its `WEBVTT` signature, else as SRT).
+pub fn parse(text: &str) -> std::result::Result<Vec<ParsedCue>, String> {
     let text = text.trim_start_matches('\u{feff}').replace("\r\n", "\n").replace('\r', "\n");
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let cues = if text.starts_with("WEBVTT") { parse_vtt(&text) } else { parse_srt(&text) };
-    cues.map_err(|e| Error::input(path, e))
+    if text.starts_with("WEBVTT") {
+        parse_vtt(&text)
+    } else {
+        parse_srt(&text)
+    }
 }
 
 /// `hh:mm:ss,mmm` (SRT) or `[hh:]mm:ss.mmm` (WebVTT).

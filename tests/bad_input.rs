@@ -82,6 +82,28 @@ fn an_input_that_ends_before_its_stated_length_is_reported() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Spanish and German speech through the English-only default model: subtitles of what it heard,
+/// and a note that says the speech does not sound like English, with the model that would do
+/// better; English speech gets no such note.
+#[test]
+fn speech_the_model_does_not_know_is_noted_with_what_would_do_better() {
+    let dir = tempdir("unknown-language");
+    let out = dir.join("out.srt");
+    for (clip, noted) in [("pv_test_es", true), ("pv_test_de", true), ("pv_test_en", false), ("jfk", false)] {
+        let input = shared_real().join(format!("mp4/{clip}.mp4"));
+        let o = run(&[input.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--ocr"), OsStr::new("off")]);
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        let note = err.lines().find(|l| l.contains("does not sound like English"));
+        assert_eq!(note.is_some(), noted, "{clip}: {err}");
+        if let Some(note) = note {
+            assert!(note.contains(&format!("{clip}.mp4")) && note.contains("--model base"), "{note}");
+        }
+        std::fs::remove_file(&out).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn text_file_named_mp4() {
     fails_cleanly(&sample("text.mp4"), &[], "text.mp4", "not a media file");

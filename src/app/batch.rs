@@ -650,13 +650,23 @@ fn run_items(
                 let mut r = Record::new(&job.item.id, State::Done, fp, st, attempt, &ctx.worker);
                 (r.input, r.output, r.media_s, r.wall_s) =
                     (Some(job.item.path.clone()), Some(job.output.clone()), media, Some(wall));
-                r.warning = summary.truncated.map(|t| t.to_string());
+                let unlike = setup.unlike_the_model(summary);
+                let notes: Vec<String> = [
+                    summary.truncated.map(|t| t.to_string()),
+                    unlike
+                        .then(|| "the speech does not sound like English to the model: another language?".to_string()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                r.warning = (!notes.is_empty()).then(|| notes.join("; "));
                 if let Err(e) = ctx.ledger.lock().unwrap().append(&r) {
                     eprintln!("{}", error_line(&e.into()));
                 }
                 tally.done.fetch_add(1, Ordering::SeqCst);
                 *tally.media_s.lock().unwrap() += media.unwrap_or(0.0);
-                progress.item(media.unwrap_or(0.0), setup.truncation_warning(&job.item.path, summary));
+                let line = setup.truncation_warning(&job.item.path, summary);
+                progress.item(media.unwrap_or(0.0), line.or_else(|| setup.language_note(&job.item.path, summary)));
                 // A note to read with -v: in an archive it would bury the failures.
                 if let Some(note) = setup.over_speed_note(&job.item.path, summary) {
                     tracing::info!("{note}");

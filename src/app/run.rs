@@ -105,6 +105,9 @@ fn one(
     if let Some(warning) = setup.truncation_warning(input, &summary) {
         eprintln!("{warning}");
     }
+    if let Some(note) = setup.language_note(input, &summary).filter(|_| !quiet) {
+        eprintln!("{note}");
+    }
     if let Some(note) = setup.over_speed_note(input, &summary).filter(|_| !quiet) {
         eprintln!("{note}");
     }
@@ -143,8 +146,8 @@ fn many(
         let line = match result {
             Ok(summary) => {
                 tracing::info!(cues = summary.cues, language = ?summary.language, "{} done", input.display());
-                let note = setup.over_speed_note(input, &summary).filter(|_| !quiet);
-                setup.truncation_warning(input, &summary).or(note)
+                let note = setup.language_note(input, &summary).or_else(|| setup.over_speed_note(input, &summary));
+                setup.truncation_warning(input, &summary).or(note.filter(|_| !quiet))
             }
             Err(Error::Interrupted) => None,
             Err(e @ Error::Internal(_)) => {

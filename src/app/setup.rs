@@ -183,6 +183,28 @@ impl Setup {
         })
     }
 
+    /// Whether an English-only model did not know the speech of a finished input.
+    pub fn unlike_the_model(&self, summary: &FileSummary) -> bool {
+        !self.model.model.config.dims.is_multilingual() && summary.heard.unlike_the_model()
+    }
+
+    /// The note for a finished input whose speech an English-only model did not know (another
+    /// language, most likely), with what would do better.
+    pub fn language_note(&self, input: &Path, summary: &FileSummary) -> Option<String> {
+        self.unlike_the_model(summary).then(|| {
+            format!(
+                "note: {}: the speech does not sound like English to {} ({} words, mean word probability {:.2}): \
+                 if it is another language, --model base (multilingual) detects it and transcribes it",
+                input.display(),
+                Path::new(&self.model_name)
+                    .file_name()
+                    .map_or(self.model_name.clone(), |n| n.to_string_lossy().into_owned()),
+                summary.heard.words,
+                summary.heard.mean_probability()
+            )
+        })
+    }
+
     /// The note for a finished input whose speech was too dense for the profile's reading speed.
     pub fn over_speed_note(&self, input: &Path, summary: &FileSummary) -> Option<String> {
         (summary.over_speed > 0).then(|| {

@@ -10,7 +10,7 @@ pub mod ledger;
 pub mod queue;
 pub mod resp;
 
-use std::io::{BufRead, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -92,17 +92,21 @@ fn walk(dir: &Path, skip: Option<&Path>, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn manifest(path: &Path) -> Result<Vec<Item>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::input(path, e))?;
-    let base = path.parent().unwrap_or(Path::new("."));
+    let bytes = std::fs::read(path).map_err(|e| Error::input(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::input(path, "not UTF-8 text"))?;
+    parse_manifest(&text, path.parent().unwrap_or(Path::new("."))).map_err(|e| Error::input(path, e))
+}
+
+/// The items of a manifest's `text` (see [`list`]); relative paths are taken from `base`.
+pub fn parse_manifest(text: &str, base: &Path) -> std::result::Result<Vec<Item>, String> {
     let mut items: Vec<Item> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::input(path, format!("line {}: {e}", n + 1)))?;
+    for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |reason: String| Error::input(path, format!("line {}: {reason}", n + 1));
+        let bad = |reason: String| format!("line {}: {reason}", n + 1);
         let mut item = if line.starts_with('{') {
             let item: Item = serde_json::from_str(line).map_err(|e| bad(format!("not a manifest entry: {e}")))?;
             if item.id.trim().is_empty() {

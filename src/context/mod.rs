@@ -66,6 +66,12 @@ impl Context {
     pub fn add_file(&mut self, path: &Path, tok: &WhisperTokenizer) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|e| Error::config(path, format!("cannot read context file: {e}")))?;
         let text = String::from_utf8(bytes).map_err(|_| Error::config(path, "context file is not UTF-8 text"))?;
+        self.add_text(&text, tok);
+        Ok(())
+    }
+
+    /// Adds the terms of a context file's text (see [`add_file`](Self::add_file)).
+    pub fn add_text(&mut self, text: &str, tok: &WhisperTokenizer) {
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             let words: Vec<&str> = line.split_whitespace().collect();
             if words.len() <= MAX_TERM_WORDS {
@@ -81,7 +87,6 @@ impl Context {
                 }
             }
         }
-        Ok(())
     }
 
     fn add_term(&mut self, term: String, tok: &WhisperTokenizer) {

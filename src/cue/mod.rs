@@ -90,6 +90,33 @@ pub struct CueStage {
     last_out: Option<Ts>,
     pub over_speed: usize,
     pub cues: usize,
+    /// How sure the model was of the words it heard.
+    pub heard: Heard,
+}
+
+/// The words the model heard and how sure it was of them: a model that does not know the
+/// language it hears writes few words, each unsure.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Heard {
+    pub words: usize,
+    /// Sums over the words: each word's probability, and its segment's mean token log-probability.
+    pub probability_sum: f64,
+    pub logprob_sum: f64,
+}
+
+impl Heard {
+    /// Whether the speech sounds unlike anything the model knows: eight words or more, their mean
+    /// probability under 0.6 and their segments' mean log-probability under -0.8 (on the real
+    /// clips of ../shared/data, tiny.en: German and Spanish 0.47-0.49 and -1.0 to -1.2; every
+    /// English clip of 8 words or more 0.75 or above and -0.66 or above).
+    pub fn unlike_the_model(&self) -> bool {
+        let n = self.words as f64;
+        self.words >= 8 && self.probability_sum / n < 0.6 && self.logprob_sum / n < -0.8
+    }
+
+    pub fn mean_probability(&self) -> f64 {
+        self.probability_sum / (self.words.max(1) as f64)
+    }
 }
 
 impl CueStage {
@@ -103,6 +130,7 @@ impl CueStage {
             last_out: None,
             over_speed: 0,
             cues: 0,
+            heard: Heard::default(),
         }
     }
 
@@ -195,6 +223,9 @@ impl Stage for CueStage {
             Transcript::Live(note) => out.push(Subtitle::Live(note)),
             Transcript::Segment(segment) => {
                 let words = words_of(&segment);
+                self.heard.words += words.len();
+                self.heard.probability_sum += words.iter().map(|w| w.probability as f64).sum::<f64>();
+                self.heard.logprob_sum += segment.avg_logprob as f64 * words.len() as f64;
                 // Words never go back in time.
                 let floor = self.words.last().map(|w| w.span.end).or(self.last_out).unwrap_or(Ts::ZERO);
                 self.words.extend(words.into_iter().map(|mut w| {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::config::PipelineConfig;
 use crate::context::Context;
-use crate::cue::{CueStage, Profile, Subtitle};
+use crate::cue::{CueStage, Heard, Profile, Subtitle};
 use crate::error::{Error, Result};
 use crate::infer::{ModelInput, ModelStage, ModelTranscriber, TranscribeOptions, Transcriber};
 use crate::pipeline::shared::{spawn_shared_batcher, ShareConfig, ShareStats};
@@ -57,6 +57,8 @@ pub struct FileSummary {
     pub stats: RunStats,
     /// The audio ended well before the length the input states.
     pub truncated: Option<Truncation>,
+    /// The words heard, and how sure the model was of them.
+    pub heard: Heard,
 }
 
 /// Runs `job`; `progress` is told the media time reached and, once, the input's duration.
@@ -185,7 +187,7 @@ pub fn run_file(
     };
     let cues = sink.cue_count();
     sink.commit(&meta)?;
-    Ok(FileSummary { duration, cues, over_speed: cue.over_speed, language, stats, truncated })
+    Ok(FileSummary { duration, cues, over_speed: cue.over_speed, language, stats, truncated, heard: cue.heard })
 }
 
 /// [`spawn_stage`] for a stage whose input is made from what the channel carries.

@@ -137,7 +137,8 @@ impl Ct2Model {
         let spec = c.str()?;
         let revision = c.u32()?;
         let count = c.u32()? as usize;
-        let mut variables = HashMap::with_capacity(count);
+        // The count is the file's word: room for what the bytes left could hold, no more.
+        let mut variables = HashMap::with_capacity(count.min(buf.len() / 8));
         for _ in 0..count {
             let name = c.str()?;
             let rank = c.u8()? as usize;
@@ -145,8 +146,8 @@ impl Ct2Model {
             let code = c.u8()?;
             let dtype = Ct2Dtype::from_code(code).ok_or_else(|| format!("{name}: unknown dtype {code}"))?;
             let nbytes = c.u32()? as usize;
-            let expect = dims.iter().product::<usize>() * dtype.size();
-            if nbytes != expect {
+            let expect = dims.iter().try_fold(dtype.size(), |n, &d| n.checked_mul(d));
+            if expect != Some(nbytes) {
                 return Err(format!("{name}: {nbytes} bytes for dims {dims:?}"));
             }
             let data = c.take(nbytes)?.to_vec();
@@ -303,6 +304,29 @@ pub fn convert_whisper_dir(src: &Path, dst: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A header whose variable count or dimensions are absurd is refused, without reserving
+    /// room for four billion variables or overflowing the byte count.
+    #[test]
+    fn absurd_counts_and_dimensions_are_refused() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&6u32.to_le_bytes());
+        put_str(&mut b, "WhisperSpec");
+        b.extend_from_slice(&1u32.to_le_bytes());
+        let head = b.clone();
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Ct2Model::parse(&b).unwrap_err().contains("truncated"));
+        let mut b = head;
+        b.extend_from_slice(&1u32.to_le_bytes());
+        put_str(&mut b, "w");
+        b.push(4);
+        for _ in 0..4 {
+            b.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
+        b.push(0);
+        b.extend_from_slice(&16u32.to_le_bytes());
+        assert!(Ct2Model::parse(&b).unwrap_err().contains("bytes for dims"));
+    }
 
     fn put_str(b: &mut Vec<u8>, s: &str) {
         b.extend_from_slice(&((s.len() + 1) as u16).to_le_bytes());

@@ -125,8 +125,7 @@ pub fn load_image_encoder(dir: &Path, device: &Device) -> Result<ImageEncoder> {
 /// through a mapping that touches only the header's pages and is let go at once.
 struct SafetensorsFile {
     file: File,
-    /// name -> (dtype, shape, first byte, end byte), absolute in the file
-    tensors: HashMap<String, (DType, Vec<usize>, u64, u64)>,
+    tensors: TensorIndex,
 }
 
 impl SafetensorsFile {
@@ -135,16 +134,30 @@ impl SafetensorsFile {
         // SAFETY: the mapping is only read, and dropped before this returns; the file is not
         // written by this process.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
-        let (n, meta) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| e.to_string())?;
-        let data_start = 8 + n as u64;
-        let mut tensors = HashMap::new();
-        for (name, info) in meta.tensors() {
-            let dtype = DType::try_from(info.dtype).map_err(|e| format!("{name}: {e}"))?;
-            let (a, b) = info.data_offsets;
-            tensors.insert(name, (dtype, info.shape.clone(), data_start + a as u64, data_start + b as u64));
-        }
-        Ok(Self { file, tensors })
+        Ok(Self { file, tensors: safetensors_index(&map)? })
     }
+}
+
+/// name -> (dtype, shape, first byte, end byte), absolute in the file.
+pub type TensorIndex = HashMap<String, (DType, Vec<usize>, u64, u64)>;
+
+/// Where each tensor of a safetensors file's `bytes` lies: name -> (dtype, shape, first byte,
+/// end byte), absolute in the file. The header is checked by the `safetensors` crate (every
+/// tensor's bytes inside the file, matching its shape and dtype); this refuses dtypes candle
+/// has not.
+pub fn safetensors_index(bytes: &[u8]) -> std::result::Result<TensorIndex, String> {
+    let (n, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    let data_start = 8 + n as u64;
+    let mut tensors = HashMap::new();
+    for (name, info) in meta.tensors() {
+        let dtype = DType::try_from(info.dtype).map_err(|e| format!("{name}: {e}"))?;
+        let (a, b) = info.data_offsets;
+        if a > b || data_start + b as u64 > bytes.len() as u64 {
+            return Err(format!("{name}: its bytes lie outside the file"));
+        }
+        tensors.insert(name, (dtype, info.shape.clone(), data_start + a as u64, data_start + b as u64));
+    }
+    Ok(tensors)
 }
 
 impl SimpleBackend for SafetensorsFile {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every fuzz target (or those named) for SECONDS each (default 60), on the nightly toolchain
+# with cargo-fuzz, from the committed seeds (fuzz/seeds/TARGET, read only) into a working corpus
+# (fuzz/corpus/TARGET, kept between runs, git-ignored). A crash leaves its input in
+# fuzz/artifacts/TARGET/ and stops that target; the script goes on and exits 1 at the end. Each
+# target's total run time is added up in fuzz/hours.tsv (target, seconds, runs, date).
+#   bash fuzz/run.sh                  # each target a minute
+#   SECONDS_EACH=3600 bash fuzz/run.sh manifest cues
+set -euo pipefail
+cd "$(dirname "$0")"
+cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
+[ -f ../models/tiny.en/tokenizer.json ] || ../models/fetch.sh tiny.en   # context_text's tokenizer
+each=${SECONDS_EACH:-60}
+targets=("$@")
+[ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
+failed=()
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t"
+  seeds=()
+  [ -d "seeds/$t" ] && seeds=("seeds/$t")
+  log="$(mktemp)"
+  # -rss_limit_mb: an input that makes a parser allocate past it is a finding too.
+  if cargo +nightly fuzz run "$t" "corpus/$t" "${seeds[@]}" -- -max_total_time="$each" -rss_limit_mb=2048 \
+      -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+    result=ok
+  else
+    result=FAILED
+    failed+=("$t")
+  fi
+  runs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
+  printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$each" "${runs:-0}" "$(date -u +%F)" "$result" >> hours.tsv
+  echo "$t: $result, ${runs:-?} runs in ${each} s"
+  [ "$result" = ok ] || tail -n 30 "$log"
+  rm -f "$log"
+done
+echo "total per target (seconds):"
+awk -F'\t' '{ s[$1] += $2 } END { for (t in s) printf "  %s %d\n", t, s[t] }' hours.tsv | sort
+[ "${#failed[@]}" -eq 0 ] || { echo "crashed: ${failed[*]} (inputs in fuzz/artifacts/)"; exit 1; }
