@@ -673,33 +673,18 @@ fn run_items(
                 }
             }
             Outcome::Done(_) => progress.item(0.0, Some(format!("note: {path}: another worker finished it first"))),
-            Outcome::Failed(reason) => {
-                record_end(
-                    ctx,
-                    &job.item,
-                    fp,
-                    st,
-                    attempt,
-                    State::Failed,
-                    Some(reason.clone()),
-                    job.media_s,
-                    Some(wall),
-                );
-                tally.failed_now.fetch_add(1, Ordering::SeqCst);
-                progress.item(job.media_s.unwrap_or(0.0), Some(format!("failed: {reason}")));
-            }
-            Outcome::Retry(reason) => {
-                record_end(
-                    ctx,
-                    &job.item,
-                    fp,
-                    st,
-                    attempt,
-                    State::Retry,
-                    Some(reason.clone()),
-                    job.media_s,
-                    Some(wall),
-                );
+            Outcome::Failed(reason) | Outcome::Retry(reason) => {
+                let state = match outcome {
+                    Outcome::Retry(_) => State::Retry,
+                    _ => State::Failed,
+                };
+                let (media, error) = (job.media_s, Some(reason.clone()));
+                record_end(ctx, &job.item, fp, st, attempt, state, error, media, Some(wall));
+                if state == State::Failed {
+                    tally.failed_now.fetch_add(1, Ordering::SeqCst);
+                    progress.item(media.unwrap_or(0.0), Some(format!("failed: {reason}")));
+                    return;
+                }
                 progress.println(format!("failed (try {attempt} of {}): {reason}", ctx.max_tries));
                 let mut again = job;
                 again.attempt += 1;

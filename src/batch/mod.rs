@@ -146,17 +146,41 @@ pub fn outputs(out: &Path, ids: &[&str], extension: &str) -> Vec<Option<PathBuf>
     for r in rel.iter().flatten() {
         *count.entry(short(r)).or_insert(0usize) += 1;
     }
-    rel.iter()
+    let named: Vec<Option<PathBuf>> = rel
+        .iter()
         .map(|r| {
             let r = r.as_ref()?;
             let stem = short(r);
             let stem = if count[&stem] > 1 { r.clone() } else { stem };
-            let mut name = stem.into_os_string();
-            name.push(".");
-            name.push(extension);
-            Some(out.join(name))
+            Some(with_extension(stem, extension))
+        })
+        .collect();
+    // Ids that differ only in what was dropped (`a/./b`, `a/b`) still name one file: each gets
+    // its id's hash in its name.
+    let mut taken = std::collections::HashMap::new();
+    for n in named.iter().flatten() {
+        *taken.entry(n.clone()).or_insert(0usize) += 1;
+    }
+    named
+        .into_iter()
+        .zip(ids)
+        .map(|(n, id)| {
+            let n = n?;
+            let n = match taken[&n] > 1 {
+                true => with_extension(n.with_extension(""), &format!("{}.{extension}", &digest([id.as_bytes()])[..8])),
+                false => n,
+            };
+            Some(out.join(n))
         })
         .collect()
+}
+
+/// `stem` with `.extension` added (not swapped: a stem may hold dots).
+fn with_extension(stem: PathBuf, extension: &str) -> PathBuf {
+    let mut name = stem.into_os_string();
+    name.push(".");
+    name.push(extension);
+    PathBuf::from(name)
 }
 
 /// `id` as a relative path of normal components (`..`, roots and empty parts dropped, control
@@ -266,6 +290,17 @@ mod tests {
         for (g, w) in got.iter().zip(want) {
             assert_eq!(g.as_deref(), w.map(Path::new));
         }
+    }
+
+    /// Found by the `manifest` fuzz target: `.8./.` and `.8.` were two ids writing one file.
+    #[test]
+    fn fuzz_manifest_ids_that_normalize_alike_get_their_own_outputs() {
+        let ids = [".8./.", ".8.", "a/./b.mp4", "a/b.mp4", "c.mp4"];
+        let got: Vec<PathBuf> = outputs(Path::new("/o"), &ids, "srt").into_iter().map(Option::unwrap).collect();
+        let unique: std::collections::HashSet<&PathBuf> = got.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{got:?}");
+        assert!(got.iter().all(|p| p.starts_with("/o") && p.extension().is_some_and(|e| e == "srt")), "{got:?}");
+        assert_eq!(got[4], Path::new("/o/c.srt"));
     }
 
     #[test]
