@@ -188,7 +188,6 @@ fn item_settings(run: &str, item: &Item) -> String {
 fn work(args: BatchRunArgs) -> anyhow::Result<()> {
     let Some(source) = args.source.clone() else { bail!("no source given (see subtitle batch --help)") };
     let Some(out) = args.out.clone() else { bail!("--out DIR is required: the outputs and the ledgers go there") };
-    std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
     let format = args.format.unwrap_or(Format::Srt);
     let queue = QueueUrl::parse(&source);
     if queue.is_none() && source.starts_with("redis://") {
@@ -198,6 +197,7 @@ fn work(args: BatchRunArgs) -> anyhow::Result<()> {
     if queue.is_none() && !source_path.exists() {
         bail!("{source}: no such file or directory");
     }
+    std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
     let first = match queue {
         Some(_) => out.clone(),
         None => source_path.clone(),
