@@ -185,8 +185,9 @@ fn tensor(buf: &[u8]) -> Result<Option<(String, OnnxTensor)>, String> {
         Some(b) => b.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         None => floats,
     };
-    let count: usize = dims.iter().product();
-    if data.len() != count {
+    // The dimensions are the file's word: a product past usize is a shape no data matches.
+    let count = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if count != Some(data.len()) {
         return Err(format!("{name}: {} values for shape {dims:?}", data.len()));
     }
     Ok(Some((name, OnnxTensor { dims, data })))
@@ -208,6 +209,27 @@ mod tests {
         put_varint(out, field << 3 | 2);
         put_varint(out, b.len() as u64);
         out.extend_from_slice(b);
+    }
+
+    /// Found by the `onnx` fuzz target: dimensions whose product overflows were multiplied
+    /// unchecked (a panic with overflow checks; without, 2 x (2^63 + 1) wrapped to 2 and two
+    /// values passed for that shape); such a tensor is refused.
+    #[test]
+    fn fuzz_onnx_dimensions_that_overflow_are_refused() {
+        let mut t = Vec::new();
+        for d in [2, (1u64 << 63) + 1] {
+            put_varint(&mut t, 1 << 3);
+            put_varint(&mut t, d);
+        }
+        put_varint(&mut t, 2 << 3);
+        put_varint(&mut t, 1);
+        put_bytes(&mut t, 8, b"w");
+        put_bytes(&mut t, 9, &[0; 8]);
+        let mut g = Vec::new();
+        put_bytes(&mut g, 5, &t);
+        let mut m = Vec::new();
+        put_bytes(&mut m, 7, &g);
+        assert!(read(&m).unwrap_err().contains("values for shape"));
     }
 
     #[test]
