@@ -59,7 +59,7 @@ case "$name" in
 esac
 
 stamp="$dst/.source-sha256"
-if [ -f "$dst/model.safetensors" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$bin_sha" ]; then
+if [ -f "$dst/model.safetensors" ] && [ -f "$dst/SHA256SUMS" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$bin_sha" ]; then
   echo "$name: ready in $dst" >&2
   exit 0
 fi

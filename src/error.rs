@@ -56,3 +56,32 @@ impl Error {
         Error::Output { path: path.into(), reason: reason.to_string() }
     }
 }
+
+/// What a panic said.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+    what.unwrap_or_else(|| "no message".into())
+}
+
+thread_local! {
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, which calls others' code (a decoder) that may panic on input it should have
+/// refused; a panic becomes its message, and is not printed (the caller reports it as a
+/// refusal of the input). Panics elsewhere print as before.
+pub fn contain_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let printing = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINED.with(|c| c.get()) {
+                printing(info)
+            }
+        }));
+    });
+    let was = CONTAINED.with(|c| c.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINED.with(|c| c.set(was));
+    r.map_err(|p| panic_message(&*p))
+}

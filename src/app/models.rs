@@ -36,6 +36,7 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
         ModelsCommand::ConvertImage { src, dst } => {
             std::fs::create_dir_all(&dst)?;
             weights::dinov2::convert_onnx(&src, &dst.join("model.safetensors"))?;
+            weights::write_checksums(&dst, &["model.safetensors"])?;
             eprintln!("converted {} -> {}", src.display(), dst.display());
             Ok(())
         }

@@ -144,6 +144,12 @@ impl Setup {
         format: Format,
         shutdown: Shutdown,
     ) -> subtitle::error::Result<FileJob> {
+        if subtitle::atomic::same_file(input, &output) {
+            return Err(subtitle::Error::output(
+                &output,
+                "is the input: the subtitles would replace it (name another output)",
+            ));
+        }
         let p = &self.prepared;
         let ocr = p.ocr_on.then(|| OcrReader::new(p.pipeline.ocr.clone(), input.to_path_buf())).transpose()?;
         let images = p.images.clone();

@@ -105,13 +105,14 @@ pub struct Heard {
 }
 
 impl Heard {
-    /// Whether the speech sounds unlike anything the model knows: eight words or more, their mean
-    /// probability under 0.6 and their segments' mean log-probability under -0.8 (on the real
-    /// clips of ../shared/data, tiny.en: German and Spanish 0.47-0.49 and -1.0 to -1.2; every
-    /// English clip of 8 words or more 0.75 or above and -0.66 or above).
+    /// Whether the speech sounds unlike anything the model knows: twelve words or more, their
+    /// mean probability under 0.6 and their segments' mean log-probability under -0.8 (on the
+    /// real clips of ../shared/data, tiny.en: German and Spanish, 15 and 18 words, 0.47-0.49 and
+    /// -1.0 to -1.2; every English clip of 8 words or more 0.75 or above and -0.66 or above; but
+    /// English cut off after 3 s, mid-word, 9 words at 0.56: too few words to tell).
     pub fn unlike_the_model(&self) -> bool {
         let n = self.words as f64;
-        self.words >= 8 && self.probability_sum / n < 0.6 && self.logprob_sum / n < -0.8
+        self.words >= 12 && self.probability_sum / n < 0.6 && self.logprob_sum / n < -0.8
     }
 
     pub fn mean_probability(&self) -> f64 {

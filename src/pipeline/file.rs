@@ -260,8 +260,9 @@ pub fn run_files<T: Send>(
                                 run_file(job, shared.as_ref().map(|s| &*s.stats), |_, _| {})
                             })
                         };
-                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-                            .unwrap_or_else(|p| Err(Error::Internal(panic_message(&p))));
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|p| {
+                            Err(Error::Internal(format!("panicked: {}", crate::error::panic_message(&*p))))
+                        });
                         done(item, result);
                     })
                     .expect("spawning a thread");
@@ -270,10 +271,4 @@ pub fn run_files<T: Send>(
         // Its thread ends once the batcher and every seat are gone.
         drop(shared);
     });
-}
-
-/// What a panic said, for an error line.
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
-    format!("panicked: {}", what.unwrap_or_else(|| "no message".into()))
 }

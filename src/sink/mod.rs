@@ -49,6 +49,9 @@ impl Format {
 pub enum Target {
     Stdout,
     File(AtomicFile),
+    /// A path that is not a file (a pipe, `/dev/stdout`, a terminal): written into at the end,
+    /// never replaced.
+    Stream(std::fs::File, std::path::PathBuf),
 }
 
 impl Target {
@@ -57,7 +60,15 @@ impl Target {
         if path == Path::new("-") {
             return Ok(Target::Stdout);
         }
-        Ok(Target::File(AtomicFile::create(path)?))
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                // Opened now, so an unwritable one fails before any work (a pipe's reader may
+                // open it later: this waits for it, as a shell's redirection would).
+                let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| Error::output(path, e))?;
+                Ok(Target::Stream(f, path.to_path_buf()))
+            }
+            _ => Ok(Target::File(AtomicFile::create(path)?)),
+        }
     }
 
     /// Writes `bytes` whole and puts them in place.
@@ -70,6 +81,9 @@ impl Target {
             Target::File(mut f) => {
                 f.write_all(bytes)?;
                 f.commit()
+            }
+            Target::Stream(mut f, path) => {
+                f.write_all(bytes).and_then(|()| f.flush()).map_err(|e| Error::output(path, e))
             }
         }
     }

@@ -145,6 +145,9 @@ impl FfmpegSource {
             ff::codec::context::Context::from_parameters(audio.parameters()).map_err(|e| Error::input(path, e))?;
         let decoder =
             ctx.decoder().audio().map_err(|e| Error::input(path, format!("no decoder for the audio stream: {e}")))?;
+        if decoder.rate() > 0 {
+            super::check_rate(decoder.rate()).map_err(|e| Error::input(path, e))?;
+        }
         let duration = (input.duration() > 0).then(|| Ts(input.duration() / 1000));
         // What the audio should reach: its stream's length, else the container's, unless that
         // was only estimated from the bitrate (MPEG-TS, raw streams): no promise to hold it to.
@@ -218,6 +221,7 @@ impl FfmpegSource {
             out.push(Media::Gap(self.clock.fill(gap)));
         }
         if self.resampler.as_ref().map(|r| r.1) != Some(key) {
+            super::check_rate(key.2).map_err(|e| self.decode_error(e))?;
             self.flush_resampler(out)?;
             let r = ff::software::resampling::Context::get(
                 key.0,

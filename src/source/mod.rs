@@ -309,6 +309,21 @@ impl AudioClock {
 }
 
 /// Extensions Symphonia decodes; everything else goes to FFmpeg.
+/// The lowest input sample rate read: no speech is heard below it (telephone audio is 8 kHz),
+/// and resampling a header's 1 Hz up to 16 kHz would make hours of samples of a few seconds of
+/// bytes.
+pub const MIN_SAMPLE_RATE_HZ: u32 = 2_000;
+
+/// Refuses a sample rate no speech can be heard in.
+pub(crate) fn check_rate(rate: u32) -> std::result::Result<(), String> {
+    match rate {
+        r if r < MIN_SAMPLE_RATE_HZ => {
+            Err(format!("audio at {r} Hz: too low a sample rate for speech (at least {MIN_SAMPLE_RATE_HZ} Hz)"))
+        }
+        _ => Ok(()),
+    }
+}
+
 const PLAIN_AUDIO: &[&str] = &["wav", "flac", "mp3", "ogg", "oga"];
 
 /// Opens `path` with the right decoder. Checks existence and size first for a clear message.

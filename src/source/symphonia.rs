@@ -13,7 +13,7 @@ use symphonia::core::probe::Hint;
 
 use crate::error::{Error, Result};
 use crate::source::resample::Resampler;
-use crate::source::{AudioChunk, AudioClock, Media, MediaSource, Truncation, SAMPLE_RATE_HZ};
+use crate::source::{check_rate, AudioChunk, AudioClock, Media, MediaSource, Truncation, SAMPLE_RATE_HZ};
 use crate::time::Ts;
 
 pub struct SymphoniaSource {
@@ -30,6 +30,15 @@ pub struct SymphoniaSource {
     done: bool,
 }
 
+/// A packet of the track, decoded.
+struct Decoded {
+    ts: u64,
+    rate: u32,
+    channels: usize,
+    frames: usize,
+    buf: SampleBuffer<f32>,
+}
+
 impl SymphoniaSource {
     pub fn open(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::input(path, e))?;
@@ -38,14 +47,22 @@ impl SymphoniaSource {
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let probed = symphonia::default::get_probe()
-            .format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default())
-            .map_err(|e| Error::input(path, e))?;
+        // Symphonia panics on some headers (a zero sample rate): a refusal of the file.
+        let probed = crate::error::contain_panic(|| {
+            symphonia::default::get_probe().format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default())
+        })
+        .map_err(|p| Error::input(path, format!("unreadable audio header ({p})")))?
+        .map_err(|e| Error::input(path, e))?;
         let reader = probed.format;
         let track = reader.default_track().ok_or_else(|| Error::input(path, "no audio stream"))?;
-        let decoder = symphonia::default::get_codecs()
-            .make(&track.codec_params, &DecoderOptions::default())
-            .map_err(|e| Error::input(path, e))?;
+        if let Some(rate) = track.codec_params.sample_rate {
+            check_rate(rate).map_err(|e| Error::input(path, e))?;
+        }
+        let decoder = crate::error::contain_panic(|| {
+            symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default())
+        })
+        .map_err(|p| Error::input(path, format!("unreadable audio header ({p})")))?
+        .map_err(|e| Error::input(path, e))?;
         let duration = match (track.codec_params.n_frames, track.codec_params.sample_rate) {
             (Some(n), Some(r)) => Some(Ts::from_samples(n, r)),
             _ => None,
@@ -67,6 +84,10 @@ impl SymphoniaSource {
 
     fn at(&self) -> Ts {
         self.clock.now()
+    }
+
+    fn decode_error(&self, reason: impl ToString) -> Error {
+        Error::Decode { path: self.path.clone(), at: self.at(), reason: reason.to_string() }
     }
 
     fn emit(&mut self, samples: Vec<f32>, out: &mut Vec<Media>) {
@@ -91,40 +112,46 @@ impl MediaSource for SymphoniaSource {
         if self.done {
             return Ok(false);
         }
-        let packet = match self.reader.next_packet() {
-            Ok(p) => p,
-            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+        let (reader, decoder, track) = (&mut self.reader, &mut self.decoder, self.track);
+        // Symphonia's readers and decoders panic on some damaged input: a decode error here.
+        let read = crate::error::contain_panic(|| -> std::result::Result<Option<Decoded>, SymError> {
+            let packet = reader.next_packet()?;
+            if packet.track_id() != track {
+                return Ok(None);
+            }
+            let decoded = decoder.decode(&packet)?;
+            let spec = *decoded.spec();
+            let frames = decoded.frames();
+            let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+            buf.copy_interleaved_ref(decoded);
+            Ok(Some(Decoded { ts: packet.ts(), rate: spec.rate, channels: spec.channels.count(), frames, buf }))
+        });
+        let Decoded { ts, rate, channels, frames, buf } = match read {
+            Err(p) => return Err(self.decode_error(format!("the audio decoder failed ({p})"))),
+            Ok(Ok(Some(d))) => d,
+            Ok(Ok(None)) => return Ok(true),
+            Ok(Err(SymError::IoError(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 self.flush(out);
                 self.done = true;
                 return Ok(false);
             }
-            Err(e) => return Err(Error::Decode { path: self.path.clone(), at: self.at(), reason: e.to_string() }),
-        };
-        if packet.track_id() != self.track {
-            return Ok(true);
-        }
-        let decoded = match self.decoder.decode(&packet) {
-            Ok(d) => d,
-            Err(SymError::DecodeError(_)) => {
+            Ok(Err(SymError::DecodeError(_))) => {
                 self.skipped += 1;
                 return Ok(true);
             }
-            Err(e) => return Err(Error::Decode { path: self.path.clone(), at: self.at(), reason: e.to_string() }),
+            Ok(Err(e)) => return Err(self.decode_error(e)),
         };
-        let spec = *decoded.spec();
-        let frames = decoded.frames();
-        let channels = spec.channels.count().max(1);
-        let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
-        buf.copy_interleaved_ref(decoded);
+        check_rate(rate).map_err(|e| self.decode_error(e))?;
+        let channels = channels.max(1);
         // Where the packet's timestamp puts it: audio before a hole is flushed, then the hole is
         // filled.
-        let pts = self.time_base.map(|tb| packet.ts() as f64 * tb);
-        if let Some(gap) = self.clock.frame(pts, frames as f64 / spec.rate.max(1) as f64) {
+        let pts = self.time_base.map(|tb| ts as f64 * tb);
+        if let Some(gap) = self.clock.frame(pts, frames as f64 / rate as f64) {
             self.flush(out);
             out.push(Media::Gap(self.clock.fill(gap)));
         }
         let mono: Vec<f32> = buf.samples().chunks(channels).map(|f| f.iter().sum::<f32>() / channels as f32).collect();
-        let r = self.resampler.get_or_insert_with(|| Resampler::new(spec.rate, SAMPLE_RATE_HZ));
+        let r = self.resampler.get_or_insert_with(|| Resampler::new(rate, SAMPLE_RATE_HZ));
         let mut resampled = Vec::with_capacity(mono.len());
         r.push(&mono, &mut resampled);
         self.emit(resampled, out);

@@ -298,7 +298,7 @@ pub fn convert_whisper_dir(src: &Path, dst: &Path) -> Result<()> {
     let tok = src.join("tokenizer.json");
     let tok_bytes = std::fs::read(&tok).map_err(|e| Error::model(&tok, e))?;
     crate::atomic::write_atomic(&dst.join("tokenizer.json"), &tok_bytes)?;
-    Ok(())
+    super::write_checksums(dst, &["model.safetensors", "config.json", "tokenizer.json"])
 }
 
 #[cfg(test)]

@@ -50,6 +50,82 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
     ))
 }
 
+/// The file in a model directory that records the SHA-256 of every file in it the loaders read
+/// (`sha256sum`'s format), written by the converters (`subtitle models convert`,
+/// `models/fetch.sh` through it). A load reads nothing that does not match it, and nothing in a
+/// directory without it; weights are safetensors, never pickle, so nothing read is executed.
+pub const CHECKSUMS: &str = "SHA256SUMS";
+
+/// Records the SHA-256 of `files` (names in `dir`) in `dir/SHA256SUMS`.
+pub fn write_checksums(dir: &Path, files: &[&str]) -> Result<()> {
+    let mut text = String::new();
+    for name in files {
+        let path = dir.join(name);
+        let file = File::open(&path).map_err(|e| Error::model(&path, e))?;
+        text += &format!("{}  {name}\n", sha256_of(file).map_err(|e| Error::model(&path, e))?);
+    }
+    crate::atomic::write_atomic(&dir.join(CHECKSUMS), text.as_bytes())
+}
+
+/// SHA-256 of everything `r` reads, in hex.
+fn sha256_of(mut r: impl std::io::Read) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match r.read(&mut buf)? {
+            0 => break,
+            n => hash.update(&buf[..n]),
+        }
+    }
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Checks that `got` is the SHA-256 recorded for `path` in its directory's `SHA256SUMS`.
+fn check_sha256(path: &Path, got: &str) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let list = dir.join(CHECKSUMS);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let text = std::fs::read_to_string(&list).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::model(
+            dir,
+            format!(
+                "no {CHECKSUMS}: model files are loaded only as fetched or converted here (models/fetch.sh \
+                 or `subtitle models convert`, which record their SHA-256)"
+            ),
+        ),
+        _ => Error::model(&list, e),
+    })?;
+    let expected = text.lines().find_map(|l| {
+        let (sha, file) = l.split_once("  ")?;
+        (file.trim_start_matches('*') == name).then_some(sha.trim())
+    });
+    match expected {
+        Some(sha) if sha.eq_ignore_ascii_case(got) => Ok(()),
+        Some(sha) => Err(Error::model(
+            path,
+            format!("SHA-256 {got} does not match {sha} recorded in {CHECKSUMS}: changed, corrupt or truncated since it was fetched (fetch it again)"),
+        )),
+        None => Err(Error::model(path, format!("not listed in {}", list.display()))),
+    }
+}
+
+/// The bytes of `path`, checked against its directory's `SHA256SUMS`.
+pub fn read_verified(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::model(path, e))?;
+    check_sha256(path, &sha256_of(bytes.as_slice()).expect("reading memory"))?;
+    Ok(bytes)
+}
+
+/// Checks the whole of `path` against its directory's `SHA256SUMS`, read through once.
+fn verify_file(path: &Path) -> Result<()> {
+    let t = std::time::Instant::now();
+    let file = File::open(path).map_err(|e| Error::model(path, e))?;
+    check_sha256(path, &sha256_of(file).map_err(|e| Error::model(path, e))?)?;
+    tracing::debug!("{}: SHA-256 checked in {:.0} ms", path.display(), t.elapsed().as_secs_f64() * 1e3);
+    Ok(())
+}
+
 /// How a model is loaded: whose kernels run it, and whether it will be trained through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadOptions {
@@ -73,24 +149,24 @@ pub fn load_whisper(dir: &Path, device: &Device, opts: LoadOptions) -> Result<Lo
     if !st.is_file() {
         return Err(Error::model(&st, "missing model.safetensors"));
     }
-    // The header first, so a truncated or corrupt file is named as such.
-    let file = SafetensorsFile::open(&st)
-        .map_err(|e| Error::model(&st, format!("corrupt or truncated weights: {}", first_line(&e))))?;
-    let vb = VarBuilder::from_backend(Box::new(file), DType::F32, device.clone());
-    let whisper = Whisper::load(vb, &config.dims, opts.kernels, opts.training)
-        .map_err(|e| Error::model(&st, format!("weights do not fit the config: {}", first_line(&e))))?;
+    let whisper = verified_load(&st, |file| {
+        let vb = VarBuilder::from_backend(Box::new(file), DType::F32, device.clone());
+        Whisper::load(vb, &config.dims, opts.kernels, opts.training)
+            .map_err(|e| Error::model(&st, format!("weights do not fit the config: {}", first_line(&e))))
+    })?;
     Ok(LoadedModel { dir: dir.to_path_buf(), config, whisper })
 }
 
 /// A model directory's `config.json`.
 pub fn read_config(path: &Path) -> Result<ModelConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::model(path, e))?;
+    let bytes = read_verified(path)?;
+    let text = String::from_utf8(bytes).map_err(|e| Error::model(path, e))?;
     ModelConfig::parse(&text).map_err(|e| Error::model(path, format!("bad model config: {e}")))
 }
 
 /// A model directory's `tokenizer.json`.
 pub fn load_tokenizer(path: &Path) -> Result<WhisperTokenizer> {
-    let bytes = std::fs::read(path).map_err(|e| Error::model(path, format!("bad tokenizer: {e}")))?;
+    let bytes = read_verified(path)?;
     WhisperTokenizer::from_bytes(&bytes).map_err(|e| Error::model(path, e))
 }
 
@@ -112,10 +188,25 @@ pub fn load_image_encoder(dir: &Path, device: &Device) -> Result<ImageEncoder> {
     if !st.is_file() {
         return Err(Error::model(dir, "no model.safetensors (fetch it with `models/fetch.sh dinov2`)"));
     }
-    let file = SafetensorsFile::open(&st)
-        .map_err(|e| Error::model(&st, format!("corrupt or truncated weights: {}", first_line(&e))))?;
-    let vb = VarBuilder::from_backend(Box::new(file), DType::F32, device.clone());
-    ImageEncoder::load(vb).map_err(|e| Error::model(&st, format!("not a DINOv2 ViT-S/14: {e}")))
+    verified_load(&st, |file| {
+        let vb = VarBuilder::from_backend(Box::new(file), DType::F32, device.clone());
+        ImageEncoder::load(vb).map_err(|e| Error::model(&st, format!("not a DINOv2 ViT-S/14: {e}")))
+    })
+}
+
+/// What `load` builds from the safetensors file `st`, given only once the whole file matches its
+/// `SHA256SUMS` line: the check reads the file on another thread while `load` runs (on a
+/// mismatch what was built is dropped unused).
+fn verified_load<T: Send>(st: &Path, load: impl FnOnce(SafetensorsFile) -> Result<T>) -> Result<T> {
+    std::thread::scope(|s| {
+        let check = s.spawn(|| verify_file(st));
+        // The header first, so a truncated or corrupt file is named as such.
+        let built = SafetensorsFile::open(st)
+            .map_err(|e| Error::model(st, format!("corrupt or truncated weights: {}", first_line(&e))))
+            .and_then(load);
+        check.join().map_err(|_| Error::model(st, "the SHA-256 check failed"))??;
+        built
+    })
 }
 
 /// A safetensors file read one tensor at a time, not mapped: a mapping keeps every page of the
