@@ -5,7 +5,7 @@
 //! passes over what is done with the same input and settings. `batch status DIR` sums the
 //! ledgers up; `batch enqueue SOURCE QUEUE` fills a queue.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,17 +66,11 @@ fn probe(path: &Path, video: &VideoSampling) -> Probe {
 
 /// The items of a directory or manifest source, each probed; what is not media is left out
 /// (a manifest's entries are all items: one that cannot be read fails).
-fn probed(
-    source: &Path,
-    skip: Option<&Path>,
-    keep: impl Fn(&Item) -> bool,
-    video: &VideoSampling,
-) -> anyhow::Result<Vec<(Item, Probe)>> {
+fn probed(source: &Path, items: Vec<Item>, video: &VideoSampling) -> Vec<(Item, Probe)> {
     let from_dir = source.is_dir();
-    let items = batch::list(source, skip)?;
     let mut out = Vec::new();
     let mut not_media = 0;
-    for item in items.into_iter().filter(|i| keep(i)) {
+    for item in items {
         match probe(&item.path, video) {
             Probe::NotMedia if from_dir => not_media += 1,
             Probe::NotMedia => {
@@ -89,14 +83,14 @@ fn probed(
     if not_media > 0 {
         tracing::info!("{not_media} files under {} are not media: passed over", source.display());
     }
-    Ok(out)
+    out
 }
 
 fn enqueue(source: &Path, queue: &str, pipeline: Option<&Path>) -> anyhow::Result<()> {
     let url = QueueUrl::parse(queue).with_context(|| format!("{queue}: expected redis://HOST:PORT/NAME"))?;
     let video = crate::app::setup::load_pipeline(pipeline, PipelineConfig::default_file)?.video;
     let mut items = Vec::new();
-    for (mut item, p) in probed(source, None, |_| true, &video)? {
+    for (mut item, p) in probed(source, batch::list(source, None)?, &video) {
         if let Probe::Skip(reason) = p {
             eprintln!("skipped: {reason}");
             continue;
@@ -306,9 +300,8 @@ fn from_list(
     let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
     // Outputs from every id, not only this shard's: which names collide is the same in each.
     let outputs = batch::outputs(&ctx.out, &ids, ctx.format.extension());
-    let output_of: std::collections::HashMap<String, Option<PathBuf>> =
-        all.iter().map(|i| i.id.clone()).zip(outputs).collect();
-    let mine = probed(source, Some(&ctx.out), |i| shard.holds(&i.id), video)?;
+    let output_of: HashMap<String, Option<PathBuf>> = all.iter().map(|i| i.id.clone()).zip(outputs).collect();
+    let mine = probed(source, all.iter().filter(|i| shard.holds(&i.id)).cloned().collect(), video);
     let media_s: f64 = mine.iter().filter_map(|(_, p)| if let Probe::Media(d) = p { *d } else { None }).sum();
     Plan {
         shard: shard.name(),
@@ -317,8 +310,13 @@ fn from_list(
         media_s,
     }
     .write(&ctx.out)?;
-    let records = ledger::read_all(&ctx.out)?;
-    let histories = ledger::histories(&records, &ctx.settings);
+    // Each item's history is built from the records of its own settings (items of a manifest
+    // may each have theirs): the records grouped once, each group read once.
+    let mut by_settings: HashMap<String, Vec<ledger::Record>> = HashMap::new();
+    for r in ledger::read_all(&ctx.out)? {
+        by_settings.entry(r.settings.clone()).or_default().push(r);
+    }
+    let mut histories: HashMap<String, HashMap<String, (String, ledger::History)>> = HashMap::new();
     let mut tally = Tally { started: Some(Instant::now()), ..Tally::default() };
     let mut todo: Vec<(u32, Job)> = Vec::new();
     for (item, probe) in mine {
@@ -338,16 +336,13 @@ fn from_list(
             record_end(ctx, &item, &fingerprint, &settings, 1, State::Failed, Some(reason), None, None);
             continue;
         };
-        let h = histories.get(&item.id).filter(|(fp, _)| *fp == fingerprint).map(|(_, h)| h.clone());
-        let h = match settings == ctx.settings {
-            true => h.unwrap_or_default(),
-            // An item's own settings: its history is under them.
-            false => ledger::histories(&records, &settings)
-                .remove(&item.id)
-                .filter(|(fp, _)| *fp == fingerprint)
-                .map(|(_, h)| h)
-                .unwrap_or_default(),
-        };
+        let h = histories
+            .entry(settings.clone())
+            .or_insert_with(|| ledger::histories(by_settings.get(&settings).map_or(&[], Vec::as_slice), &settings))
+            .get(&item.id)
+            .filter(|(fp, _)| *fp == fingerprint)
+            .map(|(_, h)| h.clone())
+            .unwrap_or_default();
         if h.done.is_some() && output.is_file() {
             tally.already += 1;
             continue;
@@ -570,8 +565,7 @@ fn run_items(
 ) {
     let setup = ctx.setup;
     let batch = setup.file_batch(jobs, shutdown.clone());
-    let timers: Mutex<std::collections::HashMap<String, (Shutdown, crossbeam_channel::Sender<()>)>> =
-        Default::default();
+    let timers: Mutex<HashMap<String, (Shutdown, crossbeam_channel::Sender<()>)>> = Default::default();
     let next = || {
         let mut job = next()?;
         job.started = Instant::now();

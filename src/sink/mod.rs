@@ -118,7 +118,10 @@ impl Sink for SubtitleSink {
     type In = Subtitle;
     fn write(&mut self, item: Subtitle) -> Result<()> {
         match item {
-            Subtitle::Segment(s) => self.segments.push(s),
+            // Only JSON writes segments: SRT and WebVTT keep none (10 hours of speech would
+            // hold some 90,000 words' tokens and probabilities until the end).
+            Subtitle::Segment(s) if self.format == Format::Json => self.segments.push(s),
+            Subtitle::Segment(_) => {}
             Subtitle::ShotChange(at) => self.shot_changes.push(at),
             Subtitle::Cue(c) => self.cues.push(c),
             Subtitle::Live(_) => {}
