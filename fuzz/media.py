@@ -217,7 +217,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--work", type=Path, default=ROOT / "fuzz" / "media-work")
+    ap.add_argument("--work", type=Path, default=ROOT / "fuzz" / "media-work", help="seeds, cases and outputs")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--file-timeout", type=float, default=60, help="per file (hang) limit, s")
     ap.add_argument("--wall", type=float, default=4 * 3600, help="limit for the whole batch, s")
@@ -225,6 +225,7 @@ def main():
     ap.add_argument("--cli-every", type=int, default=25, help="every Nth case also runs alone (0: none)")
     ap.add_argument("--replay", type=int, help="rebuild this case and run it alone")
     args = ap.parse_args()
+    args.work = args.work.resolve()
 
     seeds = make_seeds(args.work / "seeds")
     cases_dir = args.work / f"cases-{args.seed}"

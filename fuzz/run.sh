@@ -6,6 +6,8 @@
 # target's total run time is added up in fuzz/hours.tsv (target, seconds, runs, date).
 #   bash fuzz/run.sh                  # each target a minute
 #   SECONDS_EACH=3600 bash fuzz/run.sh manifest cues
+# Then, with no targets named, a small run of the media mutation harness (MEDIA_CASES, default 200;
+# 0 for none): fuzz/media.py, mutated real media through the whole pipeline (see fuzz/README.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
@@ -33,6 +35,11 @@ for t in "${targets[@]}"; do
   [ "$result" = ok ] || tail -n 30 "$log"
   rm -f "$log"
 done
+media=${MEDIA_CASES:-200}
+if [ "$#" -eq 0 ] && [ "$media" -gt 0 ]; then
+  (cd .. && cargo build --release --quiet --bins)
+  python3 media.py --cases "$media" --seed "${MEDIA_SEED:-1}" --work media-work || failed+=(media)
+fi
 echo "total per target (seconds):"
 awk -F'\t' '{ s[$1] += $2 } END { for (t in s) printf "  %s %d\n", t, s[t] }' hours.tsv | sort
 [ "${#failed[@]}" -eq 0 ] || { echo "crashed: ${failed[*]} (inputs in fuzz/artifacts/)"; exit 1; }

@@ -425,3 +425,16 @@ fn absurd_sample_rates_and_channel_counts_are_refused() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stream that may never end (a named pipe, /dev/zero) given to a file run is refused at once,
+/// pointing to `subtitle live`, rather than read until memory or patience runs out.
+#[test]
+fn streams_that_never_end_are_refused_in_file_mode() {
+    fails_cleanly(Path::new("/dev/zero"), &[], "/dev/zero", "subtitle live");
+    let dir = tempdir("endless");
+    let fifo = dir.join("endless.wav");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    fails_cleanly(&fifo, &[], "endless.wav", "pipe or device");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -335,6 +335,13 @@ pub fn open(path: &Path, video: &VideoSampling) -> Result<Box<dyn MediaSource>> 
     if meta.is_dir() {
         return Err(Error::input(path, "is a directory"));
     }
+    if !meta.is_file() {
+        // A pipe, a device, a socket: it may never end, and a file run keeps its cues to the end.
+        return Err(Error::input(
+            path,
+            "is a pipe or device, not a file: a stream that may not end is read by `subtitle live` (`subtitle live - < it`)",
+        ));
+    }
     if meta.len() == 0 {
         return Err(Error::input(path, "file is empty"));
     }
