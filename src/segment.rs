@@ -90,3 +90,26 @@ pub struct Segment {
     /// The words of `text` with their times; empty when the model has no alignment heads.
     pub words: Vec<Word>,
 }
+
+impl Segment {
+    /// A segment of `words` alone (as a test or a fuzz target makes one): its span from the first
+    /// word's start to the last one's end, its text the words with a space before each, sure of
+    /// every token.
+    pub fn of_words(words: Vec<Word>) -> Self {
+        let span = match (words.first(), words.last()) {
+            (Some(a), Some(b)) => Span::new(a.span.start, b.span.end.max(a.span.start)),
+            _ => Span::new(Ts(0), Ts(0)),
+        };
+        Segment {
+            span,
+            text: words.iter().map(|w| format!(" {}", w.text)).collect(),
+            tokens: Vec::new(),
+            probabilities: Vec::new(),
+            avg_logprob: 0.0,
+            no_speech_prob: 0.0,
+            temperature: 0.0,
+            compression_ratio: 1.0,
+            words,
+        }
+    }
+}

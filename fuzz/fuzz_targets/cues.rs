@@ -24,29 +24,19 @@ fuzz_target!(|input: (bool, Vec<Event>)| {
     let mut at = 0i64;
     for e in events {
         let item = match e {
-            Event::Segment(words) => {
-                let start = at;
-                let words: Vec<Word> = words
-                    .into_iter()
-                    .map(|(gap, len, text)| {
-                        let s = at + gap as i64;
-                        at = s + len as i64;
-                        Word { span: Span::new(Ts(s), Ts(at)), text, probability: 0.9 }
-                    })
-                    .collect();
-                let text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
-                Transcript::Segment(Segment {
-                    span: Span::new(Ts(start), Ts(at)),
-                    text,
-                    tokens: Vec::new(),
-                    probabilities: Vec::new(),
-                    avg_logprob: -0.2,
-                    no_speech_prob: 0.0,
-                    temperature: 0.0,
-                    compression_ratio: 1.0,
-                    words,
-                })
-            }
+            Event::Segment(words) => Transcript::Segment(Segment {
+                avg_logprob: -0.2,
+                ..Segment::of_words(
+                    words
+                        .into_iter()
+                        .map(|(gap, len, text)| {
+                            let s = at + gap as i64;
+                            at = s + len as i64;
+                            Word { span: Span::new(Ts(s), Ts(at)), text, probability: 0.9 }
+                        })
+                        .collect(),
+                )
+            }),
             Event::Cut(d) => Transcript::ShotChange(Ts((at + d as i64).max(0))),
         };
         stage.process(item, &mut out).unwrap();

@@ -25,24 +25,6 @@ enum Event {
     Partial(Vec<(u16, String)>),
 }
 
-fn segment(words: Vec<Word>) -> Transcript {
-    let span = match (words.first(), words.last()) {
-        (Some(a), Some(b)) => Span::new(a.span.start, b.span.end.max(a.span.start)),
-        _ => Span::new(Ts(0), Ts(0)),
-    };
-    Transcript::Segment(Segment {
-        span,
-        text: words.iter().map(|w| format!(" {}", w.text)).collect(),
-        tokens: Vec::new(),
-        probabilities: Vec::new(),
-        avg_logprob: -0.2,
-        no_speech_prob: 0.0,
-        temperature: 0.0,
-        compression_ratio: 1.0,
-        words,
-    })
-}
-
 fuzz_target!(|input: (bool, bool, bool, Vec<Event>)| {
     let (vtt, roll_up, hls, events) = input;
     let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap();
@@ -63,7 +45,7 @@ fuzz_target!(|input: (bool, bool, bool, Vec<Event>)| {
     let n = events.len();
     for (i, e) in events.into_iter().enumerate() {
         let item = match e {
-            Event::Words(words) => segment(
+            Event::Words(words) => Transcript::Segment(Segment::of_words(
                 words
                     .into_iter()
                     .map(|(gap, len, text)| {
@@ -72,7 +54,7 @@ fuzz_target!(|input: (bool, bool, bool, Vec<Event>)| {
                         Word { span: Span::new(Ts(s), Ts(at)), text, probability: 0.9 }
                     })
                     .collect(),
-            ),
+            )),
             Event::Cut(d) => Transcript::ShotChange(Ts((at + d as i64).max(0))),
             Event::Pause(d) => Transcript::Live(LiveNote::Pause(Ts((at + d as i64).max(0)))),
             Event::Gap(d, len) => {

@@ -117,19 +117,7 @@ mod tests {
     }
 
     fn commit(words: Vec<Word>) -> Transcript {
-        let span = Span::new(words[0].span.start, words[words.len() - 1].span.end);
-        let text = words.iter().map(|w| format!(" {}", w.text)).collect();
-        Transcript::Segment(Segment {
-            span,
-            text,
-            tokens: vec![],
-            probabilities: vec![],
-            avg_logprob: 0.0,
-            no_speech_prob: 0.0,
-            temperature: 0.0,
-            compression_ratio: 1.0,
-            words,
-        })
+        Transcript::Segment(Segment::of_words(words))
     }
 
     fn cues(out: &[Subtitle]) -> Vec<Cue> {
