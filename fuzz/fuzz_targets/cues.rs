@@ -1,5 +1,6 @@
 //! The cue builder fed arbitrary words (times, lengths, text) and shot changes: cues come out in
-//! order, each with a positive length, none overlapping the one before.
+//! order, each with a positive length, none overlapping the one before, and their SRT file parses
+//! with every cue.
 #![no_main]
 
 use libfuzzer_sys::{arbitrary, fuzz_target};
@@ -50,4 +51,9 @@ fuzz_target!(|input: (bool, Vec<Event>)| {
             last_end = c.span.end;
         }
     }
+    // And the file a reader gets parses, with every cue.
+    let cues: Vec<_> = out.into_iter().filter_map(|s| if let Subtitle::Cue(c) = s { Some(c) } else { None }).collect();
+    let srt = subtitle::sink::render(subtitle::sink::Format::Srt, &[], &cues, &Default::default());
+    let parsed = subtitle::check::parse(&srt).unwrap_or_else(|e| panic!("{e}: {srt:?}"));
+    assert_eq!(parsed.len(), cues.len(), "{srt:?}");
 });

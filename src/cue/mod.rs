@@ -188,11 +188,23 @@ impl CueStage {
 
 /// A segment's timed words; for a segment the model could not time word by word, its words
 /// spread over it in proportion to their length.
+/// A word's text as a cue may hold it: a control character (a newline the model wrote, a NUL)
+/// would end an SRT block early or break a reader, so it reads as a space; a word of nothing else
+/// is none (the `live_events` fuzz target found "\n\u{14}z\0" making an appended SRT file
+/// unreadable).
+fn cue_text(text: &str) -> Option<String> {
+    let text = match text.contains(char::is_control) {
+        true => text.replace(char::is_control, " ").split_whitespace().collect::<Vec<_>>().join(" "),
+        false => text.to_string(),
+    };
+    (!text.trim().is_empty()).then_some(text)
+}
+
 pub(crate) fn words_of(segment: &Segment) -> Vec<Word> {
     if !segment.words.is_empty() {
-        return segment.words.clone();
+        return segment.words.iter().filter_map(|w| Some(Word { text: cue_text(&w.text)?, ..w.clone() })).collect();
     }
-    let texts: Vec<&str> = segment.text.split_whitespace().collect();
+    let texts: Vec<String> = segment.text.split_whitespace().filter_map(cue_text).collect();
     let (start, end) = (segment.span.start.ms(), segment.span.end.ms().max(segment.span.start.ms() + 1));
     let weights: Vec<f64> = texts.iter().map(|w| w.chars().count() as f64 + 1.0).collect();
     let total: f64 = weights.iter().sum();

@@ -4,7 +4,7 @@
 
 mod json;
 pub mod live;
-mod srt;
+pub(crate) mod srt;
 mod vtt;
 
 use std::io::Write;
