@@ -157,7 +157,12 @@ mod tests {
     fn fuzz_live_events_control_characters_in_words_keep_the_srt_readable() {
         let mut stage = LiveCueStage::new(Profile::netflix_en(), 25.0, false);
         let mut out = Vec::new();
-        let words = vec![word("\n\u{14}z\0\0\0", 256, 1000), word("\n", 1000, 1200), word("#\r\nok", 1300, 1800)];
+        let words = vec![
+            word("\n\u{14}z\0\0\0", 256, 1000),
+            word("\n", 1000, 1200),
+            word("#\r\nok", 1300, 1800),
+            word("--->", 1900, 2000),
+        ];
         stage.process(commit(words), &mut out).unwrap();
         stage.finish(&mut out).unwrap();
         let all = cues(&out);
@@ -165,7 +170,7 @@ mod tests {
             all.iter().enumerate().map(|(i, c)| format!("{}\n", crate::sink::srt::block(i + 1, c))).collect();
         let parsed = crate::check::parse(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
         assert_eq!(parsed.len(), all.len(), "{text:?}");
-        assert_eq!(parsed.iter().flat_map(|c| c.lines.clone()).collect::<Vec<_>>().join(" "), "z # ok", "{text:?}");
+        assert_eq!(parsed.iter().flat_map(|c| c.lines.clone()).collect::<Vec<_>>().join(" "), "z # ok ->", "{text:?}");
     }
 
     #[test]

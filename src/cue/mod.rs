@@ -191,12 +191,16 @@ impl CueStage {
 /// A word's text as a cue may hold it: a control character (a newline the model wrote, a NUL)
 /// would end an SRT block early or break a reader, so it reads as a space; a word of nothing else
 /// is none (the `live_events` fuzz target found "\n\u{14}z\0" making an appended SRT file
-/// unreadable).
+/// unreadable). "-->" reads as "->": a reader takes a line holding it for a timing line, and
+/// WebVTT forbids it in a cue.
 fn cue_text(text: &str) -> Option<String> {
-    let text = match text.contains(char::is_control) {
+    let mut text = match text.contains(char::is_control) {
         true => text.replace(char::is_control, " ").split_whitespace().collect::<Vec<_>>().join(" "),
         false => text.to_string(),
     };
+    while text.contains("-->") {
+        text = text.replace("-->", "->");
+    }
     (!text.trim().is_empty()).then_some(text)
 }
 
