@@ -65,8 +65,14 @@ fn init_logging(common: &CommonArgs) {
             _ => "debug",
         }
     };
+    // Symphonia warns of each damaged packet it passes over (a CRC mismatch): noise beside the one
+    // line a damaged input gets, unless asked for with -v.
+    let default = match common.verbose {
+        0 => format!("{level},symphonia=error"),
+        _ => level.to_string(),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SUBTITLE_LOG").unwrap_or_else(|_| level.into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SUBTITLE_LOG").unwrap_or_else(|_| default.into()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();

@@ -43,6 +43,15 @@ unsafe impl Send for FfmpegSource {}
 fn ff_reason(e: ff::Error) -> String {
     match e {
         ff::Error::InvalidData => "not a media file FFmpeg can read (invalid data, or truncated)".into(),
+        ff::Error::Eof => "ends before its streams could be read: truncated or damaged".into(),
+        // What FFmpeg says of damaged headers, read as such (the media harness met each).
+        ff::Error::PatchWelcome | ff::Error::Bug | ff::Error::Bug2 => {
+            "uses what FFmpeg cannot read here: damaged, or an unusual encoding".into()
+        }
+        ff::Error::Other { errno } if errno == libc::EIO => "cannot be read: damaged or truncated".into(),
+        ff::Error::Other { errno } if errno == libc::EINVAL || errno == libc::EPERM => {
+            "its header holds values no stream can have: damaged".into()
+        }
         other => other.to_string(),
     }
 }
@@ -143,8 +152,10 @@ impl FfmpegSource {
         let origin_s = (start != i64::MIN).then(|| start as f64 / 1e6);
         let ctx =
             ff::codec::context::Context::from_parameters(audio.parameters()).map_err(|e| Error::input(path, e))?;
-        let decoder =
-            ctx.decoder().audio().map_err(|e| Error::input(path, format!("no decoder for the audio stream: {e}")))?;
+        let decoder = ctx
+            .decoder()
+            .audio()
+            .map_err(|e| Error::input(path, format!("no decoder for the audio stream: {}", ff_reason(e))))?;
         if decoder.rate() > 0 {
             super::check_rate(decoder.rate()).map_err(|e| Error::input(path, e))?;
         }
