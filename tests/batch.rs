@@ -489,3 +489,47 @@ fn a_slurm_array_with_a_cancelled_task_is_completed_by_resubmitting_its_index() 
     assert_eq!(outputs_whole(&out).len(), 10);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGTERM (what `scancel` and Kubernetes send) or Ctrl-C mid-file: the worker stops at once,
+/// removes its temporary output, exits 2, and records the file as stopped rather than as a death,
+/// so even with `--retries 0` a rerun does it (a killed worker's file counts towards a poison
+/// file; a stopped one does not).
+#[test]
+fn a_batch_stopped_by_sigterm_redoes_the_file_without_counting_a_death() {
+    let dir = tempdir("batch-sigterm");
+    let src = dir.join("archive");
+    std::fs::create_dir_all(&src).unwrap();
+    let long = src.join("talk.wav");
+    let ok = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-stream_loop", "12", "-i"])
+        .arg(shared_real().join("orig/jfk.wav"))
+        .arg(&long)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = dir.join("subs");
+    let args = [src.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--retries"), OsStr::new("0")];
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut child = batch(&args).stderr(Stdio::piped()).spawn().unwrap();
+        let t0 = Instant::now();
+        while !files_under(&out).iter().any(|p| p.to_string_lossy().ends_with(".tmp")) {
+            assert!(t0.elapsed() < Duration::from_secs(60), "no temporary output appeared");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: kill(2) on a child we started and have not reaped.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let o = finished(child);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(files_under(&out).iter().all(|p| !p.to_string_lossy().ends_with(".tmp")), "temporary file left");
+        assert!(!out.join("talk.srt").exists());
+    }
+    let last = records(&out).into_iter().last().unwrap();
+    assert_eq!(last["state"], "retry", "{last}");
+    let o = batch(&args).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = status(&out);
+    assert_eq!((s["done"].as_u64(), s["failed"].as_u64()), (Some(1), Some(0)), "{s}");
+    assert_eq!(outputs_whole(&out).len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -685,7 +685,12 @@ fn run_items(
                 again.lease = None;
                 requeue(again);
             }
-            Outcome::Stopped => {}
+            // Stopped by a signal (Ctrl-C, or SIGTERM from Slurm or Kubernetes): ended, not a
+            // death, so a rerun takes it up without counting it towards a poison file.
+            Outcome::Stopped => {
+                let reason = format!("{path}: stopped (interrupted) before it was done");
+                record_end(ctx, &job.item, fp, st, attempt, State::Retry, Some(reason), job.media_s, Some(wall));
+            }
         }
     };
     run_files(batch, next, make, done);
