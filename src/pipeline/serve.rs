@@ -54,11 +54,13 @@ pub fn route(head: &[u8]) -> Route {
     }
 }
 
-/// Reads a request's head: up to the blank line that ends it, at most [`MAX_HEAD`] bytes.
+/// Reads a request's head: up to the blank line that ends it, at most [`MAX_HEAD`] bytes and
+/// 10 seconds (a client sending a byte now and then does not hold its connection longer).
 fn read_head(conn: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    while head.len() < MAX_HEAD {
+    let t0 = std::time::Instant::now();
+    while head.len() < MAX_HEAD && t0.elapsed() < Duration::from_secs(10) {
         let n = conn.read(&mut chunk[..(MAX_HEAD - head.len()).min(1024)])?;
         if n == 0 {
             break;
