@@ -238,19 +238,6 @@ fn several_inputs_need_their_own_outputs() {
     assert!(stderr(&o).contains("would both write") && stderr(&o).contains("s1.srt"), "{}", stderr(&o));
 }
 
-/// `path` made from a real clip looped `times` (a long input to stop mid-run).
-fn looped(dir: &Path, clip: &Path, times: u32) -> std::path::PathBuf {
-    let long = dir.join("long.wav");
-    let ok = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y", "-stream_loop", &times.to_string(), "-i"])
-        .arg(clip)
-        .arg(&long)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    long
-}
-
 /// The user's file at `existing`, and nothing else in its directory, as before the run.
 fn only_the_users_work(dir: &Path, existing: &Path, work: &str) {
     assert_eq!(std::fs::read_to_string(existing).unwrap(), work);
@@ -264,7 +251,8 @@ fn only_the_users_work(dir: &Path, existing: &Path, work: &str) {
 #[test]
 fn sigint_and_sigterm_mid_run_leave_no_partial_output() {
     let dir = tempdir("signals");
-    let long = looped(&dir, &shared_real().join("mp4/jfk.mp4"), 40);
+    let long = dir.join("long.wav");
+    looped(&shared_real().join("mp4/jfk.mp4"), 40, &long);
     let work = "1\n00:00:00,000 --> 00:00:01,000\nuser's work\n";
     let existing = dir.join("long.srt");
     for signal in [libc::SIGINT, libc::SIGTERM] {

@@ -218,13 +218,7 @@ fn poison_files_fail_alone_with_their_reasons() {
     // Eleven minutes of speech: past a 3-second limit.
     let long = src.join("long/meeting.wav");
     std::fs::create_dir_all(long.parent().unwrap()).unwrap();
-    let ok = Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y", "-stream_loop", "60", "-i"])
-        .arg(shared_real().join("orig/jfk.wav"))
-        .arg(&long)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    looped(&shared_real().join("orig/jfk.wav"), 60, &long);
     std::fs::write(src.join("tape.mp4"), b"\0\0\0\x18ftypmp42").unwrap();
     // An upload cut short: done, with a warning that says so.
     let bytes = std::fs::read(shared_real().join("mp4/jfk.mp4")).unwrap();
@@ -500,17 +494,11 @@ fn a_batch_stopped_by_sigterm_redoes_the_file_without_counting_a_death() {
     let src = dir.join("archive");
     std::fs::create_dir_all(&src).unwrap();
     let long = src.join("talk.wav");
-    let ok = Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y", "-stream_loop", "12", "-i"])
-        .arg(shared_real().join("orig/jfk.wav"))
-        .arg(&long)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    looped(&shared_real().join("orig/jfk.wav"), 12, &long);
     let out = dir.join("subs");
     let args = [src.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--retries"), OsStr::new("0")];
     for signal in [libc::SIGTERM, libc::SIGINT] {
-        let mut child = batch(&args).stderr(Stdio::piped()).spawn().unwrap();
+        let child = batch(&args).stderr(Stdio::piped()).spawn().unwrap();
         let t0 = Instant::now();
         while !files_under(&out).iter().any(|p| p.to_string_lossy().ends_with(".tmp")) {
             assert!(t0.elapsed() < Duration::from_secs(60), "no temporary output appeared");

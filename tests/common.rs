@@ -91,3 +91,14 @@ pub fn tiny() -> (subtitle::model::LoadedModel, subtitle::model::WhisperTokenize
     let tok = subtitle::weights::load_tokenizer(&dir.join("tokenizer.json")).expect("tokenizer");
     (m, tok)
 }
+
+/// `clip` played `times` over into `out` (a long input made of real speech).
+pub fn looped(clip: &Path, times: u32, out: &Path) {
+    let ok = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-stream_loop", &times.to_string(), "-i"])
+        .arg(clip)
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "ffmpeg looping {}", clip.display());
+}
