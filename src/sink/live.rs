@@ -343,6 +343,35 @@ mod tests {
         Cue { span: Span::new(Ts(start), Ts(end)), lines: vec![text.into()], over_speed: false }
     }
 
+    /// The `live_events` fuzz target's finding: a word of a newline and control characters
+    /// ("\n\u{14}z\0") went into a live cue as it was, and its blank line ended the SRT block
+    /// early: the appended file no longer parsed.
+    #[test]
+    fn fuzz_live_events_control_characters_in_words_keep_the_srt_readable() {
+        use crate::cue::live::LiveCueStage;
+        use crate::cue::Profile;
+        use crate::flow::Stage;
+        use crate::segment::{Segment, Transcript, Word};
+        let word =
+            |text: &str, start, end| Word { span: Span::new(Ts(start), Ts(end)), text: text.into(), probability: 1.0 };
+        let words = vec![
+            word("\n\u{14}z\0\0\0", 256, 1000),
+            word("\n", 1000, 1200),
+            word("#\r\nok", 1300, 1800),
+            word("--->", 1900, 2000),
+        ];
+        let mut stage = LiveCueStage::new(Profile::netflix_en(), 25.0, false);
+        let mut out = Vec::new();
+        stage.process(Transcript::Segment(Segment::of_words(words)), &mut out).unwrap();
+        stage.finish(&mut out).unwrap();
+        let all: Vec<Cue> =
+            out.into_iter().filter_map(|s| if let Subtitle::Cue(c) = s { Some(c) } else { None }).collect();
+        let text: String = all.iter().enumerate().map(|(i, c)| format!("{}\n", srt::block(i + 1, c))).collect();
+        let parsed = crate::check::parse(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+        assert_eq!(parsed.len(), all.len(), "{text:?}");
+        assert_eq!(parsed.iter().flat_map(|c| c.lines.clone()).collect::<Vec<_>>().join(" "), "z # ok ->", "{text:?}");
+    }
+
     #[test]
     fn the_cue_file_is_valid_after_every_append_and_never_rewritten() {
         let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 
 mod json;
 pub mod live;
-pub(crate) mod srt;
+mod srt;
 mod vtt;
 
 use std::io::Write;
