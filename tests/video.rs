@@ -58,11 +58,34 @@ fn cuts_at_keyframes_are_found_to_the_frame() {
     check("cuts-keys");
 }
 
+/// An encoder that keys its scene cuts (keyframes off its beat, as the container's index shows):
+/// a group of pictures is decoded only where the keyframes cannot tell whether a cut lies inside
+/// (two shots of like colours at a keyframe), never the last one for want of a keyframe after it.
+#[test]
+fn an_encoder_that_keys_its_cuts_has_few_groups_of_pictures_decoded() {
+    let clip = sample("video/cuts-keys.mp4");
+    let (_, video) = shots(&clip, &[]);
+    assert!(video["gops_decoded"].as_u64().unwrap() <= 2, "{video}");
+}
+
 /// A fixed GOP, no keyframe at the cuts: the groups of pictures that hold one are decoded, and
 /// the cut placed to the frame there.
 #[test]
 fn cuts_between_keyframes_are_found_to_the_frame() {
     check("cuts-fixed");
+}
+
+/// With on-screen text read, the video is decoded on a thread of its own (a second demuxer), its
+/// shot changes sent to the model apart from the audio; without, it is decoded with the audio.
+/// Both find the same cuts from the same frames.
+#[test]
+fn video_read_on_its_own_thread_finds_the_same_cuts() {
+    let clip = sample("video/cuts-fixed.mp4");
+    let (apart, video_apart) = shots(&clip, &[]);
+    let (together, video_together) = shots(&clip, &[OsStr::new("--ocr"), OsStr::new("off")]);
+    assert!(!apart.is_empty());
+    assert_eq!(apart, together);
+    assert_eq!(video_apart["frames_decoded"], video_together["frames_decoded"], "{video_apart} {video_together}");
 }
 
 /// Every frame decoded (`[video] decode = "all"`) finds the same cuts.

@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::infer::{ModelInput, ModelStage, ModelTranscriber, TranscribeOptions, Transcriber};
 use crate::pipeline::shared::{spawn_shared_batcher, ShareConfig, ShareStats};
 use crate::pipeline::{
-    channel, first_error, joined, spawn_merge_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, Shutdown,
+    channel, first_error, joined, spawn_merge_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, Leash,
+    Pace, Shutdown,
 };
 use crate::preprocess::PreprocessStage;
 use crate::sink::{Format, JsonMeta, RunStats, SubtitleSink, Target};
@@ -68,7 +69,7 @@ pub fn run_file(
     shared: Option<&ShareStats>,
     progress: impl Fn(Option<Ts>, Ts) + Send + Sync,
 ) -> Result<FileSummary> {
-    let source = job.source;
+    let mut source = job.source;
     let duration = source.duration();
     let fps = source.frame_rate().unwrap_or(job.pipeline.cues.audio_only_fps);
     let target = Target::prepare(&job.output)?;
@@ -77,48 +78,90 @@ pub fn run_file(
     let shutdown = job.shutdown.clone();
     // Without video there are no stills, and the model stage must not wait for their text.
     let visual = job.visual.filter(|_| source.frame_rate().is_some() && job.pipeline.video.stills_fps > 0.0);
+    // With a visual stage, the video is read by a demuxer and a thread of its own, so that the
+    // audio reaches the model while the picture is decoded (on HD video, decoding it takes
+    // longer than the model's work): its shot changes go to the model on a channel of their
+    // own, each before the on-screen text of the stills after it. (Without one, the model does
+    // not wait for the video, and its shot changes keep their place among the audio's features.)
+    let video_source = match &visual {
+        Some(_) => source.take_video()?,
+        None => None,
+    };
     let model_stage =
         ModelStage::new(Arc::clone(&job.model), job.options.clone(), job.input.clone(), job.context, visual.is_some());
-    let preprocess = PreprocessStage::new(
-        job.model.dims().n_mels,
-        job.pipeline.shots.clone(),
-        job.pipeline.stills.clone(),
-        visual.is_some(),
-    );
+    let preprocess = |stills: bool| {
+        PreprocessStage::new(job.model.dims().n_mels, job.pipeline.shots.clone(), job.pipeline.stills.clone(), stills)
+    };
     let stills_unread = Arc::new(AtomicU64::new(0));
 
-    let (results, stills_skipped) = std::thread::scope(|s| {
+    let (results, video_results, stills_skipped) = std::thread::scope(|s| {
         let (l_dec, r_dec) = channel(ch.decode_to_preprocess);
         let (l_pre, r_pre) = channel(ch.preprocess_to_model);
         let (l_mod, r_mod) = channel(ch.model_to_cues);
         let (l_cue, r_cue) = channel(ch.cues_to_sink);
-        let dec = spawn_source(s, source, l_dec, shutdown.clone());
+        // The audio waits for the video to come within a batch of windows and one more of it.
+        let leash = video_source.is_some().then(|| {
+            let windows = job.options.batch_size.max(1) as i64 + 1;
+            Leash::new(Ts(30_000 * windows))
+        });
+        let pace = leash.clone().map_or(Pace::Free, Pace::Follows);
+        let dec = spawn_source(s, source, l_dec, pace, shutdown.clone());
         // The stills channel and the text channel exist only with a visual stage to read and
         // write them.
-        let (pre, vis, model, skipped) = match visual {
+        let unread = || Arc::clone(&stills_unread);
+        let (pre, video, vis, model, skipped) = match visual {
             Some(v) => {
                 let (l_still, r_still) = channel(ch.preprocess_to_visual);
                 let (l_text, r_text) = channel(ch.visual_to_model);
                 let skipped = l_still.dropped();
-                let pre = spawn_split_stage(
+                let (pre, video, r_shots) = match video_source {
+                    Some(video_source) => {
+                        let (l_vdec, r_vdec) = channel(ch.decode_to_preprocess);
+                        let (l_shots, r_shots) = channel(ch.preprocess_to_model);
+                        let pace = Pace::Leads(leash.clone().expect("made with the video's source"));
+                        let vdec = spawn_source(s, video_source, l_vdec, pace, shutdown.clone());
+                        let vpre = spawn_split_stage(
+                            s,
+                            preprocess(true),
+                            r_vdec,
+                            l_shots,
+                            Some(l_still),
+                            unread(),
+                            shutdown.clone(),
+                        );
+                        let pre =
+                            spawn_split_stage(s, preprocess(false), r_dec, l_pre, None, unread(), shutdown.clone());
+                        (pre, Some((vdec, vpre)), Some(r_shots))
+                    }
+                    None => {
+                        let pre = spawn_split_stage(
+                            s,
+                            preprocess(true),
+                            r_dec,
+                            l_pre,
+                            Some(l_still),
+                            unread(),
+                            shutdown.clone(),
+                        );
+                        (pre, None, None)
+                    }
+                };
+                let vis = spawn_stage(s, v, r_still, l_text, shutdown.clone());
+                let model = spawn_merge_stage(
                     s,
-                    preprocess,
-                    r_dec,
-                    l_pre,
-                    Some(l_still),
-                    Arc::clone(&stills_unread),
+                    model_stage,
+                    r_pre,
+                    r_shots,
+                    (r_text, ModelInput::ScreenEnd),
+                    l_mod,
                     shutdown.clone(),
                 );
-                let vis = spawn_stage(s, v, r_still, l_text, shutdown.clone());
-                let model =
-                    spawn_merge_stage(s, model_stage, r_pre, r_text, ModelInput::ScreenEnd, l_mod, shutdown.clone());
-                (pre, Some(vis), model, skipped)
+                (pre, video, Some(vis), model, skipped)
             }
             None => {
-                let pre =
-                    spawn_split_stage(s, preprocess, r_dec, l_pre, None, Arc::clone(&stills_unread), shutdown.clone());
+                let pre = spawn_split_stage(s, preprocess(false), r_dec, l_pre, None, unread(), shutdown.clone());
                 let model = spawn_stage_from(s, model_stage, r_pre, l_mod, shutdown.clone());
-                (pre, None, model, Arc::new(AtomicU64::new(0)))
+                (pre, None, None, model, Arc::new(AtomicU64::new(0)))
             }
         };
         let cue = spawn_stage(s, CueStage::new(job.profile.clone(), fps), r_mod, l_cue, shutdown.clone());
@@ -129,6 +172,7 @@ pub fn run_file(
             }
         });
         let input = &job.input;
+        let video = video.map(|(vdec, vpre)| (joined(vdec.join(), input), joined(vpre.join(), input)));
         let results = (
             joined(dec.join(), input),
             joined(pre.join(), input),
@@ -137,13 +181,20 @@ pub fn run_file(
             joined(cue.join(), input),
             joined(sink.join(), input),
         );
-        (results, skipped.load(Ordering::Relaxed))
+        (results, video, skipped.load(Ordering::Relaxed))
     });
+    // The video's own source, when it had one: its errors are the run's, its statistics the
+    // video's.
+    let (video_source, video_errors) = match video_results {
+        Some((Ok(v), Ok(_))) => (Some(v), Vec::new()),
+        Some((v, p)) => (None, [v.err(), p.err()].into_iter().flatten().collect()),
+        None => (None, Vec::new()),
+    };
     let (source, pre, visual, model, cue, sink) = match results {
-        (Ok(d), Ok(p), Ok(v), Ok(m), Ok(c), Ok(k)) => (d, p, v, m, c, k),
+        (Ok(d), Ok(p), Ok(v), Ok(m), Ok(c), Ok(k)) if video_errors.is_empty() => (d, p, v, m, c, k),
         (d, p, v, m, c, k) => {
-            let errors = [d.err(), p.err(), v.err(), m.err(), c.err(), k.err()];
-            return Err(first_error(errors.into_iter().flatten()).unwrap_or(Error::Interrupted));
+            let errors = [d.err(), p.err(), v.err(), m.err(), c.err(), k.err()].into_iter().flatten();
+            return Err(first_error(errors.chain(video_errors)).unwrap_or(Error::Interrupted));
         }
     };
     let (stills_read, busy) = visual.as_ref().map(|v| v.text_read()).unwrap_or_default();
@@ -166,8 +217,8 @@ pub fn run_file(
         stills_read,
         pictures,
         stills_skipped,
-        skipped_packets: source.skipped_packets(),
-        video: source.video_stats(),
+        skipped_packets: source.skipped_packets() + video_source.as_ref().map_or(0, |v| v.skipped_packets()),
+        video: video_source.as_ref().unwrap_or(&source).video_stats(),
         gaps: pre.gaps,
         gap_s: pre.gap_time.secs_f64(),
         batches: model.batch_sizes().to_vec(),

@@ -15,7 +15,8 @@ use crate::cue::Profile;
 use crate::error::{Error, Result};
 use crate::infer::{ModelStage, TranscribeOptions, Transcriber};
 use crate::pipeline::{
-    channel, first_error, joined, spawn_live_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, Shutdown,
+    channel, first_error, joined, spawn_live_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, Pace,
+    Shutdown,
 };
 use crate::preprocess::PreprocessStage;
 use crate::segment::StreamStatus;
@@ -72,7 +73,7 @@ pub fn run_live(job: LiveJob) -> Result<LiveSummary> {
         let (l_pre, r_pre) = channel(ch.preprocess_to_model);
         let (l_mod, r_mod) = channel(ch.model_to_cues);
         let (l_cue, r_cue) = channel(ch.cues_to_sink);
-        let dec = spawn_source(s, job.source, l_dec, shutdown.clone());
+        let dec = spawn_source(s, job.source, l_dec, Pace::Free, shutdown.clone());
         let pre = spawn_split_stage(s, preprocess, r_dec, l_pre, None, Default::default(), shutdown.clone());
         let model = spawn_live_stage(s, model_stage, r_pre, l_mod, shutdown.clone());
         let cue = spawn_stage(s, cues, r_mod, l_cue, shutdown.clone());

@@ -12,7 +12,7 @@ pub mod live;
 pub mod serve;
 pub mod shared;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{Scope, ScopedJoinHandle};
 
@@ -22,6 +22,7 @@ use crate::config::{Channel, WhenFull};
 use crate::error::{Error, Result};
 use crate::flow::{Routed, Sink, Stage};
 use crate::source::{Media, MediaSource};
+use crate::time::Ts;
 
 /// Raised once, by Ctrl-C or by the first failure; seen by every stage.
 #[derive(Clone, Default)]
@@ -52,6 +53,17 @@ pub struct Link<T> {
     oldest: Option<Receiver<T>>,
     policy: WhenFull,
     dropped: Arc<AtomicU64>,
+}
+
+impl<T> Clone for Link<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            oldest: self.oldest.clone(),
+            policy: self.policy,
+            dropped: Arc::clone(&self.dropped),
+        }
+    }
 }
 
 /// Creates a bounded channel as `config` says. Every channel of the pipeline is made here.
@@ -101,29 +113,96 @@ fn fail<T>(shutdown: &Shutdown, e: Error) -> Result<T> {
     Err(e)
 }
 
-/// Runs `source` on a thread of `scope`, sending into `link`; hands the source back at the end.
+/// Two sources of one input read side by side (its audio, its video): the audio is kept from
+/// running more than `lead` of media time ahead of the video, so that what waits for the
+/// video's text (the audio's features, the model's encoded windows) stays bounded however long
+/// the input is.
+pub struct Leash {
+    /// The media time the video has reached, in milliseconds (`i64::MAX` once it has ended).
+    reached_ms: AtomicI64,
+    lead: Ts,
+}
+
+impl Leash {
+    pub fn new(lead: Ts) -> Arc<Self> {
+        Arc::new(Self { reached_ms: AtomicI64::new(0), lead })
+    }
+
+    fn reach(&self, at: Ts) {
+        self.reached_ms.fetch_max(at.ms(), Ordering::SeqCst);
+    }
+
+    /// Waits while `at` is more than the lead ahead of the video; `false` if shut down meanwhile.
+    fn wait_for(&self, at: Ts, shutdown: &Shutdown) -> bool {
+        while at.ms().saturating_sub(self.reached_ms.load(Ordering::SeqCst)) > self.lead.ms() {
+            if shutdown.is_raised() {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        true
+    }
+}
+
+/// How a source is paced against another of the same input.
+pub enum Pace {
+    /// As fast as its channel takes it.
+    Free,
+    /// The video: says how far it has got.
+    Leads(Arc<Leash>),
+    /// The audio: waits for the video to come within the lead.
+    Follows(Arc<Leash>),
+}
+
+/// The media time an item of a source reaches.
+fn reaches(item: &Media) -> Ts {
+    match item {
+        Media::Audio(a) => a.start + Ts::from_samples(a.samples.len() as u64, crate::source::SAMPLE_RATE_HZ),
+        Media::Gap(g) => g.at + g.duration(),
+        Media::Video(f) | Media::Still(f) => f.at,
+    }
+}
+
+/// Runs a source on a thread of `scope` into `link` until it is exhausted or the pipeline shuts
+/// down; hands the source back at the end (for its statistics).
 pub fn spawn_source<'s, 'e: 's>(
     scope: &'s Scope<'s, 'e>,
     mut source: Box<dyn MediaSource + 'e>,
     link: Link<Media>,
+    pace: Pace,
     shutdown: Shutdown,
 ) -> ScopedJoinHandle<'s, Result<Box<dyn MediaSource + 'e>>> {
     std::thread::Builder::new()
         .name("decode".into())
         .spawn_scoped(scope, move || {
             let mut buf = Vec::new();
+            let mut at = Ts::ZERO;
             loop {
                 if shutdown.is_raised() {
                     return Err(Error::Interrupted);
                 }
+                if let Pace::Follows(leash) = &pace {
+                    if !leash.wait_for(at, &shutdown) {
+                        return Err(Error::Interrupted);
+                    }
+                }
                 let more = match source.pull(&mut buf) {
                     Ok(more) => more,
-                    Err(e) => return fail(&shutdown, e),
+                    Err(e) => {
+                        if let Pace::Leads(leash) = &pace {
+                            leash.reach(Ts::MAX);
+                        }
+                        return fail(&shutdown, e);
+                    }
                 };
                 for item in buf.drain(..) {
+                    at = at.max(reaches(&item));
                     if let Err(e) = link.send(item) {
                         return fail(&shutdown, e);
                     }
+                }
+                if let Pace::Leads(leash) = &pace {
+                    leash.reach(if more { at } else { Ts::MAX });
                 }
                 if !more {
                     if source.skipped_packets() > 0 {
@@ -209,13 +288,18 @@ pub fn spawn_split_stage<'s, 'e: 's, A: Send + 'e, B: Send + 'e, S: Stage<Out = 
 }
 
 /// [`spawn_stage`] with two inputs of their own types, taken in whatever order they arrive; when
-/// the side input ends, the stage is given `side_end`. The stage finishes once both have ended.
+/// the side input ends, the stage is given the `side_end` that comes with it. The stage finishes once both have ended.
+///
+/// `early`: a second input of the main input's type whose items must reach the stage before any
+/// side item sent after them (the side's sender having seen them go): whenever a side item (or
+/// the side's end) is taken, what `early` holds by then is handed on first. The shot changes of
+/// a video read on its own thread come so before the on-screen text of the stills after them.
 pub fn spawn_merge_stage<'s, 'e: 's, A, B, S>(
     scope: &'s Scope<'s, 'e>,
     stage: S,
     main: Receiver<A>,
-    side: Receiver<B>,
-    side_end: S::In,
+    early: Option<Receiver<A>>,
+    (side, side_end): (Receiver<B>, S::In),
     link: Link<S::Out>,
     shutdown: Shutdown,
 ) -> ScopedJoinHandle<'s, Result<S>>
@@ -225,27 +309,46 @@ where
     S: Stage + 'e,
     S::In: From<A> + From<B> + 'e,
 {
-    let (mut main, mut side, mut side_end) = (Some(main), Some(side), Some(side_end));
+    let (mut main, mut early, mut side, mut side_end) = (Some(main), early, Some(side), Some(side_end));
+    // A side item (or its end) taken, waiting for what `early` holds to go first.
+    let mut held: Option<S::In> = None;
     let recv = move || loop {
+        if let Some(item) = held.take() {
+            match early.as_ref().map(|e| e.try_recv()) {
+                Some(Ok(a)) => {
+                    held = Some(item);
+                    return Some(Next::Item(S::In::from(a)));
+                }
+                Some(Err(crossbeam_channel::TryRecvError::Disconnected)) => early = None,
+                Some(Err(crossbeam_channel::TryRecvError::Empty)) | None => {}
+            }
+            return Some(Next::Item(item));
+        }
         let mut sel = crossbeam_channel::Select::new();
-        let (m, s) = (main.as_ref().map(|r| sel.recv(r)), side.as_ref().map(|r| sel.recv(r)));
-        if m.is_none() && s.is_none() {
+        let m = main.as_ref().map(|r| sel.recv(r));
+        let e = early.as_ref().map(|r| sel.recv(r));
+        let s = side.as_ref().map(|r| sel.recv(r));
+        if m.is_none() && e.is_none() && s.is_none() {
             return None;
         }
         let op = sel.select();
-        if Some(op.index()) == m {
+        let index = Some(op.index());
+        if index == m {
             match op.recv(main.as_ref().expect("selected")) {
                 Ok(a) => return Some(Next::Item(S::In::from(a))),
                 Err(_) => main = None,
             }
+        } else if index == e {
+            match op.recv(early.as_ref().expect("selected")) {
+                Ok(a) => return Some(Next::Item(S::In::from(a))),
+                Err(_) => early = None,
+            }
         } else {
             match op.recv(side.as_ref().expect("selected")) {
-                Ok(b) => return Some(Next::Item(S::In::from(b))),
+                Ok(b) => held = Some(S::In::from(b)),
                 Err(_) => {
                     side = None;
-                    if let Some(end) = side_end.take() {
-                        return Some(Next::Item(end));
-                    }
+                    held = side_end.take();
                 }
             }
         }
@@ -417,7 +520,7 @@ mod tests {
                 let (l1, r1) = channel(ch(c1, WhenFull::Block));
                 let (l2, r2) = channel(ch(c2, WhenFull::Block));
                 let (l3, r3) = channel(ch(c3, WhenFull::Block));
-                let src = spawn_source(s, Box::new(Counting(Arc::clone(&produced))), l1, shutdown.clone());
+                let src = spawn_source(s, Box::new(Counting(Arc::clone(&produced))), l1, Pace::Free, shutdown.clone());
                 let a = spawn_stage(s, PassThrough, r1, l2, shutdown.clone());
                 let b = spawn_stage(s, PassThrough, r2, l3, shutdown.clone());
                 let k = spawn_sink(s, Stuck(release_rx), r3, shutdown.clone(), |_| {});
@@ -463,6 +566,84 @@ mod tests {
         }
     }
 
+    /// Audio that reaches `n` milliseconds at each pull, `limit` pulls.
+    struct Ticking(Arc<AtomicUsize>, usize);
+    impl MediaSource for Ticking {
+        fn pull(&mut self, out: &mut Vec<Media>) -> Result<bool> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            out.push(Media::Audio(AudioChunk { start: Ts(n as i64 * 100), samples: vec![0.0; 1600] }));
+            Ok(n + 1 < self.1)
+        }
+        fn duration(&self) -> Option<Ts> {
+            None
+        }
+        fn skipped_packets(&self) -> u64 {
+            0
+        }
+    }
+
+    /// The audio of an input whose video is read apart waits for the video to come within the
+    /// lead, and goes on to its end once the video has ended.
+    #[test]
+    fn a_source_that_follows_waits_within_the_lead_of_the_one_it_follows() {
+        let shutdown = Shutdown::default();
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let leash = Leash::new(Ts(1000));
+        std::thread::scope(|s| {
+            let (link, rx) = channel(ch(10_000, WhenFull::Block));
+            let source = Box::new(Ticking(Arc::clone(&pulled), 500));
+            let src = spawn_source(s, source, link, Pace::Follows(Arc::clone(&leash)), shutdown.clone());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            // 100 ms a pull: it stops once it has reached past the video's 0 s and the 1 s lead.
+            assert_eq!(pulled.load(Ordering::SeqCst), 11);
+            leash.reach(Ts(5000));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert_eq!(pulled.load(Ordering::SeqCst), 61);
+            leash.reach(Ts::MAX);
+            src.join().unwrap().unwrap();
+            assert_eq!(rx.try_iter().count(), 500);
+        });
+    }
+
+    /// Items of the early input reach the stage before every side item sent after them, however
+    /// much the main input holds.
+    #[test]
+    fn early_items_go_before_the_side_items_sent_after_them() {
+        let shutdown = Shutdown::default();
+        std::thread::scope(|s| {
+            let (main_l, main_r) = channel(ch(4096, WhenFull::Block));
+            let (early_l, early_r) = channel(ch(4, WhenFull::Block));
+            let (side_l, side_r) = channel(ch(4, WhenFull::Block));
+            let (out_l, out_r) = channel(ch(8192, WhenFull::Block));
+            for i in 0..3000 {
+                main_l.send(100_000u32 + i).unwrap();
+            }
+            drop(main_l);
+            let merge = spawn_merge_stage(
+                s,
+                Collect::default(),
+                main_r,
+                Some(early_r),
+                (side_r, 99_999),
+                out_l,
+                shutdown.clone(),
+            );
+            for i in 0..300 {
+                early_l.send(2u32 * i).unwrap();
+                side_l.send(2 * i + 1).unwrap();
+            }
+            drop((early_l, side_l));
+            let merged = merge.join().unwrap().unwrap().0;
+            assert_eq!(merged.len(), 3000 + 600 + 1);
+            let at = |x: u32| merged.iter().position(|&i| i == x).unwrap();
+            for i in 0..300 {
+                assert!(at(2 * i) < at(2 * i + 1), "early {} after the side item sent after it", 2 * i);
+            }
+            assert!(at(598) < at(99_999) && at(599) < at(99_999), "the side's end comes after both inputs' items");
+            drop(out_r);
+        });
+    }
+
     #[test]
     fn split_then_merge_delivers_everything_and_finishes_after_both_inputs() {
         let shutdown = Shutdown::default();
@@ -472,7 +653,7 @@ mod tests {
             let (side_l, side_r) = channel(ch(2, WhenFull::Block));
             let (out_l, out_r) = channel(ch(64, WhenFull::Block));
             let split = spawn_split_stage(s, Split, in_rx, main_l, Some(side_l), Default::default(), shutdown.clone());
-            let merge = spawn_merge_stage(s, Collect::default(), main_r, side_r, 1000, out_l, shutdown.clone());
+            let merge = spawn_merge_stage(s, Collect::default(), main_r, None, (side_r, 1000), out_l, shutdown.clone());
             for i in 0..50 {
                 in_tx.send(i).unwrap();
             }

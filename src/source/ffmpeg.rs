@@ -199,6 +199,34 @@ impl FfmpegSource {
         })
     }
 
+    /// The video, to be read on its own by a second demuxer over the same file (so that decoding
+    /// the picture never holds up the audio, and each can have a core): this source reads the
+    /// audio alone from now on. `None` when there is no video to decode, or when the container
+    /// gives no start time (media time zero is then the first timestamp of any stream, which
+    /// only one demuxer reading both can know).
+    fn split_video(&mut self) -> Result<Option<VideoSource>> {
+        let (Some(origin_s), Some(video)) = (self.origin_s, self.video.as_ref()) else {
+            return Ok(None);
+        };
+        let keep = video.stream;
+        let mut input = ff::format::input(&self.path).map_err(|e| Error::input(&self.path, ff_reason(e)))?;
+        if input.nb_streams() as usize <= keep {
+            return Ok(None);
+        }
+        discard_all_but(&mut input, keep);
+        discard_all_but(&mut self.input, self.stream);
+        let video = self.video.take().expect("checked above");
+        Ok(Some(VideoSource {
+            path: self.path.clone(),
+            input,
+            origin_s,
+            video,
+            reached: Ts::ZERO,
+            skipped: 0,
+            done: false,
+        }))
+    }
+
     fn decode_error(&self, reason: impl ToString) -> Error {
         Error::Decode { path: self.path.clone(), at: self.clock.now(), reason: reason.to_string() }
     }
@@ -300,6 +328,78 @@ impl FfmpegSource {
     }
 }
 
+/// Marks every stream of `input` but `keep` discarded: the demuxer skips their packets.
+fn discard_all_but(input: &mut ff::format::context::Input, keep: usize) {
+    // SAFETY: `input` is an open format context whose `streams` array holds `nb_streams` valid
+    // streams; `discard` is a plain field that the demuxer reads.
+    unsafe {
+        let ctx = input.as_mut_ptr();
+        for i in 0..(*ctx).nb_streams as usize {
+            if i != keep {
+                (**(*ctx).streams.add(i)).discard = ff::ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+    }
+}
+
+/// An input's video read by a demuxer of its own ([`MediaSource::take_video`]): sampled frames
+/// and stills on the same clock as the audio's source.
+pub struct VideoSource {
+    path: PathBuf,
+    input: ff::format::context::Input,
+    /// Media time zero, as the audio's source has it.
+    origin_s: f64,
+    video: VideoDecoding,
+    /// The media time of the last packet read, for errors.
+    reached: Ts,
+    skipped: u64,
+    done: bool,
+}
+
+// SAFETY: as `FfmpegSource`: owned by one thread at a time.
+unsafe impl Send for VideoSource {}
+
+impl MediaSource for VideoSource {
+    fn pull(&mut self, out: &mut Vec<Media>) -> Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        let origin = self.origin_s;
+        let mut seconds = |ts: Option<i64>, tb: f64| -> Option<f64> { Some(ts? as f64 * tb - origin) };
+        let mut packet = ff::Packet::empty();
+        let result = match packet.read(&mut self.input) {
+            Ok(()) if packet.stream() == self.video.stream => {
+                if let Some(t) = seconds(packet.pts(), self.video.time_base()) {
+                    self.reached = Ts::from_secs_f64(t.max(0.0));
+                }
+                self.video.packet(packet, &mut seconds, &mut self.skipped, out)
+            }
+            Ok(()) => Ok(()),
+            Err(ff::Error::Eof) => {
+                self.done = true;
+                let r = self.video.finish(&mut seconds, &mut self.skipped, out);
+                self.video.stats.log();
+                r
+            }
+            Err(e) => Err(format!("read failed: {}", ff_reason(e))),
+        };
+        result.map_err(|reason| Error::Decode { path: self.path.clone(), at: self.reached, reason })?;
+        Ok(!self.done)
+    }
+
+    fn duration(&self) -> Option<Ts> {
+        None
+    }
+
+    fn skipped_packets(&self) -> u64 {
+        self.skipped
+    }
+
+    fn video_stats(&self) -> Option<VideoStats> {
+        Some(self.video.stats.clone())
+    }
+}
+
 impl MediaSource for FfmpegSource {
     fn pull(&mut self, out: &mut Vec<Media>) -> Result<bool> {
         if self.done {
@@ -324,14 +424,8 @@ impl MediaSource for FfmpegSource {
                 self.drain_audio(out)?;
                 self.flush_resampler(out)?;
                 self.with_video(|v, seconds, skipped| v.finish(seconds, skipped, out))?;
-                if let Some(stats) = self.video_stats() {
-                    tracing::info!(
-                        keyframes = stats.keyframes,
-                        gops_decoded = stats.gops_decoded,
-                        frames = stats.frames_decoded,
-                        seconds = stats.seconds,
-                        "video decoded"
-                    );
+                if let Some(v) = &self.video {
+                    v.stats.log();
                 }
                 self.done = true;
                 if self.clock.audio_samples() == 0 && self.skipped > 0 {
@@ -349,6 +443,10 @@ impl MediaSource for FfmpegSource {
 
     fn frame_rate(&self) -> Option<f64> {
         self.frame_rate
+    }
+
+    fn take_video(&mut self) -> Result<Option<Box<dyn MediaSource>>> {
+        Ok(self.split_video()?.map(|v| Box::new(v) as Box<dyn MediaSource>))
     }
 
     fn truncation(&self) -> Option<Truncation> {

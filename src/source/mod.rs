@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::time::Ts;
 
 #[cfg(feature = "ffmpeg")]
-pub use self::ffmpeg::FfmpegSource;
+pub use self::ffmpeg::{FfmpegSource, VideoSource};
 pub use self::symphonia::SymphoniaSource;
 
 /// Audio rate every source delivers.
@@ -128,6 +128,19 @@ pub struct VideoStats {
     pub seconds: f64,
 }
 
+impl VideoStats {
+    /// Says what decoding the video cost (`-v`).
+    pub(crate) fn log(&self) {
+        tracing::info!(
+            keyframes = self.keyframes,
+            gops_decoded = self.gops_decoded,
+            frames = self.frames_decoded,
+            seconds = self.seconds,
+            "video decoded"
+        );
+    }
+}
+
 /// Video sampling for the visual stages: two schedules from one decoder, each off at 0 fps.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +197,11 @@ pub trait MediaSource: Send {
     /// What decoding the video cost, when it was decoded.
     fn video_stats(&self) -> Option<VideoStats> {
         None
+    }
+    /// The video, split off to be read by a source of its own on another thread (this one then
+    /// reads the audio alone); `None` when it cannot be.
+    fn take_video(&mut self) -> Result<Option<Box<dyn MediaSource>>> {
+        Ok(None)
     }
     /// Once the input is exhausted: where its audio ended, if well before what the input says it
     /// holds (a truncated upload, a damaged tail).

@@ -180,6 +180,50 @@ enum Emit {
     Between,
 }
 
+/// Which frames of a GOP a decoding gives.
+#[derive(Clone, Copy)]
+enum Frames<'a> {
+    All,
+    /// B-frames skipped.
+    References,
+    /// The reference frames, and the B-frames shown strictly inside these spans (seconds): the
+    /// frames between two reference frames are predicted from those two only, so the rest can
+    /// be skipped.
+    ReferencesAnd(&'a [(f64, f64)]),
+}
+
+/// The stream's beat (its encoder's largest GOP, in packets) from the container's index, when
+/// that lists every packet (MP4 and MOV do; Matroska's lists keyframes only): the largest
+/// interval between two keyframes met twice or more (within one), else the largest; and whether
+/// keyframes come off it (but for the last GOP, which the stream's end cuts short): the encoder's
+/// scene cuts. Known from the start, they let the first GOP be judged as the others are.
+fn indexed_beat(stream: &ff::format::stream::Stream) -> Option<(usize, bool)> {
+    let frames = stream.frames();
+    // SAFETY: `stream` belongs to an open input; its index entries are read here and not kept,
+    // and nothing changes the index meanwhile (the function takes a mutable pointer but only
+    // reads).
+    let keys: Vec<i64> = unsafe {
+        let st = stream.as_ptr() as *mut ff::ffi::AVStream;
+        let n = ff::ffi::avformat_index_get_entries_count(st);
+        if n < 3 || frames <= 0 || i64::from(n) < frames * 9 / 10 {
+            return None;
+        }
+        (0..n)
+            .filter(|&i| {
+                let e = ff::ffi::avformat_index_get_entry(st, i);
+                !e.is_null() && (*e).flags() & ff::ffi::AVINDEX_KEYFRAME != 0
+            })
+            .map(i64::from)
+            .collect()
+    };
+    let mut intervals: Vec<usize> = keys.windows(2).map(|w| (w[1] - w[0]) as usize).collect();
+    intervals.sort_unstable_by(|a, b| b.cmp(a));
+    let twice = intervals.windows(2).find(|w| w[0] <= w[1] + 1).map(|w| w[0]);
+    let beat = twice.or(intervals.first().copied())?;
+    let scene_cuts = keys.windows(2).any(|w| (w[1] - w[0]) as usize + 1 < beat);
+    Some((beat, scene_cuts))
+}
+
 /// The media time of a video frame or still, in seconds.
 fn media_time(m: &Media) -> f64 {
     match m {
@@ -207,6 +251,9 @@ pub(crate) struct VideoDecoding {
     /// come sooner are the encoder's scene cuts.
     beat: usize,
     beat_seen: usize,
+    /// The encoder puts keyframes off its beat, at the scene cuts it sees (x264's default; a
+    /// streaming encoder with a fixed GOP does not): a GOP without a burst holds no cut.
+    scene_cuts: bool,
     samplers: Vec<Sampler>,
     /// Keyframes at a width where a changed line of text shows, to compare them.
     probe: Sampler,
@@ -247,15 +294,25 @@ impl VideoDecoding {
             last_key: None,
             beat: 0,
             beat_seen: 0,
+            scene_cuts: false,
             samplers,
             probe: Sampler::new(1.0, PROBE_WIDTH, true, Media::Still).expect("a schedule"),
             stats: VideoStats::default(),
             busy: Duration::ZERO,
         };
+        if let Some((beat, scene_cuts)) = indexed_beat(stream) {
+            tracing::debug!(beat, scene_cuts, "the stream's beat, from its index");
+            (v.beat, v.beat_seen, v.scene_cuts) = (beat, 1, scene_cuts);
+        }
         if v.mode == VideoDecode::All {
             v.all = Some(v.decoder(true, false)?);
         }
         Ok(Some(v))
+    }
+
+    /// The stream's time base, in seconds.
+    pub(crate) fn time_base(&self) -> f64 {
+        self.time_base
     }
 
     /// A decoder; `stills`: its frames may become stills (decoded with the deblocking filter).
@@ -329,10 +386,15 @@ impl VideoDecoding {
                 self.drain(&mut d, f64::NEG_INFINITY, f64::INFINITY, Emit::Paced, seconds, skipped, out).map(drop)
             }
             // The last GOP has no keyframe after it to tell whether anything happened inside:
-            // a steady still picture is held, anything else decoded (reference frames first).
+            // a steady still picture is held; without a burst, an encoder that keys its scene
+            // cuts saw none; anything else is decoded (reference frames first).
             None => match self.last_key.take() {
                 Some(key) if self.gop_is_still(&key) && self.gop_bursts().is_empty() => {
                     self.emit(&key.frame, key.t + HELD_AFTER_S, Emit::Held, Follows::Closely, skipped, out)
+                }
+                Some(key) if self.scene_cuts && self.gop_bursts().is_empty() => {
+                    tracing::debug!(from = key.t, "the last group of pictures: no burst, no cut");
+                    Ok(())
                 }
                 Some(key) => self.decode_gop(&key, f64::INFINITY, seconds, skipped, out),
                 None => Ok(()),
@@ -427,6 +489,9 @@ impl VideoDecoding {
         }
         if first {
             // The stream's first keyframe: no GOP before it.
+        } else if self.beat_seen >= 2 && interval + 1 < self.beat {
+            // Off a beat met twice: the encoder keys its scene cuts.
+            self.scene_cuts = true;
         } else if interval > self.beat + 1 {
             (self.beat, self.beat_seen) = (interval, 1);
         } else if interval + 1 >= self.beat {
@@ -491,10 +556,10 @@ impl VideoDecoding {
         tracing::debug!(from = key.t, until, packets = self.gop.len(), still, "decoding a group of pictures");
         let gop = std::mem::take(&mut self.gop);
         if still {
-            return self.decode_packets(&gop, false, key.t, until, Emit::Paced, seconds, skipped, out);
+            return self.decode_packets(&gop, Frames::All, key.t, until, Emit::Paced, seconds, skipped, out);
         }
         let mut refs = Vec::new();
-        self.decode_packets(&gop, true, key.t, until, Emit::PacedNoStills, seconds, skipped, &mut refs)?;
+        self.decode_packets(&gop, Frames::References, key.t, until, Emit::PacedNoStills, seconds, skipped, &mut refs)?;
         let mut times: Vec<f64> = gop.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
         times.sort_by(f64::total_cmp);
         // Pairs of sampled reference frames that may hold a cut between them, with frames between.
@@ -519,9 +584,14 @@ impl VideoDecoding {
             }
         }
         if let Some(&(_, last)) = between.last() {
-            tracing::debug!(pairs = between.len(), until = last, "decoding a group of pictures again, every frame");
+            tracing::debug!(
+                pairs = between.len(),
+                until = last,
+                "decoding a group of pictures again, the frames between"
+            );
             let mut all = Vec::new();
-            self.decode_packets(&gop, false, key.t, last, Emit::Between, seconds, skipped, &mut all)?;
+            let frames = Frames::ReferencesAnd(&between);
+            self.decode_packets(&gop, frames, key.t, last, Emit::Between, seconds, skipped, &mut all)?;
             refs.extend(all.into_iter().filter(|m| {
                 let t = media_time(m);
                 between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4)
@@ -532,13 +602,13 @@ impl VideoDecoding {
         Ok(())
     }
 
-    /// Decodes `packets` (a GOP, keyframe first) with a fresh decoder, giving the samplers as
-    /// `how` says the frames strictly between `after` and `until`.
+    /// Decodes `frames` of `packets` (a GOP, keyframe first) with a fresh decoder, giving the
+    /// samplers as `how` says the frames strictly between `after` and `until`.
     #[allow(clippy::too_many_arguments)]
     fn decode_packets(
         &mut self,
         packets: &[ff::Packet],
-        references_only: bool,
+        frames: Frames,
         after: f64,
         until: f64,
         how: Emit,
@@ -547,8 +617,14 @@ impl VideoDecoding {
         out: &mut Vec<Media>,
     ) -> Result<(), String> {
         let stills = how == Emit::Paced;
+        let references_only = !matches!(frames, Frames::All);
         let mut d = self.decoder(stills, references_only).map_err(|e| format!("cannot decode the video: {e}"))?;
         for p in packets {
+            if let Frames::ReferencesAnd(spans) = frames {
+                let t = seconds(p.pts(), self.time_base);
+                let inside = t.is_some_and(|t| spans.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4));
+                d.skip_frame(if inside { ff::Discard::Default } else { ff::Discard::Bidirectional });
+            }
             if d.send_packet(p).is_err() {
                 *skipped += 1;
             }
