@@ -67,19 +67,22 @@ thread_local! {
     static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Makes the panics that [`contain_panic`] catches silent: the program's panic hook, wrapped
+/// so that it prints every other panic as before. Called once, by the program at its start (a
+/// library does not set a process's hooks).
+pub fn silence_contained_panics() {
+    let printing = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !CONTAINED.with(|c| c.get()) {
+            printing(info)
+        }
+    }));
+}
+
 /// Runs `f`, which calls others' code (a decoder) that may panic on input it should have
-/// refused; a panic becomes its message, and is not printed (the caller reports it as a
-/// refusal of the input). Panics elsewhere print as before.
+/// refused; a panic becomes its message (the caller reports it as a refusal of the input), and
+/// is not printed where the program called [`silence_contained_panics`].
 pub fn contain_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let printing = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !CONTAINED.with(|c| c.get()) {
-                printing(info)
-            }
-        }));
-    });
     let was = CONTAINED.with(|c| c.replace(true));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     CONTAINED.with(|c| c.set(was));

@@ -18,6 +18,7 @@ use cli::{Cli, Command, CommonArgs};
 /// Parses the command line, runs it, and exits: 0 on success, 2 on any error (printed once, on
 /// one line), 1 from `check` when a file breaks a rule.
 pub fn main() {
+    subtitle::error::silence_contained_panics();
     let cli = Cli::parse();
     let common = match &cli.command {
         Some(Command::Train(t)) => CommonArgs { threads: None, quiet: t.quiet, verbose: 0 },
