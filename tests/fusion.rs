@@ -90,19 +90,35 @@ fn open_gates_change_the_output_and_a_broken_adapter_is_an_error() {
     let open = dir.join("open.safetensors");
     candle_core::safetensors::save(&tensors, &open).unwrap();
     let video = sample("slides/slides-0.mp4");
+    let out = dir.join("out.srt");
+    // One line naming the adapter, exit 2, no output file.
+    let refused = |adapter: &Path, reason: &str| {
+        let o =
+            run(&[video.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--adapter"), adapter.as_os_str()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        let name = adapter.file_name().unwrap().to_str().unwrap();
+        assert!(err.contains(name) && err.contains(reason) && err.lines().count() == 1, "{err}");
+        assert!(!out.exists());
+    };
+    // Made here, not by `subtitle train`: refused until its SHA-256 is recorded.
+    refused(&open, "SHA256SUMS");
+    subtitle::weights::record_checksum(&open).unwrap();
     let (plain, _) = json(&video, &[]);
     let (fused, _) = json(&video, &[OsStr::new("--adapter"), open.as_os_str()]);
     assert_ne!(plain, fused, "gates at tanh(1.5) should change the decoding");
 
-    // A file that is not an adapter: one line naming it, exit 2, no output file.
+    // A file that is not an adapter.
     let bad = dir.join("bad.safetensors");
     std::fs::write(&bad, b"not an adapter").unwrap();
-    let out = dir.join("out.srt");
-    let o = run(&[video.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--adapter"), bad.as_os_str()]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("bad.safetensors") && err.lines().count() == 1, "{err}");
-    assert!(!out.exists());
+    subtitle::weights::record_checksum(&bad).unwrap();
+    refused(&bad, "not an adapter");
+    // An adapter changed since its SHA-256 was recorded.
+    let mut bytes = std::fs::read(&open).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&open, bytes).unwrap();
+    refused(&open, "does not match");
 }
 
 /// `subtitle train` on the three test slide videos: the loss goes down; a run stopped after one

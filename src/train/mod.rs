@@ -287,9 +287,11 @@ fn mean_gate(varmap: &VarMap) -> f64 {
     gates.iter().sum::<f64>() / gates.len().max(1) as f64
 }
 
-/// Saves the adapter's tensors (no optimiser state) to `path`, whole or not at all.
+/// Saves the adapter's tensors (no optimiser state) to `path`, whole or not at all, and records
+/// its SHA-256 in the directory's `SHA256SUMS` (an adapter is loaded only as recorded there).
 fn save_adapter(varmap: &VarMap, path: &Path) -> Result<()> {
-    crate::atomic::write_with(path, |tmp| varmap.save(tmp).map_err(|e| e.to_string()))
+    crate::atomic::write_with(path, |tmp| varmap.save(tmp).map_err(|e| e.to_string()))?;
+    crate::weights::record_checksum(path)
 }
 
 /// Runs the training; returns the history of the run (all epochs, resumed ones included).

@@ -67,6 +67,33 @@ pub fn write_checksums(dir: &Path, files: &[&str]) -> Result<()> {
     crate::atomic::write_atomic(&dir.join(CHECKSUMS), text.as_bytes())
 }
 
+/// Records the SHA-256 of `path` in its directory's `SHA256SUMS`, beside what that lists of the
+/// other files (a file `subtitle train` writes into a directory of the user's).
+pub fn record_checksum(path: &Path) -> Result<()> {
+    let (dir, name) = dir_and_name(path);
+    let file = File::open(path).map_err(|e| Error::model(path, e))?;
+    let sha = sha256_of(file).map_err(|e| Error::model(path, e))?;
+    let list = dir.join(CHECKSUMS);
+    let old = match std::fs::read_to_string(&list) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::model(&list, e)),
+    };
+    let mut text: String = old
+        .lines()
+        .filter(|l| l.split_once("  ").is_none_or(|(_, f)| f.trim_start_matches('*') != name))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text += &format!("{sha}  {name}\n");
+    crate::atomic::write_atomic(&list, text.as_bytes())
+}
+
+/// The directory `path` is in ("." for a bare name), and its file name.
+fn dir_and_name(path: &Path) -> (&Path, String) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    (dir, path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+}
+
 /// SHA-256 of everything `r` reads, in hex.
 fn sha256_of(mut r: impl std::io::Read) -> std::io::Result<String> {
     use sha2::Digest;
@@ -83,15 +110,15 @@ fn sha256_of(mut r: impl std::io::Read) -> std::io::Result<String> {
 
 /// Checks that `got` is the SHA-256 recorded for `path` in its directory's `SHA256SUMS`.
 fn check_sha256(path: &Path, got: &str) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (dir, name) = dir_and_name(path);
     let list = dir.join(CHECKSUMS);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let text = std::fs::read_to_string(&list).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::model(
-            dir,
+            path,
             format!(
-                "no {CHECKSUMS}: model files are loaded only as fetched or converted here (models/fetch.sh \
-                 or `subtitle models convert`, which record their SHA-256)"
+                "no {CHECKSUMS} in its directory: model files are loaded only as their SHA-256 is recorded there (models/fetch.sh, \
+                 `subtitle models convert` and `subtitle train` record it; for a file from elsewhere, \
+                 `sha256sum FILE >> {CHECKSUMS}` in its directory)"
             ),
         ),
         _ => Error::model(&list, e),
@@ -170,12 +197,15 @@ pub fn load_tokenizer(path: &Path) -> Result<WhisperTokenizer> {
     WhisperTokenizer::from_bytes(&bytes).map_err(|e| Error::model(path, e))
 }
 
-/// A fusion adapter written by `subtitle train`, for a decoder of `model`'s dimensions.
+/// A fusion adapter written by `subtitle train`, for a decoder of `model`'s dimensions: read only
+/// as its directory's `SHA256SUMS` records it (`subtitle train` writes that line; an adapter
+/// from elsewhere is taken once its SHA-256 is recorded there, as `sha256sum` writes it).
 pub fn load_adapter(path: &Path, model: &LoadedModel, device: &Device) -> Result<Fusion> {
     let d = &model.config.dims;
     let bad =
         |e: &dyn std::fmt::Display| Error::model(path, format!("not an adapter for {}: {e}", model.dir.display()));
-    let tensors = candle_core::safetensors::load(path, device).map_err(|e| bad(&e))?;
+    let bytes = read_verified(path)?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| bad(&e))?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
     let fusion = Fusion::load(vb, d.n_text_state, d.n_text_head, d.n_text_layer).map_err(|e| bad(&e))?;
     fusion.fits(d.n_text_layer, d.n_text_state).map_err(|e| bad(&e))?;
