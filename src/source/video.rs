@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next as ff;
 
-use crate::source::picture::{grey_difference, histogram, histogram_distance};
+use crate::source::picture::{grey_difference, histogram, histogram_distance, small_from_yuv420};
 use crate::source::{Follows, Media, VideoDecode, VideoFrame, VideoSampling, VideoStats};
 use crate::time::Ts;
 
@@ -110,46 +110,6 @@ impl Sampler {
         }
         Ok(Some(VideoFrame { at: Ts::from_secs_f64(t), width, height: h, rgb: px, follows }))
     }
-}
-
-/// A small picture (`width` wide) of a YUV 4:2:0 frame, without swscale: each pixel the mean of a
-/// sparse grid of the cell of the frame it stands for, converted to RGB (BT.601). swscale read
-/// every pixel of an HD frame to make a 64-pixel one: on 1080p it took as long as decoding the
-/// frame; this reads one pixel in sixteen of the cell. `None` for other pixel formats.
-fn small_from_yuv420(frame: &ff::frame::Video, width: u32, t: f64, follows: Follows) -> Option<VideoFrame> {
-    use ff::format::Pixel;
-    if !matches!(frame.format(), Pixel::YUV420P | Pixel::YUVJ420P) {
-        return None;
-    }
-    let (fw, fh) = (frame.width() as usize, frame.height() as usize);
-    let w = (width as usize).clamp(2, fw.max(2)) & !1;
-    let h = ((w * fh / fw.max(1)).max(2)) & !1;
-    let full = frame.format() == Pixel::YUVJ420P;
-    let (y, u, v) = (frame.data(0), frame.data(1), frame.data(2));
-    let (ys, us, vs) = (frame.stride(0), frame.stride(1), frame.stride(2));
-    let mut rgb = Vec::with_capacity(w * h * 3);
-    for oy in 0..h {
-        let (y0, y1) = (oy * fh / h, ((oy + 1) * fh / h).max(oy * fh / h + 1));
-        for ox in 0..w {
-            let (x0, x1) = (ox * fw / w, ((ox + 1) * fw / w).max(ox * fw / w + 1));
-            let (mut sy, mut su, mut sv, mut n) = (0u32, 0u32, 0u32, 0u32);
-            let step = |a: usize, b: usize| ((b - a) / 4).max(1);
-            for py in (y0..y1).step_by(step(y0, y1)) {
-                for px in (x0..x1).step_by(step(x0, x1)) {
-                    sy += y[py * ys + px] as u32;
-                    su += u[(py / 2) * us + px / 2] as u32;
-                    sv += v[(py / 2) * vs + px / 2] as u32;
-                    n += 1;
-                }
-            }
-            let (yy, cb, cr) = (sy as f32 / n as f32, su as f32 / n as f32 - 128.0, sv as f32 / n as f32 - 128.0);
-            let yy = if full { yy } else { (yy - 16.0) * 255.0 / 219.0 };
-            let c = if full { 1.0 } else { 255.0 / 224.0 };
-            let px = [yy + 1.402 * c * cr, yy - 0.344_136 * c * cb - 0.714_136 * c * cr, yy + 1.772 * c * cb];
-            rgb.extend(px.map(|x| x.round().clamp(0.0, 255.0) as u8));
-        }
-    }
-    Some(VideoFrame { at: Ts::from_secs_f64(t), width: w as u32, height: h as u32, rgb, follows })
 }
 
 /// The last keyframe: its picture and what the next keyframe is compared with.
