@@ -102,7 +102,7 @@ pub fn run_file(
         // The audio waits for the video to come within a batch of windows and one more of it.
         let leash = video_source.is_some().then(|| {
             let windows = job.options.batch_size.max(1) as i64 + 1;
-            Leash::new(Ts(30_000 * windows))
+            Leash::new(Ts(crate::preprocess::mel::WINDOW.ms() * windows))
         });
         let pace = leash.clone().map_or(Pace::Free, Pace::Follows);
         let dec = spawn_source(s, source, l_dec, pace, shutdown.clone());

@@ -12,8 +12,8 @@ pub mod live;
 pub mod serve;
 pub mod shared;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -118,27 +118,36 @@ fn fail<T>(shutdown: &Shutdown, e: Error) -> Result<T> {
 /// video's text (the audio's features, the model's encoded windows) stays bounded however long
 /// the input is.
 pub struct Leash {
-    /// The media time the video has reached, in milliseconds (`i64::MAX` once it has ended).
-    reached_ms: AtomicI64,
+    /// The media time the video has reached, in milliseconds (`i64::MAX` once it has ended),
+    /// and its change said to the audio waiting for it.
+    reached_ms: Mutex<i64>,
+    moved: Condvar,
     lead: Ts,
 }
 
 impl Leash {
     pub fn new(lead: Ts) -> Arc<Self> {
-        Arc::new(Self { reached_ms: AtomicI64::new(0), lead })
+        Arc::new(Self { reached_ms: Mutex::new(0), moved: Condvar::new(), lead })
     }
 
     fn reach(&self, at: Ts) {
-        self.reached_ms.fetch_max(at.ms(), Ordering::SeqCst);
+        let mut reached = self.reached_ms.lock().unwrap_or_else(|e| e.into_inner());
+        if at.ms() > *reached {
+            *reached = at.ms();
+            self.moved.notify_all();
+        }
     }
 
-    /// Waits while `at` is more than the lead ahead of the video; `false` if shut down meanwhile.
+    /// Waits while `at` is more than the lead ahead of the video; `false` if shut down meanwhile
+    /// (a shutdown is not signalled: it is looked at every `SHUTDOWN_POLL`).
     fn wait_for(&self, at: Ts, shutdown: &Shutdown) -> bool {
-        while at.ms().saturating_sub(self.reached_ms.load(Ordering::SeqCst)) > self.lead.ms() {
+        const SHUTDOWN_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+        let mut reached = self.reached_ms.lock().unwrap_or_else(|e| e.into_inner());
+        while at.ms().saturating_sub(*reached) > self.lead.ms() {
             if shutdown.is_raised() {
                 return false;
             }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            reached = self.moved.wait_timeout(reached, SHUTDOWN_POLL).unwrap_or_else(|e| e.into_inner()).0;
         }
         true
     }

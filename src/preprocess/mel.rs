@@ -16,6 +16,9 @@ pub const N_FFT: usize = 400;
 pub const HOP_SAMPLES: usize = 160;
 /// Mel frames in one 30 s model window.
 pub const WINDOW_FRAMES: usize = 3000;
+/// The media time a window covers (Whisper's 30 s).
+pub const WINDOW: crate::time::Ts =
+    crate::time::Ts((WINDOW_FRAMES * HOP_SAMPLES) as i64 * 1000 / SAMPLE_RATE_HZ as i64);
 /// The raw log10 value of a silent frame (log10 of the 1e-10 floor).
 pub const SILENT_LOG_MEL: f32 = -10.0;
 

@@ -231,11 +231,8 @@ impl FfmpegSource {
         Error::Decode { path: self.path.clone(), at: self.clock.now(), reason: reason.to_string() }
     }
 
-    /// Seconds from the stream's start of a timestamp `ts` in time base `tb`; the first
-    /// timestamp seen is the start when the container gave none.
     fn stream_time(&mut self, ts: Option<i64>, tb: f64) -> Option<f64> {
-        let t = ts? as f64 * tb;
-        Some(t - *self.origin_s.get_or_insert(t))
+        since_origin(&mut self.origin_s, ts, tb)
     }
 
     fn push_samples(&mut self, frame: &ff::frame::Audio, out: &mut Vec<Media>) {
@@ -318,14 +315,18 @@ impl FfmpegSource {
             return Ok(());
         };
         let origin = &mut self.origin_s;
-        let mut seconds = |ts: Option<i64>, tb: f64| -> Option<f64> {
-            let t = ts? as f64 * tb;
-            Some(t - *origin.get_or_insert(t))
-        };
+        let mut seconds = |ts: Option<i64>, tb: f64| since_origin(origin, ts, tb);
         let result = f(&mut v, &mut seconds, &mut self.skipped);
         self.video = Some(v);
         result.map_err(|reason| self.decode_error(reason))
     }
+}
+
+/// Seconds from the stream's start (`origin`, in seconds) of a timestamp `ts` in time base
+/// `tb`; the first timestamp seen is the start when the container gave none.
+fn since_origin(origin: &mut Option<f64>, ts: Option<i64>, tb: f64) -> Option<f64> {
+    let t = ts? as f64 * tb;
+    Some(t - *origin.get_or_insert(t))
 }
 
 /// Marks every stream of `input` but `keep` discarded: the demuxer skips their packets.
@@ -364,8 +365,8 @@ impl MediaSource for VideoSource {
         if self.done {
             return Ok(false);
         }
-        let origin = self.origin_s;
-        let mut seconds = |ts: Option<i64>, tb: f64| -> Option<f64> { Some(ts? as f64 * tb - origin) };
+        let mut origin = Some(self.origin_s);
+        let mut seconds = |ts: Option<i64>, tb: f64| since_origin(&mut origin, ts, tb);
         let mut packet = ff::Packet::empty();
         let result = match packet.read(&mut self.input) {
             Ok(()) if packet.stream() == self.video.stream => {
