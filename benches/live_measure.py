@@ -185,13 +185,16 @@ def cmd_report(d, names):
         "run", "p50", "p90", "p95", "max", "cue50", "cue95", "WER%", "vsOff", "CPU%", "MB"))
     for name in names:
         ev = [json.loads(l) for l in open(f"{d}/{name}.jsonl")]
-        committed = []  # (word, arrival)
+        committed = []  # (word, arrival, end)
+        said = []  # the committed text as it was written: WER normalises it as it does the reference
         cue_lat = []
         for e in ev:
             if e["type"] == "words":
                 committed += [(norm(w["text"]), e["arrived"], w["end"]) for w in e["words"] if norm(w["text"])]
+                said += [w["text"] for w in e["words"]]
             elif e["type"] == "chunk":
                 committed += [(w, e["arrived"], e["end"]) for w in words_of(e["text"])]
+                said.append(e["text"])
         for e in ev:
             if e["type"] == "cue":
                 ends = [c[2] for c in committed if e["start"] - 0.01 <= c[2] <= e["end"] + 0.01]
@@ -202,7 +205,7 @@ def cmd_report(d, names):
         for blk in sm.get_matching_blocks():
             for k in range(blk.size):
                 lat.append(committed[blk.b + k][1] - ref[blk.a + k]["end"])
-        text = " ".join(c[0] for c in committed)
+        text = " ".join(said)
         w_ref = wer(text, ref_text, d, name + ".ref")
         w_off = wer(text, off_text, d, name + ".off") if offline else float("nan")
         wall, user, sys_, rss = open(f"{d}/{name}.time").read().split()[-4:]

@@ -50,3 +50,15 @@ pub fn tune_allocator() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
+
+/// Hands the heap's free pages back to the OS. With [`tune_allocator`]'s settings the heap only
+/// grows, so a long run's resident memory is the most it ever held at once plus whatever its
+/// holes came to; a run that goes on for hours (a live stream) calls this now and then, so its
+/// memory follows what it holds.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the heap to the OS.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -306,7 +306,7 @@ pub struct ModelArgs {
     pub language: String,
     #[arg(long, value_enum, default_value = "transcribe")]
     pub task: TaskArg,
-    /// Beam size; 1 is greedy. Default: 5 for files, 1 for live input.
+    /// Beam size; 1 is greedy. Default: 5 for files and one live stream, 1 for several streams.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub beam: Option<u32>,
     /// Pipeline definition (TOML). Default: the built-in one for the command.

@@ -49,7 +49,8 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
         },
     };
     let mut model_args = args.model.clone();
-    model_args.beam = model_args.beam.or(Some(1));
+    // One stream decodes with beams as files do; several share the cores, greedily.
+    model_args.beam = model_args.beam.or((args.inputs.len() > 1).then_some(1));
     let prepared = Prepared::new(&model_args, PipelineConfig::default_live, Path::new(&args.inputs[0]))?;
     let pipeline = prepared.pipeline.clone();
 

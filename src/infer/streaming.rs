@@ -10,6 +10,10 @@
 //!
 //! Words wholly over silence (Whisper's "you" and "Thank you.") are never committed.
 //!
+//! Whisper now and then ends its text early, a sentence or more before the buffer's speech
+//! ends; a pass whose words stop a second of speech short is decoded again from the last
+//! committed word (a sentence dropped that way was never committed before).
+//!
 //! Each pass's hypothesis covers the whole buffer, the committed words in it too: they are found
 //! in it by their text ([`committed_prefix`]), and what follows them is new. The buffer keeps
 //! the speech before a pause (Whisper decodes a buffer that starts at new speech badly) and is
@@ -70,7 +74,7 @@ impl Default for StreamConfig {
             min_step_ms: 300,
             max_step_ms: 2000,
             endpoint_ms: 500,
-            settle_ms: 300,
+            settle_ms: 150,
             hold_ms: 2500,
             trim_ms: 12_000,
             max_buffer_ms: 20_000,
@@ -112,6 +116,15 @@ fn key(text: &str) -> String {
 
 fn ends_sentence(text: &str) -> bool {
     text.trim_end_matches(['"', '\'', ')']).ends_with(['.', '?', '!'])
+}
+
+/// A pass whose words stop short of this much of the speech it was given is decoded again
+/// from the last committed word.
+const UNHEARD_SPEECH_MS: i64 = 1000;
+
+/// How much of the `speech` comes after `heard_to`.
+fn unheard_speech(speech: &[Span], heard_to: Ts) -> Ts {
+    Ts(speech.iter().map(|r| (r.end - r.start.max(heard_to)).ms().max(0)).sum())
 }
 
 /// A buffer shorter than this is not decoded (Whisper invents words on a fraction of a word).
@@ -312,7 +325,7 @@ impl StreamingStage {
         };
         // Speech starts later: start there.
         let first = act.speech[0].start;
-        if first > offset + pad {
+        if frames(first - pad) > self.start {
             self.move_start(frames(first - pad));
             return self.pass(last, out);
         }
@@ -345,6 +358,30 @@ impl StreamingStage {
             _ => Vec::new(),
         };
         let words: Vec<Word> = segments.into_iter().flat_map(|s| s.words).collect();
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let kept: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+            let text = input.model.tokenizer().decode(&r.tokens);
+            tracing::trace!(
+                no_speech = r.no_speech_prob,
+                logprob = r.avg_logprob,
+                looping = r.looping,
+                "decoded: {text} | kept: {}",
+                kept.join(" ")
+            );
+        }
+        // Whisper sometimes ends its text early, a sentence or more before the buffer's speech
+        // ends (most often after the committed words the buffer starts with): decoded again
+        // from the last committed word, the rest is heard.
+        let heard_to = words.last().map_or(self.committed_until, |w| w.span.end.max(self.committed_until));
+        let committed_end = frames(self.committed_until);
+        if unheard_speech(&act.speech, heard_to) >= Ts(UNHEARD_SPEECH_MS) && self.start < committed_end {
+            tracing::debug!(buffer = %offset, heard_to = %heard_to, "a pass stopped short of the speech: decoded again from the last committed word");
+            self.note_pass(t0.elapsed().as_secs_f64());
+            self.move_start(committed_end);
+            // This pass's tensors are let go before the next is decoded (memory stays a pass's).
+            drop((audio, memory, r, words));
+            return self.pass(last, out);
+        }
         let hypothesis = self.new_words(words);
         let pass_s = t0.elapsed().as_secs_f64();
         self.note_pass(pass_s);
@@ -365,7 +402,10 @@ impl StreamingStage {
         let paused = end - speech_end >= Ts(self.cfg.endpoint_ms);
         let n = if last || paused { spoken } else { (agreed + held).min(spoken) };
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let text: Vec<&str> = hypothesis.iter().map(|w| w.text.as_str()).collect();
+            let text: Vec<String> = hypothesis
+                .iter()
+                .map(|w| format!("{}|{:.2}|{:.2}", w.text, w.probability, w.span.end.secs_f64()))
+                .collect();
             tracing::debug!(buffer = %offset, end = %end, agreed, held, paused, commit = n, pass_s, "pass: {}", text.join(" "));
         }
         let mut hypothesis = hypothesis;
@@ -438,6 +478,7 @@ impl StreamingStage {
         s.latency_s = self.latencies.iter().sum::<f64>() / n;
         s.latency_max_s = self.latencies.iter().copied().fold(0.0, f64::max);
         out.push(Transcript::Live(LiveNote::Status(s.clone())));
+        crate::release_free_memory();
         self.latencies.clear();
         self.busy_s = 0.0;
         self.heard_from = now;
@@ -514,6 +555,17 @@ mod tests {
         assert_eq!(committed_prefix(&["the", "big", "storm"], &hyp, &ends(4), Ts(600)), 2);
         // Nothing of it said again: nothing dropped.
         assert_eq!(committed_prefix(&[], &hyp, &ends(4), Ts(0)), 0);
+    }
+
+    #[test]
+    fn speech_after_the_words_heard_is_measured() {
+        let speech = [Span::new(Ts(0), Ts(2000)), Span::new(Ts(3000), Ts(4500))];
+        // Words up to the end: nothing unheard. Words stopping inside the first region, and
+        // before the second: the rest of both, the silence between not counted.
+        assert_eq!(unheard_speech(&speech, Ts(4500)), Ts(0));
+        assert_eq!(unheard_speech(&speech, Ts(1500)), Ts(500 + 1500));
+        assert_eq!(unheard_speech(&speech, Ts(2500)), Ts(1500));
+        assert_eq!(unheard_speech(&speech, Ts(0)), Ts(3500));
     }
 
     #[test]
