@@ -1,7 +1,8 @@
 //! `subtitle live`: stdin to its end (exit 0, everything flushed), a UDP stream on loopback
 //! played in real time that drops and comes back (time goes on across the hole, which is
-//! reported), append-only cue files valid at every moment, the HLS playlist read back by FFmpeg,
-//! and the preview page in headless Chromium showing the committed words.
+//! reported), pushes taken by an RTMP and an SRT listener, append-only cue files valid at every
+//! moment, the HLS playlist read back by FFmpeg, and the preview page in headless Chromium showing
+//! the committed words.
 
 mod common;
 
@@ -357,5 +358,56 @@ fn audio_the_model_cannot_hold_is_skipped_and_reported() {
     let ws = words(&evs);
     assert!(ws.iter().filter(|w| w.1 >= to - 0.3).count() >= 5, "{ws:?}");
     assert!(ws.iter().all(|w| w.2 <= from + 0.3 || w.1 >= to - 0.3), "{ws:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ffmpeg -re` pushing `input` (stream copied) to `url` in `format`, as an encoder would.
+fn push(input: &Path, format: &str, url: &str) -> Child {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-i"])
+        .arg(input)
+        .args(["-c", "copy", "-f", format, url])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn pushes_to_an_rtmp_or_srt_listener_are_transcribed() {
+    let dir = tempdir("live-listen");
+    let port = 48000 + 2 * (std::process::id() % 500);
+    let listeners = [
+        // RTMP takes a push only with the listen option; SRT's listener mode is in its URL.
+        (format!("rtmp://127.0.0.1:{port}/live/s"), Some("listen=1"), "flv", format!("rtmp://127.0.0.1:{port}/live/s")),
+        (
+            format!("srt://127.0.0.1:{}?mode=listener", port + 1),
+            None,
+            "mpegts",
+            format!("srt://127.0.0.1:{}?mode=caller", port + 1),
+        ),
+    ];
+    for (listen, option, format, sender) in listeners {
+        let ev = dir.join(format!("{format}.jsonl"));
+        let mut args = vec![listen.as_str(), "--events", ev.to_str().unwrap()];
+        if let Some(o) = option {
+            args.extend(["--input-option", o]);
+        }
+        let child = live(&args, Stdio::null());
+        // The listener waits for its sender as long as it takes.
+        std::thread::sleep(Duration::from_secs(2));
+        let mut s = push(&sample("s1.mp4"), format, &sender);
+        assert!(s.wait().unwrap().success(), "pushing to {sender}");
+        let t0 = Instant::now();
+        while !text_of(&words(&events(&ev))).to_lowercase().contains("gate") && t0.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        interrupt(&child);
+        let (ok, err) = finished(child);
+        assert!(ok, "{listen}: {err}");
+        let said = text_of(&words(&events(&ev))).to_lowercase();
+        for w in ["lazy", "farmer", "gate"] {
+            assert!(said.contains(w), "{listen}: {w} missing: {said}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
