@@ -155,6 +155,29 @@ fn a_batch_of_windows_decodes_as_each_window_alone() -> candle_core::Result<()> 
     Ok(())
 }
 
+/// `max_new_tokens` bounds what a window decodes, greedy and with beams: a bounded window's
+/// tokens are the first of the unbounded one's (greedy), and never more than the bound.
+#[test]
+fn decoding_stops_at_max_new_tokens() -> candle_core::Result<()> {
+    use subtitle::infer::decode::WindowDecoder;
+    use subtitle::infer::DecodeOptions;
+    let (m, tok, audio) = tiny_and_three_clips();
+    let audio = Encoded::new(audio[0].clone());
+    for beam_size in [1, 5] {
+        let opts = DecodeOptions { beam_size, temperatures: vec![0.0], ..Default::default() };
+        let mut decoder = WindowDecoder::new(&m.whisper, &tok, &m.config);
+        let free = decoder.decode_with_fallback(&audio, &[], &opts, 1)?;
+        assert!(free.tokens.len() > 8, "{:?}", tok.decode(&free.tokens));
+        let bounded = DecodeOptions { max_new_tokens: Some(6), ..opts };
+        let cut = decoder.decode_with_fallback(&audio, &[], &bounded, 1)?;
+        assert!(!cut.tokens.is_empty() && cut.tokens.len() <= 6, "beam {beam_size}: {} tokens", cut.tokens.len());
+        if beam_size == 1 {
+            assert_eq!(cut.tokens, free.tokens[..cut.tokens.len()]);
+        }
+    }
+    Ok(())
+}
+
 /// Requests of several inputs decoded together (`infer::shared`): those with the same prompt
 /// become one batch, another prompt its own; each request gets its own rows, in its order, as
 /// it gets them decoded alone. At a temperature that samples, each window samples from its own

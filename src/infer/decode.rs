@@ -47,6 +47,9 @@ pub struct DecodeOptions {
     /// Seed for sampling at temperatures above zero; each window's own generator is seeded
     /// from it and the window's start ([`window_seed`]).
     pub seed: u64,
+    /// At most this many tokens after the prompt (faster-whisper's `max_new_tokens`); `None`:
+    /// half the text context (224), as OpenAI's `sample_len`.
+    pub max_new_tokens: Option<usize>,
 }
 
 impl Default for DecodeOptions {
@@ -63,6 +66,7 @@ impl Default for DecodeOptions {
             max_initial_timestamp_s: 1.0,
             without_timestamps: false,
             seed: 0,
+            max_new_tokens: None,
         }
     }
 }
@@ -272,7 +276,7 @@ impl<'a> WindowDecoder<'a> {
         let windows = audio.windows();
         let device = audio.audio().device();
         let n_ctx = dec.n_ctx();
-        let sample_len = n_ctx / 2;
+        let sample_len = opts.max_new_tokens.unwrap_or(n_ctx / 2);
         let (initial, sot_index) = self.initial_tokens(prompt, opts);
         let sample_begin = initial.len();
         self.filter.max_initial_timestamp = (opts.max_initial_timestamp_s / TIMESTAMP_STEP_S).round() as usize;

@@ -127,6 +127,18 @@ fn unheard_speech(speech: &[Span], heard_to: Ts) -> Ts {
     Ts(speech.iter().map(|r| (r.end - r.start.max(heard_to)).ms().max(0)).sum())
 }
 
+/// Tokens a pass may decode: this many, and `TOKENS_PER_S` more for each second of its buffer,
+/// twice what fast speech takes (about 6 a second, timestamps too). On a short buffer Whisper
+/// sometimes repeats itself up to the 224 tokens it may write: seconds of beam search (3 s for
+/// a 3 s buffer once, its five beams' caches 15 MB of an hour's peak memory) that held every
+/// word behind it. A pass that reaches its bound is taken for such a loop.
+const TOKENS_MIN: usize = 24;
+const TOKENS_PER_S: usize = 12;
+
+fn max_new_tokens(buffer: Ts) -> usize {
+    TOKENS_MIN + (TOKENS_PER_S as i64 * buffer.ms().max(0) / 1000) as usize
+}
+
 /// A buffer shorter than this is not decoded (Whisper invents words on a fraction of a word).
 const MIN_BUFFER_MS: i64 = 1000;
 
@@ -344,6 +356,8 @@ impl StreamingStage {
         if self.degraded {
             opts.beam_size = 1;
         }
+        let bound = max_new_tokens(end - offset);
+        opts.max_new_tokens = Some(bound);
         let request = DecodeRequest {
             audio: audio.clone(),
             prompt: input.prompt(window, true),
@@ -353,8 +367,9 @@ impl StreamingStage {
         };
         let r = input.model.decode(request).map_err(|e| input.err(offset, e))?.remove(0);
         let prev_speech = input.last_speech;
+        let looping = r.looping || r.tokens.len() >= bound;
         let segments = match input.segments_of(&r, &audio, memory.as_ref(), self.start, size, true)? {
-            Some((segments, _)) if !r.looping => input.keep_spoken(segments, &act, offset, true, prev_speech),
+            Some((segments, _)) if !looping => input.keep_spoken(segments, &act, offset, true, prev_speech),
             _ => Vec::new(),
         };
         let words: Vec<Word> = segments.into_iter().flat_map(|s| s.words).collect();
@@ -364,7 +379,7 @@ impl StreamingStage {
             tracing::trace!(
                 no_speech = r.no_speech_prob,
                 logprob = r.avg_logprob,
-                looping = r.looping,
+                looping,
                 "decoded: {text} | kept: {}",
                 kept.join(" ")
             );
@@ -566,6 +581,17 @@ mod tests {
         assert_eq!(unheard_speech(&speech, Ts(1500)), Ts(500 + 1500));
         assert_eq!(unheard_speech(&speech, Ts(2500)), Ts(1500));
         assert_eq!(unheard_speech(&speech, Ts(0)), Ts(3500));
+    }
+
+    #[test]
+    fn a_pass_may_decode_twice_what_fast_speech_takes_and_no_more() {
+        // Fast speech: the mix's fastest passes held 24 characters a second, about 6 tokens
+        // with timestamps.
+        for s in [1, 3, 10, 20] {
+            assert!(max_new_tokens(Ts(s * 1000)) >= 2 * 6 * s as usize + 2, "{s} s");
+        }
+        // A 3 s buffer's loop stops at a quarter of the 224 tokens it could run to.
+        assert!(max_new_tokens(Ts(3000)) <= 224 / 3);
     }
 
     #[test]
