@@ -404,6 +404,8 @@ fn pushes_to_an_rtmp_or_srt_listener_are_transcribed() {
         interrupt(&child);
         let (ok, err) = finished(child);
         assert!(ok, "{listen}: {err}");
+        // The sender's end is told as such, not as a damaged file.
+        assert!(err.contains("the input stopped") && !err.contains("damaged"), "{listen}: {err}");
         let said = text_of(&words(&events(&ev))).to_lowercase();
         for w in ["lazy", "farmer", "gate"] {
             assert!(said.contains(w), "{listen}: {w} missing: {said}");

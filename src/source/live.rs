@@ -153,7 +153,7 @@ impl LiveSource {
 
     /// The connection dropped (`why`): from now on, attempts to open it again.
     fn drop_connection(&mut self, why: &str) {
-        tracing::warn!(input = %self.name.display(), at = %self.reached, "the input dropped ({why}); opening it again");
+        tracing::warn!(input = %self.name.display(), at = %self.reached, "the input stopped ({why}); waiting for it to come back");
         self.inner = None;
         let now = Instant::now();
         self.lost = Some((self.last_media, Duration::from_millis(250), now));
@@ -247,12 +247,15 @@ impl MediaSource for LiveSource {
             }
             Ok(false) | Err(_) if stopped => Ok(false),
             Ok(false) if self.kind == Kind::Network => {
-                self.drop_connection("end of stream");
+                self.drop_connection("the sender ended the stream");
                 Ok(true)
             }
             Ok(false) => Ok(false),
             Err(e) if self.kind == Kind::Network => {
-                self.drop_connection(&e.to_string());
+                // FFmpeg's reason is a file's ("damaged or truncated"): on a network input it
+                // means the sender stopped or the link failed, which is what the user is told.
+                tracing::debug!("reading {} failed: {e}", self.name.display());
+                self.drop_connection("the sender stopped or the connection failed");
                 Ok(true)
             }
             Err(e) => Err(e),
