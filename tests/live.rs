@@ -54,13 +54,7 @@ fn mpegts(input: &Path, dir: &Path) -> PathBuf {
 
 /// `ffmpeg -re` playing `input` as MPEG-TS to `url`.
 fn play(input: &Path, url: &str) -> Child {
-    Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-i"])
-        .arg(input)
-        .args(["-c", "copy", "-f", "mpegts", url])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+    push(input, "mpegts", url)
 }
 
 fn events(path: &Path) -> Vec<serde_json::Value> {
