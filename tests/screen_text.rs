@@ -91,9 +91,28 @@ fn context_file_fixes_names_and_terms() {
 
 #[test]
 fn no_words_on_screen_changes_nothing() {
-    // The test pattern shows digits that change every second: every still is read, none has words.
+    // The test pattern shows digits that change every second: no still has words.
     let v = sample("s1.mp4");
     assert_eq!(transcribe(&v, &["--beam", "1"]), transcribe(&v, &["--beam", "1", "--ocr", "off"]));
+}
+
+/// A still without a row of letters is not given to Tesseract; a slide's are.
+#[test]
+fn stills_without_letters_are_passed_over_and_slides_are_read() {
+    let dir = tempdir("stills-read");
+    let stats = |video: &Path| {
+        let out = dir.join("out.json");
+        let o =
+            run(&[video.as_os_str(), "-o".as_ref(), out.as_os_str(), "--beam".as_ref(), "1".as_ref(), "-q".as_ref()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let count = |key: &str| doc["stats"][key].as_u64().unwrap_or_else(|| panic!("stats.{key} in {doc}"));
+        (count("stills_read"), count("stills_without_text"))
+    };
+    let (read, without) = stats(&sample("s1.mp4"));
+    assert!(read >= 1 && without == read, "test pattern: {without} of {read} stills passed over");
+    let (read, without) = stats(&slides_in("slides", 0));
+    assert!(read >= 2 && without == 0, "slides: {without} of {read} stills passed over");
 }
 
 fn tokenizer() -> WhisperTokenizer {

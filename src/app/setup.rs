@@ -32,6 +32,9 @@ pub struct Prepared {
     pub images: Option<ImageEncoder>,
     pub profile_name: String,
     pub profile: Profile,
+    /// The on-screen-text reader loaded to check the setup, for the first input to use (loading
+    /// Tesseract takes some 0.1 s of the run's wall time).
+    checked_ocr: std::sync::Mutex<Option<OcrReader>>,
 }
 
 /// Everything a run's inputs share.
@@ -96,16 +99,15 @@ impl Prepared {
             pipeline.video.stills_fps = 0.0;
         }
         // Tesseract and the image encoder load before the input opens: they are setup errors.
-        if ocr_on {
-            OcrReader::new(pipeline.ocr.clone(), first_input.to_path_buf())?;
-        }
+        let checked_ocr =
+            ocr_on.then(|| OcrReader::new(pipeline.ocr.clone(), first_input.to_path_buf())).transpose()?;
         let images = match &args.adapter {
             Some(_) => Some(weights::load_image_encoder(&weights::resolve("dinov2")?, &candle_core::Device::Cpu)?),
             None => None,
         };
         let profile_name = args.profile.clone().unwrap_or_else(|| pipeline.cues.profile.clone());
         let profile = pipeline.cues.resolve(&profile_name).map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
-        Ok(Self { pipeline, ocr_on, images, profile_name, profile })
+        Ok(Self { pipeline, ocr_on, images, profile_name, profile, checked_ocr: std::sync::Mutex::new(checked_ocr) })
     }
 }
 
@@ -151,7 +153,11 @@ impl Setup {
             ));
         }
         let p = &self.prepared;
-        let ocr = p.ocr_on.then(|| OcrReader::new(p.pipeline.ocr.clone(), input.to_path_buf())).transpose()?;
+        let checked = p.checked_ocr.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let ocr = match checked {
+            Some(reader) => Some(reader.for_input(input.to_path_buf())),
+            None => p.ocr_on.then(|| OcrReader::new(p.pipeline.ocr.clone(), input.to_path_buf())).transpose()?,
+        };
         let images = p.images.clone();
         Ok(FileJob {
             input: input.to_path_buf(),

@@ -197,9 +197,10 @@ pub fn run_file(
             return Err(first_error(errors.chain(video_errors)).unwrap_or(Error::Interrupted));
         }
     };
-    let (stills_read, busy) = visual.as_ref().map(|v| v.text_read()).unwrap_or_default();
+    let (stills_read, stills_without_text, busy) = visual.as_ref().map(|v| v.text_read()).unwrap_or_default();
     if stills_read > 0 {
-        tracing::info!(stills = stills_read, seconds = busy.as_secs_f64(), "on-screen text read");
+        let seconds = busy.as_secs_f64();
+        tracing::info!(stills = stills_read, without_letters = stills_without_text, seconds, "on-screen text read");
     }
     let pictures = visual.as_ref().map_or(0, |v| v.pictures);
     if let Some(v) = visual.as_ref().filter(|v| v.pictures > 0) {
@@ -215,6 +216,7 @@ pub fn run_file(
     let stats = RunStats {
         windows: model.windows(),
         stills_read,
+        stills_without_text,
         pictures,
         stills_skipped,
         skipped_packets: source.skipped_packets() + video_source.as_ref().map_or(0, |v| v.skipped_packets()),

@@ -26,6 +26,9 @@ pub struct RunStats {
     pub windows: usize,
     /// Stills whose on-screen text was read, and pictures the image encoder encoded.
     pub stills_read: usize,
+    /// Of the stills read, those without a row of letter-like marks: not given to Tesseract.
+    #[serde(default)]
+    pub stills_without_text: usize,
     pub pictures: usize,
     /// Stills skipped because the visual stage was behind (live input only).
     pub stills_skipped: u64,

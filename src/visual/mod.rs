@@ -5,6 +5,7 @@
 //! model stage as [`ScreenText`].
 
 pub mod ocr;
+pub mod text_like;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,9 +46,10 @@ impl VisualStage {
         Self { ocr, images, input, pictures: 0, picture_busy: Duration::ZERO }
     }
 
-    /// Stills read for text, and the time spent reading them.
-    pub fn text_read(&self) -> (usize, Duration) {
-        self.ocr.as_ref().map_or((0, Duration::ZERO), |o| (o.read, o.busy))
+    /// Stills read for text, those of them without a row of letters (not given to Tesseract),
+    /// and the time spent reading them.
+    pub fn text_read(&self) -> (usize, usize, Duration) {
+        self.ocr.as_ref().map_or((0, 0, Duration::ZERO), |o| (o.read, o.passed_over, o.busy))
     }
 }
 

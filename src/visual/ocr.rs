@@ -8,7 +8,7 @@ use tesseract::Tesseract;
 
 use crate::error::{Error, Result};
 use crate::source::VideoFrame;
-use crate::visual::OcrConfig;
+use crate::visual::{text_like, OcrConfig};
 
 /// Tesseract's API object.
 #[cfg(feature = "ocr")]
@@ -29,6 +29,8 @@ pub struct OcrReader {
     last: Option<Vec<String>>,
     /// Stills read (pictures that settled and were new), and the time spent reading them.
     pub read: usize,
+    /// Of those, stills without a row of letter-like marks, not given to Tesseract.
+    pub passed_over: usize,
     pub busy: std::time::Duration,
 }
 
@@ -37,7 +39,12 @@ impl OcrReader {
     #[cfg(feature = "ocr")]
     pub fn new(cfg: OcrConfig, input: PathBuf) -> Result<Self> {
         let engine = Some(Engine(load(&cfg.language)?));
-        Ok(Self { cfg, input, engine, last: None, read: 0, busy: std::time::Duration::ZERO })
+        Ok(Self { cfg, input, engine, last: None, read: 0, passed_over: 0, busy: std::time::Duration::ZERO })
+    }
+
+    /// The same reader, for another input (named in its errors).
+    pub fn for_input(self, input: PathBuf) -> Self {
+        Self { input, ..self }
     }
 
     #[cfg(not(feature = "ocr"))]
@@ -119,7 +126,16 @@ impl OcrReader {
     pub fn read_changed(&mut self, frame: &VideoFrame) -> Result<Option<Vec<String>>> {
         self.read += 1;
         let t0 = std::time::Instant::now();
-        let lines = self.read(frame)?;
+        // Tesseract takes about a quarter of a second a still; most pictures without text are
+        // told apart in a few milliseconds.
+        let row = text_like::longest_row(frame);
+        let lines = if row >= text_like::LETTERS {
+            self.read(frame)?
+        } else {
+            tracing::debug!(at = %frame.at, row, "no row of letters: not given to Tesseract");
+            self.passed_over += 1;
+            Vec::new()
+        };
         self.busy += t0.elapsed();
         Ok((self.last.as_ref() != Some(&lines)).then(|| {
             tracing::debug!(at = %frame.at, ?lines, "on-screen text");
