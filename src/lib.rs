@@ -23,6 +23,7 @@ pub mod infer;
 pub mod model;
 pub mod pipeline;
 pub mod preprocess;
+pub mod runs;
 pub mod segment;
 pub mod sink;
 pub mod source;

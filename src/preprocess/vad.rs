@@ -10,6 +10,7 @@
 use serde::Deserialize;
 
 use crate::preprocess::median_filter;
+use crate::runs::runs_of;
 use crate::time::{Span, Ts};
 
 /// Milliseconds per mel frame.
@@ -162,38 +163,19 @@ fn smooth_majority(flags: &mut [bool], width: usize) {
 /// the other value on both sides (gaps inside speech, not lead or tail silence).
 fn fill_runs(flags: &mut [bool], value: bool, max_len: usize, interior_only: bool) {
     let n = flags.len();
-    let mut i = 0;
-    while i < n {
-        if flags[i] != value {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < n && flags[i] == value {
-            i += 1;
-        }
-        let interior = start > 0 && i < n;
-        if i - start < max_len && (interior || !interior_only) {
-            flags[start..i].iter_mut().for_each(|f| *f = !value);
+    let runs: Vec<_> = runs_of(flags, value).collect();
+    for run in runs {
+        let interior = run.start > 0 && run.end < n;
+        if run.len() < max_len && (interior || !interior_only) {
+            flags[run].iter_mut().for_each(|f| *f = !value);
         }
     }
 }
 
 /// Speech regions of per-frame `flags`, the first frame at `origin`.
 pub fn regions(flags: &[bool], origin: Ts) -> Vec<Span> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, &f) in flags.iter().chain(std::iter::once(&false)).enumerate() {
-        match (f, start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                out.push(Span::new(origin + Ts(s as i64 * FRAME_MS), origin + Ts(i as i64 * FRAME_MS)));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    out
+    let at = |frame: usize| origin + Ts(frame as i64 * FRAME_MS);
+    runs_of(flags, true).map(|run| Span::new(at(run.start), at(run.end))).collect()
 }
 
 #[cfg(test)]

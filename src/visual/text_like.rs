@@ -6,6 +6,9 @@
 //! has no such row. A picture with one is read; so is any picture too busy to judge, as every
 //! picture was before.
 
+use std::ops::Range;
+
+use crate::runs::runs_of;
 use crate::source::VideoFrame;
 
 /// Half the side of the square over which a pixel's surroundings are averaged, as a share of the
@@ -141,27 +144,18 @@ fn connected(ink: &[u8], w: usize, h: usize, wanted: u8) -> Vec<Mark> {
     for y in 0..h {
         let row = &ink[y * w..(y + 1) * w];
         let start = runs.len();
-        let mut x = 0;
-        while x < w {
-            if row[x] != wanted {
-                x += 1;
-                continue;
-            }
-            let x0 = x;
-            while x < w && row[x] == wanted {
-                x += 1;
-            }
+        for Range { start: x0, end } in runs_of(row, wanted) {
             let label = parent.len();
             parent.push(label);
             // Runs of the row above that touch this one, diagonals included.
             for i in previous.clone() {
                 let (_, a0, a1, other) = runs[i];
-                if (a1 as usize) + 1 >= x0 && (a0 as usize) <= x {
+                if (a1 as usize) + 1 >= x0 && (a0 as usize) <= end {
                     let (p, q) = (find(&mut parent, label), find(&mut parent, other));
                     parent[p.max(q)] = p.min(q);
                 }
             }
-            runs.push((y as u32, x0 as u32, (x - 1) as u32, label));
+            runs.push((y as u32, x0 as u32, (end - 1) as u32, label));
         }
         previous = start..runs.len();
     }
