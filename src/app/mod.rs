@@ -5,7 +5,15 @@
 pub mod batch;
 pub mod check;
 pub mod cli;
+#[cfg(feature = "ffmpeg")]
 pub mod live;
+/// Live input is read through FFmpeg: without it, `subtitle live` says so.
+#[cfg(not(feature = "ffmpeg"))]
+pub mod live {
+    pub fn run(_: super::cli::LiveArgs) -> anyhow::Result<()> {
+        anyhow::bail!("this build reads no live streams (built without the `ffmpeg` feature)")
+    }
+}
 pub mod models;
 pub mod run;
 pub mod setup;

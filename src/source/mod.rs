@@ -130,6 +130,7 @@ pub struct VideoStats {
 
 impl VideoStats {
     /// Says what decoding the video cost (`-v`).
+    #[cfg_attr(not(feature = "ffmpeg"), allow(dead_code))]
     pub(crate) fn log(&self) {
         tracing::info!(
             keyframes = self.keyframes,
@@ -321,6 +322,7 @@ impl AudioClock {
     }
 
     /// Samples of audio (not gaps) emitted so far.
+    #[cfg_attr(not(feature = "ffmpeg"), allow(dead_code))]
     pub(crate) fn audio_samples(&self) -> u64 {
         self.audio_samples
     }
