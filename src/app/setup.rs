@@ -32,9 +32,29 @@ pub struct Prepared {
     pub images: Option<ImageEncoder>,
     pub profile_name: String,
     pub profile: Profile,
-    /// The on-screen-text reader loaded to check the setup, for the first input to use (loading
-    /// Tesseract takes some 0.1 s of the run's wall time).
-    checked_ocr: std::sync::Mutex<Option<OcrReader>>,
+    /// The on-screen-text reader loaded to check the setup, for the first input to use. Tesseract
+    /// takes some 0.1 s to load: it loads on a thread of its own while the input opens and the
+    /// model loads, and [`Setup::new`] waits for it (its errors are setup errors).
+    checked_ocr: std::sync::Mutex<CheckedOcr>,
+}
+
+/// The on-screen-text reader of the setup check: loading, loaded, or handed to an input (or none
+/// wanted).
+enum CheckedOcr {
+    Loading(std::thread::JoinHandle<subtitle::Result<OcrReader>>),
+    Ready(OcrReader),
+    Gone,
+}
+
+impl Drop for Prepared {
+    /// A run that stops before its reader is taken (a bad input, a bad model) lets it finish
+    /// loading first: Tesseract torn down mid-load by the exit prints warnings.
+    fn drop(&mut self) {
+        let checked = self.checked_ocr.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let CheckedOcr::Loading(thread) = std::mem::replace(checked, CheckedOcr::Gone) {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Everything a run's inputs share.
@@ -98,9 +118,14 @@ impl Prepared {
         if !ocr_on && args.adapter.is_none() {
             pipeline.video.stills_fps = 0.0;
         }
-        // Tesseract and the image encoder load before the input opens: they are setup errors.
-        let checked_ocr =
-            ocr_on.then(|| OcrReader::new(pipeline.ocr.clone(), first_input.to_path_buf())).transpose()?;
+        // Tesseract and the image encoder load before any input is read: they are setup errors.
+        let checked_ocr = match ocr_on {
+            true => {
+                let (cfg, input) = (pipeline.ocr.clone(), first_input.to_path_buf());
+                CheckedOcr::Loading(std::thread::spawn(move || OcrReader::new(cfg, input)))
+            }
+            false => CheckedOcr::Gone,
+        };
         let images = match &args.adapter {
             Some(_) => Some(weights::load_image_encoder(&weights::resolve("dinov2")?, &candle_core::Device::Cpu)?),
             None => None,
@@ -112,7 +137,8 @@ impl Prepared {
 }
 
 impl Setup {
-    /// Loads the model `args` names and settles the decoding options.
+    /// Loads the model `args` names and settles the decoding options; the on-screen-text reader
+    /// is loaded by then.
     pub fn new(prepared: Prepared, args: &ModelArgs) -> anyhow::Result<Self> {
         let pipeline = &prepared.pipeline;
         let dir = weights::resolve(&args.model)?;
@@ -134,7 +160,34 @@ impl Setup {
         }
         let options = decode_options(args, &model, &tokenizer, pipeline, &dir)?;
         let model_name = dir.display().to_string();
-        Ok(Self { prepared, model: ModelTranscriber::new(Arc::new(model), tokenizer), model_name, context, options })
+        let setup =
+            Self { prepared, model: ModelTranscriber::new(Arc::new(model), tokenizer), model_name, context, options };
+        setup.wait_for_checked_ocr()?;
+        Ok(setup)
+    }
+
+    /// The reader loaded to check the setup, for the first input that asks (`None` after that,
+    /// or without on-screen text); its loading error, if it failed.
+    fn take_checked_ocr(&self) -> subtitle::Result<Option<OcrReader>> {
+        let checked = std::mem::replace(
+            &mut *self.prepared.checked_ocr.lock().unwrap_or_else(|e| e.into_inner()),
+            CheckedOcr::Gone,
+        );
+        match checked {
+            CheckedOcr::Loading(thread) => {
+                thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)).map(Some)
+            }
+            CheckedOcr::Ready(reader) => Ok(Some(reader)),
+            CheckedOcr::Gone => Ok(None),
+        }
+    }
+
+    /// Waits for the setup check's reader to load (a setup error if it cannot), keeping it.
+    fn wait_for_checked_ocr(&self) -> subtitle::Result<()> {
+        if let Some(reader) = self.take_checked_ocr()? {
+            *self.prepared.checked_ocr.lock().unwrap_or_else(|e| e.into_inner()) = CheckedOcr::Ready(reader);
+        }
+        Ok(())
     }
 
     /// The job of `input`, opened; the input's own errors (unreadable, no audio) come from here.
@@ -153,8 +206,7 @@ impl Setup {
             ));
         }
         let p = &self.prepared;
-        let checked = p.checked_ocr.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let ocr = match checked {
+        let ocr = match self.take_checked_ocr()? {
             Some(reader) => Some(reader.for_input(input.to_path_buf())),
             None => p.ocr_on.then(|| OcrReader::new(p.pipeline.ocr.clone(), input.to_path_buf())).transpose()?,
         };
