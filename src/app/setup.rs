@@ -32,26 +32,16 @@ pub struct Prepared {
     pub images: Option<ImageEncoder>,
     pub profile_name: String,
     pub profile: Profile,
-    /// The on-screen-text reader loaded to check the setup, for the first input to use. Tesseract
-    /// takes some 0.1 s to load: it loads on a thread of its own while the input opens and the
-    /// model loads, and [`Setup::new`] waits for it (its errors are setup errors).
-    checked_ocr: std::sync::Mutex<CheckedOcr>,
-}
-
-/// The on-screen-text reader of the setup check: loading, loaded, or handed to an input (or none
-/// wanted).
-enum CheckedOcr {
-    Loading(std::thread::JoinHandle<subtitle::Result<OcrReader>>),
-    Ready(OcrReader),
-    Gone,
+    /// Tesseract loading to check the setup (some 0.1 s, on a thread of its own while the input
+    /// opens and the model loads); [`Setup::new`] waits for it, so its errors are setup errors.
+    ocr_loading: Option<std::thread::JoinHandle<subtitle::Result<OcrReader>>>,
 }
 
 impl Drop for Prepared {
-    /// A run that stops before its reader is taken (a bad input, a bad model) lets it finish
-    /// loading first: Tesseract torn down mid-load by the exit prints warnings.
+    /// A run that stops before the model loads (a bad input, a bad model) lets Tesseract finish
+    /// loading first: torn down mid-load by the exit, it prints warnings.
     fn drop(&mut self) {
-        let checked = self.checked_ocr.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let CheckedOcr::Loading(thread) = std::mem::replace(checked, CheckedOcr::Gone) {
+        if let Some(thread) = self.ocr_loading.take() {
             let _ = thread.join();
         }
     }
@@ -64,6 +54,8 @@ pub struct Setup {
     pub model_name: String,
     pub context: Context,
     pub options: TranscribeOptions,
+    /// The on-screen-text reader loaded to check the setup, for the first input to use.
+    checked_ocr: std::sync::Mutex<Option<OcrReader>>,
 }
 
 /// The pipeline file given, or the built-in one.
@@ -119,27 +111,24 @@ impl Prepared {
             pipeline.video.stills_fps = 0.0;
         }
         // Tesseract and the image encoder load before any input is read: they are setup errors.
-        let checked_ocr = match ocr_on {
-            true => {
-                let (cfg, input) = (pipeline.ocr.clone(), first_input.to_path_buf());
-                CheckedOcr::Loading(std::thread::spawn(move || OcrReader::new(cfg, input)))
-            }
-            false => CheckedOcr::Gone,
-        };
+        let ocr_loading = ocr_on.then(|| {
+            let (cfg, input) = (pipeline.ocr.clone(), first_input.to_path_buf());
+            std::thread::spawn(move || OcrReader::new(cfg, input))
+        });
         let images = match &args.adapter {
             Some(_) => Some(weights::load_image_encoder(&weights::resolve("dinov2")?, &candle_core::Device::Cpu)?),
             None => None,
         };
         let profile_name = args.profile.clone().unwrap_or_else(|| pipeline.cues.profile.clone());
         let profile = pipeline.cues.resolve(&profile_name).map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
-        Ok(Self { pipeline, ocr_on, images, profile_name, profile, checked_ocr: std::sync::Mutex::new(checked_ocr) })
+        Ok(Self { pipeline, ocr_on, images, profile_name, profile, ocr_loading })
     }
 }
 
 impl Setup {
     /// Loads the model `args` names and settles the decoding options; the on-screen-text reader
     /// is loaded by then.
-    pub fn new(prepared: Prepared, args: &ModelArgs) -> anyhow::Result<Self> {
+    pub fn new(mut prepared: Prepared, args: &ModelArgs) -> anyhow::Result<Self> {
         let pipeline = &prepared.pipeline;
         let dir = weights::resolve(&args.model)?;
         let device = model_device();
@@ -160,34 +149,13 @@ impl Setup {
         }
         let options = decode_options(args, &model, &tokenizer, pipeline, &dir)?;
         let model_name = dir.display().to_string();
-        let setup =
-            Self { prepared, model: ModelTranscriber::new(Arc::new(model), tokenizer), model_name, context, options };
-        setup.wait_for_checked_ocr()?;
-        Ok(setup)
-    }
-
-    /// The reader loaded to check the setup, for the first input that asks (`None` after that,
-    /// or without on-screen text); its loading error, if it failed.
-    fn take_checked_ocr(&self) -> subtitle::Result<Option<OcrReader>> {
-        let checked = std::mem::replace(
-            &mut *self.prepared.checked_ocr.lock().unwrap_or_else(|e| e.into_inner()),
-            CheckedOcr::Gone,
-        );
-        match checked {
-            CheckedOcr::Loading(thread) => {
-                thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)).map(Some)
-            }
-            CheckedOcr::Ready(reader) => Ok(Some(reader)),
-            CheckedOcr::Gone => Ok(None),
-        }
-    }
-
-    /// Waits for the setup check's reader to load (a setup error if it cannot), keeping it.
-    fn wait_for_checked_ocr(&self) -> subtitle::Result<()> {
-        if let Some(reader) = self.take_checked_ocr()? {
-            *self.prepared.checked_ocr.lock().unwrap_or_else(|e| e.into_inner()) = CheckedOcr::Ready(reader);
-        }
-        Ok(())
+        let checked_ocr = match prepared.ocr_loading.take() {
+            Some(thread) => Some(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?),
+            None => None,
+        };
+        let model = ModelTranscriber::new(Arc::new(model), tokenizer);
+        let checked_ocr = std::sync::Mutex::new(checked_ocr);
+        Ok(Self { prepared, model, model_name, context, options, checked_ocr })
     }
 
     /// The job of `input`, opened; the input's own errors (unreadable, no audio) come from here.
@@ -206,7 +174,8 @@ impl Setup {
             ));
         }
         let p = &self.prepared;
-        let ocr = match self.take_checked_ocr()? {
+        let checked = self.checked_ocr.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let ocr = match checked {
             Some(reader) => Some(reader.for_input(input.to_path_buf())),
             None => p.ocr_on.then(|| OcrReader::new(p.pipeline.ocr.clone(), input.to_path_buf())).transpose()?,
         };
