@@ -15,6 +15,8 @@
 #   TWO=1 ...         # also: two streams at once over UDP into one process (each stream's figures)
 #   HOUR=60 ...       # also: memory over 60 minutes of stream (mix.wav looped, fed as fast as it is
 #                     # read: the same passes as in real time, every 2 s of audio), RSS at minute 1 vs peak
+#   REPLAY="300 450 600" ...  # also: the mix fed as fast as it is read with a pass every 300, 450,
+#                     # 600 ms of stream: the same passes every run (WER only; for commit rules)
 #   VAC=1 ...         # also whisper_streaming with its voice-activity controller (needs torch and
 #                     # a download of Silero VAD: not possible offline)
 #
@@ -65,6 +67,10 @@ for i in $(seq "${RUNS:-1}"); do
   fi
 done
 python3 $m report "$out" "${names[@]}"
+for step in ${REPLAY:-}; do
+  # shellcheck disable=SC2086
+  python3 $m replay "$out" "replay-$step" "$step" -- "$bin" live - --events - -q ${SUB_ARGS:-}
+done
 if [ -n "${HOUR:-}" ]; then
   python3 $m hour "$out" "$HOUR" -- "$bin" live - --events - -q
 fi

@@ -7,6 +7,11 @@
                                                 # into CMD (which reads stdin, writes --events - to stdout)
     live_measure.py peer DIR NAME -- CMD...     # runs CMD (live_peer.py), which plays the WAV itself
     live_measure.py two DIR NAME -- CMD...      # CMD listens on two udp:// URLs; mix.wav is played into both
+    live_measure.py replay DIR NAME STEP -- CMD...  # mix.wav fed as fast as CMD reads it, a pass every STEP ms
+                                                # of stream (`--pipeline` with min_step_ms = max_step_ms =
+                                                # STEP added to CMD): the same passes every run, for
+                                                # comparing commit rules without real time's noise; WER only
+                                                # (PIPELINE=FILE: another build's pipelines/live.toml)
     live_measure.py report DIR NAME...          # the table
     live_measure.py hour DIR MINUTES -- CMD...  # mix.wav looped for MINUTES of stream, fed as fast as CMD
                                                 # reads it; RSS sampled each second against stream time
@@ -152,6 +157,33 @@ def cmd_two(d, name, cmd):
             t.write(open(f"{d}/{name}.time").read())
 
 
+def cmd_replay(d, name, step, cmd):
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    toml = re.sub(r"(?m)^(min_step_ms|max_step_ms) = .*$", lambda m: f"{m.group(1)} = {int(step)}",
+                  open(os.environ.get("PIPELINE", f"{root}/pipelines/live.toml")).read())
+    pipeline = f"{d}/{name}.toml"
+    open(pipeline, "w").write(toml)
+    player = subprocess.Popen(["ffmpeg", "-v", "error", "-i", f"{d}/mix.wav", "-c:a", "aac", "-b:a", "128k",
+                               "-f", "mpegts", "-"], stdout=subprocess.PIPE)
+    t0 = time.time()
+    proc = subprocess.Popen(timed(cmd + ["--pipeline", pipeline], d, name), stdin=player.stdout,
+                            stdout=subprocess.PIPE, text=True)
+    player.stdout.close()
+    ev = [json.loads(line) for line in proc.stdout]
+    if proc.wait() != 0:
+        sys.exit(f"{name}: the command failed (exit {proc.returncode})")
+    player.wait()
+    with open(f"{d}/{name}.jsonl", "w") as f:
+        f.writelines(json.dumps(e) + "\n" for e in ev)
+    said = " ".join(w["text"] for e in ev if e["type"] == "words" for w in e["words"])
+    offline = json.load(open(f"{d}/offline.json"))
+    w_ref = wer(said, open(f"{d}/ref.txt").read().replace("\n", " "), d, name + ".ref")
+    w_off = wer(said, " ".join(s["text"] for s in offline["segments"]), d, name + ".off")
+    stats = [e for e in ev if e["type"] == "stats"]
+    print("%s: a pass every %s ms of stream, %d passes, WER %.2f%% (against offline %.2f%%), %.0f s" % (
+        name, step, stats[-1]["passes"] if stats else 0, w_ref, w_off, time.time() - t0))
+
+
 def cmd_peer(d, name, cmd):
     proc = subprocess.Popen(timed(cmd, d, name), stdout=subprocess.PIPE, text=True)
     with open(f"{d}/{name}.jsonl", "w") as f:
@@ -271,11 +303,16 @@ if __name__ == "__main__":
         cmd_mix(d, sys.argv[3])
     elif what == "refwords":
         cmd_refwords(d, sys.argv[3])
-    elif what in ("ours", "peer", "two"):
+    elif what in ("ours", "peer", "two", "replay"):
         i = sys.argv.index("--")
-        {"ours": cmd_ours, "peer": cmd_peer, "two": cmd_two}[what](d, sys.argv[3], sys.argv[i + 1:])
+        if what == "replay":
+            cmd_replay(d, sys.argv[3], sys.argv[4], sys.argv[i + 1:])
+        else:
+            {"ours": cmd_ours, "peer": cmd_peer, "two": cmd_two}[what](d, sys.argv[3], sys.argv[i + 1:])
     elif what == "report":
         cmd_report(d, sys.argv[3:])
     elif what == "hour":
         i = sys.argv.index("--")
         cmd_hour(d, sys.argv[3], sys.argv[i + 1:])
+    else:
+        sys.exit(f"live_measure.py: no such command: {what} (see the top of this file)")

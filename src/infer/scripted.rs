@@ -11,6 +11,7 @@ use crate::flow::Stage;
 use crate::infer::align::WordTiming;
 use crate::infer::decode::DecodeResult;
 use crate::infer::input::Input;
+use crate::infer::streaming::{StreamConfig, StreamingStage};
 use crate::infer::transcriber::{AlignRequest, DecodeRequest, Transcriber};
 use crate::infer::{BatchedStage, ModelInput, SequentialStage, TranscribeOptions};
 use crate::model::{Dims, Encoded, WhisperTokenizer};
@@ -66,13 +67,16 @@ struct Calls {
 
 /// Decodes every window to `tokens`, its words (0 to 3) turned by one more each call and window,
 /// so that no two windows in a row say the same; aligns each word to 0.4 s, half a second apart
-/// or (`spread`) spread over the window's audio.
+/// or (`spread`) spread over the window's audio, with `probability`. With `loops_when_prompted`,
+/// a window decoded after a prompt is a repetition loop.
 struct Scripted {
     tok: WhisperTokenizer,
     dims: Dims,
     tokens: Vec<u32>,
     spread: bool,
     encodes_alone: bool,
+    probability: f32,
+    loops_when_prompted: bool,
     calls: Mutex<Calls>,
 }
 
@@ -90,7 +94,24 @@ impl Scripted {
             n_text_head: 1,
             n_text_layer: 1,
         };
-        Arc::new(Self { tok: tokenizer(), dims, tokens, spread, encodes_alone, calls: Mutex::default() })
+        Arc::new(Self {
+            tok: tokenizer(),
+            dims,
+            tokens,
+            spread,
+            encodes_alone,
+            probability: 0.9,
+            loops_when_prompted: false,
+            calls: Mutex::default(),
+        })
+    }
+
+    /// A live stream's model: four words half a second apart, said `probability` sure.
+    fn live(probability: f32, loops_when_prompted: bool) -> Arc<Self> {
+        let mut model = Arc::into_inner(Self::new(vec![TS, 0, 1, 2, 3, TS + 100], false, true)).expect("new");
+        model.probability = probability;
+        model.loops_when_prompted = loops_when_prompted;
+        Arc::new(model)
     }
 }
 
@@ -138,7 +159,7 @@ impl Transcriber for Scripted {
                 no_speech_prob: 0.0,
                 temperature: 0.0,
                 compression_ratio: 1.0,
-                looping: false,
+                looping: self.loops_when_prompted && !r.prompt.is_empty(),
             }
         };
         Ok((0..n as u32).map(window).collect())
@@ -155,7 +176,7 @@ impl Transcriber for Scripted {
                 text: format!(" {}", self.tok.decode(&[t])),
                 tokens: vec![t],
                 span: Span::new(Ts(i as i64 * each), Ts(i as i64 * each + 400)),
-                probability: 0.9,
+                probability: self.probability,
             })
             .collect())
     }
@@ -245,4 +266,69 @@ fn speech_is_cut_at_pauses_and_batched_once_the_screen_is_read() {
     assert_eq!(starts.len(), chunks, "{out:?}");
     assert!(starts.windows(2).all(|w| w[1] > w[0] + 20.0), "chunks in order, each at a pause's end: {starts:?}");
     assert!(starts.iter().all(|s| s % 10.0 < 0.2 || s % 10.0 > 9.8), "chunks start where speech does: {starts:?}");
+}
+
+/// Feeds `input` to a live stage as it would arrive, the stage idle after each chunk, then ends
+/// the stream; returns the stream time (s) at which each committed word came out.
+fn live_run(stage: &mut StreamingStage, input: Vec<ModelInput>) -> Vec<f64> {
+    let (mut out, mut at) = (Vec::new(), Vec::new());
+    let n = input.len();
+    let mut take = |out: &mut Vec<Transcript>, i: usize| {
+        for t in out.drain(..) {
+            if let Transcript::Segment(s) = t {
+                at.extend(s.words.iter().map(|_| i as f64 / 10.0));
+            }
+        }
+    };
+    for (i, item) in input.into_iter().enumerate() {
+        stage.process(item, &mut out).unwrap();
+        stage.idle(&mut out).unwrap();
+        take(&mut out, i + 1);
+    }
+    stage.finish(&mut out).unwrap();
+    take(&mut out, n);
+    at
+}
+
+fn live_stage(model: Arc<Scripted>, context: Context) -> StreamingStage {
+    let opts = TranscribeOptions { batch_size: 1, ..Default::default() };
+    // No hold: words are committed when passes agree (these never do), at a pause or at the end.
+    let cfg = StreamConfig { hold_ms: 30_000, ..Default::default() };
+    StreamingStage::new(Input::new(model, opts, "x".into(), context, false), cfg)
+}
+
+/// At a pause the words heard are committed at once when Whisper is sure of them; words it is
+/// unsure of that the pass before heard otherwise (Whisper inventing an ending) wait for a pass
+/// to agree; none is lost.
+#[test]
+fn at_a_pause_only_sure_or_agreed_words_are_committed_at_once() {
+    // 2.5 s of speech (four words, the last ending at 1.9 s), then silence to 8 s; every pass
+    // hears other words, so none is ever agreed on.
+    let speech = |s: f64| s < 2.5;
+    let context = || Context::new(ContextConfig::default());
+    let sure = live_run(&mut live_stage(Scripted::live(0.9, false), context()), mel(8, speech));
+    let unsure = live_run(&mut live_stage(Scripted::live(0.3, false), context()), mel(8, speech));
+    assert!(sure.len() >= 4 && unsure.len() >= 4, "every word committed: {sure:?} {unsure:?}");
+    // Sure: out at the pause (500 ms of silence after the speech, a pass or so later).
+    assert!(sure[..4].iter().all(|&t| t <= 3.5), "sure words out at the pause: {sure:?}");
+    // Unsure, never agreed on: out only when the stream ends.
+    assert!(unsure.iter().all(|&t| t >= 8.0), "unsure words wait for agreement: {unsure:?}");
+}
+
+/// A pass that loops after its prompt (the committed text, the context's terms) is decoded again
+/// at once without it, so the speech is heard.
+#[test]
+fn a_pass_that_loops_is_decoded_again_without_the_prompt() {
+    let model = Scripted::live(0.9, true);
+    let mut context = Context::new(ContextConfig::default());
+    context.add_text("alpha", &model.tok);
+    let words = live_run(&mut live_stage(model.clone(), context), mel(8, |s| s < 2.5));
+    assert!(words.len() >= 4 && words[0] <= 3.5, "the speech is heard at the pause: {words:?}");
+    let calls = model.calls.lock().unwrap();
+    let prompts: Vec<usize> = calls.decodes.iter().map(|d| d.1).collect();
+    assert!(prompts.contains(&0) && prompts[0] > 0, "{prompts:?}");
+    assert!(
+        prompts.windows(2).all(|w| w[0] == 0 || w[1] == 0),
+        "each looping pass decoded again without its prompt: {prompts:?}"
+    );
 }

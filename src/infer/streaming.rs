@@ -5,10 +5,16 @@
 //! - when they ended `hold_ms` before the newest audio and the passes still disagree after them
 //!   (latency stays bounded when the decoder keeps changing its mind about a word);
 //! - at a pause: once voice activity hears `endpoint_ms` without speech after the last word,
-//!   every word heard is committed, so the last words before a pause are out before speech
-//!   resumes, not after.
+//!   the words heard are committed, so the last words before a pause are out before speech
+//!   resumes, not after; those that the pass before did not hear alike and that Whisper is
+//!   unsure of (probability under `pause_probability`) wait for the next pass to agree. At a
+//!   pause Whisper often invents an ending ("Subscribe.", "you"), which no other pass repeats.
 //!
 //! Words wholly over silence (Whisper's "you" and "Thank you.") are never committed.
+//!
+//! A pass that loops (Whisper saying a phrase again and again) is decoded again at once without
+//! the prompt: the committed text ending mid-sentence can lock Whisper into a loop ("she died.
+//! she died. ...") that every later pass with the same prompt repeats, losing the speech.
 //!
 //! Whisper now and then ends its text early, a sentence or more before the buffer's speech
 //! ends; a pass whose words stop a second of speech short is decoded again from the last
@@ -58,6 +64,9 @@ pub struct StreamConfig {
     pub settle_ms: i64,
     /// A word that ended this long before the newest audio is committed without agreement.
     pub hold_ms: i64,
+    /// At a pause, a word the pass before did not hear alike is committed only when Whisper
+    /// gave it at least this probability (otherwise the next pass must agree).
+    pub pause_probability: f32,
     /// The buffer is cut after its last committed sentence once it is this long...
     pub trim_ms: i64,
     /// ...and after its last committed word once it is this long.
@@ -76,6 +85,7 @@ impl Default for StreamConfig {
             endpoint_ms: 500,
             settle_ms: 150,
             hold_ms: 2500,
+            pause_probability: 0.6,
             trim_ms: 12_000,
             max_buffer_ms: 20_000,
             degrade_pass_ms: 1200,
@@ -101,6 +111,9 @@ impl StreamConfig {
         }
         if self.max_step_ms < self.min_step_ms {
             return Err("live.max_step_ms must be at least live.min_step_ms".into());
+        }
+        if !(0.0..=1.0).contains(&self.pause_probability) {
+            return Err("live.pause_probability must be between 0 and 1".into());
         }
         if !(self.trim_ms..=30_000).contains(&self.max_buffer_ms) {
             return Err("live.max_buffer_ms must be between live.trim_ms and 30000".into());
@@ -358,16 +371,23 @@ impl StreamingStage {
         }
         let bound = max_new_tokens(end - offset);
         opts.max_new_tokens = Some(bound);
-        let request = DecodeRequest {
+        let request = |prompt| DecodeRequest {
             audio: audio.clone(),
-            prompt: input.prompt(window, true),
-            opts,
+            prompt,
+            opts: opts.clone(),
             memory: memory.clone(),
             seeds: vec![window_seed(input.opts.decode.seed, self.start)],
         };
-        let r = input.model.decode(request).map_err(|e| input.err(offset, e))?.remove(0);
+        let prompt = input.prompt(window, true);
+        let prompted = !prompt.is_empty();
+        let mut r = input.model.decode(request(prompt)).map_err(|e| input.err(offset, e))?.remove(0);
+        let loops = |r: &crate::infer::decode::DecodeResult| r.looping || r.tokens.len() >= bound;
+        if loops(&r) && prompted {
+            tracing::debug!(buffer = %offset, "a pass looped: decoded again without the prompt");
+            r = input.model.decode(request(Vec::new())).map_err(|e| input.err(offset, e))?.remove(0);
+        }
         let prev_speech = input.last_speech;
-        let looping = r.looping || r.tokens.len() >= bound;
+        let looping = loops(&r);
         let segments = match input.segments_of(&r, &audio, memory.as_ref(), self.start, size, true)? {
             Some((segments, _)) if !looping => input.keep_spoken(segments, &act, offset, true, prev_speech),
             _ => Vec::new(),
@@ -415,7 +435,19 @@ impl StreamingStage {
         // "Thank you."): never committed.
         let spoken = hypothesis.iter().take_while(|w| w.span.start < speech_end).count();
         let paused = end - speech_end >= Ts(self.cfg.endpoint_ms);
-        let n = if last || paused { spoken } else { (agreed + held).min(spoken) };
+        let n = if last {
+            spoken
+        } else if paused {
+            // Heard alike by the pass before (however recently), or sure.
+            let alike =
+                self.tentative.iter().zip(&hypothesis).take_while(|(a, b)| key(&a.text) == key(&b.text)).count();
+            let sure = (alike..hypothesis.len())
+                .find(|&i| hypothesis[i].probability < self.cfg.pause_probability)
+                .unwrap_or(hypothesis.len());
+            sure.max(agreed + held).min(spoken)
+        } else {
+            (agreed + held).min(spoken)
+        };
         if tracing::enabled!(tracing::Level::DEBUG) {
             let text: Vec<String> = hypothesis
                 .iter()
@@ -432,7 +464,8 @@ impl StreamingStage {
             out.push(Transcript::Live(LiveNote::Partial(self.tentative.clone())));
             self.partial = heard;
         }
-        if paused && !last && speech_end > self.paused_at {
+        // The pause is said once every word before it is committed.
+        if paused && !last && speech_end > self.paused_at && n == spoken {
             self.paused_at = speech_end;
             // The buffer keeps the speech before the pause: what follows is decoded after it,
             // as Whisper decodes best (a buffer that starts at new speech invents words).
