@@ -152,6 +152,37 @@ fn max_new_tokens(buffer: Ts) -> usize {
     TOKENS_MIN + (TOKENS_PER_S as i64 * buffer.ms().max(0) / 1000) as usize
 }
 
+/// Words in a row that the alignment cannot place after the words before them (each ends
+/// before the last one did: squeezed into no time) are not new speech but Whisper's inventions
+/// ("Thank you for watching, I'll see you in the next one.") or committed words said again; one
+/// or two such words are the alignment's slips.
+const UNPLACED_RUN: usize = 3;
+
+/// `words` less each run of [`UNPLACED_RUN`] or more words that end no later than the word
+/// before them (the first: than `until`, where the committed words end).
+fn without_unplaced(words: Vec<Word>, until: Ts) -> Vec<Word> {
+    let mut end = until;
+    let unplaced: Vec<bool> = words
+        .iter()
+        .map(|w| {
+            let squeezed = w.span.end <= end;
+            end = end.max(w.span.end);
+            squeezed
+        })
+        .collect();
+    let mut keep = vec![true; words.len()];
+    let mut i = 0;
+    while i < words.len() {
+        let run = unplaced[i..].iter().take_while(|&&u| u).count();
+        if run >= UNPLACED_RUN {
+            keep[i..i + run].iter_mut().for_each(|k| *k = false);
+            tracing::debug!(at = %words[i].span.start, run, "words the alignment cannot place dropped");
+        }
+        i += run.max(1);
+    }
+    words.into_iter().zip(keep).filter_map(|(w, k)| k.then_some(w)).collect()
+}
+
 /// A buffer shorter than this is not decoded (Whisper invents words on a fraction of a word).
 const MIN_BUFFER_MS: i64 = 1000;
 
@@ -417,7 +448,7 @@ impl StreamingStage {
             drop((audio, memory, r, words));
             return self.pass(last, out);
         }
-        let hypothesis = self.new_words(words);
+        let hypothesis = without_unplaced(self.new_words(words), self.committed_until);
         let pass_s = t0.elapsed().as_secs_f64();
         self.note_pass(pass_s);
 
@@ -603,6 +634,31 @@ mod tests {
         assert_eq!(committed_prefix(&["the", "big", "storm"], &hyp, &ends(4), Ts(600)), 2);
         // Nothing of it said again: nothing dropped.
         assert_eq!(committed_prefix(&[], &hyp, &ends(4), Ts(0)), 0);
+    }
+
+    #[test]
+    fn runs_of_words_squeezed_into_no_time_are_dropped() {
+        let w = |text: &str, start: i64, end: i64| Word {
+            span: Span::new(Ts(start), Ts(end)),
+            text: text.into(),
+            probability: 0.9,
+        };
+        let texts = |ws: Vec<Word>| ws.into_iter().map(|w| w.text).collect::<Vec<_>>().join(" ");
+        // An invented sentence at the end of the committed words (to 5 s), then new speech.
+        let words = vec![
+            w("Thank", 4800, 4900),
+            w("you", 4900, 5000),
+            w("for", 5000, 5000),
+            w("watching.", 5000, 5000),
+            w("The", 5200, 5400),
+            w("end.", 5400, 5900),
+        ];
+        assert_eq!(texts(without_unplaced(words, Ts(5000))), "The end.");
+        // One or two words timed early are kept.
+        let words = vec![w("Philip", 4800, 4950), w("Steels,", 5000, 5600), w("etc.", 5600, 6000)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000))), "Philip Steels, etc.");
+        let words = vec![w("a", 5000, 5100), w("b", 5100, 5100), w("c", 5050, 5100), w("d", 5200, 5300)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000))), "a b c d");
     }
 
     #[test]
