@@ -10,7 +10,9 @@
 //!   unsure of (probability under `pause_probability`) wait for the next pass to agree. At a
 //!   pause Whisper often invents an ending ("Subscribe.", "you"), which no other pass repeats.
 //!
-//! Words wholly over silence (Whisper's "you" and "Thank you.") are never committed.
+//! Words wholly over silence (Whisper's "you" and "Thank you.") are never committed, nor are
+//! three or more words in a row that the alignment cannot place after the words before them (an
+//! invented or repeated sentence squeezed into audio already committed: [`without_unplaced`]).
 //!
 //! A pass that loops (Whisper saying a phrase again and again) is decoded again at once without
 //! the prompt: the committed text ending mid-sentence can lock Whisper into a loop ("she died.
