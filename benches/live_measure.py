@@ -108,9 +108,15 @@ def timed(cmd, d, name):
     return ["/usr/bin/time", "-f", "%e %U %S %M", "-o", f"{d}/{name}.time"] + cmd
 
 
+def play(d, realtime):
+    """mix.wav as AAC in MPEG-TS on a pipe: at its own pace (`ffmpeg -re`), or as fast as it is read."""
+    pace = ["-re"] if realtime else []
+    return subprocess.Popen(["ffmpeg", "-v", "error"] + pace + ["-i", f"{d}/mix.wav", "-c:a", "aac", "-b:a", "128k",
+                                                                 "-f", "mpegts", "-"], stdout=subprocess.PIPE)
+
+
 def cmd_ours(d, name, cmd):
-    player = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-i", f"{d}/mix.wav", "-c:a", "aac", "-b:a", "128k",
-                               "-f", "mpegts", "-"], stdout=subprocess.PIPE)
+    player = play(d, realtime=True)
     t0 = time.time()
     proc = subprocess.Popen(timed(cmd, d, name), stdin=player.stdout, stdout=subprocess.PIPE, text=True)
     player.stdout.close()
@@ -163,8 +169,7 @@ def cmd_replay(d, name, step, cmd):
                   open(os.environ.get("PIPELINE", f"{root}/pipelines/live.toml")).read())
     pipeline = f"{d}/{name}.toml"
     open(pipeline, "w").write(toml)
-    player = subprocess.Popen(["ffmpeg", "-v", "error", "-i", f"{d}/mix.wav", "-c:a", "aac", "-b:a", "128k",
-                               "-f", "mpegts", "-"], stdout=subprocess.PIPE)
+    player = play(d, realtime=False)
     t0 = time.time()
     proc = subprocess.Popen(timed(cmd + ["--pipeline", pipeline], d, name), stdin=player.stdout,
                             stdout=subprocess.PIPE, text=True)

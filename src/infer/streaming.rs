@@ -456,12 +456,9 @@ impl StreamingStage {
 
         // Agreed with the pass before; then any settled long ago; all at a pause or the end.
         let ripe = end - Ts(self.cfg.settle_ms);
-        let agreed = self
-            .tentative
-            .iter()
-            .zip(&hypothesis)
-            .take_while(|(a, b)| key(&a.text) == key(&b.text) && b.span.end <= ripe)
-            .count();
+        // Heard alike by the pass before; of those, the ones settled.
+        let alike = self.tentative.iter().zip(&hypothesis).take_while(|(a, b)| key(&a.text) == key(&b.text)).count();
+        let agreed = hypothesis[..alike].iter().take_while(|w| w.span.end <= ripe).count();
         let settled = end - Ts(self.cfg.hold_ms);
         let held = hypothesis[agreed..].iter().take_while(|w| w.span.end <= settled).count();
         // Words wholly after the last speech are Whisper's inventions over silence ("you",
@@ -472,8 +469,6 @@ impl StreamingStage {
             spoken
         } else if paused {
             // Heard alike by the pass before (however recently), or sure.
-            let alike =
-                self.tentative.iter().zip(&hypothesis).take_while(|(a, b)| key(&a.text) == key(&b.text)).count();
             let sure = (alike..hypothesis.len())
                 .find(|&i| hypothesis[i].probability < self.cfg.pause_probability)
                 .unwrap_or(hypothesis.len());
