@@ -165,7 +165,10 @@ def cmd_two(d, name, cmd):
 
 def cmd_replay(d, name, step, cmd):
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    toml = re.sub(r"(?m)^(min_step_ms|max_step_ms) = .*$", lambda m: f"{m.group(1)} = {int(step)}",
+    # A pass every STEP ms of stream, never cut down for being slow: the words do not depend
+    # on the machine's speed or load.
+    value = {"min_step_ms": int(step), "max_step_ms": int(step), "degrade_pass_ms": 1_000_000}
+    toml = re.sub(r"(?m)^(min_step_ms|max_step_ms|degrade_pass_ms) = .*$", lambda m: f"{m.group(1)} = {value[m.group(1)]}",
                   open(os.environ.get("PIPELINE", f"{root}/pipelines/live.toml")).read())
     pipeline = f"{d}/{name}.toml"
     open(pipeline, "w").write(toml)

@@ -426,3 +426,16 @@ fn streams_that_never_end_are_refused_in_file_mode() {
     fails_cleanly(&fifo, &[], "endless.wav", "pipe or device");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// On-screen text in a language whose Tesseract data is not installed: our one line, not
+/// Tesseract's own four.
+#[test]
+fn ocr_language_without_data() {
+    let dir = tempdir("ocr-language");
+    let cfg = dir.join("xyz.toml");
+    let file = std::fs::read_to_string("pipelines/file.toml").unwrap();
+    assert!(file.contains("language = \"eng\""));
+    std::fs::write(&cfg, file.replace("language = \"eng\"", "language = \"xyz\"")).unwrap();
+    fails_cleanly(&sample("s1.mp4"), &["--pipeline", cfg.to_str().unwrap()], "xyz", "install tesseract-ocr-xyz");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,7 +12,9 @@
 //!
 //! Words wholly over silence (Whisper's "you" and "Thank you.") are never committed, nor are
 //! three or more words in a row that the alignment cannot place after the words before them (an
-//! invented or repeated sentence squeezed into audio already committed: [`without_unplaced`]).
+//! invented or repeated sentence squeezed into audio already committed), nor two or more that
+//! say the last committed words again in the time those took ("Whitmore. it more."):
+//! [`without_unplaced`].
 //!
 //! A pass that loops (Whisper saying a phrase again and again) is decoded again at once without
 //! the prompt: the committed text ending mid-sentence can lock Whisper into a loop ("she died.
@@ -159,28 +161,55 @@ fn max_new_tokens(buffer: Ts) -> usize {
 /// ("Thank you for watching, I'll see you in the next one.") or committed words said again; one
 /// or two such words are the alignment's slips.
 const UNPLACED_RUN: usize = 3;
+/// Early words that say the last committed words again are dropped from this many on (one may
+/// be the speaker's: "some more words. words words words.").
+const SAID_AGAIN_RUN: usize = 2;
+/// A word that ends less than this after the words before it is placed early: no word is said
+/// that fast.
+const EARLY_MS: i64 = 100;
 
 /// `words` less each run of [`UNPLACED_RUN`] or more words that end no later than the word
-/// before them (the first: than `until`, where the committed words end).
-fn without_unplaced(words: Vec<Word>, until: Ts) -> Vec<Word> {
+/// before them (the first: than `until`, where the committed words end), with the early words
+/// after such a run (middle no later than that, or ending less than [`EARLY_MS`] after it); and
+/// less the early words at the start, [`SAID_AGAIN_RUN`] or more, that say the last `committed`
+/// words (their keys, oldest first) again in the time those took ("Whitmore. it more.").
+fn without_unplaced(words: Vec<Word>, until: Ts, committed: &[String]) -> Vec<Word> {
+    // Per word: it ends no later than the words before it; it is early.
     let mut end = until;
-    let unplaced: Vec<bool> = words
+    let (unplaced, early): (Vec<bool>, Vec<bool>) = words
         .iter()
         .map(|w| {
-            let squeezed = w.span.end <= end;
+            let middle = w.span.start + Ts((w.span.end - w.span.start).ms() / 2);
+            let placed = (w.span.end <= end, middle <= end || w.span.end <= end + Ts(EARLY_MS));
             end = end.max(w.span.end);
-            squeezed
+            placed
         })
-        .collect();
+        .unzip();
+    let runs = |of: &[bool], i: usize| of[i..].iter().take_while(|&&u| u).count();
+    let said: String = committed.concat();
     let mut keep = vec![true; words.len()];
-    let mut i = 0;
-    while i < words.len() {
-        let run = unplaced[i..].iter().take_while(|&&u| u).count();
-        if run >= UNPLACED_RUN {
+    for i in 0..words.len() {
+        let squeezed = runs(&unplaced, i);
+        if squeezed >= UNPLACED_RUN && (i == 0 || !unplaced[i - 1]) {
+            // With the early words that end it ("this is all very high pitched" said again: the
+            // last word ends a little after the first "pitched.").
+            let run = squeezed + runs(&early, i + squeezed);
             keep[i..i + run].iter_mut().for_each(|k| *k = false);
             tracing::debug!(at = %words[i].span.start, run, "words the alignment cannot place dropped");
         }
-        i += run.max(1);
+    }
+    // Said again: the most early words at the start (right after the committed words), two or
+    // more, whose letters end the committed words'.
+    let again = (SAID_AGAIN_RUN..=runs(&early, 0))
+        .rev()
+        .find(|&n| {
+            let letters: String = words[..n].iter().map(|w| key(&w.text)).collect();
+            !letters.is_empty() && said.ends_with(&letters)
+        })
+        .unwrap_or(0);
+    if again > 0 {
+        keep[..again].iter_mut().for_each(|k| *k = false);
+        tracing::debug!(at = %words[0].span.start, run = again, "committed words said again dropped");
     }
     words.into_iter().zip(keep).filter_map(|(w, k)| k.then_some(w)).collect()
 }
@@ -450,7 +479,7 @@ impl StreamingStage {
             drop((audio, memory, r, words));
             return self.pass(last, out);
         }
-        let hypothesis = without_unplaced(self.new_words(words), self.committed_until);
+        let hypothesis = without_unplaced(self.new_words(words), self.committed_until, &self.committed);
         let pass_s = t0.elapsed().as_secs_f64();
         self.note_pass(pass_s);
 
@@ -633,29 +662,62 @@ mod tests {
         assert_eq!(committed_prefix(&[], &hyp, &ends(4), Ts(0)), 0);
     }
 
+    fn w(text: &str, start: i64, end: i64) -> Word {
+        Word { span: Span::new(Ts(start), Ts(end)), text: text.into(), probability: 0.9 }
+    }
+
+    /// Words written "text@start-end ..." (ms).
+    fn words(heard: &str) -> Vec<Word> {
+        heard
+            .split(' ')
+            .map(|spec| {
+                let (text, span) = spec.split_once('@').expect("text@start-end");
+                let (start, end) = span.split_once('-').expect("start-end");
+                w(text, start.parse().unwrap(), end.parse().unwrap())
+            })
+            .collect()
+    }
+
+    fn texts(words: Vec<Word>) -> String {
+        words.into_iter().map(|w| w.text).collect::<Vec<_>>().join(" ")
+    }
+
     #[test]
     fn runs_of_words_squeezed_into_no_time_are_dropped() {
-        let w = |text: &str, start: i64, end: i64| Word {
-            span: Span::new(Ts(start), Ts(end)),
-            text: text.into(),
-            probability: 0.9,
-        };
-        let texts = |ws: Vec<Word>| ws.into_iter().map(|w| w.text).collect::<Vec<_>>().join(" ");
-        // An invented sentence at the end of the committed words (to 5 s), then new speech.
-        let words = vec![
-            w("Thank", 4800, 4900),
-            w("you", 4900, 5000),
-            w("for", 5000, 5000),
-            w("watching.", 5000, 5000),
-            w("The", 5200, 5400),
-            w("end.", 5400, 5900),
+        // The committed words end at 5 s. Words as text@start-end (ms).
+        let cases = [
+            // An invented sentence at their end, then new speech.
+            (
+                "Thank@4800-4900 you@4900-5000 for@5000-5000 watching.@5000-5000 The@5200-5400 end.@5400-5900",
+                "The end.",
+            ),
+            // A sentence said again, its last word ending a little after them.
+            ("all@4000-4200 very@4200-4500 high@4500-4700 pitched.@5010-5060 The@5200-5400", "The"),
+            // One or two words timed early are kept.
+            ("Philip@4800-4950 Steels,@5000-5600 etc.@5600-6000", "Philip Steels, etc."),
+            ("a@5000-5100 b@5100-5100 c@5050-5100 d@5200-5300", "a b c d"),
         ];
-        assert_eq!(texts(without_unplaced(words, Ts(5000))), "The end.");
-        // One or two words timed early are kept.
-        let words = vec![w("Philip", 4800, 4950), w("Steels,", 5000, 5600), w("etc.", 5600, 6000)];
-        assert_eq!(texts(without_unplaced(words, Ts(5000))), "Philip Steels, etc.");
-        let words = vec![w("a", 5000, 5100), w("b", 5100, 5100), w("c", 5050, 5100), w("d", 5200, 5300)];
-        assert_eq!(texts(without_unplaced(words, Ts(5000))), "a b c d");
+        for (heard, kept) in cases {
+            assert_eq!(texts(without_unplaced(words(heard), Ts(5000), &[])), kept);
+        }
+    }
+
+    #[test]
+    fn committed_words_said_again_in_their_own_time_are_dropped() {
+        let committed: Vec<String> = ["tom", "apologized", "whitmore"].map(String::from).to_vec();
+        // "Whitmore." (committed, to 5 s) heard again as two words, the second a little late.
+        let words = vec![w("it", 4500, 4800), w("more.", 4800, 5040), w("For", 5300, 5500)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "For");
+        // New words that happen to end the same way, in their own time, are kept...
+        let words = vec![w("more.", 5100, 5500), w("For", 5600, 5800)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "more. For");
+        // ...and so are early words that do not say the committed ones again.
+        let words = vec![w("Tom", 4700, 5050), w("said", 5100, 5300)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "Tom said");
+        // One word said again may be the speaker's.
+        let committed: Vec<String> = ["more", "words"].map(String::from).to_vec();
+        let words = vec![w("words", 4900, 5080), w("words", 5100, 5400)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "words words");
     }
 
     #[test]

@@ -73,15 +73,45 @@ impl OcrReader {
     }
 }
 
-/// A Tesseract instance for `language`, or a one-line reason it cannot be had.
+/// Where Tesseract looks for its language data: `TESSDATA_PREFIX` (the folder itself, or the
+/// folder above it), else where Debian's packages put it.
+#[cfg_attr(not(feature = "ocr"), allow(dead_code))]
+fn tessdata_dirs() -> Vec<PathBuf> {
+    match std::env::var_os("TESSDATA_PREFIX") {
+        Some(p) => vec![PathBuf::from(&p), PathBuf::from(p).join("tessdata")],
+        None => {
+            ["/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata", "/usr/share/tessdata"]
+                .map(PathBuf::from)
+                .to_vec()
+        }
+    }
+}
+
+/// The first of `language`'s parts ("eng+deu") that none of the existing `dirs` holds data
+/// for; `None` when all are there, or when no such folder exists (Tesseract then says itself).
+#[cfg_attr(not(feature = "ocr"), allow(dead_code))]
+fn missing_language<'a>(language: &'a str, dirs: &[PathBuf]) -> Option<&'a str> {
+    let dirs: Vec<&PathBuf> = dirs.iter().filter(|d| d.is_dir()).collect();
+    if dirs.is_empty() {
+        return None;
+    }
+    language.split('+').find(|l| !dirs.iter().any(|d| d.join(format!("{l}.traineddata")).is_file()))
+}
+
+/// A Tesseract instance for `language`, or a one-line reason it cannot be had (a language
+/// without data is found before Tesseract, which would print lines of its own, is asked).
 #[cfg(feature = "ocr")]
 fn load(language: &str) -> Result<Tesseract> {
-    let mut t = Tesseract::new(None, Some(language)).map_err(|e| {
+    let cannot = |why: String, part: &str| {
         Error::config(
             "[ocr] language",
-            format!("Tesseract cannot load '{language}' ({e}): install tesseract-ocr-{language}, or use --ocr off"),
+            format!("Tesseract cannot load '{language}' ({why}): install tesseract-ocr-{part}, or use --ocr off"),
         )
-    })?;
+    };
+    if let Some(part) = missing_language(language, &tessdata_dirs()) {
+        return Err(cannot(format!("no {part}.traineddata"), part));
+    }
+    let mut t = Tesseract::new(None, Some(language)).map_err(|e| cannot(e.to_string(), language))?;
     // One page of sparse text (titles, bullets, captions) in any layout.
     t.set_page_seg_mode(tesseract::PageSegMode::PsmSparseText);
     // Tesseract's notes ("Estimating resolution as ...") would go to stderr.
@@ -168,5 +198,18 @@ mod tests {
         .join("\n");
         let lines = lines_from_tsv(&tsv, &OcrConfig::default());
         assert_eq!(lines, vec!["Mairead Ui Cheallaigh".to_string(), "oligodendrocytes".to_string()]);
+    }
+
+    #[test]
+    fn a_language_without_data_is_named_before_tesseract_is_asked() {
+        let dir = std::env::temp_dir().join(format!("subtitle-tessdata-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("eng.traineddata"), b"").unwrap();
+        let nowhere = dir.join("nowhere");
+        assert_eq!(missing_language("eng", &[nowhere.clone(), dir.clone()]), None);
+        assert_eq!(missing_language("eng+xyz", std::slice::from_ref(&dir)), Some("xyz"));
+        // No folder of language data at all: Tesseract is left to say what it misses.
+        assert_eq!(missing_language("xyz", &[nowhere]), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
