@@ -7,6 +7,7 @@ pub mod align;
 pub mod batched;
 pub mod decode;
 mod filters;
+mod hypothesis;
 pub(crate) mod input;
 #[cfg(test)]
 mod scripted;

@@ -46,6 +46,7 @@ use serde::Deserialize;
 use crate::error::Result;
 use crate::flow::Stage;
 use crate::infer::decode::window_seed;
+use crate::infer::hypothesis::{committed_prefix, ends_sentence, key, without_unplaced};
 use crate::infer::input::{offset_of, Input, FRAME_MS};
 use crate::infer::transcriber::DecodeRequest;
 use crate::infer::ModelInput;
@@ -126,15 +127,6 @@ impl StreamConfig {
     }
 }
 
-/// A word as passes compare it: lower case, letters and digits only.
-fn key(text: &str) -> String {
-    text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
-}
-
-fn ends_sentence(text: &str) -> bool {
-    text.trim_end_matches(['"', '\'', ')']).ends_with(['.', '?', '!'])
-}
-
 /// A pass whose words stop short of this much of the speech it was given is decoded again
 /// from the last committed word.
 const UNHEARD_SPEECH_MS: i64 = 1000;
@@ -154,64 +146,6 @@ const TOKENS_PER_S: usize = 12;
 
 fn max_new_tokens(buffer: Ts) -> usize {
     TOKENS_MIN + (TOKENS_PER_S as i64 * buffer.ms().max(0) / 1000) as usize
-}
-
-/// Words in a row that the alignment cannot place after the words before them (each ends
-/// before the last one did: squeezed into no time) are not new speech but Whisper's inventions
-/// ("Thank you for watching, I'll see you in the next one.") or committed words said again; one
-/// or two such words are the alignment's slips.
-const UNPLACED_RUN: usize = 3;
-/// Early words that say the last committed words again are dropped from this many on (one may
-/// be the speaker's: "some more words. words words words.").
-const SAID_AGAIN_RUN: usize = 2;
-/// A word that ends less than this after the words before it is placed early: no word is said
-/// that fast.
-const EARLY_MS: i64 = 100;
-
-/// `words` less each run of [`UNPLACED_RUN`] or more words that end no later than the word
-/// before them (the first: than `until`, where the committed words end), with the early words
-/// after such a run (middle no later than that, or ending less than [`EARLY_MS`] after it); and
-/// less the early words at the start, [`SAID_AGAIN_RUN`] or more, that say the last `committed`
-/// words (their keys, oldest first) again in the time those took ("Whitmore. it more.").
-fn without_unplaced(words: Vec<Word>, until: Ts, committed: &[String]) -> Vec<Word> {
-    // Per word: it ends no later than the words before it; it is early.
-    let mut end = until;
-    let (unplaced, early): (Vec<bool>, Vec<bool>) = words
-        .iter()
-        .map(|w| {
-            let middle = w.span.start + Ts((w.span.end - w.span.start).ms() / 2);
-            let placed = (w.span.end <= end, middle <= end || w.span.end <= end + Ts(EARLY_MS));
-            end = end.max(w.span.end);
-            placed
-        })
-        .unzip();
-    let runs = |of: &[bool], i: usize| of[i..].iter().take_while(|&&u| u).count();
-    let said: String = committed.concat();
-    let mut keep = vec![true; words.len()];
-    for i in 0..words.len() {
-        let squeezed = runs(&unplaced, i);
-        if squeezed >= UNPLACED_RUN && (i == 0 || !unplaced[i - 1]) {
-            // With the early words that end it ("this is all very high pitched" said again: the
-            // last word ends a little after the first "pitched.").
-            let run = squeezed + runs(&early, i + squeezed);
-            keep[i..i + run].iter_mut().for_each(|k| *k = false);
-            tracing::debug!(at = %words[i].span.start, run, "words the alignment cannot place dropped");
-        }
-    }
-    // Said again: the most early words at the start (right after the committed words), two or
-    // more, whose letters end the committed words'.
-    let again = (SAID_AGAIN_RUN..=runs(&early, 0))
-        .rev()
-        .find(|&n| {
-            let letters: String = words[..n].iter().map(|w| key(&w.text)).collect();
-            !letters.is_empty() && said.ends_with(&letters)
-        })
-        .unwrap_or(0);
-    if again > 0 {
-        keep[..again].iter_mut().for_each(|k| *k = false);
-        tracing::debug!(at = %words[0].span.start, run = again, "committed words said again dropped");
-    }
-    words.into_iter().zip(keep).filter_map(|(w, k)| k.then_some(w)).collect()
 }
 
 /// A buffer shorter than this is not decoded (Whisper invents words on a fraction of a word).
@@ -623,102 +557,9 @@ impl Stage for StreamingStage {
     }
 }
 
-/// How many words at the start of `hypothesis` say the `committed` words again: the prefix
-/// of the hypothesis with the least edit distance (words inserted, dropped, changed) to them;
-/// between prefixes as close, the one ending nearest `until` (by `ends`, the hypothesis words'
-/// end times), where the committed words ended.
-fn committed_prefix(committed: &[&str], hypothesis: &[String], ends: &[Ts], until: Ts) -> usize {
-    let (n, m) = (committed.len(), hypothesis.len());
-    // Edit distances of committed[..i] to hypothesis[..j], a row at a time.
-    let mut row: Vec<usize> = (0..=m).collect();
-    for i in 1..=n {
-        let mut next = vec![i; m + 1];
-        for j in 1..=m {
-            let same = usize::from(committed[i - 1] != hypothesis[j - 1]);
-            next[j] = (row[j - 1] + same).min(row[j] + 1).min(next[j - 1] + 1);
-        }
-        row = next;
-    }
-    let off = |j: usize| if j == 0 { i64::MAX } else { (ends[j - 1] - until).ms().abs() };
-    (0..=m).min_by_key(|&j| (row[j], off(j))).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_committed_words_are_found_in_a_hypothesis_by_their_text() {
-        let h = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
-        let ends = |n: usize| (1..=n as i64).map(|k| Ts(k * 300)).collect::<Vec<_>>();
-        // Said again exactly, said with a word changed, timed earlier than when committed.
-        let hyp = h("the storm arrived late");
-        assert_eq!(committed_prefix(&["the", "storm"], &hyp, &ends(4), Ts(600)), 2);
-        assert_eq!(committed_prefix(&["the", "stormer"], &hyp, &ends(4), Ts(600)), 2);
-        assert_eq!(committed_prefix(&["the", "storm"], &hyp, &ends(4), Ts(900)), 2);
-        // A committed word the pass left out, and one it split in two.
-        assert_eq!(committed_prefix(&["the", "big", "storm"], &hyp, &ends(4), Ts(600)), 2);
-        // Nothing of it said again: nothing dropped.
-        assert_eq!(committed_prefix(&[], &hyp, &ends(4), Ts(0)), 0);
-    }
-
-    fn w(text: &str, start: i64, end: i64) -> Word {
-        Word { span: Span::new(Ts(start), Ts(end)), text: text.into(), probability: 0.9 }
-    }
-
-    /// Words written "text@start-end ..." (ms).
-    fn words(heard: &str) -> Vec<Word> {
-        heard
-            .split(' ')
-            .map(|spec| {
-                let (text, span) = spec.split_once('@').expect("text@start-end");
-                let (start, end) = span.split_once('-').expect("start-end");
-                w(text, start.parse().unwrap(), end.parse().unwrap())
-            })
-            .collect()
-    }
-
-    fn texts(words: Vec<Word>) -> String {
-        words.into_iter().map(|w| w.text).collect::<Vec<_>>().join(" ")
-    }
-
-    #[test]
-    fn runs_of_words_squeezed_into_no_time_are_dropped() {
-        // The committed words end at 5 s. Words as text@start-end (ms).
-        let cases = [
-            // An invented sentence at their end, then new speech.
-            (
-                "Thank@4800-4900 you@4900-5000 for@5000-5000 watching.@5000-5000 The@5200-5400 end.@5400-5900",
-                "The end.",
-            ),
-            // A sentence said again, its last word ending a little after them.
-            ("all@4000-4200 very@4200-4500 high@4500-4700 pitched.@5010-5060 The@5200-5400", "The"),
-            // One or two words timed early are kept.
-            ("Philip@4800-4950 Steels,@5000-5600 etc.@5600-6000", "Philip Steels, etc."),
-            ("a@5000-5100 b@5100-5100 c@5050-5100 d@5200-5300", "a b c d"),
-        ];
-        for (heard, kept) in cases {
-            assert_eq!(texts(without_unplaced(words(heard), Ts(5000), &[])), kept);
-        }
-    }
-
-    #[test]
-    fn committed_words_said_again_in_their_own_time_are_dropped() {
-        let committed: Vec<String> = ["tom", "apologized", "whitmore"].map(String::from).to_vec();
-        // "Whitmore." (committed, to 5 s) heard again as two words, the second a little late.
-        let words = vec![w("it", 4500, 4800), w("more.", 4800, 5040), w("For", 5300, 5500)];
-        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "For");
-        // New words that happen to end the same way, in their own time, are kept...
-        let words = vec![w("more.", 5100, 5500), w("For", 5600, 5800)];
-        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "more. For");
-        // ...and so are early words that do not say the committed ones again.
-        let words = vec![w("Tom", 4700, 5050), w("said", 5100, 5300)];
-        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "Tom said");
-        // One word said again may be the speaker's.
-        let committed: Vec<String> = ["more", "words"].map(String::from).to_vec();
-        let words = vec![w("words", 4900, 5080), w("words", 5100, 5400)];
-        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "words words");
-    }
 
     #[test]
     fn speech_after_the_words_heard_is_measured() {
@@ -740,13 +581,6 @@ mod tests {
         }
         // A 3 s buffer's loop stops at a quarter of the 224 tokens it could run to.
         assert!(max_new_tokens(Ts(3000)) <= 224 / 3);
-    }
-
-    #[test]
-    fn words_compare_without_case_or_punctuation() {
-        assert_eq!(key("Hello,"), key("hello"));
-        assert_ne!(key("there"), key("their"));
-        assert!(ends_sentence(" the end.") && ends_sentence("Really?\"") && !ends_sentence("and so,"));
     }
 
     #[test]
