@@ -145,21 +145,22 @@ cut_video() {
   dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$audio")
   # Scenes, each unlike the one before (an encoder cannot predict a cut from the shot before
   # it): moving test patterns, a cellular automaton, a fractal, static bars; the last two are
-  # black and white alike (only their layout differs).
+  # black and white alike (only their layout differs). CUT_SCENES (space-separated) replaces them.
   local lo=$((height / 4 / 2 * 2))
   local up="scale=${w}:${height}:flags=neighbor"
-  local scenes=("testsrc2" "life=mold=10:ratio=0.3:life_color=white:death_color=black@lo,$up"
-    "testsrc2,hue=h=120:s=1.5" "smptehdbars,drawgrid=w=64:h=64:t=2:c=white@0.5" "mandelbrot@lo,$up"
+  local scenes=("testsrc2" "life=mold=10:ratio=0.3:life_color=white:death_color=black@lo"
+    "testsrc2,hue=h=120:s=1.5" "smptehdbars,drawgrid=w=64:h=64:t=2:c=white@0.5" "mandelbrot@lo"
     "testsrc2,hflip,vflip" "testsrc2,hue=h=240,eq=brightness=-0.2"
-    "life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=5@lo,$up"
-    "cellauto=rule=30:random_fill_ratio=0.5@lo,$up")
+    "life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=5@lo"
+    "cellauto=rule=30:random_fill_ratio=0.5@lo")
+  [ -n "${CUT_SCENES:-}" ] && read -r -a scenes <<< "$CUT_SCENES"
   for end in "$@" "$dur"; do
     local d; d=$(python3 -c "print(round($end - $t, 3))")
     local src=${scenes[$((i % ${#scenes[@]}))]}
     local gen=${src%%,*} rest="" size="${w}x${height}"
     [ "$gen" != "$src" ] && rest=",${src#*,}"
     # "@lo": generated at a quarter of the height and scaled up (slow generators).
-    if [ "${gen%@lo}" != "$gen" ]; then gen=${gen%@lo}; size="$((lo * 16 / 9 / 2 * 2))x$lo"; fi
+    if [ "${gen%@lo}" != "$gen" ]; then gen=${gen%@lo}; size="$((lo * 16 / 9 / 2 * 2))x$lo"; rest="$rest,$up"; fi
     case "$gen" in *=*) gen="$gen:" ;; *) gen="$gen=" ;; esac
     inputs+=(-t "$d" -f lavfi -i "${gen}size=$size:rate=25")
     graph+="[$i:v]null$rest[v$i];"
@@ -188,6 +189,9 @@ make_video_set() {
   local cuts=(4.0 11.96 17.0 20.44 27.0 30.6 36.0 39.6)
   cut_video "$d/cuts-keys.mp4" "$out/timing.mp4" 1080 keys "${cuts[@]}"
   cut_video "$d/cuts-fixed.mp4" "$out/timing.mp4" 1080 fixed "${cuts[@]}"
+  # A fractal zoomed into for 12 s between two cuts: its colours cycle and x264 keys a scene cut
+  # inside it (at 10.72 s), where there is none.
+  CUT_SCENES="testsrc2 mandelbrot@lo testsrc2,hue=h=120:s=1.5" cut_video "$d/zoom-auto.mp4" "$out/timing.mp4" 1080 auto 3.0 15.0
   python3 "$here/slides.py" "$out/slides-1080" --count 3 --snr 10 --height 1080
 }
 

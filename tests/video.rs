@@ -1,7 +1,8 @@
 //! Real-world video: 1080p clips with known cuts (`samples/make.sh`: `samples/out/video/`), one
 //! encoded with keyframes at the cuts (as encoders' scene-cut detection puts them) and one with a
-//! fixed GOP and none at the cuts (as streaming encoders write). Every cut is found, to the frame,
-//! with nothing found where there is none; and the video is decoded only as much as that needs.
+//! fixed GOP and none at the cuts (as streaming encoders write), and one with x264's own keyframes
+//! over a zooming fractal. Every cut is found, to the frame, with nothing found where there is
+//! none; and the video is decoded only as much as that needs.
 
 mod common;
 
@@ -73,6 +74,14 @@ fn an_encoder_that_keys_its_cuts_has_few_groups_of_pictures_decoded() {
 #[test]
 fn cuts_between_keyframes_are_found_to_the_frame() {
     check("cuts-fixed");
+}
+
+/// x264's own keyframes over a fractal zoomed into for 12 s between two cuts: its colours cycle,
+/// and x264 keys a scene cut inside it (at 10.72 s). The frames before that keyframe show the zoom
+/// going on: the two cuts are found, and nothing at the keyframe.
+#[test]
+fn a_keyframe_inside_a_zoom_is_not_a_cut() {
+    check("zoom-auto");
 }
 
 /// With on-screen text read, the video is decoded on a thread of its own (a second demuxer), its

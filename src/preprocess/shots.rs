@@ -78,6 +78,7 @@ impl ShotDetector {
                 }
                 // Anything may have moved since: only colours tell.
                 Follows::Keyframe { scene_cut: false } => colours > self.cfg.threshold,
+                Follows::Moved => false,
             };
             if frame.follows == Follows::Closely {
                 self.recent.push_back((change, colours));
@@ -130,6 +131,19 @@ mod tests {
         // A burst of bits inside the GOP: the cut is there.
         assert_eq!(d.push(&halves(8040, true, Follows::Burst(Ts(6520)))), Some(Ts(6520)));
         assert_eq!(d.push(&halves(10040, true, Follows::Burst(Ts(9000)))), None, "nothing changed");
+    }
+
+    #[test]
+    fn a_keyframe_that_shows_the_last_picture_moved_is_not_a_cut() {
+        let mut d = ShotDetector::new(ShotConfig::default());
+        assert_eq!(d.push(&frame(0, [10, 10, 200])), None);
+        // However much its colours changed (a zooming fractal's cycle).
+        let mut moved = frame(10_000, [200, 10, 10]);
+        moved.follows = Follows::Moved;
+        assert_eq!(d.push(&moved), None);
+        let mut keyframe = frame(20_000, [10, 10, 200]);
+        keyframe.follows = Follows::Keyframe { scene_cut: true };
+        assert_eq!(d.push(&keyframe), Some(Ts(20_000)), "the same change at a scene-cut keyframe");
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub enum Follows {
     /// A keyframe after frames left undecoded, one of which (at this time) took a burst of bits,
     /// as an encoder spends on a cut it gave no keyframe: if the picture changed, it changed there.
     Burst(Ts),
+    /// A keyframe after frames left undecoded without a burst, showing the picture of the one
+    /// before it panned or zoomed: the same shot, however much its colours changed.
+    Moved,
 }
 
 /// What a source emits.

@@ -10,9 +10,15 @@
 //! - a burst: a packet much larger than the GOP's others, which is what an encoder writes for a
 //!   cut or a slide change that got no keyframe of its own (fixed-GOP streaming encoders);
 //! - a jump of colours (a likely cut) at a keyframe that came on the stream's fixed beat (a GOP
-//!   length seen twice), so not at the cut itself: the cut happened somewhere inside the GOP;
-//! - a keyframe off the beat whose picture moved but whose colours did not jump: a cut between
-//!   shots of the same colours, or only motion; the frames before it tell.
+//!   length seen twice), so not at the cut itself: the cut happened somewhere inside the GOP
+//!   (unless the encoder keys its scene cuts, the GOP has no burst, and the keyframe shows the
+//!   last one's picture panned or zoomed: the same shot, moving);
+//! - a keyframe off the beat whose picture moved but whose colours did not jump, or whose picture
+//!   is the last one's panned or zoomed: a cut between shots alike, or only motion (x264 keys a
+//!   scene cut inside a fast zoom); the frames before it tell.
+//!
+//! Where the encoder keys its scene cuts, a GOP decoded for its bursts is decoded only a little
+//! past the last one: a cut further on would have had a keyframe or a burst of its own.
 //!
 //! Where the keyframes can place a change, nothing else is decoded: a keyframe off the beat after
 //! a GOP without a burst is the encoder's own scene-cut keyframe, a cut there placed at it, to the
@@ -26,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next as ff;
 
-use crate::source::picture::{grey_difference, histogram, histogram_distance, small_from_yuv420};
+use crate::source::picture::{
+    grey_difference, histogram, histogram_distance, moved_match, small_from_yuv420, MOVED_MATCH,
+};
 use crate::source::{Follows, Media, VideoDecode, VideoFrame, VideoSampling, VideoStats};
 use crate::time::Ts;
 
@@ -50,6 +58,9 @@ const STILL_RATIO: f64 = 0.03;
 const MAX_GOP_BYTES: usize = 64 << 20;
 /// A steady picture is given to the stills again this long after its keyframe.
 const HELD_AFTER_S: f64 = 1.0;
+/// Where the encoder keys its scene cuts, a GOP decoded for its bursts is decoded this far past
+/// the last one: no cut comes after it.
+const BURST_TAIL_S: f64 = 0.25;
 /// Keyframes are compared at this width.
 const PROBE_WIDTH: u32 = 320;
 
@@ -110,6 +121,13 @@ impl Sampler {
         }
         Ok(Some(VideoFrame { at: Ts::from_secs_f64(t), width, height: h, rgb: px, follows }))
     }
+}
+
+/// A packet of a GOP much larger than the others.
+struct Burst {
+    pts: Option<i64>,
+    /// No frame shown before it is decoded after it: a change there is placed at it.
+    exact: bool,
 }
 
 /// The last keyframe: its picture and what the next keyframe is compared with.
@@ -411,7 +429,9 @@ impl VideoDecoding {
             let bursts = self.gop_bursts();
             let changed = colours > COLOURS_CUT || moved;
             let placed = match bursts.as_slice() {
-                [Some(at)] if on_beat && changed && !self.gop_is_still(&last) => seconds(Some(*at), self.time_base),
+                [Burst { pts: Some(at), exact: true }] if on_beat && changed && !self.gop_is_still(&last) => {
+                    seconds(Some(*at), self.time_base)
+                }
                 _ => None,
             };
             // The first GOP has no beat to tell whether its end came on it: it is looked into
@@ -421,18 +441,44 @@ impl VideoDecoding {
                 (true, true) => colours > CUT_SUSPECT,
                 (true, false) => colours <= COLOURS_CUT && moved,
             };
-            if placed.is_none() && (!bursts.is_empty() || look) {
-                let bursts = bursts.len();
+            // Without a burst inside the GOP, where the encoder keys its scene cuts, a cut can only
+            // be at the keyframe itself. When the keyframe shows the last one's picture panned or
+            // zoomed (a camera moving, a zooming fractal whose colours cycle), however much its
+            // colours changed: on the beat, there is none, and nothing is decoded; off the beat,
+            // where the encoder saw a change, the frames before it tell (a cut between two
+            // framings alike, as from one speaker to the other, matches so too). Not for a
+            // still picture's GOP: slides of one template match so too.
+            let asks = if on_beat { self.scene_cuts && look } else { changed && !look };
+            let moved_on = asks
+                && bursts.is_empty()
+                && !self.gop_is_still(&last)
+                && moved_match(&last.picture, &key.picture) > MOVED_MATCH;
+            let look = look || (moved_on && !on_beat);
+            if moved_on && on_beat {
+                tracing::debug!(from = last.t, to = t, colours, "a keyframe on the beat of the same shot, moved");
+                follows = Follows::Moved;
+            } else if placed.is_none() && (!bursts.is_empty() || look) {
                 tracing::debug!(
                     from = last.t,
                     to = t,
-                    bursts,
+                    bursts = bursts.len(),
                     colours,
                     moved,
                     on_beat,
                     "a group of pictures to decode"
                 );
-                self.decode_gop(&last, t, seconds, skipped, out)?;
+                // Where the encoder keys its scene cuts, a cut inside the GOP is at a burst (or at
+                // the keyframe, which the frame after the last burst is compared with): what comes
+                // after it need not be decoded, unless a keyframe off the beat needs the frame
+                // just before it, or the stills a slide as it settles.
+                let last_burst = bursts.iter().filter_map(|b| b.pts).max();
+                let until = match last_burst.and_then(|pts| seconds(Some(pts), self.time_base)) {
+                    Some(b) if self.scene_cuts && (on_beat || !look) && !self.gop_is_still(&last) => {
+                        t.min(b + BURST_TAIL_S)
+                    }
+                    _ => t,
+                };
+                self.decode_gop(&last, until, seconds, skipped, out)?;
             } else if let Some(at) = placed {
                 tracing::debug!(from = last.t, to = t, at, colours, moved, "a cut placed at a burst");
                 follows = Follows::Burst(Ts::from_secs_f64(at.max(0.0)));
@@ -476,11 +522,10 @@ impl VideoDecoding {
         (sizes[sizes.len() / 2] as f64) < STILL_RATIO * key.bytes as f64
     }
 
-    /// The GOP's packets (after its keyframe) much larger than the others: for each, its
-    /// timestamp where the picture changed exactly there: no frame shown before it is decoded
-    /// after it (B-frames shown before a burst may show the new picture already, predicted from
-    /// it; frames decoded before it cannot).
-    fn gop_bursts(&self) -> Vec<Option<i64>> {
+    /// The GOP's packets (after its keyframe) much larger than the others, each exact where no
+    /// frame shown before it is decoded after it (B-frames shown before a burst may show the
+    /// new picture already, predicted from it; frames decoded before it cannot).
+    fn gop_bursts(&self) -> Vec<Burst> {
         if self.gop_dropped || self.gop.len() < 3 {
             return Vec::new();
         }
@@ -491,7 +536,10 @@ impl VideoDecoding {
         let exact = |i: usize, pts: i64| self.gop[i + 1..].iter().all(|q| q.pts().is_some_and(|t| t > pts));
         (1..self.gop.len())
             .filter(|&i| burst(&self.gop[i]))
-            .map(|i| self.gop[i].pts().filter(|&pts| exact(i, pts)))
+            .map(|i| {
+                let pts = self.gop[i].pts();
+                Burst { pts, exact: pts.is_some_and(|pts| exact(i, pts)) }
+            })
             .collect()
     }
 
