@@ -17,6 +17,8 @@ mod ffmpeg;
 pub mod live;
 pub mod picture;
 pub mod resample;
+#[cfg(feature = "ffmpeg")]
+mod sampler;
 mod symphonia;
 #[cfg(feature = "ffmpeg")]
 mod video;
