@@ -173,6 +173,7 @@ cut_video() {
     keys) enc+=(-force_key_frames "$(IFS=,; echo "$*")") ;;
     fixed) enc+=(-g 50 -keyint_min 50 -sc_threshold 0) ;;
     auto) ;; # the encoder's own choice: x264's scene-cut detection and a keyframe every 10 s
+    auto-*) enc+=(-g "${gop#auto-}") ;; # the same, a keyframe every N frames
   esac
   ff "${inputs[@]}" -i "$audio" -filter_complex "$graph" -map "[v]" -map "$i:a" "${enc[@]}" \
     -c:a aac -ar 48000 -ac 2 -shortest "$f.part.mp4"
@@ -190,8 +191,10 @@ make_video_set() {
   cut_video "$d/cuts-keys.mp4" "$out/timing.mp4" 1080 keys "${cuts[@]}"
   cut_video "$d/cuts-fixed.mp4" "$out/timing.mp4" 1080 fixed "${cuts[@]}"
   # A fractal zoomed into for 12 s between two cuts: its colours cycle and x264 keys a scene cut
-  # inside it (at 10.72 s), where there is none.
+  # inside it (at 10.72 s), where there is none; and with a keyframe every 4 s, some on the beat
+  # inside it.
   CUT_SCENES="testsrc2 mandelbrot@lo testsrc2,hue=h=120:s=1.5" cut_video "$d/zoom-auto.mp4" "$out/timing.mp4" 1080 auto 3.0 15.0
+  CUT_SCENES="testsrc2 mandelbrot@lo testsrc2,hue=h=120:s=1.5" cut_video "$d/zoom-beat.mp4" "$out/timing.mp4" 1080 auto-100 3.0 15.0
   python3 "$here/slides.py" "$out/slides-1080" --count 3 --snr 10 --height 1080
 }
 

@@ -1,6 +1,6 @@
 //! Real-world video: 1080p clips with known cuts (`samples/make.sh`: `samples/out/video/`), one
 //! encoded with keyframes at the cuts (as encoders' scene-cut detection puts them) and one with a
-//! fixed GOP and none at the cuts (as streaming encoders write), and one with x264's own keyframes
+//! fixed GOP and none at the cuts (as streaming encoders write), and two with x264's own keyframes
 //! over a zooming fractal. Every cut is found, to the frame, with nothing found where there is
 //! none; and the video is decoded only as much as that needs.
 
@@ -34,7 +34,8 @@ fn score(found: &[f64], truth: &[f64]) -> (f64, f64) {
     (precision, recall)
 }
 
-fn check(name: &str) {
+/// Checks `name`'s cuts against its known ones; its video statistics.
+fn check(name: &str) -> serde_json::Value {
     let clip = sample(&format!("video/{name}.mp4"));
     let truth: Vec<f64> = std::fs::read_to_string(clip.with_extension("cuts"))
         .unwrap()
@@ -50,6 +51,7 @@ fn check(name: &str) {
     let duration = 43.2 * 25.0;
     assert!(frames < 0.6 * duration, "{name}: {frames} of {duration} frames decoded: {video}");
     assert!(video["keyframes"].as_u64().unwrap() >= truth.len() as u64 / 2, "{video}");
+    video
 }
 
 /// Keyframes at the cuts: each cut is placed at its keyframe, and almost nothing else is
@@ -82,6 +84,16 @@ fn cuts_between_keyframes_are_found_to_the_frame() {
 #[test]
 fn a_keyframe_inside_a_zoom_is_not_a_cut() {
     check("zoom-auto");
+}
+
+/// The same with a keyframe every 4 s, two of them on that beat inside the zoom: where the encoder
+/// keys its scene cuts and a GOP has no burst, a cut could only be at its closing keyframe, and one
+/// that shows the last keyframe's picture zoomed is none. The cuts are found, and the GOPs inside
+/// the zoom are not decoded (only the one before x264's scene-cut keyframe at 6.32 s is).
+#[test]
+fn keyframes_on_the_beat_inside_a_zoom_are_not_decoded_between() {
+    let video = check("zoom-beat");
+    assert!(video["gops_decoded"].as_u64().unwrap() <= 1, "{video}");
 }
 
 /// With on-screen text read, the video is decoded on a thread of its own (a second demuxer), its
