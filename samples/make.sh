@@ -193,8 +193,9 @@ make_video_set() {
   # A fractal zoomed into for 12 s between two cuts: its colours cycle and x264 keys a scene cut
   # inside it (at 10.72 s), where there is none; and with a keyframe every 4 s, some on the beat
   # inside it.
-  CUT_SCENES="testsrc2 mandelbrot@lo testsrc2,hue=h=120:s=1.5" cut_video "$d/zoom-auto.mp4" "$out/timing.mp4" 1080 auto 3.0 15.0
-  CUT_SCENES="testsrc2 mandelbrot@lo testsrc2,hue=h=120:s=1.5" cut_video "$d/zoom-beat.mp4" "$out/timing.mp4" 1080 auto-100 3.0 15.0
+  local zoom="testsrc2 mandelbrot@lo testsrc2,hue=h=120:s=1.5"
+  CUT_SCENES="$zoom" cut_video "$d/zoom-auto.mp4" "$out/timing.mp4" 1080 auto 3.0 15.0
+  CUT_SCENES="$zoom" cut_video "$d/zoom-beat.mp4" "$out/timing.mp4" 1080 auto-100 3.0 15.0
   python3 "$here/slides.py" "$out/slides-1080" --count 3 --snr 10 --height 1080
 }
 

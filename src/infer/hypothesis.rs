@@ -47,15 +47,17 @@ pub(super) fn without_unplaced(words: Vec<Word>, until: Ts, committed: &[String]
     let runs = |of: &[bool], i: usize| of[i..].iter().take_while(|&&u| u).count();
     let said: String = committed.concat();
     let mut keep = vec![true; words.len()];
-    for i in 0..words.len() {
+    let mut i = 0;
+    while i < words.len() {
         let squeezed = runs(&unplaced, i);
-        if squeezed >= UNPLACED_RUN && (i == 0 || !unplaced[i - 1]) {
+        if squeezed >= UNPLACED_RUN {
             // With the early words that end it ("this is all very high pitched" said again: the
             // last word ends a little after the first "pitched.").
             let run = squeezed + runs(&early, i + squeezed);
             keep[i..i + run].iter_mut().for_each(|k| *k = false);
             tracing::debug!(at = %words[i].span.start, run, "words the alignment cannot place dropped");
         }
+        i += squeezed.max(1);
     }
     // Said again: the most early words at the start (right after the committed words), two or
     // more, whose letters end the committed words'.

@@ -118,21 +118,24 @@ fn zoomed_match(a: &[f32], b: &[f32], h: usize) -> f32 {
         let v = (c + (i as f32 - n as f32 / 2.0) / zoom).round();
         (v >= 0.0 && v <= (n - 1) as f32).then_some(v as usize)
     };
+    // The pairs of rows (columns) of `b` and `a` for a centre, the `k`th of `n` across `len`.
+    let pairs = |k: usize, n: usize, len: usize, zoom: f32| -> Vec<(usize, usize)> {
+        let c = len as f32 * (0.1 + 0.8 * k as f32 / (n - 1) as f32);
+        (0..len).filter_map(|i| place(c, i, len, zoom).map(|v| (i, v))).collect()
+    };
     for &zoom in &MATCH_ZOOMS {
+        let columns: Vec<Vec<(usize, usize)>> =
+            (0..MATCH_CENTRES.0).map(|i| pairs(i, MATCH_CENTRES.0, w, zoom)).collect();
         for j in 0..MATCH_CENTRES.1 {
-            let cy = h as f32 * (0.1 + 0.8 * j as f32 / (MATCH_CENTRES.1 - 1) as f32);
-            let rows: Vec<(usize, usize)> = (0..h).filter_map(|y| place(cy, y, h, zoom).map(|ay| (y, ay))).collect();
-            for i in 0..MATCH_CENTRES.0 {
-                let cx = w as f32 * (0.1 + 0.8 * i as f32 / (MATCH_CENTRES.0 - 1) as f32);
-                let cols: Vec<(usize, usize)> =
-                    (0..w).filter_map(|x| place(cx, x, w, zoom).map(|ax| (x, ax))).collect();
+            let rows = pairs(j, MATCH_CENTRES.1, h, zoom);
+            for cols in &columns {
                 if rows.len() * cols.len() * 2 < w * h {
                     continue;
                 }
                 let mut sums = Sums::default();
                 for &(y, ay) in &rows {
                     let (ra, rb) = (&a[ay * w..(ay + 1) * w], &b[y * w..(y + 1) * w]);
-                    for &(x, ax) in &cols {
+                    for &(x, ax) in cols {
                         sums.add(ra[ax], rb[x]);
                     }
                 }

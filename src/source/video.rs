@@ -367,9 +367,10 @@ impl VideoDecoding {
             // picture is decoded anyway (cheaply) for the stills to read the new slide as it
             // settles. (Off the beat, the keyframe is the change; a burst is something else.)
             let bursts = self.gop_bursts();
+            let still = self.gop_is_still(&last);
             let changed = colours > COLOURS_CUT || moved;
             let placed = match bursts.as_slice() {
-                [Burst { pts: Some(at), exact: true }] if on_beat && changed && !self.gop_is_still(&last) => {
+                [Burst { pts: Some(at), exact: true }] if on_beat && changed && !still => {
                     seconds(Some(*at), self.time_base)
                 }
                 _ => None,
@@ -389,10 +390,8 @@ impl VideoDecoding {
             // framings alike, as from one speaker to the other, matches so too). Not for a
             // still picture's GOP: slides of one template match so too.
             let asks = if on_beat { self.scene_cuts && look } else { changed && !look };
-            let moved_on = asks
-                && bursts.is_empty()
-                && !self.gop_is_still(&last)
-                && moved_match(&last.picture, &key.picture) > MOVED_MATCH;
+            let moved_on =
+                asks && bursts.is_empty() && !still && moved_match(&last.picture, &key.picture) > MOVED_MATCH;
             let look = look || (moved_on && !on_beat);
             if moved_on && on_beat {
                 tracing::debug!(from = last.t, to = t, colours, "a keyframe on the beat of the same shot, moved");
@@ -413,9 +412,7 @@ impl VideoDecoding {
                 // just before it, or the stills a slide as it settles.
                 let last_burst = bursts.iter().filter_map(|b| b.pts).max();
                 let until = match last_burst.and_then(|pts| seconds(Some(pts), self.time_base)) {
-                    Some(b) if self.scene_cuts && (on_beat || !look) && !self.gop_is_still(&last) => {
-                        t.min(b + BURST_TAIL_S)
-                    }
+                    Some(b) if self.scene_cuts && (on_beat || !look) && !still => t.min(b + BURST_TAIL_S),
                     _ => t,
                 };
                 self.decode_gop(&last, until, seconds, skipped, out)?;
@@ -426,7 +423,7 @@ impl VideoDecoding {
                 tracing::trace!(from = last.t, to = t, colours, moved, on_beat, "a keyframe alone");
                 follows = Follows::Keyframe { scene_cut: !on_beat };
                 let held = (last.t + HELD_AFTER_S).min(t - 0.001);
-                if self.gop_is_still(&last) && held > last.t {
+                if still && held > last.t {
                     // The last keyframe's still picture held until this one: the stills see it
                     // again a second later.
                     self.emit(&last.frame, held, Emit::Held, Follows::Closely, skipped, out)?;
