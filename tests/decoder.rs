@@ -129,14 +129,15 @@ fn tiny_and_three_clips() -> (LoadedModel, WhisperTokenizer, Vec<Tensor>) {
 /// one state) give each window the tokens it gets decoded alone, greedy and with beams.
 #[test]
 fn a_batch_of_windows_decodes_as_each_window_alone() -> candle_core::Result<()> {
-    use subtitle::infer::decode::WindowDecoder;
+    use subtitle::infer::decode::{WindowDecoder, WindowStart};
     use subtitle::infer::DecodeOptions;
     let (m, tok, alone) = tiny_and_three_clips();
     let batch = Encoded::new(Tensor::cat(&alone, 0)?);
     for beam_size in [1, 5] {
         let opts = DecodeOptions { beam_size, ..Default::default() };
         let mut decoder = WindowDecoder::new(&m.whisper, &tok, &m.config);
-        let together = decoder.decode_batch_with_fallback(&batch, &[], &opts, &[1, 2, 3])?;
+        let starts: Vec<WindowStart> = (1..=3).map(|seed| WindowStart::new(Vec::new(), seed)).collect();
+        let together = decoder.decode_batch_with_fallback(&batch, &starts, &opts)?;
         assert_eq!(together.len(), alone.len());
         for (i, (audio, t)) in alone.iter().zip(&together).enumerate() {
             let one = decoder.decode_with_fallback(&Encoded::new(audio.clone()), &[], &opts, i as u64 + 1)?;
@@ -178,46 +179,61 @@ fn decoding_stops_at_max_new_tokens() -> candle_core::Result<()> {
     Ok(())
 }
 
-/// Requests of several inputs decoded together (`infer::shared`): those with the same prompt
-/// become one batch, another prompt its own; each request gets its own rows, in its order, as
-/// it gets them decoded alone. At a temperature that samples, each window samples from its own
-/// seed, whatever is decoded beside it.
+/// Requests of several inputs decoded together (`infer::shared`): those with the same prompt,
+/// or another prompt as long (two live streams' passes, each after its own text), become one
+/// batch, a prompt of another length its own; each request gets its own rows, in its order, as
+/// it gets them decoded alone, within its own bound on new tokens. At a temperature that
+/// samples, each window samples from its own seed, whatever is decoded beside it.
 #[test]
 fn requests_decoded_together_get_their_own_rows() -> candle_core::Result<()> {
     use std::sync::Arc;
-    use subtitle::infer::decode::WindowDecoder;
+    use subtitle::infer::decode::{WindowDecoder, WindowStart};
     use subtitle::infer::shared::decode_together;
     use subtitle::infer::{DecodeOptions, DecodeRequest, ModelTranscriber};
     let (m, tok, audio) = tiny_and_three_clips();
     let model = ModelTranscriber::new(Arc::new(m), Arc::new(tok));
     let (m, tok) = (&model.model, &model.tokenizer);
-    let prompt = tok.encode(" Printing, Kennedy.");
+    let (one, other) = (tok.encode(" Printing, Kennedy."), tok.encode(" The history of the Gutenberg Bible."));
+    let n = one.len().min(other.len());
+    let (prompt, other) = (one[one.len() - n..].to_vec(), other[other.len() - n..].to_vec());
+    assert_ne!(prompt, other);
     for temperatures in [vec![0.0], vec![0.8]] {
         let opts = DecodeOptions { beam_size: 1, without_timestamps: true, temperatures, ..Default::default() };
-        let request = |windows: &[usize], prompt: &[u32]| -> candle_core::Result<DecodeRequest> {
+        let start = |w: usize, prompt: &[u32], bound: Option<usize>| WindowStart {
+            prompt: prompt.to_vec(),
+            seed: 100 + w as u64,
+            max_new_tokens: bound,
+        };
+        let request = |windows: &[usize], prompt: &[u32], bound| -> candle_core::Result<DecodeRequest> {
             let parts: Vec<&Tensor> = windows.iter().map(|&w| &audio[w]).collect();
             Ok(DecodeRequest {
                 audio: Encoded::new(Tensor::cat(&parts, 0)?),
-                prompt: prompt.to_vec(),
+                starts: windows.iter().map(|&w| start(w, prompt, bound)).collect(),
                 opts: opts.clone(),
                 memory: None,
-                seeds: windows.iter().map(|&w| 100 + w as u64).collect(),
             })
         };
-        let requests = vec![request(&[1, 0], &[])?, request(&[2], &prompt)?, request(&[2], &[])?];
+        let expect = [
+            (vec![1, 0], Vec::new(), None),
+            (vec![2], prompt.clone(), None),
+            (vec![2], Vec::new(), None),
+            (vec![0], other.clone(), Some(5)),
+        ];
+        let requests = expect.iter().map(|(w, p, b)| request(w, p, *b)).collect::<candle_core::Result<_>>()?;
         let together = decode_together(&model, requests);
-        let expect = [(vec![1, 0], Vec::new()), (vec![2], prompt.clone()), (vec![2], Vec::new())];
-        for (i, (r, (rows, prompt))) in together.into_iter().zip(expect).enumerate() {
+        for (i, (r, (rows, prompt, bound))) in together.into_iter().zip(expect).enumerate() {
             let r = r?;
             assert_eq!(r.len(), rows.len(), "request {i}");
             for (got, &row) in r.iter().zip(&rows) {
-                let alone = WindowDecoder::new(&m.whisper, tok, &m.config).decode_with_fallback(
-                    &Encoded::new(audio[row].clone()),
-                    &prompt,
-                    &opts,
-                    100 + row as u64,
-                )?;
+                let alone = WindowDecoder::new(&m.whisper, tok, &m.config)
+                    .decode_batch_with_fallback(
+                        &Encoded::new(audio[row].clone()),
+                        &[start(row, &prompt, bound)],
+                        &opts,
+                    )?
+                    .remove(0);
                 assert!(!alone.tokens.is_empty());
+                assert!(bound.is_none_or(|b| got.tokens.len() <= b), "request {i}: {} tokens", got.tokens.len());
                 assert_eq!(
                     tok.decode(&got.tokens),
                     tok.decode(&alone.tokens),

@@ -433,3 +433,45 @@ fn pushes_to_an_rtmp_or_srt_listener_are_transcribed() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two streams in one process (`subtitle live A B`), played at their own pace: each gets its
+/// own outputs with its own words, none of the other's, though their passes go through the
+/// model together (the shared model stage decodes them as one batch, each after its own text).
+#[test]
+fn two_streams_in_one_process_keep_their_own_words() {
+    let dir = tempdir("live-two");
+    let template = dir.join("events-{n}.jsonl");
+    let child = bin()
+        .env("SUBTITLE_MODELS", models())
+        .env("SUBTITLE_LOG", "subtitle::pipeline::shared=debug")
+        .args(["live", "--realtime", "--events", template.to_str().unwrap()])
+        .arg(sample("s1.mp4"))
+        .arg(sample("s2.mkv"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, err) = finished(child);
+    assert!(ok, "{err}");
+    let said = |n: usize| text_of(&words(&events(&dir.join(format!("events-{n}.jsonl"))))).to_lowercase();
+    let (one, two) = (said(1), said(2));
+    for (own, other, ws) in [(&one, &two, ["lazy", "farmer", "gate"]), (&two, &one, ["umbrella", "weather", "rain"])] {
+        for w in ws {
+            assert!(own.contains(w) && !other.contains(w), "{w}: stream 1 said {one:?}, stream 2 {two:?}");
+        }
+    }
+    // Batches of both streams' passes, as the shared model logs them (colours taken out).
+    let mut plain = String::new();
+    let mut escape = false;
+    for c in err.chars() {
+        match c {
+            '\u{1b}' => escape = true,
+            'm' if escape => escape = false,
+            _ if !escape => plain.push(c),
+            _ => {}
+        }
+    }
+    assert!(plain.contains("shared batch inputs=2"), "no pass of both streams decoded together:\n{plain}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,6 +12,7 @@ use anyhow::bail;
 use subtitle::config::PipelineConfig;
 use subtitle::pipeline::live::{run_streams, LiveJob};
 use subtitle::pipeline::serve::Server;
+use subtitle::pipeline::shared::ShareConfig;
 use subtitle::pipeline::Shutdown;
 use subtitle::sink::live::{cue_file, Appender, Feed, Hls, LiveOutputs, LiveSink};
 use subtitle::sink::Format;
@@ -135,7 +136,12 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
     }
     let failed = AtomicUsize::new(0);
     let quiet = args.common.quiet;
-    run_streams(jobs, |i, result| match result {
+    // Several streams decode their passes together where they can.
+    let share = (count > 1).then(|| {
+        let cfg = ShareConfig { rows: count, wait: Duration::from_millis(pipeline.model.share_wait_ms), inputs: count };
+        (setup.model.clone(), cfg)
+    });
+    run_streams(jobs, share, |i, result| match result {
         Ok(s) => {
             if !quiet {
                 eprintln!(

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use crate::error::Result;
 use crate::flow::Stage;
-use crate::infer::decode::{window_seed, DecodeOptions, DecodeResult};
+use crate::infer::decode::{window_seed, DecodeOptions, DecodeResult, WindowStart};
 use crate::infer::input::{offset_of, Input, FRAME_MS};
 use crate::infer::segments::stopped_early;
 use crate::infer::transcriber::DecodeRequest;
@@ -173,10 +173,12 @@ impl BatchedStage {
             let c = &batch[members[0]];
             let request = DecodeRequest {
                 audio: encoded.select(members).map_err(|e| input.err(at(c), e))?,
-                prompt: prompt.clone(),
+                starts: members
+                    .iter()
+                    .map(|&i| WindowStart::new(prompt.clone(), window_seed(opts.seed, batch[i].start)))
+                    .collect(),
                 opts: opts.clone(),
                 memory: memory.clone(),
-                seeds: members.iter().map(|&i| window_seed(opts.seed, batch[i].start)).collect(),
             };
             let rs = input.model.decode(request).map_err(|e| input.err(at(c), e))?;
             for (&i, r) in members.iter().zip(rs) {

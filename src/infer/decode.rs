@@ -97,6 +97,28 @@ pub fn window_seed(seed: u64, start_frame: usize) -> u64 {
     z ^ (z >> 31)
 }
 
+/// How one window of a batch starts: the text before it (its prompt), the seed it samples from
+/// ([`window_seed`]), and at most how many tokens it may write (`None`: the options' bound).
+/// Windows decoded together may have prompts of their own, as long as they are equally long
+/// once cut to what the decoder takes ([`max_prompt_tokens`]): their rows start together.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WindowStart {
+    pub prompt: Vec<u32>,
+    pub seed: u64,
+    pub max_new_tokens: Option<usize>,
+}
+
+impl WindowStart {
+    pub fn new(prompt: Vec<u32>, seed: u64) -> Self {
+        Self { prompt, seed, max_new_tokens: None }
+    }
+
+    /// How many of the prompt's tokens a decoder of context `n_ctx` takes.
+    pub fn prompt_tokens(&self, n_ctx: usize) -> usize {
+        self.prompt.len().min(max_prompt_tokens(n_ctx))
+    }
+}
+
 /// Decodes windows of one model.
 pub struct WindowDecoder<'a> {
     model: &'a Whisper,
@@ -203,24 +225,23 @@ impl<'a> WindowDecoder<'a> {
         opts: &DecodeOptions,
         seed: u64,
     ) -> Result<DecodeResult> {
-        Ok(self.decode_batch_with_fallback(audio, prompt, opts, &[seed])?.remove(0))
+        Ok(self.decode_batch_with_fallback(audio, &[WindowStart::new(prompt.to_vec(), seed)], opts)?.remove(0))
     }
 
-    /// [`Self::decode_with_fallback`] for every window of `audio` at once, window `i` sampling
-    /// from `seeds[i]`: each temperature decodes, as one batch, the windows no cooler one
+    /// [`Self::decode_with_fallback`] for every window of `audio` at once, window `i` starting
+    /// as `starts[i]` says: each temperature decodes, as one batch, the windows no cooler one
     /// satisfied.
     pub fn decode_batch_with_fallback(
         &mut self,
         audio: &Encoded,
-        prompt: &[u32],
+        starts: &[WindowStart],
         opts: &DecodeOptions,
-        seeds: &[u64],
     ) -> Result<Vec<DecodeResult>> {
         let n = audio.windows();
-        if seeds.len() != n {
-            candle_core::bail!("{} seeds for {n} windows", seeds.len());
+        if starts.len() != n {
+            candle_core::bail!("{} window starts for {n} windows", starts.len());
         }
-        let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
+        let mut rngs: Vec<ChaCha8Rng> = starts.iter().map(|s| ChaCha8Rng::seed_from_u64(s.seed)).collect();
         let mut done: Vec<Option<DecodeResult>> = vec![None; n];
         let mut tried: Vec<Vec<DecodeResult>> = vec![Vec::new(); n];
         let mut pending: Vec<usize> = (0..n).collect();
@@ -230,8 +251,9 @@ impl<'a> WindowDecoder<'a> {
                 break;
             }
             let part = audio.select(&pending)?;
+            let part_starts: Vec<WindowStart> = pending.iter().map(|&i| starts[i].clone()).collect();
             let mut part_rngs: Vec<ChaCha8Rng> = pending.iter().map(|&i| rngs[i].clone()).collect();
-            let results = self.decode_batch(&part, prompt, t, opts, &mut part_rngs)?;
+            let results = self.decode_batch(&part, &part_starts, t, opts, &mut part_rngs)?;
             for (&i, r) in pending.iter().zip(part_rngs) {
                 rngs[i] = r;
             }
@@ -261,13 +283,14 @@ impl<'a> WindowDecoder<'a> {
         Ok(done.into_iter().map(|r| r.expect("every window decoded")).collect())
     }
 
-    /// One decoding of each window of `audio` at temperature `t`, all after the same `prompt`,
-    /// window `i` sampling from `rngs[i]`: the candidates of every window (beams, samples) are
-    /// the rows of one decoder state, so each step is one pass over the weights for all of them.
+    /// One decoding of each window of `audio` at temperature `t`, window `i` after the prompt of
+    /// `starts[i]` and sampling from `rngs[i]`: the candidates of every window (beams, samples)
+    /// are the rows of one decoder state, so each step is one pass over the weights for all of
+    /// them.
     pub fn decode_batch(
         &mut self,
         audio: &Encoded,
-        prompt: &[u32],
+        starts: &[WindowStart],
         t: f32,
         opts: &DecodeOptions,
         rngs: &mut [ChaCha8Rng],
@@ -276,14 +299,24 @@ impl<'a> WindowDecoder<'a> {
         let windows = audio.windows();
         let device = audio.audio().device();
         let n_ctx = dec.n_ctx();
-        let sample_len = opts.max_new_tokens.unwrap_or(n_ctx / 2);
-        let (initial, sot_index) = self.initial_tokens(prompt, opts);
-        let sample_begin = initial.len();
+        // Each window's initial tokens, a row each; they must be as long to start together.
+        let rows: Vec<(Vec<u32>, usize)> = starts.iter().map(|s| self.initial_tokens(&s.prompt, opts)).collect();
+        let Some((first, sot_index)) = rows.first().map(|(r, i)| (r.len(), *i)) else {
+            candle_core::bail!("no window to decode")
+        };
+        if rows.len() != windows || rows.iter().any(|(r, _)| r.len() != first) {
+            candle_core::bail!(
+                "{windows} windows cannot start together from prompts of {:?} tokens",
+                starts.iter().map(|s| s.prompt.len()).collect::<Vec<_>>()
+            );
+        }
+        let sample_begin = first;
         self.filter.max_initial_timestamp = (opts.max_initial_timestamp_s / TIMESTAMP_STEP_S).round() as usize;
         self.filter.without_timestamps = opts.without_timestamps;
 
         let mut state = dec.start_fused(audio, self.memory.as_ref())?;
-        let x = Tensor::new(initial.as_slice(), device)?.unsqueeze(0)?.repeat((windows, 1))?;
+        let initial: Vec<u32> = rows.into_iter().flat_map(|(r, _)| r).collect();
+        let x = Tensor::from_vec(initial, (windows, sample_begin), device)?;
         let h = dec.forward(&x, &mut state)?;
         // (windows, ctx, state) -> logits at the <|startoftranscript|> and the last positions.
         let sot_logits: Vec<Vec<f32>> = dec.logits(&h.i((.., sot_index, ..))?)?.to_vec2()?;
@@ -297,12 +330,21 @@ impl<'a> WindowDecoder<'a> {
         } else {
             1
         };
-        let max_len = sample_len.min(n_ctx - sample_begin);
+        // Each window's bound on its new tokens.
+        let max_len =
+            |s: &WindowStart| s.max_new_tokens.or(opts.max_new_tokens).unwrap_or(n_ctx / 2).min(n_ctx - sample_begin);
+        let longest = starts.iter().map(max_len).max().unwrap_or(0);
 
         // Rows of the state: each searching window's live candidates, window after window.
         let mut searches: Vec<Search> = first_logits
             .into_iter()
-            .map(|logits| Search { live: vec![Candidate::default()], logits: vec![logits], ..Default::default() })
+            .zip(starts)
+            .map(|(logits, start)| Search {
+                live: vec![Candidate::default()],
+                logits: vec![logits],
+                max_len: max_len(start),
+                ..Default::default()
+            })
             .collect();
         if !beam && n > 1 {
             for s in &mut searches {
@@ -312,7 +354,7 @@ impl<'a> WindowDecoder<'a> {
             let rows: Vec<u32> = (0..windows as u32).flat_map(|w| std::iter::repeat_n(w, n)).collect();
             state.select(&rows)?;
         }
-        for step in 0..max_len {
+        for step in 0..longest {
             let mut source: Vec<u32> = Vec::new();
             let mut row = 0u32;
             for (s, rng) in searches.iter_mut().zip(rngs.iter_mut()).filter(|(s, _)| !s.ended) {
@@ -320,7 +362,7 @@ impl<'a> WindowDecoder<'a> {
                 let (next, from) = self.search_step(s, t, opts, beam, rng);
                 let done = if beam { s.finished.len() >= opts.beam_size } else { next.is_empty() };
                 s.live = next;
-                s.ended = done || s.live.is_empty() || step + 1 == max_len;
+                s.ended = done || s.live.is_empty() || step + 1 >= s.max_len;
                 if !s.ended {
                     source.extend(from.iter().map(|&i| row + i));
                 }
@@ -426,6 +468,8 @@ struct Search {
     logits: Vec<Vec<f32>>,
     finished: Vec<Candidate>,
     ended: bool,
+    /// The window's bound on its new tokens.
+    max_len: usize,
 }
 
 #[derive(Debug, Clone, Default)]

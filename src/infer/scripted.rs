@@ -9,8 +9,9 @@ use candle_core::{Device, Tensor};
 use crate::context::{Context, ContextConfig};
 use crate::flow::Stage;
 use crate::infer::align::WordTiming;
-use crate::infer::decode::DecodeResult;
+use crate::infer::decode::{DecodeOptions, DecodeResult, WindowStart};
 use crate::infer::input::Input;
+use crate::infer::shared::decode_together;
 use crate::infer::streaming::{StreamConfig, StreamingStage};
 use crate::infer::transcriber::{AlignRequest, DecodeRequest, Transcriber};
 use crate::infer::{BatchedStage, ModelInput, SequentialStage, TranscribeOptions};
@@ -141,9 +142,9 @@ impl Transcriber for Scripted {
     }
     fn decode(&self, r: DecodeRequest) -> candle_core::Result<Vec<DecodeResult>> {
         let n = r.audio.windows();
-        assert_eq!(r.seeds.len(), n);
+        assert_eq!(r.starts.len(), n);
         let mut calls = self.calls.lock().unwrap();
-        calls.decodes.push((n, r.prompt.len()));
+        calls.decodes.push((n, r.starts[0].prompt.len()));
         let turn = calls.decodes.len() as u32;
         let window = |w: u32| {
             let tokens: Vec<u32> = self
@@ -159,7 +160,7 @@ impl Transcriber for Scripted {
                 no_speech_prob: 0.0,
                 temperature: 0.0,
                 compression_ratio: 1.0,
-                looping: self.loops_when_prompted && !r.prompt.is_empty(),
+                looping: self.loops_when_prompted && !r.starts[w as usize].prompt.is_empty(),
             }
         };
         Ok((0..n as u32).map(window).collect())
@@ -331,4 +332,33 @@ fn a_pass_that_loops_is_decoded_again_without_the_prompt() {
         prompts.windows(2).all(|w| w[0] == 0 || w[1] == 0),
         "each looping pass decoded again without its prompt: {prompts:?}"
     );
+}
+
+/// Requests decoded together (`infer::shared`): windows after prompts of their own go in one
+/// batch when their prompts are as long as the decoder takes them (two live streams' passes,
+/// each after its own committed text), whatever their bounds; a prompt of another length, or
+/// none, decodes apart.
+#[test]
+fn windows_after_prompts_as_long_are_decoded_in_one_batch() {
+    let model = Scripted::new(vec![TS, 0, 1, TS + 50], false, true);
+    let request = |prompt: Vec<u32>, bound| DecodeRequest {
+        audio: Encoded::new(Tensor::zeros((1, 1, 1), candle_core::DType::F32, &Device::Cpu).unwrap()),
+        starts: vec![WindowStart { prompt, seed: 1, max_new_tokens: Some(bound) }],
+        opts: DecodeOptions::default(),
+        memory: None,
+    };
+    // Longer than the 223 tokens the decoder takes: as long as it takes them.
+    let (long, longer) = (vec![1; 300], vec![2; 400]);
+    let requests = vec![
+        request(vec![5, 6, 7], 30),
+        request(vec![8, 9, 10], 40),
+        request(long, 30),
+        request(longer, 50),
+        request(vec![1], 30),
+        request(vec![], 30),
+    ];
+    let results = decode_together(&*model, requests);
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|w| w.len() == 1)));
+    // (windows, the first one's prompt tokens) of each call.
+    assert_eq!(model.calls.lock().unwrap().decodes, vec![(2, 3), (2, 300), (1, 1), (1, 0)]);
 }

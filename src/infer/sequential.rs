@@ -5,7 +5,7 @@
 
 use crate::error::Result;
 use crate::flow::Stage;
-use crate::infer::decode::window_seed;
+use crate::infer::decode::{window_seed, WindowStart};
 use crate::infer::input::{offset_of, Input, FRAME_MS};
 use crate::infer::segments::stopped_early;
 use crate::infer::transcriber::DecodeRequest;
@@ -100,10 +100,9 @@ impl SequentialStage {
         let t0 = std::time::Instant::now();
         let request = DecodeRequest {
             audio: audio.clone(),
-            prompt,
+            starts: vec![WindowStart::new(prompt, window_seed(input.opts.decode.seed, seek))],
             opts: input.opts.decode.clone(),
             memory: memory.clone(),
-            seeds: vec![window_seed(input.opts.decode.seed, seek)],
         };
         let r = input.model.decode(request).map_err(|e| input.err(offset, e))?.remove(0);
         tracing::debug!(at = %offset, encode_ms, decode_ms = t0.elapsed().as_millis() as u64, "decoded");

@@ -1,8 +1,8 @@
 //! How the requests of several inputs' model stages go through the model together: the chunks
 //! of several files (or streams) that wait at once are encoded as one batch, and decoded as one
-//! batch where they share a prompt and options, so one pass over the weights a step serves them
-//! all (faster-whisper's batched pipeline batches the chunks of one file only). The pipeline
-//! runner owns the thread that collects the requests (`pipeline::shared`).
+//! batch where they share options and their prompts are as long, so one pass over the weights a
+//! step serves them all (faster-whisper's batched pipeline batches the chunks of one file only).
+//! The pipeline runner owns the thread that collects the requests (`pipeline::shared`).
 
 use candle_core::Result;
 
@@ -30,15 +30,27 @@ pub fn encode_together(model: &ModelTranscriber, mels: Vec<(Vec<f32>, usize)>) -
         .collect()
 }
 
-/// Decodes `requests` (from different stages): those with the same prompt and options (and no
-/// fusion memory) as one batch, their rows in request order, each window sampling from its own
-/// seed; the result of each request, in order.
-pub fn decode_together(model: &ModelTranscriber, requests: Vec<DecodeRequest>) -> Vec<Result<Vec<DecodeResult>>> {
+/// Decodes `requests` (from different stages) in batches: those with the same options (and no
+/// fusion memory) whose prompts are as long, as the decoder takes them, go together, their rows
+/// in request order, each window after its own prompt and sampling from its own seed (two
+/// streams' passes, each after its own committed text, once both have more than the decoder
+/// takes); the result of each request, in order.
+pub fn decode_together(model: &impl Transcriber, requests: Vec<DecodeRequest>) -> Vec<Result<Vec<DecodeResult>>> {
+    let n_ctx = model.dims().n_text_ctx;
+    // The prompt length of every window of `r`, when they are all alike.
+    let prompt_tokens = |r: &DecodeRequest| {
+        let first = r.starts.first().map_or(0, |s| s.prompt_tokens(n_ctx));
+        r.starts.iter().all(|s| s.prompt_tokens(n_ctx) == first).then_some(first)
+    };
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, r) in requests.iter().enumerate() {
         let same = |g: &Vec<usize>| {
             let first = &requests[g[0]];
-            r.memory.is_none() && first.memory.is_none() && first.prompt == r.prompt && first.opts == r.opts
+            r.memory.is_none()
+                && first.memory.is_none()
+                && first.opts == r.opts
+                && prompt_tokens(r).is_some()
+                && prompt_tokens(first) == prompt_tokens(r)
         };
         match groups.iter_mut().find(|g| same(g)) {
             Some(g) => g.push(i),
@@ -52,10 +64,9 @@ pub fn decode_together(model: &ModelTranscriber, requests: Vec<DecodeRequest>) -
         let decoded = Encoded::cat(&parts).and_then(|audio| {
             model.decode(DecodeRequest {
                 audio,
-                prompt: first.prompt.clone(),
+                starts: members.iter().flat_map(|&i| requests[i].starts.iter().cloned()).collect(),
                 opts: first.opts.clone(),
                 memory: first.memory.clone(),
-                seeds: members.iter().flat_map(|&i| requests[i].seeds.iter().copied()).collect(),
             })
         });
         match decoded {

@@ -45,7 +45,7 @@ use serde::Deserialize;
 
 use crate::error::Result;
 use crate::flow::Stage;
-use crate::infer::decode::window_seed;
+use crate::infer::decode::{window_seed, WindowStart};
 use crate::infer::hypothesis::{committed_prefix, ends_sentence, key, without_unplaced};
 use crate::infer::input::{offset_of, Input, FRAME_MS};
 use crate::infer::transcriber::DecodeRequest;
@@ -365,14 +365,15 @@ impl StreamingStage {
         if self.degraded {
             opts.beam_size = 1;
         }
+        // The bound is the window's own (not the options'): another stream's pass, with
+        // another, can be decoded beside it in the shared model stage.
         let bound = max_new_tokens(end - offset);
-        opts.max_new_tokens = Some(bound);
+        let seed = window_seed(input.opts.decode.seed, self.start);
         let request = |prompt| DecodeRequest {
             audio: audio.clone(),
-            prompt,
+            starts: vec![WindowStart { prompt, seed, max_new_tokens: Some(bound) }],
             opts: opts.clone(),
             memory: memory.clone(),
-            seeds: vec![window_seed(input.opts.decode.seed, self.start)],
         };
         let prompt = input.prompt(window, true);
         let prompted = !prompt.is_empty();

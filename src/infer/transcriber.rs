@@ -10,22 +10,20 @@ use candle_core::Tensor;
 
 use crate::context::Context;
 use crate::infer::align::{Aligner, WordTiming};
-use crate::infer::decode::{DecodeOptions, DecodeResult, WindowDecoder};
+use crate::infer::decode::{DecodeOptions, DecodeResult, WindowDecoder, WindowStart};
 use crate::model::{Dims, Encoded, Kernels, LoadedModel, Whisper, WhisperTokenizer};
 use crate::time::Span;
 
 type Result<T> = candle_core::Result<T>;
 
-/// Windows of one input to decode after the same prompt.
+/// Windows to decode with the same options: each window's prompt, seed and bound in `starts`.
 #[derive(Debug, Clone)]
 pub struct DecodeRequest {
     pub audio: Encoded,
-    pub prompt: Vec<u32>,
+    pub starts: Vec<WindowStart>,
     pub opts: DecodeOptions,
     /// The fusion memory of the windows (with an adapter); such a request decodes alone.
     pub memory: Option<Tensor>,
-    /// Each window's sampling seed (`decode::window_seed`).
-    pub seeds: Vec<u64>,
 }
 
 /// One window's text to time, word by word.
@@ -120,7 +118,7 @@ impl Transcriber for ModelTranscriber {
     }
 
     fn decode(&self, r: DecodeRequest) -> Result<Vec<DecodeResult>> {
-        on_pool(|| self.decoder(r.memory).decode_batch_with_fallback(&r.audio, &r.prompt, &r.opts, &r.seeds))
+        on_pool(|| self.decoder(r.memory).decode_batch_with_fallback(&r.audio, &r.starts, &r.opts))
     }
 
     fn align(&self, r: AlignRequest) -> Result<Vec<WordTiming>> {

@@ -13,7 +13,8 @@ use crate::context::Context;
 use crate::cue::live::LiveCueStage;
 use crate::cue::Profile;
 use crate::error::{Error, Result};
-use crate::infer::{ModelStage, TranscribeOptions, Transcriber};
+use crate::infer::{ModelStage, ModelTranscriber, TranscribeOptions, Transcriber};
+use crate::pipeline::shared::{spawn_shared_batcher, ShareConfig};
 use crate::pipeline::{
     channel, first_error, joined, spawn_live_stage, spawn_sink, spawn_source, spawn_split_stage, spawn_stage, Pace,
     Shutdown,
@@ -110,15 +111,29 @@ pub fn run_live(job: LiveJob) -> Result<LiveSummary> {
 }
 
 /// Runs `jobs` side by side, one model for all; `done` is told each stream's result as it ends.
-/// One stream failing does not stop the others.
-pub fn run_streams(jobs: Vec<LiveJob>, done: impl Fn(usize, Result<LiveSummary>) + Sync) {
+/// One stream failing does not stop the others. With `share`, each stream's model stage gets a
+/// seat at one shared model stage: a pass's decoding waits (up to the share's wait) for the
+/// other streams' and goes through the model with them, one pass over the weights a step for
+/// all (each after its own committed text, `infer::shared`).
+pub fn run_streams(
+    jobs: Vec<LiveJob>,
+    share: Option<(ModelTranscriber, ShareConfig)>,
+    done: impl Fn(usize, Result<LiveSummary>) + Sync,
+) {
     std::thread::scope(|s| {
-        for (i, job) in jobs.into_iter().enumerate() {
-            let done = &done;
-            std::thread::Builder::new()
-                .name(format!("stream-{i}"))
-                .spawn_scoped(s, move || done(i, run_live(job)))
-                .expect("spawning a thread");
-        }
+        let shared = share.map(|(model, cfg)| spawn_shared_batcher(s, model, cfg));
+        // The streams' scope ends before the shared model is dropped: their seats end its thread.
+        std::thread::scope(|w| {
+            for (i, mut job) in jobs.into_iter().enumerate() {
+                if let Some(shared) = &shared {
+                    job.model = shared.seat();
+                }
+                let done = &done;
+                std::thread::Builder::new()
+                    .name(format!("stream-{i}"))
+                    .spawn_scoped(w, move || done(i, run_live(job)))
+                    .expect("spawning a thread");
+            }
+        });
     });
 }
