@@ -245,3 +245,55 @@ fn requests_decoded_together_get_their_own_rows() -> candle_core::Result<()> {
     }
     Ok(())
 }
+
+/// The shared model stage (several inputs, or live streams, on one model) waits for the other
+/// seats only while they are on their way to a decode (they have begun to encode): a decode sent
+/// while the other seat is idle (a live stream between passes) goes at once, however long the
+/// wait may be; one sent while the other seat encodes waits for its decode and goes with it, one
+/// batch of both, each with the words it gets alone.
+#[test]
+fn a_shared_decode_waits_only_for_seats_on_their_way() -> candle_core::Result<()> {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use subtitle::infer::decode::WindowStart;
+    use subtitle::infer::{DecodeOptions, DecodeRequest, ModelTranscriber};
+    use subtitle::pipeline::shared::{spawn_shared_batcher, ShareConfig};
+    use subtitle::preprocess::mel::{normalize_window, LogMel};
+    let (m, tok) = common::tiny();
+    let model = ModelTranscriber::new(Arc::new(m), Arc::new(tok));
+    let mut frames = Vec::new();
+    let mut log_mel = LogMel::new(80);
+    log_mel.push(&samples(&common::shared_real().join("mp4/jfk.mp4")), &mut frames);
+    log_mel.flush(&mut frames);
+    let mel = normalize_window(&frames, 80);
+    let wait = Duration::from_secs(30);
+    let opts = DecodeOptions { beam_size: 1, temperatures: vec![0.0], ..Default::default() };
+    let request = |audio: Encoded| DecodeRequest {
+        audio,
+        starts: vec![WindowStart::new(Vec::new(), 1)],
+        opts: opts.clone(),
+        memory: None,
+    };
+    std::thread::scope(|s| -> candle_core::Result<()> {
+        let batcher = spawn_shared_batcher(s, model.clone(), ShareConfig { rows: 2, wait, inputs: 2 });
+        let (a, b) = (batcher.seat(), batcher.seat());
+        // The other seat idle: decoded at once, alone.
+        let audio = a.encode(mel.clone(), 1)?;
+        let t = Instant::now();
+        let alone = a.decode(request(audio.clone()))?.remove(0);
+        assert!(t.elapsed() < wait / 3, "a decode waited {:?} for a seat that was not encoding", t.elapsed());
+        assert_eq!(batcher.stats.max_inputs.load(Ordering::SeqCst), 1);
+        assert!(model.tokenizer.decode(&alone.tokens).contains("country"));
+        // Both on their way: whichever decode comes first waits for the other.
+        let (audio_a, audio_b) = (a.encode(mel.clone(), 1)?, b.encode(mel.clone(), 1)?);
+        let (seat, req) = (Arc::clone(&a), request(audio_a));
+        let first = s.spawn(move || seat.decode(req));
+        std::thread::sleep(Duration::from_millis(300));
+        let second = b.decode(request(audio_b))?.remove(0);
+        let first = first.join().expect("the first decode")?.remove(0);
+        assert_eq!(batcher.stats.max_inputs.load(Ordering::SeqCst), 2, "the two decodes went apart");
+        assert_eq!((first.tokens, second.tokens), (alone.tokens.clone(), alone.tokens));
+        Ok(())
+    })
+}

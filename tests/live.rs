@@ -441,10 +441,17 @@ fn pushes_to_an_rtmp_or_srt_listener_are_transcribed() {
 fn two_streams_in_one_process_keep_their_own_words() {
     let dir = tempdir("live-two");
     let template = dir.join("events-{n}.jsonl");
+    // A pass waits for the other stream's pass under way however long that takes (a stream
+    // between passes is not waited for): both are decoded together on a machine of any speed.
+    let shipped = std::fs::read_to_string(root().join("pipelines/live.toml")).unwrap();
+    assert!(shipped.contains("share_wait_ms = 100"), "pipelines/live.toml has no share_wait_ms = 100");
+    let pipeline = dir.join("patient.toml");
+    std::fs::write(&pipeline, shipped.replace("share_wait_ms = 100", "share_wait_ms = 5000")).unwrap();
     let child = bin()
         .env("SUBTITLE_MODELS", models())
         .env("SUBTITLE_LOG", "subtitle::pipeline::shared=debug")
         .args(["live", "--realtime", "--events", template.to_str().unwrap()])
+        .args(["--pipeline", pipeline.to_str().unwrap()])
         .arg(sample("s1.mp4"))
         .arg(sample("s2.mkv"))
         .stdin(Stdio::null())

@@ -5,8 +5,10 @@
 //!
 //! Each stage has at most one batch in flight (its call blocks), so once every stage still
 //! running has sent one there is nothing more to wait for. Otherwise the thread waits up to
-//! `wait` for the others, or until `rows` chunks wait: on a CPU the stages it waits for are
-//! encoding or aligning meanwhile, so the cores are not idle.
+//! `wait`, or until `rows` chunks wait, for the stages that are on their way to a decode (they
+//! have begun to encode and not yet sent it): on a CPU those are encoding meanwhile, so the cores
+//! are not idle. A stage that is not (a live stream between passes, waiting for audio, or a
+//! stage aligning its last batch's words) is not waited for: nothing of it would come in time.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -57,6 +59,8 @@ pub struct ShareStats {
 pub struct SharedBatcher {
     tx: Sender<Msg>,
     seats: Arc<AtomicUsize>,
+    /// Seats on their way to a decode.
+    coming: Arc<AtomicUsize>,
     model: ModelTranscriber,
     pub stats: Arc<ShareStats>,
 }
@@ -68,6 +72,8 @@ impl SharedBatcher {
         Arc::new(Seat {
             tx: self.tx.clone(),
             seats: Arc::clone(&self.seats),
+            coming: Arc::clone(&self.coming),
+            on_the_way: AtomicBool::new(false),
             left: AtomicBool::new(false),
             local: self.model.clone(),
         })
@@ -78,11 +84,25 @@ impl SharedBatcher {
 pub struct Seat {
     tx: Sender<Msg>,
     seats: Arc<AtomicUsize>,
+    coming: Arc<AtomicUsize>,
+    /// This stage has begun to encode and not yet sent the decode that follows.
+    on_the_way: AtomicBool,
     left: AtomicBool,
     local: ModelTranscriber,
 }
 
 impl Seat {
+    /// Marks this stage on its way to a decode, or no longer.
+    fn on_the_way(&self, on: bool) {
+        if self.on_the_way.swap(on, Ordering::SeqCst) != on {
+            if on {
+                self.coming.fetch_add(1, Ordering::SeqCst);
+            } else {
+                self.coming.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
     /// Sends the message `msg` makes of a reply channel, and waits for the reply.
     fn call<R>(&self, msg: impl FnOnce(Sender<candle_core::Result<R>>) -> Msg) -> candle_core::Result<R> {
         // One reply, to a stage waiting for it.
@@ -111,6 +131,7 @@ impl Transcriber for Seat {
     }
 
     fn encode(&self, mel: Vec<f32>, windows: usize) -> candle_core::Result<Encoded> {
+        self.on_the_way(true);
         if self.local.encodes_alone() {
             // On a CPU a chunk is encoded as it is cut, on the stage's own call: as fast as in a
             // batch, and meanwhile the shared thread decodes the other inputs' batches.
@@ -128,6 +149,8 @@ impl Transcriber for Seat {
     }
 
     fn decode(&self, request: DecodeRequest) -> candle_core::Result<Vec<DecodeResult>> {
+        // Sent (or decoded alone): the others need not wait for it.
+        self.on_the_way(false);
         if request.memory.is_some() {
             // A chunk with pictures or terms in its memory decodes alone.
             return self.local.decode(request);
@@ -141,6 +164,7 @@ impl Transcriber for Seat {
 
     fn leave(&self) {
         if !self.left.swap(true, Ordering::SeqCst) {
+            self.on_the_way(false);
             self.seats.fetch_sub(1, Ordering::SeqCst);
             // Only a wake-up: when the queue is full, the thread has messages to wake it anyway.
             let _ = self.tx.try_send(Msg::Left);
@@ -163,16 +187,30 @@ pub fn spawn_shared_batcher<'s, 'e: 's>(
     // Each stage sends one batch at a time and waits for it, then perhaps its `Left`.
     let (tx, rx) = crossbeam_channel::bounded(2 * cfg.inputs.max(1));
     let seats = Arc::new(AtomicUsize::new(0));
+    let coming = Arc::new(AtomicUsize::new(0));
     let stats = Arc::new(ShareStats::default());
-    let batcher = SharedBatcher { tx, seats: Arc::clone(&seats), model: model.clone(), stats: Arc::clone(&stats) };
+    let batcher = SharedBatcher {
+        tx,
+        seats: Arc::clone(&seats),
+        coming: Arc::clone(&coming),
+        model: model.clone(),
+        stats: Arc::clone(&stats),
+    };
     std::thread::Builder::new()
         .name("shared-model".into())
-        .spawn_scoped(scope, move || serve(&rx, &seats, &model, cfg, &stats))
+        .spawn_scoped(scope, move || serve(&rx, &seats, &coming, &model, cfg, &stats))
         .expect("spawning a thread");
     batcher
 }
 
-fn serve(rx: &Receiver<Msg>, seats: &AtomicUsize, model: &ModelTranscriber, cfg: ShareConfig, stats: &ShareStats) {
+fn serve(
+    rx: &Receiver<Msg>,
+    seats: &AtomicUsize,
+    coming: &AtomicUsize,
+    model: &ModelTranscriber,
+    cfg: ShareConfig,
+    stats: &ShareStats,
+) {
     let mut pending: Vec<Msg> = Vec::new();
     let rows = |p: &[Msg]| -> usize {
         p.iter()
@@ -190,7 +228,9 @@ fn serve(rx: &Receiver<Msg>, seats: &AtomicUsize, model: &ModelTranscriber, cfg:
             Err(_) => return,
         }
         let deadline = Instant::now() + cfg.wait;
-        while pending.len() < seats.load(Ordering::SeqCst) && rows(&pending) < cfg.rows {
+        // Encodes (on a GPU) wait for every seat; decodes for those on their way.
+        let more = |p: &[Msg]| p.iter().any(|m| matches!(m, Msg::Encode(..))) || coming.load(Ordering::SeqCst) > 0;
+        while pending.len() < seats.load(Ordering::SeqCst) && rows(&pending) < cfg.rows && more(&pending) {
             match rx.recv_deadline(deadline) {
                 Ok(Msg::Left) => {}
                 Ok(m) => pending.push(m),
