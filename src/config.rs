@@ -119,8 +119,7 @@ pub struct ModelStageConfig {
     /// waits for a full batch (or the end of the input).
     pub batch_wait_ms: i64,
     /// With several inputs at once (`--jobs`), the longest a batch waits for the other
-    /// inputs' chunks to encode (on a GPU) and decode with them (wall-clock ms); a decode waits
-    /// only for the inputs encoding meanwhile.
+    /// inputs' chunks to encode (on a GPU) and decode with them (wall-clock ms).
     pub share_wait_ms: u64,
 }
 

@@ -441,8 +441,8 @@ fn pushes_to_an_rtmp_or_srt_listener_are_transcribed() {
 fn two_streams_in_one_process_keep_their_own_words() {
     let dir = tempdir("live-two");
     let template = dir.join("events-{n}.jsonl");
-    // A pass waits for the other stream's pass under way however long that takes (a stream
-    // between passes is not waited for): both are decoded together on a machine of any speed.
+    // A pass waits for the other stream's pass however long that takes (a stream between passes
+    // is not waited for): both are decoded together on a machine of any speed.
     let shipped = std::fs::read_to_string(root().join("pipelines/live.toml")).unwrap();
     assert!(shipped.contains("share_wait_ms = 100"), "pipelines/live.toml has no share_wait_ms = 100");
     let pipeline = dir.join("patient.toml");

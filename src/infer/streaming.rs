@@ -465,6 +465,9 @@ impl StreamingStage {
             self.tentative.clear();
         }
         self.trim();
+        // Until the next pass, the stage waits for audio: the other streams' passes need not
+        // wait for it at the shared model.
+        self.input.model.idle();
         Ok(())
     }
 

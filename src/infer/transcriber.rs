@@ -65,6 +65,9 @@ pub trait Transcriber: Send + Sync {
     fn align(&self, request: AlignRequest) -> Result<Vec<WordTiming>>;
     /// The stage will ask nothing more (a shared model stops waiting for it).
     fn leave(&self) {}
+    /// The stage waits for input that comes at its own pace (a live stream between passes): a
+    /// shared model does not wait for it until it encodes again.
+    fn idle(&self) {}
 }
 
 /// A loaded model, its work run on the compute pool.

@@ -5,10 +5,10 @@
 //!
 //! Each stage has at most one batch in flight (its call blocks), so once every stage still
 //! running has sent one there is nothing more to wait for. Otherwise the thread waits up to
-//! `wait`, or until `rows` chunks wait, for the stages that are on their way to a decode (they
-//! have begun to encode and not yet sent it): on a CPU those are encoding meanwhile, so the cores
-//! are not idle. A stage that is not (a live stream between passes, waiting for audio, or a
-//! stage aligning its last batch's words) is not waited for: nothing of it would come in time.
+//! `wait` for the others, or until `rows` chunks wait: on a CPU the stages it waits for are
+//! encoding or aligning meanwhile, so the cores are not idle. A stage that said it is idle (a
+//! live stream between passes, waiting for audio at the stream's pace) is not waited for until
+//! it encodes again: nothing of it would come in time.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -59,8 +59,8 @@ pub struct ShareStats {
 pub struct SharedBatcher {
     tx: Sender<Msg>,
     seats: Arc<AtomicUsize>,
-    /// Seats on their way to a decode.
-    coming: Arc<AtomicUsize>,
+    /// Seats idle until they encode again.
+    idle: Arc<AtomicUsize>,
     model: ModelTranscriber,
     pub stats: Arc<ShareStats>,
 }
@@ -72,8 +72,8 @@ impl SharedBatcher {
         Arc::new(Seat {
             tx: self.tx.clone(),
             seats: Arc::clone(&self.seats),
-            coming: Arc::clone(&self.coming),
-            on_the_way: AtomicBool::new(false),
+            idle_seats: Arc::clone(&self.idle),
+            idle: AtomicBool::new(false),
             left: AtomicBool::new(false),
             local: self.model.clone(),
         })
@@ -84,21 +84,21 @@ impl SharedBatcher {
 pub struct Seat {
     tx: Sender<Msg>,
     seats: Arc<AtomicUsize>,
-    coming: Arc<AtomicUsize>,
-    /// This stage has begun to encode and not yet sent the decode that follows.
-    on_the_way: AtomicBool,
+    idle_seats: Arc<AtomicUsize>,
+    /// This stage said it waits for input, and has not encoded since.
+    idle: AtomicBool,
     left: AtomicBool,
     local: ModelTranscriber,
 }
 
 impl Seat {
-    /// Marks this stage on its way to a decode, or no longer.
-    fn on_the_way(&self, on: bool) {
-        if self.on_the_way.swap(on, Ordering::SeqCst) != on {
-            if on {
-                self.coming.fetch_add(1, Ordering::SeqCst);
+    /// Marks this stage idle, or at work again.
+    fn set_idle(&self, idle: bool) {
+        if self.idle.swap(idle, Ordering::SeqCst) != idle {
+            if idle {
+                self.idle_seats.fetch_add(1, Ordering::SeqCst);
             } else {
-                self.coming.fetch_sub(1, Ordering::SeqCst);
+                self.idle_seats.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
@@ -131,7 +131,7 @@ impl Transcriber for Seat {
     }
 
     fn encode(&self, mel: Vec<f32>, windows: usize) -> candle_core::Result<Encoded> {
-        self.on_the_way(true);
+        self.set_idle(false);
         if self.local.encodes_alone() {
             // On a CPU a chunk is encoded as it is cut, on the stage's own call: as fast as in a
             // batch, and meanwhile the shared thread decodes the other inputs' batches.
@@ -149,8 +149,6 @@ impl Transcriber for Seat {
     }
 
     fn decode(&self, request: DecodeRequest) -> candle_core::Result<Vec<DecodeResult>> {
-        // Sent (or decoded alone): the others need not wait for it.
-        self.on_the_way(false);
         if request.memory.is_some() {
             // A chunk with pictures or terms in its memory decodes alone.
             return self.local.decode(request);
@@ -162,9 +160,15 @@ impl Transcriber for Seat {
         self.local.align(request)
     }
 
+    fn idle(&self) {
+        self.set_idle(true);
+        // Only a wake-up, as for `leave`: a decode waiting for this stage need not.
+        let _ = self.tx.try_send(Msg::Left);
+    }
+
     fn leave(&self) {
         if !self.left.swap(true, Ordering::SeqCst) {
-            self.on_the_way(false);
+            self.set_idle(false);
             self.seats.fetch_sub(1, Ordering::SeqCst);
             // Only a wake-up: when the queue is full, the thread has messages to wake it anyway.
             let _ = self.tx.try_send(Msg::Left);
@@ -187,18 +191,18 @@ pub fn spawn_shared_batcher<'s, 'e: 's>(
     // Each stage sends one batch at a time and waits for it, then perhaps its `Left`.
     let (tx, rx) = crossbeam_channel::bounded(2 * cfg.inputs.max(1));
     let seats = Arc::new(AtomicUsize::new(0));
-    let coming = Arc::new(AtomicUsize::new(0));
+    let idle = Arc::new(AtomicUsize::new(0));
     let stats = Arc::new(ShareStats::default());
     let batcher = SharedBatcher {
         tx,
         seats: Arc::clone(&seats),
-        coming: Arc::clone(&coming),
+        idle: Arc::clone(&idle),
         model: model.clone(),
         stats: Arc::clone(&stats),
     };
     std::thread::Builder::new()
         .name("shared-model".into())
-        .spawn_scoped(scope, move || serve(&rx, &seats, &coming, &model, cfg, &stats))
+        .spawn_scoped(scope, move || serve(&rx, &seats, &idle, &model, cfg, &stats))
         .expect("spawning a thread");
     batcher
 }
@@ -206,7 +210,7 @@ pub fn spawn_shared_batcher<'s, 'e: 's>(
 fn serve(
     rx: &Receiver<Msg>,
     seats: &AtomicUsize,
-    coming: &AtomicUsize,
+    idle: &AtomicUsize,
     model: &ModelTranscriber,
     cfg: ShareConfig,
     stats: &ShareStats,
@@ -228,9 +232,9 @@ fn serve(
             Err(_) => return,
         }
         let deadline = Instant::now() + cfg.wait;
-        // Encodes (on a GPU) wait for every seat; decodes for those on their way.
-        let more = |p: &[Msg]| p.iter().any(|m| matches!(m, Msg::Encode(..))) || coming.load(Ordering::SeqCst) > 0;
-        while pending.len() < seats.load(Ordering::SeqCst) && rows(&pending) < cfg.rows && more(&pending) {
+        // Idle stages are not waited for.
+        let working = || seats.load(Ordering::SeqCst).saturating_sub(idle.load(Ordering::SeqCst));
+        while pending.len() < working() && rows(&pending) < cfg.rows {
             match rx.recv_deadline(deadline) {
                 Ok(Msg::Left) => {}
                 Ok(m) => pending.push(m),
