@@ -332,6 +332,7 @@ impl StreamingStage {
         }
         let size = total - self.start;
         if size < 10 || (size < frames(Ts(MIN_BUFFER_MS)) && !last) {
+            self.input.model.idle();
             return Ok(());
         }
         let offset = offset_of(self.start);
@@ -342,6 +343,7 @@ impl StreamingStage {
             // Nothing said: the silence is not decoded again.
             self.tentative.clear();
             self.move_start(total.saturating_sub(frames(pad)));
+            self.input.model.idle();
             return Ok(());
         };
         // Speech starts later: start there.
@@ -465,8 +467,8 @@ impl StreamingStage {
             self.tentative.clear();
         }
         self.trim();
-        // Until the next pass, the stage waits for audio: the other streams' passes need not
-        // wait for it at the shared model.
+        // Until the next pass, the stage waits for audio (as after each pass that decodes
+        // nothing): the other streams' passes need not wait for it at the shared model.
         self.input.model.idle();
         Ok(())
     }
