@@ -332,7 +332,6 @@ impl StreamingStage {
         }
         let size = total - self.start;
         if size < 10 || (size < frames(Ts(MIN_BUFFER_MS)) && !last) {
-            self.input.model.idle();
             return Ok(());
         }
         let offset = offset_of(self.start);
@@ -343,7 +342,6 @@ impl StreamingStage {
             // Nothing said: the silence is not decoded again.
             self.tentative.clear();
             self.move_start(total.saturating_sub(frames(pad)));
-            self.input.model.idle();
             return Ok(());
         };
         // Speech starts later: start there.
@@ -467,10 +465,16 @@ impl StreamingStage {
             self.tentative.clear();
         }
         self.trim();
-        // Until the next pass, the stage waits for audio (as after each pass that decodes
-        // nothing): the other streams' passes need not wait for it at the shared model.
-        self.input.model.idle();
         Ok(())
+    }
+
+    /// A pass (see [`Self::pass`]); until the next, the stage waits for audio, whether this one
+    /// decoded anything or not: the other streams' passes need not wait for it at the shared
+    /// model.
+    fn pass_then_wait(&mut self, out: &mut Vec<Transcript>) -> Result<()> {
+        let r = self.pass(false, out);
+        self.input.model.idle();
+        r
     }
 
     /// Cuts the buffer after its last committed sentence once long, after its last committed
@@ -538,7 +542,7 @@ impl Stage for StreamingStage {
     fn process(&mut self, item: ModelInput, out: &mut Vec<Transcript>) -> Result<()> {
         self.input.take(item, out);
         if self.new_audio() >= Ts(self.cfg.max_step_ms) {
-            self.pass(false, out)?;
+            self.pass_then_wait(out)?;
         }
         self.maybe_status(out);
         Ok(())
@@ -546,7 +550,7 @@ impl Stage for StreamingStage {
 
     fn idle(&mut self, out: &mut Vec<Transcript>) -> Result<()> {
         if self.new_audio() >= Ts(self.cfg.min_step_ms) {
-            self.pass(false, out)?;
+            self.pass_then_wait(out)?;
             self.maybe_status(out);
         }
         Ok(())

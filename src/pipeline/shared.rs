@@ -92,15 +92,17 @@ pub struct Seat {
 }
 
 impl Seat {
-    /// Marks this stage idle, or at work again.
-    fn set_idle(&self, idle: bool) {
-        if self.idle.swap(idle, Ordering::SeqCst) != idle {
+    /// Marks this stage idle, or at work again; whether that changed anything.
+    fn set_idle(&self, idle: bool) -> bool {
+        let changed = self.idle.swap(idle, Ordering::SeqCst) != idle;
+        if changed {
             if idle {
                 self.idle_seats.fetch_add(1, Ordering::SeqCst);
             } else {
                 self.idle_seats.fetch_sub(1, Ordering::SeqCst);
             }
         }
+        changed
     }
 
     /// Sends the message `msg` makes of a reply channel, and waits for the reply.
@@ -161,9 +163,10 @@ impl Transcriber for Seat {
     }
 
     fn idle(&self) {
-        self.set_idle(true);
-        // Only a wake-up, as for `leave`: a decode waiting for this stage need not.
-        let _ = self.tx.try_send(Msg::Left);
+        if self.set_idle(true) {
+            // Only a wake-up, as for `leave`: a decode waiting for this stage need not.
+            let _ = self.tx.try_send(Msg::Left);
+        }
     }
 
     fn leave(&self) {
