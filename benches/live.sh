@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Live benchmark: the 39 English clips of ../shared/data/real joined into 5 minutes of real speech
 # (a second of silence between clips), played in real time (`ffmpeg -re`, AAC in MPEG-TS on a
-# pipe) into `subtitle live - --events -`, measured from outside the process
+# pipe, each 64 ms AAC frame sent as it is encoded, as a live encoder sends; TS_SENDER=buffered:
+# FFmpeg's muxer defaults, which hold 0.3-0.6 s of audio in the sender) into
+# `subtitle live - --events -`, measured from outside the process
 # (benches/live_measure.py): latency from each reference word's end to the arrival of its
 # committed word (p50, p90, p95, max), from a cue's last word's end to the cue's arrival, WER of
 # the committed text against the reference and against our offline run of the same file

@@ -108,25 +108,40 @@ def timed(cmd, d, name):
     return ["/usr/bin/time", "-f", "%e %U %S %M", "-o", f"{d}/{name}.time"] + cmd
 
 
+def sender():
+    """How the player muxes MPEG-TS. By default each AAC frame (64 ms) is sent as it is encoded, as
+    a live encoder does: FFmpeg's muxer by itself gathers about 0.3 s of audio into each PES packet
+    (`pes_payload_size`) and so delivers a word's end 0.3-0.6 s after it was played, a delay of
+    the sender, not of what it feeds. TS_SENDER=buffered: FFmpeg's defaults (numbers before
+    2026-12-04 22:30 UTC)."""
+    if os.environ.get("TS_SENDER", "flush") == "buffered":
+        return []
+    return ["-pes_payload_size", "0", "-flush_packets", "1"]
+
+
+def player_cmd(d, pace, out):
+    """The ffmpeg command that plays mix.wav as AAC in MPEG-TS into `out` (- or a URL)."""
+    return (["ffmpeg", "-v", "error"] + pace + ["-i", f"{d}/mix.wav", "-c:a", "aac", "-b:a", "128k"] + sender()
+            + ["-f", "mpegts", out])
+
+
 def play(d, realtime):
     """mix.wav as AAC in MPEG-TS on a pipe: at its own pace (`ffmpeg -re`), or as fast as it is read."""
-    pace = ["-re"] if realtime else []
-    return subprocess.Popen(["ffmpeg", "-v", "error"] + pace + ["-i", f"{d}/mix.wav", "-c:a", "aac", "-b:a", "128k",
-                                                                 "-f", "mpegts", "-"], stdout=subprocess.PIPE)
+    return subprocess.Popen(player_cmd(d, ["-re"] if realtime else [], "-"), stdout=subprocess.PIPE)
 
 
 def cmd_ours(d, name, cmd):
-    player = play(d, realtime=True)
+    feed = play(d, realtime=True)
     t0 = time.time()
-    proc = subprocess.Popen(timed(cmd, d, name), stdin=player.stdout, stdout=subprocess.PIPE, text=True)
-    player.stdout.close()
+    proc = subprocess.Popen(timed(cmd, d, name), stdin=feed.stdout, stdout=subprocess.PIPE, text=True)
+    feed.stdout.close()
     with open(f"{d}/{name}.jsonl", "w") as f:
         for line in proc.stdout:
             e = json.loads(line)
             e["arrived"] = time.time() - t0
             f.write(json.dumps(e) + "\n")
     proc.wait()
-    player.wait()
+    feed.wait()
 
 
 def cmd_two(d, name, cmd):
@@ -135,8 +150,7 @@ def cmd_two(d, name, cmd):
     urls = [a for a in cmd if a.startswith("udp://")]
     proc = subprocess.Popen(timed(cmd, d, name), stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)
-    players = [subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-i", f"{d}/mix.wav", "-c:a", "aac", "-b:a", "128k",
-                                 "-f", "mpegts", u + "?pkt_size=1316"]) for u in urls]
+    players = [subprocess.Popen(player_cmd(d, ["-re"], u + "?pkt_size=1316")) for u in urls]
     t0 = time.time()
     files = [open(f"{d}/{name}.{k + 1}.jsonl", "w") for k in range(len(urls))]
     import signal
