@@ -41,8 +41,9 @@ enum Msg {
     /// Mel windows (row-major, and how many) to encode.
     Encode(Vec<f32>, usize, Sender<candle_core::Result<Encoded>>),
     Decode(DecodeRequest, Sender<candle_core::Result<Vec<DecodeResult>>>),
-    /// A seat was given up: perhaps every stage left has now sent its batch.
-    Left,
+    /// A seat was given up or went idle: perhaps every stage still waited for has now sent its
+    /// batch (only a wake-up).
+    Wake,
 }
 
 /// What the shared model has done, for the run's summary.
@@ -60,7 +61,7 @@ pub struct SharedBatcher {
     tx: Sender<Msg>,
     seats: Arc<AtomicUsize>,
     /// Seats idle until they encode again.
-    idle: Arc<AtomicUsize>,
+    idle_seats: Arc<AtomicUsize>,
     model: ModelTranscriber,
     pub stats: Arc<ShareStats>,
 }
@@ -72,7 +73,7 @@ impl SharedBatcher {
         Arc::new(Seat {
             tx: self.tx.clone(),
             seats: Arc::clone(&self.seats),
-            idle_seats: Arc::clone(&self.idle),
+            idle_seats: Arc::clone(&self.idle_seats),
             idle: AtomicBool::new(false),
             left: AtomicBool::new(false),
             local: self.model.clone(),
@@ -164,8 +165,8 @@ impl Transcriber for Seat {
 
     fn idle(&self) {
         if self.set_idle(true) {
-            // Only a wake-up, as for `leave`: a decode waiting for this stage need not.
-            let _ = self.tx.try_send(Msg::Left);
+            // A decode waiting for this stage need not.
+            let _ = self.tx.try_send(Msg::Wake);
         }
     }
 
@@ -174,7 +175,7 @@ impl Transcriber for Seat {
             self.set_idle(false);
             self.seats.fetch_sub(1, Ordering::SeqCst);
             // Only a wake-up: when the queue is full, the thread has messages to wake it anyway.
-            let _ = self.tx.try_send(Msg::Left);
+            let _ = self.tx.try_send(Msg::Wake);
         }
     }
 }
@@ -191,21 +192,21 @@ pub fn spawn_shared_batcher<'s, 'e: 's>(
     model: ModelTranscriber,
     cfg: ShareConfig,
 ) -> SharedBatcher {
-    // Each stage sends one batch at a time and waits for it, then perhaps its `Left`.
+    // Each stage sends one batch at a time and waits for it, then perhaps a `Wake` (sent only if there is room).
     let (tx, rx) = crossbeam_channel::bounded(2 * cfg.inputs.max(1));
     let seats = Arc::new(AtomicUsize::new(0));
-    let idle = Arc::new(AtomicUsize::new(0));
+    let idle_seats = Arc::new(AtomicUsize::new(0));
     let stats = Arc::new(ShareStats::default());
     let batcher = SharedBatcher {
         tx,
         seats: Arc::clone(&seats),
-        idle: Arc::clone(&idle),
+        idle_seats: Arc::clone(&idle_seats),
         model: model.clone(),
         stats: Arc::clone(&stats),
     };
     std::thread::Builder::new()
         .name("shared-model".into())
-        .spawn_scoped(scope, move || serve(&rx, &seats, &idle, &model, cfg, &stats))
+        .spawn_scoped(scope, move || serve(&rx, &seats, &idle_seats, &model, cfg, &stats))
         .expect("spawning a thread");
     batcher
 }
@@ -213,7 +214,7 @@ pub fn spawn_shared_batcher<'s, 'e: 's>(
 fn serve(
     rx: &Receiver<Msg>,
     seats: &AtomicUsize,
-    idle: &AtomicUsize,
+    idle_seats: &AtomicUsize,
     model: &ModelTranscriber,
     cfg: ShareConfig,
     stats: &ShareStats,
@@ -224,22 +225,22 @@ fn serve(
             .map(|m| match m {
                 Msg::Encode(_, n, _) => *n,
                 Msg::Decode(r, _) => r.audio.windows(),
-                Msg::Left => 0,
+                Msg::Wake => 0,
             })
             .sum()
     };
     loop {
         match rx.recv() {
-            Ok(Msg::Left) => continue,
+            Ok(Msg::Wake) => continue,
             Ok(m) => pending.push(m),
             Err(_) => return,
         }
         let deadline = Instant::now() + cfg.wait;
         // Idle stages are not waited for.
-        let working = || seats.load(Ordering::SeqCst).saturating_sub(idle.load(Ordering::SeqCst));
+        let working = || seats.load(Ordering::SeqCst).saturating_sub(idle_seats.load(Ordering::SeqCst));
         while pending.len() < working() && rows(&pending) < cfg.rows {
             match rx.recv_deadline(deadline) {
-                Ok(Msg::Left) => {}
+                Ok(Msg::Wake) => {}
                 Ok(m) => pending.push(m),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
@@ -249,7 +250,7 @@ fn serve(
             match m {
                 Msg::Encode(mel, n, reply) => encodes.push(((mel, n), reply)),
                 Msg::Decode(r, reply) => decodes.push((r, reply)),
-                Msg::Left => {}
+                Msg::Wake => {}
             }
         }
         if !encodes.is_empty() {
