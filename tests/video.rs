@@ -1,7 +1,8 @@
 //! Real-world video: 1080p clips with known cuts (`samples/make.sh`: `samples/out/video/`), one
 //! encoded with keyframes at the cuts (as encoders' scene-cut detection puts them) and one with a
-//! fixed GOP and none at the cuts (as streaming encoders write), and two with x264's own keyframes
-//! over a zooming fractal. Every cut is found, to the frame, with nothing found where there is
+//! fixed GOP and none at the cuts (as streaming encoders write), two with x264's own keyframes
+//! over a zooming fractal, one with a cut on a keyframe of the encoder's beat, and one with a
+//! dissolve. Every cut is found, to the frame, with nothing found where there is
 //! none; and the video is decoded only as much as that needs.
 
 mod common;
@@ -94,6 +95,22 @@ fn a_keyframe_inside_a_zoom_is_not_a_cut() {
 fn keyframes_on_the_beat_inside_a_zoom_are_not_decoded_between() {
     let video = check("zoom-beat");
     assert!(video["gops_decoded"].as_u64().unwrap() <= 1, "{video}");
+}
+
+/// A keyframe every 4 s and x264's own at scene cuts: a cut at 10.8 s falls on that beat, after a
+/// moving test pattern whose frames cost alike throughout its GOP. A cut could only be at that
+/// keyframe: it is placed there, to the frame, and nothing between keyframes is decoded.
+#[test]
+fn a_cut_on_the_beat_after_a_steady_group_of_pictures_is_placed_at_its_keyframe() {
+    let video = check("beat-cut");
+    assert_eq!(video["gops_decoded"].as_u64().unwrap(), 0, "{video}");
+}
+
+/// The same test pattern dissolved over a second into a cellular automaton before the keyframe on
+/// the beat: a dissolve is no cut, and none is put at the keyframe after it.
+#[test]
+fn a_dissolve_is_not_a_cut() {
+    check("dissolve");
 }
 
 /// With on-screen text read, the video is decoded on a thread of its own (a second demuxer), its

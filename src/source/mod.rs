@@ -14,6 +14,8 @@
 #[cfg(feature = "ffmpeg")]
 mod ffmpeg;
 #[cfg(feature = "ffmpeg")]
+mod gop;
+#[cfg(feature = "ffmpeg")]
 pub mod live;
 pub mod picture;
 pub mod resample;
@@ -88,8 +90,9 @@ pub enum Follows {
     #[default]
     Closely,
     /// A keyframe after frames left undecoded: the picture may have moved any amount between
-    /// the two. `scene_cut`: the encoder put the keyframe off its regular beat after a stretch
-    /// with no burst, which it does at a scene cut.
+    /// the two. `scene_cut`: a change between the two is at this keyframe: the encoder put it off
+    /// its regular beat after a stretch with no burst, which it does at a scene cut, or on the
+    /// beat after a steady stretch with no burst, of an encoder that keys its scene cuts.
     Keyframe { scene_cut: bool },
     /// A keyframe after frames left undecoded, one of which (at this time) took a burst of bits,
     /// as an encoder spends on a cut it gave no keyframe: if the picture changed, it changed there.

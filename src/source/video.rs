@@ -23,15 +23,19 @@
 //! Where the keyframes can place a change, nothing else is decoded: a keyframe off the beat after
 //! a GOP without a burst is the encoder's own scene-cut keyframe, a cut there placed at it, to the
 //! frame; on the beat, one burst between keyframes that plainly differ is the cut, placed at the
-//! burst's frame when no B-frame shown before it was predicted from it. A steady GOP (no burst)
-//! held its keyframe's picture: that picture is given to the stills again a second later, so a
-//! slide is read as soon as it settles, as with every frame decoded. Decoded GOPs give frames at
-//! the sampling rates, as `all` does everywhere.
+//! burst's frame when no B-frame shown before it was predicted from it; and where the encoder
+//! keys its scene cuts, keyframes on the beat whose colours plainly differ, the second not the
+//! first's picture moved, after a GOP without a burst whose frames cost alike throughout (no
+//! dissolve), are a cut at the second. A GOP of a still picture (no burst) held its keyframe's
+//! picture: that picture is given to the stills again a second later, so a slide is read as soon
+//! as it settles, as with every frame decoded. Decoded GOPs give frames at the sampling rates, as
+//! `all` does everywhere.
 
 use std::time::{Duration, Instant};
 
 use ffmpeg_next as ff;
 
+use crate::source::gop;
 use crate::source::picture::{grey_difference, histogram, histogram_distance, moved_match, MOVED_MATCH};
 use crate::source::sampler::Sampler;
 use crate::source::{Follows, Media, VideoDecode, VideoFrame, VideoSampling, VideoStats};
@@ -46,13 +50,6 @@ const COLOURS_CUT: f32 = 0.4;
 /// Keyframes whose grey pictures differ by more than this (mean level, 0 to 255) show a
 /// different picture (the shot detector's spatial threshold).
 const PICTURE_MOVED: f32 = 30.0;
-/// A packet this many times the GOP's median (and at least `BURST_MIN_BYTES`) is a burst.
-const BURST_RATIO: usize = 3;
-const BURST_MIN_BYTES: usize = 2_000;
-/// A GOP whose median packet is smaller than this share of its keyframe's shows a still picture
-/// (slides, title cards: measured 0.1% to 1.2%); a moving one's is far larger (6% to 53% on our
-/// test media, 18% to 25% on a real clip).
-const STILL_RATIO: f64 = 0.03;
 /// A GOP longer than this (compressed) is not kept: its inside is left undecoded.
 const MAX_GOP_BYTES: usize = 64 << 20;
 /// A steady picture is given to the stills again this long after its keyframe.
@@ -392,10 +389,24 @@ impl VideoDecoding {
             let asks = if on_beat { self.scene_cuts && look } else { changed && !look };
             let moved_on =
                 asks && bursts.is_empty() && !still && moved_match(&last.picture, &key.picture) > MOVED_MATCH;
+            // On the beat, the same without a match: when the colours plainly changed and the GOP's
+            // frames cost alike from its start to its end (no dissolve into another shot, whose
+            // frames cost otherwise), its last frame shows the shot of its first, and the cut is at
+            // this keyframe: placed there, nothing decoded.
+            let at_key = on_beat
+                && asks
+                && bursts.is_empty()
+                && !still
+                && !moved_on
+                && colours > COLOURS_CUT
+                && gop::steady(&self.gop_sizes());
             let look = look || (moved_on && !on_beat);
             if moved_on && on_beat {
                 tracing::debug!(from = last.t, to = t, colours, "a keyframe on the beat of the same shot, moved");
                 follows = Follows::Moved;
+            } else if at_key {
+                tracing::debug!(from = last.t, to = t, colours, "a cut at a keyframe on the beat, the GOP steady");
+                follows = Follows::Keyframe { scene_cut: true };
             } else if placed.is_none() && (!bursts.is_empty() || look) {
                 tracing::debug!(
                     from = last.t,
@@ -448,34 +459,30 @@ impl VideoDecoding {
         Ok(())
     }
 
-    /// Whether the GOP kept since `key` shows a still picture (its packets after the keyframe
-    /// are tiny beside it).
-    fn gop_is_still(&self, key: &Key) -> bool {
-        let mut sizes: Vec<usize> = self.gop.iter().skip(1).map(|p| p.size()).collect();
-        if self.gop_dropped || sizes.is_empty() {
-            return false;
+    /// The sizes of the GOP's packets after its keyframe, in decode order; none when it was not
+    /// kept.
+    fn gop_sizes(&self) -> Vec<usize> {
+        if self.gop_dropped {
+            return Vec::new();
         }
-        sizes.sort_unstable();
-        (sizes[sizes.len() / 2] as f64) < STILL_RATIO * key.bytes as f64
+        self.gop.iter().skip(1).map(|p| p.size()).collect()
+    }
+
+    /// Whether the GOP kept since `key` shows a still picture.
+    fn gop_is_still(&self, key: &Key) -> bool {
+        gop::still(&self.gop_sizes(), key.bytes)
     }
 
     /// The GOP's packets (after its keyframe) much larger than the others, each exact where no
     /// frame shown before it is decoded after it (B-frames shown before a burst may show the
     /// new picture already, predicted from it; frames decoded before it cannot).
     fn gop_bursts(&self) -> Vec<Burst> {
-        if self.gop_dropped || self.gop.len() < 3 {
-            return Vec::new();
-        }
-        let mut sizes: Vec<usize> = self.gop.iter().skip(1).map(|p| p.size()).collect();
-        sizes.sort_unstable();
-        let median = sizes[sizes.len() / 2].max(1);
-        let burst = |p: &ff::Packet| p.size() >= BURST_MIN_BYTES && p.size() > BURST_RATIO * median;
         let exact = |i: usize, pts: i64| self.gop[i + 1..].iter().all(|q| q.pts().is_some_and(|t| t > pts));
-        (1..self.gop.len())
-            .filter(|&i| burst(&self.gop[i]))
+        gop::bursts(&self.gop_sizes())
+            .into_iter()
             .map(|i| {
-                let pts = self.gop[i].pts();
-                Burst { pts, exact: pts.is_some_and(|pts| exact(i, pts)) }
+                let pts = self.gop[i + 1].pts();
+                Burst { pts, exact: pts.is_some_and(|pts| exact(i + 1, pts)) }
             })
             .collect()
     }
