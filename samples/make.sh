@@ -182,17 +182,17 @@ cut_video() {
 }
 
 # dissolve_video OUT AUDIO HEIGHT: 17 s of video (25 fps, a keyframe every 4 s and x264's own at
-# scene cuts) under AUDIO's sound: a cellular automaton, a cut at 3.0 s to a moving test pattern,
-# which dissolves over 8.0-9.0 s into another automaton (rule 30); x264 keys no cut inside the
-# dissolve, and the keyframe on the beat after it (10.96 s) shows the automaton. One cut (OUT's
-# .cuts): a dissolve is none.
+# scene cuts) under AUDIO's sound: a cellular automaton (seeded: the same clip every time), a cut
+# at 3.0 s to a moving test pattern, which dissolves over 8.0-9.0 s into another automaton (rule
+# 30); x264 keys no cut inside the dissolve, and the keyframe on the beat after it (10.96 s) shows
+# the automaton. One cut (OUT's .cuts): a dissolve is none.
 dissolve_video() {
   local f=$1 audio=$2 height=$3
   [ -f "$f" ] && [ -f "${f%.*}.cuts" ] && return 0
   local w=$((height * 16 / 9 / 2 * 2)) lo=$((height / 4 / 2 * 2))
   local small="size=$((lo * 16 / 9 / 2 * 2))x$lo:rate=25" up="scale=${w}:${height}:flags=neighbor"
-  ff -f lavfi -i "life=mold=10:ratio=0.3:life_color=white:death_color=black:$small" \
-    -f lavfi -i "testsrc2=size=${w}x$height:rate=25" -f lavfi -i "cellauto=rule=30:random_fill_ratio=0.5:$small" \
+  ff -f lavfi -i "life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=5:$small" \
+    -f lavfi -i "testsrc2=size=${w}x$height:rate=25" -f lavfi -i "cellauto=rule=30:random_fill_ratio=0.5:seed=1:$small" \
     -i "$audio" -filter_complex "[0:v]trim=duration=3,$up,setpts=PTS-STARTPTS[a];\
 [1:v]trim=duration=9,hue=h=120:s=1.5,setpts=PTS-STARTPTS[b];[2:v]trim=duration=9,$up,setpts=PTS-STARTPTS[c];\
 [b][c]xfade=transition=fade:duration=1:offset=5[bc];[a][bc]concat=n=2:v=1:a=0[v]" \
@@ -219,7 +219,7 @@ make_video_set() {
   CUT_SCENES="$zoom" cut_video "$d/zoom-beat.mp4" "$out/timing.mp4" 1080 auto-100 3.0 15.0
   # With a keyframe every 4 s, a cut at 10.8 s on that beat, after a moving test pattern; and the
   # same pattern dissolved into another picture before the keyframe at 10.96 s instead.
-  local beat="life=mold=10:ratio=0.3:life_color=white:death_color=black@lo testsrc2,hue=h=120:s=1.5 smptehdbars"
+  local beat="life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=5@lo testsrc2,hue=h=120:s=1.5 smptehdbars"
   CUT_SCENES="$beat" cut_video "$d/beat-cut.mp4" "$out/timing.mp4" 1080 auto-100 3.0 10.8
   dissolve_video "$d/dissolve.mp4" "$out/timing.mp4" 1080
   python3 "$here/slides.py" "$out/slides-1080" --count 3 --snr 10 --height 1080

@@ -177,8 +177,13 @@ fn only_pictures_with_a_row_of_letters_are_read() {
         ("rgbtestsrc=size=1280x720", "null"),
         ("gradients=size=1280x720:seed=1", "null"),
         ("color=c=black:size=1280x720", "null"),
-        ("cellauto=size=480x270:rule=30:random_fill_ratio=0.5", neighbours),
-        ("cellauto=size=480x270:rule=110:random_fill_ratio=0.5", neighbours),
+        // Fixed seeds: the automata start from random cells otherwise, and one rule-110 picture in
+        // 20 (seed 5 of 1 to 20) has a row of three letter-like marks (it is then read, as every
+        // picture was before: a quarter of a second, no text).
+        ("cellauto=size=480x270:rule=30:random_fill_ratio=0.5:seed=1", neighbours),
+        ("cellauto=size=480x270:rule=30:random_fill_ratio=0.5:seed=2", neighbours),
+        ("cellauto=size=480x270:rule=110:random_fill_ratio=0.5:seed=1", neighbours),
+        ("cellauto=size=480x270:rule=110:random_fill_ratio=0.5:seed=2", neighbours),
     ];
     for (source, filter) in without {
         let row = row_in(source, filter);
