@@ -145,14 +145,15 @@ cut_video() {
   dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$audio")
   # Scenes, each unlike the one before (an encoder cannot predict a cut from the shot before
   # it): moving test patterns, a cellular automaton, a fractal, static bars; the last two are
-  # black and white alike (only their layout differs). CUT_SCENES (space-separated) replaces them.
+  # black and white alike (only their layout differs). The automata are seeded: the same clips
+  # every time. CUT_SCENES (space-separated) replaces them.
   local lo=$((height / 4 / 2 * 2))
   local up="scale=${w}:${height}:flags=neighbor"
-  local scenes=("testsrc2" "life=mold=10:ratio=0.3:life_color=white:death_color=black@lo"
+  local scenes=("testsrc2" "life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=1@lo"
     "testsrc2,hue=h=120:s=1.5" "smptehdbars,drawgrid=w=64:h=64:t=2:c=white@0.5" "mandelbrot@lo"
     "testsrc2,hflip,vflip" "testsrc2,hue=h=240,eq=brightness=-0.2"
     "life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=5@lo"
-    "cellauto=rule=30:random_fill_ratio=0.5@lo")
+    "cellauto=rule=30:random_fill_ratio=0.5:seed=1@lo")
   [ -n "${CUT_SCENES:-}" ] && read -r -a scenes <<< "$CUT_SCENES"
   for end in "$@" "$dur"; do
     local d; d=$(python3 -c "print(round($end - $t, 3))")
