@@ -136,8 +136,9 @@ make_gap_set() {
 # (seconds, on frame boundaries) into scenes of moving test patterns of different colours and a
 # static one, under AUDIO's sound. GOP "keys": keyframes forced at the cuts (as an encoder's
 # scene-cut detection puts them); "fixed": one every 2 s and none at the cuts (as streaming
-# encoders with fixed GOPs produce); "auto": x264's defaults. Writes OUT and OUT's .cuts (the
-# cut times, one a line).
+# encoders with fixed GOPs produce); "auto": x264's defaults. DISSOLVE (one of CUTS): the
+# pictures change there by a dissolve over the second before it, not a cut. Writes OUT and OUT's
+# .cuts (the cut times, one a line; a dissolve is none).
 cut_video() {
   local f=$1 audio=$2 height=$3 gop=$4; shift 4
   [ -f "$f" ] && [ -f "${f%.*}.cuts" ] && return 0
@@ -155,8 +156,12 @@ cut_video() {
     "life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=5@lo"
     "cellauto=rule=30:random_fill_ratio=0.5:seed=1@lo")
   [ -n "${CUT_SCENES:-}" ] && read -r -a scenes <<< "$CUT_SCENES"
+  # The streams concatenated, and how long each is (a scene, or two joined by a dissolve).
+  local joined=() lengths=()
   for end in "$@" "$dur"; do
     local d; d=$(python3 -c "print(round($end - $t, 3))")
+    # A scene dissolved in starts a second early, over the end of the one before.
+    [ "$t" = "${DISSOLVE:-}" ] && d=$(python3 -c "print(round($d + 1, 3))")
     local src=${scenes[$((i % ${#scenes[@]}))]}
     local gen=${src%%,*} rest="" size="${w}x${height}"
     [ "$gen" != "$src" ] && rest=",${src#*,}"
@@ -165,10 +170,18 @@ cut_video() {
     case "$gen" in *=*) gen="$gen:" ;; *) gen="$gen=" ;; esac
     inputs+=(-t "$d" -f lavfi -i "${gen}size=$size:rate=25")
     graph+="[$i:v]null$rest[v$i];"
+    if [ "$t" = "${DISSOLVE:-}" ]; then
+      local k=$((${#joined[@]} - 1)) off
+      off=$(python3 -c "print(round(${lengths[$k]} - 1, 3))")
+      graph+="[${joined[$k]}][v$i]xfade=transition=fade:duration=1:offset=$off[x$i];"
+      joined[k]="x$i"; lengths[k]=$(python3 -c "print(round($off + $d, 3))")
+    else
+      joined+=("v$i"); lengths+=("$d")
+    fi
     t=$end; i=$((i + 1))
   done
-  for j in $(seq 0 $((i - 1))); do graph+="[v$j]"; done
-  graph+="concat=n=$i:v=1:a=0[v]"
+  for l in "${joined[@]}"; do graph+="[$l]"; done
+  graph+="concat=n=${#joined[@]}:v=1:a=0[v]"
   local enc=(-c:v libx264 -preset veryfast -pix_fmt yuv420p)
   case "$gop" in
     keys) enc+=(-force_key_frames "$(IFS=,; echo "$*")") ;;
@@ -179,28 +192,7 @@ cut_video() {
   ff "${inputs[@]}" -i "$audio" -filter_complex "$graph" -map "[v]" -map "$i:a" "${enc[@]}" \
     -c:a aac -ar 48000 -ac 2 -shortest "$f.part.mp4"
   mv "$f.part.mp4" "$f"
-  printf '%s\n' "$@" > "${f%.*}.cuts"
-}
-
-# dissolve_video OUT AUDIO HEIGHT: 17 s of video (25 fps, a keyframe every 4 s and x264's own at
-# scene cuts) under AUDIO's sound: a cellular automaton (seeded: the same clip every time), a cut
-# at 3.0 s to a moving test pattern, which dissolves over 8.0-9.0 s into another automaton (rule
-# 30); x264 keys no cut inside the dissolve, and the keyframe on the beat after it (10.96 s) shows
-# the automaton. One cut (OUT's .cuts): a dissolve is none.
-dissolve_video() {
-  local f=$1 audio=$2 height=$3
-  [ -f "$f" ] && [ -f "${f%.*}.cuts" ] && return 0
-  local w=$((height * 16 / 9 / 2 * 2)) lo=$((height / 4 / 2 * 2))
-  local small="size=$((lo * 16 / 9 / 2 * 2))x$lo:rate=25" up="scale=${w}:${height}:flags=neighbor"
-  ff -f lavfi -i "life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=5:$small" \
-    -f lavfi -i "testsrc2=size=${w}x$height:rate=25" -f lavfi -i "cellauto=rule=30:random_fill_ratio=0.5:seed=1:$small" \
-    -i "$audio" -filter_complex "[0:v]trim=duration=3,$up,setpts=PTS-STARTPTS[a];\
-[1:v]trim=duration=9,hue=h=120:s=1.5,setpts=PTS-STARTPTS[b];[2:v]trim=duration=9,$up,setpts=PTS-STARTPTS[c];\
-[b][c]xfade=transition=fade:duration=1:offset=5[bc];[a][bc]concat=n=2:v=1:a=0[v]" \
-    -map "[v]" -map 3:a -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 100 -c:a aac -ar 48000 -ac 2 \
-    -shortest "$f.part.mp4"
-  mv "$f.part.mp4" "$f"
-  echo 3.0 > "${f%.*}.cuts"
+  for c in "$@"; do [ "$c" = "${DISSOLVE:-}" ] || echo "$c"; done > "${f%.*}.cuts"
 }
 
 # Real-world video for the tests: the cue-test talk (timing.mp4) under 1080p video with eight
@@ -219,10 +211,12 @@ make_video_set() {
   CUT_SCENES="$zoom" cut_video "$d/zoom-auto.mp4" "$out/timing.mp4" 1080 auto 3.0 15.0
   CUT_SCENES="$zoom" cut_video "$d/zoom-beat.mp4" "$out/timing.mp4" 1080 auto-100 3.0 15.0
   # With a keyframe every 4 s, a cut at 10.8 s on that beat, after a moving test pattern; and the
-  # same pattern dissolved into another picture before the keyframe at 10.96 s instead.
-  local beat="life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=5@lo testsrc2,hue=h=120:s=1.5 smptehdbars"
-  CUT_SCENES="$beat" cut_video "$d/beat-cut.mp4" "$out/timing.mp4" 1080 auto-100 3.0 10.8
-  dissolve_video "$d/dissolve.mp4" "$out/timing.mp4" 1080
+  # same pattern dissolved over 8.0-9.0 s into a cellular automaton (rule 30) instead: x264 keys
+  # no cut inside the dissolve, and the keyframe on the beat after it (10.8 s) shows the automaton.
+  local life="life=mold=10:ratio=0.3:life_color=white:death_color=black:seed=5@lo" pattern="testsrc2,hue=h=120:s=1.5"
+  CUT_SCENES="$life $pattern smptehdbars" cut_video "$d/beat-cut.mp4" "$out/timing.mp4" 1080 auto-100 3.0 10.8
+  CUT_SCENES="$life $pattern cellauto=rule=30:random_fill_ratio=0.5:seed=1@lo" DISSOLVE=9.0 \
+    cut_video "$d/dissolve.mp4" "$out/timing.mp4" 1080 auto-100 3.0 9.0
   python3 "$here/slides.py" "$out/slides-1080" --count 3 --snr 10 --height 1080
 }
 

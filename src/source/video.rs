@@ -304,7 +304,7 @@ impl VideoDecoding {
             // a steady still picture is held; without a burst, an encoder that keys its scene
             // cuts saw none; anything else is decoded (reference frames first).
             None => match self.last_key.take() {
-                Some(key) if self.gop_is_still(&key) && self.gop_bursts().is_empty() => {
+                Some(key) if gop::still(&self.gop_sizes(), key.bytes) && self.gop_bursts().is_empty() => {
                     self.emit(&key.frame, key.t + HELD_AFTER_S, Emit::Held, Follows::Closely, skipped, out)
                 }
                 Some(key) if self.scene_cuts && self.gop_bursts().is_empty() => {
@@ -364,7 +364,7 @@ impl VideoDecoding {
             // picture is decoded anyway (cheaply) for the stills to read the new slide as it
             // settles. (Off the beat, the keyframe is the change; a burst is something else.)
             let bursts = self.gop_bursts();
-            let still = self.gop_is_still(&last);
+            let still = gop::still(&self.gop_sizes(), last.bytes);
             let changed = colours > COLOURS_CUT || moved;
             let placed = match bursts.as_slice() {
                 [Burst { pts: Some(at), exact: true }] if on_beat && changed && !still => {
@@ -387,19 +387,13 @@ impl VideoDecoding {
             // framings alike, as from one speaker to the other, matches so too). Not for a
             // still picture's GOP: slides of one template match so too.
             let asks = if on_beat { self.scene_cuts && look } else { changed && !look };
-            let moved_on =
-                asks && bursts.is_empty() && !still && moved_match(&last.picture, &key.picture) > MOVED_MATCH;
+            let at_key_only = asks && bursts.is_empty() && !still;
+            let moved_on = at_key_only && moved_match(&last.picture, &key.picture) > MOVED_MATCH;
             // On the beat, the same without a match: when the colours plainly changed and the GOP's
             // frames cost alike from its start to its end (no dissolve into another shot, whose
             // frames cost otherwise), its last frame shows the shot of its first, and the cut is at
             // this keyframe: placed there, nothing decoded.
-            let at_key = on_beat
-                && asks
-                && bursts.is_empty()
-                && !still
-                && !moved_on
-                && colours > COLOURS_CUT
-                && gop::steady(&self.gop_sizes());
+            let at_key = on_beat && at_key_only && !moved_on && colours > COLOURS_CUT && gop::steady(&self.gop_sizes());
             let look = look || (moved_on && !on_beat);
             if moved_on && on_beat {
                 tracing::debug!(from = last.t, to = t, colours, "a keyframe on the beat of the same shot, moved");
@@ -468,11 +462,6 @@ impl VideoDecoding {
         self.gop.iter().skip(1).map(|p| p.size()).collect()
     }
 
-    /// Whether the GOP kept since `key` shows a still picture.
-    fn gop_is_still(&self, key: &Key) -> bool {
-        gop::still(&self.gop_sizes(), key.bytes)
-    }
-
     /// The GOP's packets (after its keyframe) much larger than the others, each exact where no
     /// frame shown before it is decoded after it (B-frames shown before a burst may show the
     /// new picture already, predicted from it; frames decoded before it cannot).
@@ -504,7 +493,7 @@ impl VideoDecoding {
             return Ok(());
         }
         self.stats.gops_decoded += 1;
-        let still = self.gop_is_still(key);
+        let still = gop::still(&self.gop_sizes(), key.bytes);
         tracing::debug!(from = key.t, until, packets = self.gop.len(), still, "decoding a group of pictures");
         let gop = std::mem::take(&mut self.gop);
         if still {
