@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::infer::StreamConfig;
 use crate::preprocess::shots::ShotConfig;
 use crate::preprocess::vad::VadConfig;
-use crate::preprocess::StillConfig;
 use crate::sink::live::HlsConfig;
+use crate::source::StillConfig;
 use crate::source::VideoSampling;
 use crate::visual::OcrConfig;
 
@@ -136,9 +136,11 @@ pub const DEFAULT_LIVE_PIPELINE: &str = include_str!("../pipelines/live.toml");
 
 impl PipelineConfig {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let cfg: PipelineConfig = toml::from_str(text)
+        let mut cfg: PipelineConfig = toml::from_str(text)
             .map_err(|e| Error::config(path, e.message().lines().next().unwrap_or("invalid TOML").to_string()))?;
         cfg.validate(path)?;
+        // The source decides which stills go on, before it scales them.
+        cfg.video.still_filter = cfg.stills.clone();
         Ok(cfg)
     }
 

@@ -89,9 +89,7 @@ pub fn run_file(
     };
     let model_stage =
         ModelStage::new(Arc::clone(&job.model), job.options.clone(), job.input.clone(), job.context, visual.is_some());
-    let preprocess = |stills: bool| {
-        PreprocessStage::new(job.model.dims().n_mels, job.pipeline.shots.clone(), job.pipeline.stills.clone(), stills)
-    };
+    let preprocess = |stills: bool| PreprocessStage::new(job.model.dims().n_mels, job.pipeline.shots.clone(), stills);
     let stills_unread = Arc::new(AtomicU64::new(0));
 
     let (results, video_results, stills_skipped) = std::thread::scope(|s| {

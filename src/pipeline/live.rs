@@ -66,8 +66,7 @@ pub fn run_live(job: LiveJob) -> Result<LiveSummary> {
         false,
         job.pipeline.live.clone(),
     );
-    let preprocess =
-        PreprocessStage::new(job.model.dims().n_mels, job.pipeline.shots.clone(), job.pipeline.stills.clone(), false);
+    let preprocess = PreprocessStage::new(job.model.dims().n_mels, job.pipeline.shots.clone(), false);
     let cues = LiveCueStage::new(job.profile.clone(), fps, job.roll_up);
     let results = std::thread::scope(|s| {
         let (l_dec, r_dec) = channel(ch.decode_to_preprocess);

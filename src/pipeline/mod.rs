@@ -121,7 +121,8 @@ fn reaches(item: &Media) -> Ts {
     match item {
         Media::Audio(a) => a.start + Ts::from_samples(a.samples.len() as u64, crate::source::SAMPLE_RATE_HZ),
         Media::Gap(g) => g.at + g.duration(),
-        Media::Video(f) | Media::Still(f) => f.at,
+        Media::Video(f) => f.at,
+        Media::Still(s) => s.at,
     }
 }
 

@@ -1,18 +1,16 @@
-//! Preprocess: decoded media in, log-mel frames and shot changes out to the model stage; stills,
-//! when the picture changed, out to the visual stages (a side output). Gaps in the audio become
+//! Preprocess: decoded media in, log-mel frames and shot changes out to the model stage; stills
+//! (those that settled and are new with their pixels, as the source chose) out to the visual
+//! stages (a side output). Gaps in the audio become
 //! silence here, so that every mel frame is 10 ms of media time.
 
 pub mod mel;
 pub mod shots;
-pub mod stills;
 pub mod vad;
 
 use crate::error::Result;
 use crate::flow::{Routed, Stage};
-use crate::source::{Media, SAMPLE_RATE_HZ};
+use crate::source::{Media, Still, SAMPLE_RATE_HZ};
 use crate::time::{Span, Ts};
-
-pub use stills::{Still, StillConfig};
 
 /// Median over a sliding window of `width` (odd), reflecting at the edges.
 pub fn median_filter(x: &[f32], width: usize) -> Vec<f32> {
@@ -94,8 +92,8 @@ pub enum Features {
 pub struct PreprocessStage {
     mel: mel::LogMel,
     shots: shots::ShotDetector,
-    /// `None` when no visual stage reads stills: they are let go here.
-    stills: Option<stills::StillFilter>,
+    /// A visual stage reads the stills: else they are let go here.
+    stills: bool,
     /// Audio samples taken in so far, silence for gaps included: the media time of the audio.
     samples: u64,
     /// Gaps filled with silence, and their length.
@@ -108,11 +106,11 @@ const SILENCE_BLOCK: usize = SAMPLE_RATE_HZ as usize;
 
 impl PreprocessStage {
     /// `stills`: a visual stage reads the stills passed on.
-    pub fn new(n_mels: usize, shots: shots::ShotConfig, still_cfg: StillConfig, stills: bool) -> Self {
+    pub fn new(n_mels: usize, shots: shots::ShotConfig, stills: bool) -> Self {
         Self {
             mel: mel::LogMel::new(n_mels),
             shots: shots::ShotDetector::new(shots),
-            stills: stills.then(|| stills::StillFilter::new(still_cfg)),
+            stills,
             samples: 0,
             gaps: 0,
             gap_time: Ts::ZERO,
@@ -181,9 +179,9 @@ impl Stage for PreprocessStage {
                     out.push(Routed::Main(Features::ShotChange(at)));
                 }
             }
-            Media::Still(f) => {
-                if let Some(filter) = &mut self.stills {
-                    out.push(Routed::Side(filter.push(f)));
+            Media::Still(s) => {
+                if self.stills {
+                    out.push(Routed::Side(s));
                 }
             }
         }

@@ -200,7 +200,13 @@ impl LiveSource {
                     g.at = g.at + self.offset;
                     self.reached = self.reached.max(g.at + g.duration());
                 }
-                Media::Video(f) | Media::Still(f) => f.at = f.at + self.offset,
+                Media::Video(f) => f.at = f.at + self.offset,
+                Media::Still(s) => {
+                    s.at = s.at + self.offset;
+                    if let Some(f) = &mut s.frame {
+                        f.at = f.at + self.offset;
+                    }
+                }
             }
         }
     }

@@ -21,6 +21,7 @@ pub mod picture;
 pub mod resample;
 #[cfg(feature = "ffmpeg")]
 mod sampler;
+pub mod stills;
 mod symphonia;
 #[cfg(feature = "ffmpeg")]
 mod video;
@@ -34,6 +35,7 @@ use crate::time::Ts;
 
 #[cfg(feature = "ffmpeg")]
 pub use self::ffmpeg::{FfmpegSource, VideoSource};
+pub use self::stills::{Still, StillConfig};
 pub use self::symphonia::SymphoniaSource;
 
 /// Audio rate every source delivers.
@@ -109,8 +111,9 @@ pub enum Media {
     Gap(Gap),
     /// Small frames at a high rate: shot detection.
     Video(VideoFrame),
-    /// Large frames at a low rate: on-screen text and the visual encoder.
-    Still(VideoFrame),
+    /// Large frames at a low rate, those that settled and are new with their pixels: on-screen
+    /// text and the visual encoder.
+    Still(Still),
 }
 
 /// How much of the video is decoded for the visual stages.
@@ -169,6 +172,9 @@ pub struct VideoSampling {
     /// Width of stills; never wider than the video.
     #[serde(default = "default_stills_width")]
     pub stills_width: u32,
+    /// Which stills go on with their pixels: the pipeline's `[stills]` table.
+    #[serde(skip)]
+    pub still_filter: StillConfig,
 }
 
 fn default_width() -> u32 {
@@ -187,6 +193,7 @@ impl Default for VideoSampling {
             width: default_width(),
             stills_fps: 0.0,
             stills_width: default_stills_width(),
+            still_filter: StillConfig::default(),
         }
     }
 }

@@ -187,6 +187,38 @@ pub fn cells_changed(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).filter(|(x, y)| (*x - *y).abs() > CELL_CHANGE).count() as f32 / a.len().max(1) as f32
 }
 
+/// The grey thumbnail (`THUMB_W x THUMB_H`, as [`thumbnail`] of the frame in RGB) of a decoded
+/// frame, from its luma plane before any scaling: the cell means of one pixel in `step` across
+/// and down (some 36 a cell at 1080p and 4K). `None` for pixel formats without an 8-bit luma
+/// plane.
+#[cfg(feature = "ffmpeg")]
+pub(crate) fn luma_thumbnail(frame: &ffmpeg_next::frame::Video) -> Option<Vec<f32>> {
+    use ffmpeg_next::format::Pixel;
+    let full = match frame.format() {
+        Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P => true,
+        Pixel::YUV420P | Pixel::YUV422P | Pixel::YUV444P | Pixel::NV12 | Pixel::NV21 => false,
+        _ => return None,
+    };
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let (luma, stride) = (frame.data(0), frame.stride(0));
+    let step = (w / 960).max(1);
+    let columns: Vec<usize> = (0..w).step_by(step).map(|x| x * THUMB_W / w).collect();
+    let (mut sum, mut count) = (vec![0u32; THUMB_W * THUMB_H], vec![0u32; THUMB_W * THUMB_H]);
+    for y in (0..h).step_by(step) {
+        let row = y * THUMB_H / h * THUMB_W;
+        for (&c, &v) in columns.iter().zip(luma[y * stride..y * stride + w].iter().step_by(step)) {
+            sum[row + c] += v as u32;
+            count[row + c] += 1;
+        }
+    }
+    // Limited-range luma spans 16 to 235.
+    let grey = |y: f32| if full { y } else { ((y - 16.0) * 255.0 / 219.0).clamp(0.0, 255.0) };
+    Some(sum.iter().zip(&count).map(|(&s, &c)| grey(s as f32 / c.max(1) as f32)).collect())
+}
+
 /// A small picture (`width` wide) of a YUV 4:2:0 frame, without swscale: each pixel the mean of a
 /// sparse grid of the cell of the frame it stands for, converted to RGB (BT.601). swscale read
 /// every pixel of an HD frame to make a 64-pixel one: on 1080p it took as long as decoding the
@@ -305,5 +337,40 @@ mod tests {
         // Flat pictures match nothing.
         let flat = VideoFrame { rgb: vec![90; 320 * 180 * 3], ..before.clone() };
         assert_eq!(moved_match(&flat, &before), 0.0);
+    }
+
+    #[cfg(feature = "ffmpeg")]
+    #[test]
+    fn the_luma_thumbnail_is_the_thumbnail_of_the_picture() {
+        use ffmpeg_next::format::Pixel;
+        // A grey picture (no colour) in limited-range YUV: a gradient with a dark block.
+        let (w, h) = (640usize, 360usize);
+        let luma = |x: usize, y: usize| {
+            if (100..300).contains(&x) && (50..120).contains(&y) {
+                20u8
+            } else {
+                (16 + (x + 2 * y) % 219) as u8
+            }
+        };
+        let mut frame = ffmpeg_next::frame::Video::new(Pixel::YUV420P, w as u32, h as u32);
+        let stride = frame.stride(0);
+        for y in 0..h {
+            for x in 0..w {
+                frame.data_mut(0)[y * stride + x] = luma(x, y);
+            }
+        }
+        for plane in 1..3 {
+            frame.data_mut(plane).fill(128);
+        }
+        let rgb = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (luma(x, y) as f32 - 16.0) * 255.0 / 219.0))
+            .flat_map(|g| [g.round().clamp(0.0, 255.0) as u8; 3])
+            .collect();
+        let picture = VideoFrame { at: Ts(0), width: w as u32, height: h as u32, rgb, follows: Default::default() };
+        let (a, b) = (luma_thumbnail(&frame).expect("YUV 4:2:0"), thumbnail(&picture));
+        assert_eq!(a.len(), THUMB_W * THUMB_H);
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(worst < 1.0, "cells differ by up to {worst}");
+        assert_eq!(cells_changed(&a, &b), 0.0);
     }
 }

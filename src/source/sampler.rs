@@ -3,7 +3,8 @@
 
 use ffmpeg_next as ff;
 
-use crate::source::picture::small_from_yuv420;
+use crate::source::picture::{luma_thumbnail, small_from_yuv420, thumbnail};
+use crate::source::stills::{Still, StillConfig, StillFilter};
 use crate::source::{Follows, Media, VideoFrame};
 use crate::time::Ts;
 
@@ -13,21 +14,63 @@ pub(crate) struct Sampler {
     pub(crate) next_at_s: f64,
     width: u32,
     /// Never scale up: stills keep the video's own width when it is narrower.
-    pub(crate) shrink_only: bool,
+    shrink_only: bool,
     scaler: Option<(ff::software::scaling::Context, (ff::format::Pixel, u32, u32))>,
-    pub(crate) wrap: fn(VideoFrame) -> Media,
+    /// Stills: which go on with their pixels (`None`: frames for shot detection).
+    stills: Option<StillFilter>,
 }
 
 impl Sampler {
-    pub(crate) fn new(fps: f64, width: u32, shrink_only: bool, wrap: fn(VideoFrame) -> Media) -> Option<Self> {
+    /// Frames for shot detection (`shrink_only`: the keyframe probe, never scaled up).
+    pub(crate) fn frames(fps: f64, width: u32, shrink_only: bool) -> Option<Self> {
         (fps > 0.0).then(|| Self {
             every_s: 1.0 / fps,
             next_at_s: 0.0,
             width: width.max(2) & !1,
             shrink_only,
             scaler: None,
-            wrap,
+            stills: None,
         })
+    }
+
+    /// Stills, never scaled up, those that settled and are new with their pixels.
+    pub(crate) fn stills(fps: f64, width: u32, filter: &StillConfig) -> Option<Self> {
+        Self::frames(fps, width, true).map(|s| Self { stills: Some(StillFilter::new(filter.clone())), ..s })
+    }
+
+    pub(crate) fn is_stills(&self) -> bool {
+        self.stills.is_some()
+    }
+
+    /// `frame` as this schedule's media: a frame for shot detection, or a still, scaled only
+    /// when it goes on with its pixels. `None` when this one frame fails to scale.
+    pub(crate) fn media(
+        &mut self,
+        frame: &ff::frame::Video,
+        t: f64,
+        follows: Follows,
+    ) -> Result<Option<Media>, String> {
+        if self.stills.is_none() {
+            return Ok(self.sample(frame, t, follows)?.map(Media::Video));
+        }
+        let at = Ts::from_secs_f64(t);
+        // Video whose luma cannot be read directly is scaled first and judged on that.
+        let (thumb, scaled) = match luma_thumbnail(frame) {
+            Some(thumb) => (thumb, None),
+            None => match self.sample(frame, t, follows)? {
+                Some(f) => (thumbnail(&f), Some(f)),
+                None => return Ok(None),
+            },
+        };
+        let filter = self.stills.as_mut().expect("a stills schedule");
+        if !filter.push(at, thumb) {
+            return Ok(Some(Media::Still(Still { at, frame: None })));
+        }
+        let frame = match scaled {
+            Some(f) => Some(f),
+            None => self.sample(frame, t, follows)?,
+        };
+        Ok(frame.map(|f| Media::Still(Still { at, frame: Some(f) })))
     }
 
     /// `frame` scaled to the sampler's width as RGB24; `None` when this one frame fails to scale.

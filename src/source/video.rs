@@ -142,7 +142,8 @@ fn indexed_beat(stream: &ff::format::stream::Stream) -> Option<(usize, bool)> {
 /// The media time of a video frame or still, in seconds.
 fn media_time(m: &Media) -> f64 {
     match m {
-        Media::Video(f) | Media::Still(f) => f.at.secs_f64(),
+        Media::Video(f) => f.at.secs_f64(),
+        Media::Still(s) => s.at.secs_f64(),
         _ => 0.0,
     }
 }
@@ -184,8 +185,8 @@ impl VideoDecoding {
         sampling: &VideoSampling,
     ) -> Result<Option<Self>, ff::Error> {
         let samplers: Vec<Sampler> = [
-            Sampler::new(sampling.fps, sampling.width, false, Media::Video),
-            Sampler::new(sampling.stills_fps, sampling.stills_width, true, Media::Still),
+            Sampler::frames(sampling.fps, sampling.width, false),
+            Sampler::stills(sampling.stills_fps, sampling.stills_width, &sampling.still_filter),
         ]
         .into_iter()
         .flatten()
@@ -211,7 +212,7 @@ impl VideoDecoding {
             beat_seen: 0,
             scene_cuts: false,
             samplers,
-            probe: Sampler::new(1.0, PROBE_WIDTH, true, Media::Still).expect("a schedule"),
+            probe: Sampler::frames(1.0, PROBE_WIDTH, true).expect("a schedule"),
             stats: VideoStats::default(),
             busy: Duration::ZERO,
         };
@@ -616,15 +617,15 @@ impl VideoDecoding {
             let due = t + 1e-6 >= s.next_at_s;
             let wanted = match how {
                 Emit::Paced => due,
-                Emit::PacedNoStills => due && !s.shrink_only,
+                Emit::PacedNoStills => due && !s.is_stills(),
                 Emit::Always => true,
-                Emit::Held => s.shrink_only,
-                Emit::Between => !s.shrink_only,
+                Emit::Held => s.is_stills(),
+                Emit::Between => !s.is_stills(),
             };
             if how == Emit::Between {
                 // Frames between two already given: the schedule has moved past them.
-                match s.sample(frame, t, follows)? {
-                    Some(f) => out.push((s.wrap)(f)),
+                match s.media(frame, t, follows)? {
+                    Some(m) => out.push(m),
                     None => *skipped += 1,
                 }
                 continue;
@@ -633,8 +634,8 @@ impl VideoDecoding {
                 continue;
             }
             s.next_at_s = s.next_at_s.max((t / s.every_s).floor() * s.every_s + s.every_s);
-            match s.sample(frame, t, follows)? {
-                Some(f) => out.push((s.wrap)(f)),
+            match s.media(frame, t, follows)? {
+                Some(m) => out.push(m),
                 None => *skipped += 1,
             }
         }

@@ -139,7 +139,7 @@ pub(crate) fn load_file(video: &Path, srt: &Path, job: &TrainJob, whisper: &Whis
     let tok = &job.tokenizer;
     let n_mels = job.model.config.dims.n_mels;
     let mut source = crate::source::open(video, &job.pipeline.video)?;
-    let mut pre = PreprocessStage::new(n_mels, job.pipeline.shots.clone(), job.pipeline.stills.clone(), true);
+    let mut pre = PreprocessStage::new(n_mels, job.pipeline.shots.clone(), true);
     let ocr = job.ocr.clone().map(|c| OcrReader::new(c, video.to_path_buf())).transpose()?;
     let mut visual = VisualStage::new(ocr, Some(job.images.clone()), video.to_path_buf());
     let mut context = Context::new(job.pipeline.context.clone());

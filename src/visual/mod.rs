@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::flow::Stage;
 use crate::model::dinov2::ImageEncoder;
-use crate::preprocess::Still;
+use crate::source::Still;
 use crate::time::Ts;
 use ocr::OcrReader;
 
