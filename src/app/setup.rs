@@ -32,19 +32,9 @@ pub struct Prepared {
     pub images: Option<ImageEncoder>,
     pub profile_name: String,
     pub profile: Profile,
-    /// Tesseract loading to check the setup (some 0.1 s, on a thread of its own while the input
-    /// opens and the model loads); [`Setup::new`] waits for it, so its errors are setup errors.
-    ocr_loading: Option<std::thread::JoinHandle<subtitle::Result<OcrReader>>>,
-}
-
-impl Drop for Prepared {
-    /// A run that stops before the model loads (a bad input, a bad model) lets Tesseract finish
-    /// loading first: torn down mid-load by the exit, it prints warnings.
-    fn drop(&mut self) {
-        if let Some(thread) = self.ocr_loading.take() {
-            let _ = thread.join();
-        }
-    }
+    /// The on-screen-text reader made to check the setup (Tesseract's language data; Tesseract
+    /// itself loads at the first still with a row of letters), for the first input to use.
+    checked_ocr: std::sync::Mutex<Option<OcrReader>>,
 }
 
 /// Everything a run's inputs share.
@@ -54,8 +44,6 @@ pub struct Setup {
     pub model_name: String,
     pub context: Context,
     pub options: TranscribeOptions,
-    /// The on-screen-text reader loaded to check the setup, for the first input to use.
-    checked_ocr: std::sync::Mutex<Option<OcrReader>>,
 }
 
 /// The pipeline file given, or the built-in one.
@@ -110,25 +98,24 @@ impl Prepared {
         if !ocr_on && args.adapter.is_none() {
             pipeline.video.stills_fps = 0.0;
         }
-        // Tesseract and the image encoder load before any input is read: they are setup errors.
-        let ocr_loading = ocr_on.then(|| {
-            let (cfg, input) = (pipeline.ocr.clone(), first_input.to_path_buf());
-            std::thread::spawn(move || OcrReader::new(cfg, input))
-        });
+        // Tesseract's language data is checked and the image encoder loads before any input is
+        // read: they are setup errors.
+        let checked_ocr = std::sync::Mutex::new(
+            ocr_on.then(|| OcrReader::new(pipeline.ocr.clone(), first_input.to_path_buf())).transpose()?,
+        );
         let images = match &args.adapter {
             Some(_) => Some(weights::load_image_encoder(&weights::resolve("dinov2")?, &candle_core::Device::Cpu)?),
             None => None,
         };
         let profile_name = args.profile.clone().unwrap_or_else(|| pipeline.cues.profile.clone());
         let profile = pipeline.cues.resolve(&profile_name).map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
-        Ok(Self { pipeline, ocr_on, images, profile_name, profile, ocr_loading })
+        Ok(Self { pipeline, ocr_on, images, profile_name, profile, checked_ocr })
     }
 }
 
 impl Setup {
-    /// Loads the model `args` names and settles the decoding options; the on-screen-text reader
-    /// is loaded by then.
-    pub fn new(mut prepared: Prepared, args: &ModelArgs) -> anyhow::Result<Self> {
+    /// Loads the model `args` names and settles the decoding options.
+    pub fn new(prepared: Prepared, args: &ModelArgs) -> anyhow::Result<Self> {
         let pipeline = &prepared.pipeline;
         let dir = weights::resolve(&args.model)?;
         let device = model_device();
@@ -149,13 +136,8 @@ impl Setup {
         }
         let options = decode_options(args, &model, &tokenizer, pipeline, &dir)?;
         let model_name = dir.display().to_string();
-        let checked_ocr = match prepared.ocr_loading.take() {
-            Some(thread) => Some(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?),
-            None => None,
-        };
         let model = ModelTranscriber::new(Arc::new(model), tokenizer);
-        let checked_ocr = std::sync::Mutex::new(checked_ocr);
-        Ok(Self { prepared, model, model_name, context, options, checked_ocr })
+        Ok(Self { prepared, model, model_name, context, options })
     }
 
     /// The job of `input`, opened; the input's own errors (unreadable, no audio) come from here.
@@ -174,7 +156,7 @@ impl Setup {
             ));
         }
         let p = &self.prepared;
-        let checked = self.checked_ocr.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let checked = p.checked_ocr.lock().unwrap_or_else(|e| e.into_inner()).take();
         let ocr = match checked {
             Some(reader) => Some(reader.for_input(input.to_path_buf())),
             None => p.ocr_on.then(|| OcrReader::new(p.pipeline.ocr.clone(), input.to_path_buf())).transpose()?,
