@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use crate::source::picture::{grey_difference, histogram, histogram_distance};
+use crate::source::picture::{grey_difference, histogram, histogram_distance, CHANGE_RATIO};
 use crate::source::{Follows, VideoFrame};
 use crate::time::Ts;
 
@@ -45,10 +45,6 @@ pub struct ShotDetector {
 
 /// Frames whose changes say how much the picture is moving.
 const RECENT: usize = 8;
-/// Between frames that follow closely, a change of picture or colours is a cut only when it is
-/// this many times the recent changes (a picture that changes a lot all the time, flicker or a
-/// cellular automaton, is not cut at every frame).
-const CHANGE_RATIO: f32 = 3.0;
 
 impl ShotDetector {
     pub fn new(cfg: ShotConfig) -> Self {

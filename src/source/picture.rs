@@ -52,6 +52,11 @@ pub fn grey_difference(a: &VideoFrame, b: &VideoFrame) -> f32 {
     sum as f32 / (a.rgb.len() / 3) as f32
 }
 
+/// Between frames that follow closely, a change of picture or colours may be a cut only when it
+/// is this many times the changes around it: a picture that changes a lot all the time (flicker,
+/// a cellular automaton) is not cut at every frame.
+pub const CHANGE_RATIO: f32 = 3.0;
+
 /// Thumbnail side lengths: coarse enough to ignore compression noise, fine enough that a line of
 /// text replaced by another changes cells (averaging larger cells evens the two out).
 pub const THUMB_W: usize = 160;

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use ffmpeg_next as ff;
 
 use crate::source::gop;
-use crate::source::picture::{grey_difference, histogram, histogram_distance, moved_match, MOVED_MATCH};
+use crate::source::picture::{grey_difference, histogram, histogram_distance, moved_match, CHANGE_RATIO, MOVED_MATCH};
 use crate::source::sampler::Sampler;
 use crate::source::{Follows, Media, VideoDecode, VideoFrame, VideoSampling, VideoStats};
 use crate::time::Ts;
@@ -50,6 +50,8 @@ const COLOURS_CUT: f32 = 0.4;
 /// Keyframes whose grey pictures differ by more than this (mean level, 0 to 255) show a
 /// different picture (the shot detector's spatial threshold).
 const PICTURE_MOVED: f32 = 30.0;
+/// Pairs of reference frames in a row from which a GOP's usual change between two is told.
+const USUAL_PAIRS: usize = 4;
 /// A GOP longer than this (compressed) is not kept: its inside is left undecoded.
 const MAX_GOP_BYTES: usize = 64 << 20;
 /// A steady picture is given to the stills again this long after its keyframe.
@@ -137,6 +139,36 @@ fn indexed_beat(stream: &ff::format::stream::Stream) -> Option<(usize, bool)> {
     let beat = twice.or(intervals.first().copied())?;
     let scene_cuts = keys.windows(2).any(|w| (w[1] - w[0]) as usize + 1 < beat);
     Some((beat, scene_cuts))
+}
+
+/// The pairs of reference frames in a row (`frames`, a GOP's) that may hold a cut between them,
+/// with frames between them left undecoded (`skipped_between`): their colours or picture changed,
+/// and by more than the GOP's usual change between two (once `USUAL_PAIRS` tell it), as the shot
+/// detector judges frames that follow closely. A picture that changes a lot all the time (a
+/// cellular automaton settling, its frames 120-320 kB at 4K) is not decoded between every two.
+fn changed_pairs(frames: &[&VideoFrame], skipped_between: impl Fn(f64, f64) -> bool) -> Vec<(f64, f64)> {
+    let changes: Vec<(f32, f32)> = frames
+        .windows(2)
+        .map(|w| (histogram_distance(&histogram(w[0]), &histogram(w[1])), grey_difference(w[0], w[1])))
+        .collect();
+    let median = |pick: fn(&(f32, f32)) -> f32| {
+        let mut v: Vec<f32> = changes.iter().map(pick).collect();
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let usual = (median(|c| c.0), median(|c| c.1));
+    let suspect = |&(colours, picture): &(f32, f32)| {
+        let unusual =
+            changes.len() < USUAL_PAIRS || colours > CHANGE_RATIO * usual.0 || picture > CHANGE_RATIO * usual.1;
+        (colours > CUT_SUSPECT || picture > PICTURE_MOVED) && unusual
+    };
+    frames
+        .windows(2)
+        .zip(&changes)
+        .filter(|(_, c)| suspect(c))
+        .map(|(w, _)| (w[0].at.secs_f64(), w[1].at.secs_f64()))
+        .filter(|&(a, b)| skipped_between(a, b))
+        .collect()
 }
 
 /// The media time of a video frame or still, in seconds.
@@ -516,15 +548,7 @@ impl VideoDecoding {
                 between.push((a, b));
             }
         }
-        for w in frames.windows(2) {
-            let (a, b) = (w[0].at.secs_f64(), w[1].at.secs_f64());
-            let skipped_between = times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4);
-            let changed = histogram_distance(&histogram(w[0]), &histogram(w[1])) > CUT_SUSPECT
-                || grey_difference(w[0], w[1]) > PICTURE_MOVED;
-            if skipped_between && changed {
-                between.push((a, b));
-            }
-        }
+        between.extend(changed_pairs(&frames, |a, b| times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4)));
         if let Some(&(_, last)) = between.last() {
             tracing::debug!(
                 pairs = between.len(),
@@ -640,5 +664,30 @@ impl VideoDecoding {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Grey stripes 4 pixels wide, `shift` pixels along, at `at_ms`; `None`: all black.
+    fn stripes(at_ms: i64, shift: Option<usize>) -> VideoFrame {
+        let level = |x: usize| shift.map_or(0, |s| if ((x + s) / 4).is_multiple_of(2) { 40 } else { 215 });
+        let rgb = (0..64 * 36).flat_map(|i| [level(i % 64); 3]).collect();
+        VideoFrame { at: Ts(at_ms), width: 64, height: 36, rgb, follows: Default::default() }
+    }
+
+    #[test]
+    fn a_picture_that_changes_all_the_time_is_decoded_between_only_where_it_changed_more() {
+        // Stripes a pixel along at each reference frame (a quarter of the picture changes), then
+        // a cut to black.
+        let mut refs: Vec<VideoFrame> = (0..8).map(|i| stripes(160 * i as i64, Some(i))).collect();
+        refs.extend([stripes(1280, None), stripes(1440, None)]);
+        let frames: Vec<&VideoFrame> = refs.iter().collect();
+        assert_eq!(changed_pairs(&frames, |_, _| true), vec![(1.12, 1.28)]);
+        // Too few pairs to tell what is usual: every change is looked into.
+        assert_eq!(changed_pairs(&frames[..3], |_, _| true), vec![(0.0, 0.16), (0.16, 0.32)]);
+        assert!(changed_pairs(&frames, |a, _| a < 1.0).is_empty(), "no frames between");
     }
 }
