@@ -189,4 +189,21 @@ fn only_pictures_with_a_row_of_letters_are_read() {
         let row = row_in(source, filter);
         assert!(row < LETTERS, "{row} letters in a row on {source} with {filter}");
     }
+    // The bars and grid at 4K through x264, as a still: the grid's cells on the grey ramp below
+    // the lighter bar are dark boxes side by side, filled as letters are not (a row of four when
+    // boxes filling up to 95% counted).
+    let dir = std::env::temp_dir().join(format!("subtitle-visual-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bars = dir.join("bars-4k.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "smptehdbars=size=3840x2160", "-frames:v", "1"])
+        .args(["-vf", "drawgrid=w=64:h=64:t=2:c=white@0.5", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&bars)
+        .output()
+        .expect("running ffmpeg");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rgb = frame(&bars, 0.0, "scale=1280:720:flags=area,format=rgb24,", 1280, 720);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let row = longest_row(&VideoFrame { at: Ts::ZERO, width: 1280, height: 720, rgb, follows: Follows::Closely });
+    assert!(row < LETTERS, "{row} letters in a row on 4K bars under a grid");
 }
