@@ -88,7 +88,8 @@ pub struct PipelineConfig {
     /// How segments are cut into cues: the subtitle profile and custom profiles.
     #[serde(default)]
     pub cues: CueConfig,
-    /// Which stills go on to the visual stages.
+    /// Which stills go on to the visual stages (the source reads it as `video.still_filter`,
+    /// set from here when the pipeline is parsed).
     #[serde(default)]
     pub stills: StillConfig,
     /// On-screen text.

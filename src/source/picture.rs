@@ -72,15 +72,22 @@ pub fn thumbnail(f: &VideoFrame) -> Vec<f32> {
 /// The grey levels of `f` averaged over `tw x th` cells, row by row.
 fn grey_cells(f: &VideoFrame, tw: usize, th: usize) -> Vec<f32> {
     let (w, h) = (f.width as usize, f.height as usize);
-    let mut sum = vec![0f32; tw * th];
-    let mut count = vec![0u32; tw * th];
-    for y in 0..h {
-        let ty = y * th / h.max(1);
-        for x in 0..w {
-            let tx = x * tw / w.max(1);
-            let p = &f.rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
-            sum[ty * tw + tx] += 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
-            count[ty * tw + tx] += 1;
+    cell_means(w, h, tw, th, 1, |x, y| {
+        let p = &f.rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
+        0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32
+    })
+}
+
+/// The means of `value(x, y)` over `tw x th` cells of a `w x h` picture, row by row, from one
+/// pixel in `step` across and down.
+fn cell_means(w: usize, h: usize, tw: usize, th: usize, step: usize, value: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let columns: Vec<(usize, usize)> = (0..w).step_by(step).map(|x| (x, x * tw / w.max(1))).collect();
+    let (mut sum, mut count) = (vec![0f32; tw * th], vec![0u32; tw * th]);
+    for y in (0..h).step_by(step) {
+        let row = y * th / h.max(1) * tw;
+        for &(x, cell) in &columns {
+            sum[row + cell] += value(x, y);
+            count[row + cell] += 1;
         }
     }
     sum.iter().zip(&count).map(|(s, &c)| s / c.max(1) as f32).collect()
@@ -209,19 +216,10 @@ pub(crate) fn luma_thumbnail(frame: &ffmpeg_next::frame::Video) -> Option<Vec<f3
         return None;
     }
     let (luma, stride) = (frame.data(0), frame.stride(0));
-    let step = (w / 960).max(1);
-    let columns: Vec<usize> = (0..w).step_by(step).map(|x| x * THUMB_W / w).collect();
-    let (mut sum, mut count) = (vec![0u32; THUMB_W * THUMB_H], vec![0u32; THUMB_W * THUMB_H]);
-    for y in (0..h).step_by(step) {
-        let row = y * THUMB_H / h * THUMB_W;
-        for (&c, &v) in columns.iter().zip(luma[y * stride..y * stride + w].iter().step_by(step)) {
-            sum[row + c] += v as u32;
-            count[row + c] += 1;
-        }
-    }
+    let means = cell_means(w, h, THUMB_W, THUMB_H, (w / 960).max(1), |x, y| luma[y * stride + x] as f32);
     // Limited-range luma spans 16 to 235.
     let grey = |y: f32| if full { y } else { ((y - 16.0) * 255.0 / 219.0).clamp(0.0, 255.0) };
-    Some(sum.iter().zip(&count).map(|(&s, &c)| grey(s as f32 / c.max(1) as f32)).collect())
+    Some(means.into_iter().map(grey).collect())
 }
 
 /// A small picture (`width` wide) of a YUV 4:2:0 frame, without swscale: each pixel the mean of a

@@ -147,9 +147,9 @@ fn indexed_beat(stream: &ff::format::stream::Stream) -> Option<(usize, bool)> {
 /// detector judges frames that follow closely. A picture that changes a lot all the time (a
 /// cellular automaton settling, its frames 120-320 kB at 4K) is not decoded between every two.
 fn changed_pairs(frames: &[&VideoFrame], skipped_between: impl Fn(f64, f64) -> bool) -> Vec<(f64, f64)> {
-    let changes: Vec<(f32, f32)> = frames
-        .windows(2)
-        .map(|w| (histogram_distance(&histogram(w[0]), &histogram(w[1])), grey_difference(w[0], w[1])))
+    let colours: Vec<Vec<f32>> = frames.iter().map(|f| histogram(f)).collect();
+    let changes: Vec<(f32, f32)> = (1..frames.len())
+        .map(|i| (histogram_distance(&colours[i - 1], &colours[i]), grey_difference(frames[i - 1], frames[i])))
         .collect();
     let median = |pick: fn(&(f32, f32)) -> f32| {
         let mut v: Vec<f32> = changes.iter().map(pick).collect();

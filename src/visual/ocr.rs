@@ -41,9 +41,12 @@ impl OcrReader {
     /// check, it loads now, and says itself what it misses.
     #[cfg(feature = "ocr")]
     pub fn new(cfg: OcrConfig, input: PathBuf) -> Result<Self> {
-        check(&cfg.language)?;
-        let checked = tessdata_dirs().iter().any(|d| d.is_dir());
-        let engine = if checked { None } else { Some(Engine(load(&cfg.language)?)) };
+        let engine = if tessdata_dirs().iter().any(|d| d.is_dir()) {
+            check(&cfg.language)?;
+            None
+        } else {
+            Some(Engine(load(&cfg.language)?))
+        };
         Ok(Self { cfg, input, engine, last: None, read: 0, passed_over: 0, busy: std::time::Duration::ZERO })
     }
 
