@@ -15,6 +15,15 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// The tests here play streams in real time, and the words a stream commits depend on when its
+/// passes run. Run together on a 2-core machine they starve each other's passes (the two-stream
+/// test once lost a stream's last words that way in CI: passes took 0.7-1.2 s against 0.35-0.4 s
+/// alone): one at a time, each gets the machine a user's stream would.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static REAL_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    REAL_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// `subtitle live ARGS` with tiny.en, stdout and stderr captured.
 fn live(args: &[&str], stdin: Stdio) -> Child {
     bin()
@@ -106,6 +115,7 @@ fn watch_appends(path: PathBuf, done: Arc<AtomicBool>) -> std::thread::JoinHandl
 
 #[test]
 fn stdin_to_its_end_gives_append_only_cues_events_and_an_hls_playlist() {
+    let _alone = one_at_a_time();
     let dir = tempdir("live-stdin");
     let ts = mpegts(&sample("timing.mp4"), &dir);
     let (srt, ev, hls) = (dir.join("live.srt"), dir.join("events.jsonl"), dir.join("hls"));
@@ -241,6 +251,7 @@ fn stdin_to_its_end_gives_append_only_cues_events_and_an_hls_playlist() {
 
 #[test]
 fn a_udp_stream_that_drops_and_comes_back_goes_on_in_time() {
+    let _alone = one_at_a_time();
     let dir = tempdir("live-udp");
     let port = 47000 + std::process::id() % 1000;
     let (url, ev, srt) = (format!("udp://127.0.0.1:{port}"), dir.join("events.jsonl"), dir.join("live.srt"));
@@ -294,6 +305,7 @@ fn a_udp_stream_that_drops_and_comes_back_goes_on_in_time() {
 
 #[test]
 fn the_preview_page_shows_committed_words_in_headless_chromium() {
+    let _alone = one_at_a_time();
     let chromium =
         ["chromium", "chromium-browser"].into_iter().find(|c| Command::new(c).arg("--version").output().is_ok());
     let chromium = chromium.expect("chromium is needed for this test (.ci/setup installs it)");
@@ -345,6 +357,7 @@ fn the_preview_page_shows_committed_words_in_headless_chromium() {
 
 #[test]
 fn audio_the_model_cannot_hold_is_skipped_and_reported() {
+    let _alone = one_at_a_time();
     // Passes only every 40 s of audio (as a model far slower than real time would manage): the
     // buffer outgrows Whisper's 30 s window, and what it cannot hold is skipped, reported as a
     // gap with reason "overload" and in the stats, never decoded late.
@@ -394,6 +407,7 @@ fn push(input: &Path, format: &str, url: &str) -> Child {
 
 #[test]
 fn pushes_to_an_rtmp_or_srt_listener_are_transcribed() {
+    let _alone = one_at_a_time();
     let dir = tempdir("live-listen");
     let port = 48000 + 2 * (std::process::id() % 500);
     let listeners = [
@@ -439,6 +453,7 @@ fn pushes_to_an_rtmp_or_srt_listener_are_transcribed() {
 /// model together (the shared model stage decodes them as one batch, each after its own text).
 #[test]
 fn two_streams_in_one_process_keep_their_own_words() {
+    let _alone = one_at_a_time();
     let dir = tempdir("live-two");
     let template = dir.join("events-{n}.jsonl");
     // A pass waits for the other stream's pass however long that takes (a stream between passes
