@@ -3,10 +3,7 @@
 //! - when two passes in a row agree on them and they ended `settle_ms` before the newest audio
 //!   (LocalAgreement-2, as whisper_streaming; the last word heard may be cut off);
 //! - when they ended `hold_ms` before the newest audio and the passes still disagree after them
-//!   (latency stays bounded when the decoder keeps changing its mind about a word), but not
-//!   from a pass Whisper would call failed (mean log probability under `logprob_threshold`):
-//!   on a busy machine one such pass said "is a big roundfire fox" (word probabilities
-//!   0.03-0.14) over "jumps over the lazy dog", and its first words went out held;
+//!   (latency stays bounded when the decoder keeps changing its mind about a word);
 //! - at a pause: once voice activity hears `endpoint_ms` without speech after the last word,
 //!   the words heard are committed, so the last words before a pause are out before speech
 //!   resumes, not after; those that the pass before did not hear alike and that Whisper is
@@ -174,9 +171,7 @@ struct Committable {
 
 /// The commit rules (the module's) for a pass's `hypothesis` (its words after the committed
 /// ones) given the pass before's (`tentative`): the buffer ends at `end`, its last speech at
-/// `speech_end`; `last`: the stream ended; `failed`: Whisper would call the decoding failed
-/// (mean log probability under `logprob_threshold`), so its words are committed only as the
-/// pass before heard them or at a pause as sure, never by holding alone.
+/// `speech_end`; `last`: the stream ended.
 fn committable(
     cfg: &StreamConfig,
     tentative: &[Word],
@@ -184,7 +179,6 @@ fn committable(
     end: Ts,
     speech_end: Ts,
     last: bool,
-    failed: bool,
 ) -> Committable {
     // Agreed with the pass before; then any settled long ago; all at a pause or the end.
     let ripe = end - Ts(cfg.settle_ms);
@@ -192,7 +186,7 @@ fn committable(
     let alike = tentative.iter().zip(hypothesis).take_while(|(a, b)| key(&a.text) == key(&b.text)).count();
     let agreed = hypothesis[..alike].iter().take_while(|w| w.span.end <= ripe).count();
     let settled = end - Ts(cfg.hold_ms);
-    let held = if failed { 0 } else { hypothesis[agreed..].iter().take_while(|w| w.span.end <= settled).count() };
+    let held = hypothesis[agreed..].iter().take_while(|w| w.span.end <= settled).count();
     // Words wholly after the last speech are Whisper's inventions over silence ("you",
     // "Thank you."): never committed.
     let spoken = hypothesis.iter().take_while(|w| w.span.start < speech_end).count();
@@ -209,6 +203,21 @@ fn committable(
         (agreed + held).min(spoken)
     };
     Committable { n, agreed, held, paused, spoken }
+}
+
+/// Where a pass that stopped short is decoded again from (a frame), the last committed word
+/// spanning `last`, the buffer starting at frame `start`: the word's end where a pause follows
+/// it; inside `speech`, its start (the word heard again and aligned away), as long as that is
+/// after `start`. A buffer that starts at the next word's first sound, mid-phrase, is decoded
+/// badly: "is a big roundfark" for "jumps over the lazy dog", which the next pass from there
+/// said again, and so agreed on.
+fn restart_at(speech: &[Span], last: Span, start: usize) -> usize {
+    let inside = speech.iter().any(|r| r.start < last.end && last.end < r.end);
+    if inside && frames(last.start) > start {
+        frames(last.start)
+    } else {
+        frames(last.end)
+    }
 }
 
 pub struct StreamingStage {
@@ -459,19 +468,12 @@ impl StreamingStage {
         }
         // Whisper sometimes ends its text early, a sentence or more before the buffer's speech
         // ends (most often after the committed words the buffer starts with): decoded again
-        // from the last committed word, the rest is heard. From its end where a pause follows
-        // it; inside speech, from its start (heard again, aligned away): a buffer that starts
-        // at the next word's first sound, mid-phrase, is decoded badly ("is a big roundfark"
-        // for "jumps over the lazy dog", which two passes then agreed on).
+        // from the last committed word ([`restart_at`]), the rest is heard.
         let heard_to = words.last().map_or(self.committed_until, |w| w.span.end.max(self.committed_until));
         let committed_end = frames(self.committed_until);
         if unheard_speech(&act.speech, heard_to) >= Ts(UNHEARD_SPEECH_MS) && self.start < committed_end {
-            let inside = act.speech.iter().any(|r| r.start < self.committed_until && self.committed_until < r.end);
-            let to = match self.in_buffer.last() {
-                Some(w) if inside && frames(w.span.start) > self.start => frames(w.span.start),
-                _ => committed_end,
-            };
-            tracing::debug!(buffer = %offset, heard_to = %heard_to, inside, "a pass stopped short of the speech: decoded again from the last committed word");
+            let to = self.in_buffer.last().map_or(committed_end, |w| restart_at(&act.speech, w.span, self.start));
+            tracing::debug!(buffer = %offset, heard_to = %heard_to, restart = %offset_of(to), "a pass stopped short of the speech: decoded again from the last committed word");
             self.note_pass(t0.elapsed().as_secs_f64());
             self.move_start(to);
             // This pass's tensors are let go before the next is decoded (memory stays a pass's).
@@ -482,9 +484,8 @@ impl StreamingStage {
         let pass_s = t0.elapsed().as_secs_f64();
         self.note_pass(pass_s);
 
-        let failed = r.avg_logprob < self.input.opts.decode.logprob_threshold;
         let Committable { n, agreed, held, paused, spoken } =
-            committable(&self.cfg, &self.tentative, &hypothesis, end, speech_end, last, failed);
+            committable(&self.cfg, &self.tentative, &hypothesis, end, speech_end, last);
         if tracing::enabled!(tracing::Level::DEBUG) {
             let text: Vec<String> = hypothesis
                 .iter()
@@ -638,12 +639,24 @@ mod tests {
         assert!(max_new_tokens(Ts(3000)) <= 224 / 3);
     }
 
+    #[test]
+    fn a_pass_that_stopped_short_starts_again_at_the_last_word_inside_speech_after_it_at_a_pause() {
+        let speech = [Span::new(Ts(0), Ts(4000)), Span::new(Ts(5000), Ts(9000))];
+        let word = Span::new(Ts(1000), Ts(1800));
+        // Mid-phrase: from the word's start; not before the buffer's start (then its end).
+        assert_eq!(restart_at(&speech, word, 0), frames(Ts(1000)));
+        assert_eq!(restart_at(&speech, word, frames(Ts(1000))), frames(Ts(1800)));
+        // The word ends before a pause: from its end.
+        assert_eq!(restart_at(&speech, Span::new(Ts(3500), Ts(4000)), 0), frames(Ts(4000)));
+        assert_eq!(restart_at(&speech, Span::new(Ts(3500), Ts(4300)), 0), frames(Ts(4300)));
+    }
+
     fn word(text: &str, start: i64, end: i64, probability: f32) -> Word {
         Word { span: Span::new(Ts(start), Ts(end)), text: text.into(), probability }
     }
 
     #[test]
-    fn words_go_out_agreed_held_at_a_pause_or_at_the_end_and_a_failed_pass_holds_none() {
+    fn words_go_out_agreed_held_at_a_pause_or_at_the_end() {
         let cfg = StreamConfig::default();
         let before = [word("the", 0, 300, 0.9), word("quick", 300, 700, 0.9), word("brown", 700, 1000, 0.9)];
         let now = [
@@ -655,25 +668,24 @@ mod tests {
         let speaking = Ts(5000);
         // Still speaking: the words the pass before heard alike that settled go out, the last
         // (ended under settle_ms ago) waits; the one the passes disagree on waits.
-        let c = committable(&cfg, &before, &now, Ts(1100), speaking, false, false);
+        let c = committable(&cfg, &before, &now, Ts(1100), speaking, false);
         assert_eq!((c.n, c.agreed, c.held, c.paused), (2, 2, 0, false));
-        // Once it ended hold_ms ago, a word goes out though the passes disagree after it...
-        let end = Ts(1500 + cfg.hold_ms);
-        let c = committable(&cfg, &before[..1], &now, end, speaking, false, false);
+        // Once it ended hold_ms ago, a word goes out though the passes disagree after it.
+        let c = committable(&cfg, &before[..1], &now, Ts(1500 + cfg.hold_ms), speaking, false);
         assert_eq!((c.n, c.agreed, c.held), (4, 1, 3));
-        // ...but not from a pass Whisper would call failed: those wait for a pass that agrees.
-        let c = committable(&cfg, &before[..1], &now, end, speaking, false, true);
-        assert_eq!((c.n, c.agreed, c.held), (1, 1, 0));
+        let c = committable(&cfg, &before[..1], &now, Ts(1499 + cfg.hold_ms), speaking, false);
+        assert_eq!((c.n, c.agreed, c.held), (3, 1, 2));
         // At a pause the words heard alike go out, and the sure ones after them; an unsure one
         // waits for the next pass, and words wholly after the speech never go out.
         let after = [&now[..], &[word("you", 2400, 2600, 0.95)]].concat();
         let paused = Ts(1500 + cfg.endpoint_ms);
-        let c = committable(&cfg, &before, &after, paused, Ts(1500), false, false);
+        let c = committable(&cfg, &before, &after, paused, Ts(1500), false);
         assert_eq!((c.n, c.paused, c.spoken), (3, true, 4));
         let sure = [&now[..3], &[word("fox", 1000, 1500, 0.8)]].concat();
-        assert_eq!(committable(&cfg, &before, &sure, paused, Ts(1500), false, true).n, 4);
-        // The stream's end: every spoken word, failed or not.
-        assert_eq!(committable(&cfg, &[], &after, Ts(1600), Ts(1500), true, true).n, 4);
+        assert_eq!(committable(&cfg, &before, &sure, paused, Ts(1500), false).n, 4);
+        assert_eq!(committable(&cfg, &before, &sure, paused - Ts(1), Ts(1500), false).n, 3);
+        // The stream's end: every spoken word.
+        assert_eq!(committable(&cfg, &[], &after, Ts(1600), Ts(1500), true).n, 4);
     }
 
     #[test]
