@@ -192,8 +192,7 @@ fn only_pictures_with_a_row_of_letters_are_read() {
     // The bars and grid at 4K through x264, as a still: the grid's cells on the grey ramp below
     // the lighter bar are dark boxes side by side, filled as letters are not (a row of four when
     // boxes filling up to 95% counted).
-    let dir = std::env::temp_dir().join(format!("subtitle-visual-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tempdir("visual-bars");
     let bars = dir.join("bars-4k.mp4");
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i", "smptehdbars=size=3840x2160", "-frames:v", "1"])
