@@ -182,7 +182,7 @@ impl OcrReader {
         let lines = if row >= text_like::LETTERS {
             self.read(frame)?
         } else {
-            tracing::debug!(at = %frame.at, row, "no row of letters: not given to Tesseract");
+            tracing::debug!(at = %frame.at, row, ms = t0.elapsed().as_secs_f64() * 1e3, "no row of letters: not given to Tesseract");
             self.passed_over += 1;
             Vec::new()
         };
