@@ -232,13 +232,13 @@ impl VideoDecoding {
         // stills scaled to half the picture's width or less (4K to 1280): the area filter
         // averages away the block edges it smooths (the 4K clip: 0.03-0.05 s less of the source
         // thread's 1.45 s, four alternate runs; the same cuts, stills and cues).
-        // SAFETY: the stream's codec parameters are read, not kept.
-        let coded_width = unsafe { (*stream.parameters().as_ptr()).width }.max(0) as u32;
-        let halved = coded_width >= 2 * sampling.stills_width;
+        let params = stream.parameters();
+        // SAFETY: `params` holds the stream's codec parameters for as long as this reads them.
+        let halved = unsafe { (*params.as_ptr()).width }.max(0) as u32 >= 2 * sampling.stills_width;
         let mut v = Self {
             stream: stream.index(),
             time_base: tb.numerator() as f64 / tb.denominator().max(1) as f64,
-            params: stream.parameters(),
+            params,
             skip_loop_filter: sampling.stills_fps <= 0.0 || halved,
             mode: sampling.decode,
             all: None,
