@@ -20,6 +20,7 @@ use subtitle::batch::resp::QueueUrl;
 use subtitle::batch::{self, Item, Shard};
 use subtitle::config::PipelineConfig;
 use subtitle::error::Error;
+use subtitle::infer::ModelTranscriber;
 use subtitle::pipeline::file::{run_files, FileSummary};
 use subtitle::pipeline::Shutdown;
 use subtitle::sink::Format;
@@ -107,6 +108,7 @@ fn enqueue(source: &Path, queue: &str, pipeline: Option<&Path>) -> anyhow::Resul
 /// Everything an item needs to run and be recorded.
 struct Ctx<'a> {
     setup: &'a Setup,
+    model: &'a ModelTranscriber,
     out: PathBuf,
     format: Format,
     settings: String,
@@ -198,6 +200,7 @@ fn work(args: BatchRunArgs) -> anyhow::Result<()> {
     };
     let prepared = Prepared::new(&args.model, PipelineConfig::default_file, &first)?;
     let setup = Setup::new(prepared, &args.model)?;
+    let model = setup.model()?;
     let settings = settings_of(&setup, &args.model, format)?;
     let shutdown = Shutdown::default();
     {
@@ -212,6 +215,7 @@ fn work(args: BatchRunArgs) -> anyhow::Result<()> {
     };
     let ctx = Ctx {
         setup: &setup,
+        model,
         out: out.clone(),
         format,
         settings,
@@ -564,7 +568,7 @@ fn run_items(
     finish: impl Fn(&Job, &Outcome) -> bool + Sync,
 ) {
     let setup = ctx.setup;
-    let batch = setup.file_batch(jobs, shutdown.clone());
+    let batch = setup.file_batch(ctx.model, jobs, shutdown.clone());
     let timers: Mutex<HashMap<String, (Shutdown, crossbeam_channel::Sender<()>)>> = Default::default();
     let next = || {
         let mut job = next()?;

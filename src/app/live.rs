@@ -81,6 +81,7 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
         sources.push(LiveSource::open(spec, &pipeline.video, Arc::clone(&stop))?);
     }
     let setup = Setup::new(prepared, &model_args)?;
+    let model = setup.model()?;
 
     let feed = args.serve.as_ref().map(|_| Feed::default());
     let server = match (&args.serve, &feed) {
@@ -124,7 +125,7 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
         jobs.push(LiveJob {
             name,
             source: Box::new(source),
-            model: Arc::new(setup.model.clone()),
+            model: Arc::new(model.clone()),
             options: setup.options.clone(),
             pipeline: pipeline.clone(),
             profile: setup.prepared.profile.clone(),
@@ -139,7 +140,7 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
     // Several streams decode their passes together where they can.
     let share = (count > 1).then(|| {
         let cfg = ShareConfig { rows: count, wait: Duration::from_millis(pipeline.model.share_wait_ms), inputs: count };
-        (setup.model.clone(), cfg)
+        (model.clone(), cfg)
     });
     run_streams(jobs, share, |i, result| match result {
         Ok(s) => {

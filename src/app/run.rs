@@ -43,12 +43,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     let prepared = Prepared::new(&args.model, PipelineConfig::default_file, &first)?;
-    // Open a single input before the (slower) model load, so a bad file fails fast.
+    // The model loads on a thread of its own while a single input is opened (a bad one fails
+    // at once) and read.
+    let setup = Setup::new(prepared, &args.model)?;
     let source = match args.inputs.len() {
-        1 => Some(subtitle::source::open(&first, &prepared.pipeline.video)?),
+        1 => Some(subtitle::source::open(&first, &setup.prepared.pipeline.video)?),
         _ => None,
     };
-    let setup = Setup::new(prepared, &args.model)?;
     let shutdown = Shutdown::default();
     {
         let s = shutdown.clone();
@@ -132,7 +133,7 @@ fn many(
     });
     let failed = AtomicUsize::new(0);
     let jobs = jobs.clamp(1, inputs.len().max(1));
-    let batch = setup.file_batch(jobs, shutdown.clone());
+    let batch = setup.file_batch(setup.model()?, jobs, shutdown.clone());
     let next_input = AtomicUsize::new(0);
     let next = || Some(next_input.fetch_add(1, Ordering::SeqCst)).filter(|&i| i < inputs.len());
     let make = |&i: &usize, shutdown: Shutdown| {

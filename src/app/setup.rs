@@ -11,9 +11,9 @@ use subtitle::config::PipelineConfig;
 use subtitle::context::Context;
 use subtitle::cue::Profile;
 use subtitle::error::Error;
-use subtitle::infer::{DecodeOptions, ModelTranscriber, Task, TranscribeOptions};
+use subtitle::infer::{DecodeOptions, LoadingTranscriber, ModelTranscriber, Task, TranscribeOptions, Transcriber};
 use subtitle::model::dinov2::ImageEncoder;
-use subtitle::model::{Kernels, LoadedModel};
+use subtitle::model::{Kernels, ModelConfig};
 use subtitle::pipeline::file::{FileBatch, FileJob, FileSummary};
 use subtitle::pipeline::shared::ShareConfig;
 use subtitle::pipeline::Shutdown;
@@ -40,7 +40,8 @@ pub struct Prepared {
 /// Everything a run's inputs share.
 pub struct Setup {
     pub prepared: Prepared,
-    pub model: ModelTranscriber,
+    /// Loading while the first input starts: [`Setup::model`] waits for it.
+    pub model: Arc<LoadingTranscriber>,
     pub model_name: String,
     pub context: Context,
     pub options: TranscribeOptions,
@@ -114,30 +115,42 @@ impl Prepared {
 }
 
 impl Setup {
-    /// Loads the model `args` names and settles the decoding options.
+    /// Starts loading the model `args` names (on a thread of its own: [`LoadingTranscriber`])
+    /// and settles the decoding options; its configuration and tokenizer are read here, so
+    /// their errors are setup errors.
     pub fn new(prepared: Prepared, args: &ModelArgs) -> anyhow::Result<Self> {
         let pipeline = &prepared.pipeline;
         let dir = weights::resolve(&args.model)?;
         let device = model_device();
-        let mut model =
-            weights::load_whisper(&dir, &device, LoadOptions { kernels: kernels(&device), training: false })?;
-        if let Some(path) = &args.adapter {
-            let fusion = weights::load_adapter(path, &model, &device)?;
-            model
-                .whisper
-                .decoder
-                .set_fusion(Some(fusion))
-                .map_err(|e| Error::model(path, format!("not an adapter for {}: {e}", dir.display())))?;
-        }
+        let config = weights::read_config(&dir.join("config.json"))?;
         let tokenizer = Arc::new(weights::load_tokenizer(&dir.join("tokenizer.json"))?);
         let mut context = Context::new(pipeline.context.clone());
         if let Some(path) = &args.context {
             context.add_file(path, &tokenizer)?;
         }
-        let options = decode_options(args, &model, &tokenizer, pipeline, &dir)?;
+        let options = decode_options(args, &config, &tokenizer, pipeline, &dir)?;
         let model_name = dir.display().to_string();
-        let model = ModelTranscriber::new(Arc::new(model), tokenizer);
+        let kernels = kernels(&device);
+        let (adapter, t) = (args.adapter.clone(), Arc::clone(&tokenizer));
+        let load = move || {
+            let mut model = weights::load_whisper(&dir, &device, LoadOptions { kernels, training: false })?;
+            if let Some(path) = &adapter {
+                let fusion = weights::load_adapter(path, &model, &device)?;
+                model
+                    .whisper
+                    .decoder
+                    .set_fusion(Some(fusion))
+                    .map_err(|e| Error::model(path, format!("not an adapter for {}: {e}", dir.display())))?;
+            }
+            Ok(ModelTranscriber::new(Arc::new(model), t))
+        };
+        let model = Arc::new(LoadingTranscriber::spawn(config, tokenizer, kernels == Kernels::Own, load));
         Ok(Self { prepared, model, model_name, context, options })
+    }
+
+    /// The model, once loaded (the load's error is the model file's).
+    pub fn model(&self) -> anyhow::Result<&ModelTranscriber> {
+        Ok(self.model.wait()?)
     }
 
     /// The job of `input`, opened; the input's own errors (unreadable, no audio) come from here.
@@ -167,7 +180,7 @@ impl Setup {
             source,
             output,
             format,
-            model: Arc::new(self.model.clone()),
+            model: self.model.clone(),
             model_name: self.model_name.clone(),
             options: self.options.clone(),
             pipeline: p.pipeline.clone(),
@@ -181,14 +194,14 @@ impl Setup {
 
     /// `jobs` inputs at a time on the model: with `--batch-size` above 1 their chunks decoded
     /// together (with an adapter a chunk's pictures and terms go with it, and it decodes alone).
-    pub fn file_batch(&self, jobs: usize, shutdown: Shutdown) -> FileBatch {
-        let batched = self.options.batch_size > 1 && self.model.model.whisper.decoder.fusion().is_none();
+    pub fn file_batch(&self, model: &ModelTranscriber, jobs: usize, shutdown: Shutdown) -> FileBatch {
+        let batched = self.options.batch_size > 1 && model.model.whisper.decoder.fusion().is_none();
         let share = batched.then(|| ShareConfig {
             rows: self.options.batch_size,
             wait: std::time::Duration::from_millis(self.prepared.pipeline.model.share_wait_ms),
             inputs: jobs,
         });
-        FileBatch { jobs, model: self.model.clone(), share, shutdown }
+        FileBatch { jobs, model: model.clone(), share, shutdown }
     }
 
     /// The warning for a finished input whose audio ended well before the length it states.
@@ -200,7 +213,7 @@ impl Setup {
 
     /// Whether an English-only model did not know the speech of a finished input.
     pub fn unlike_the_model(&self, summary: &FileSummary) -> bool {
-        !self.model.model.config.dims.is_multilingual() && summary.heard.unlike_the_model()
+        !self.model.dims().is_multilingual() && summary.heard.unlike_the_model()
     }
 
     /// The note for a finished input whose speech an English-only model did not know (another
@@ -237,12 +250,12 @@ impl Setup {
 /// The decoding options `args` ask for, checked against the model.
 fn decode_options(
     args: &ModelArgs,
-    model: &LoadedModel,
+    config: &ModelConfig,
     tokenizer: &subtitle::model::WhisperTokenizer,
     pipeline: &PipelineConfig,
     dir: &Path,
 ) -> anyhow::Result<TranscribeOptions> {
-    let multilingual = model.config.dims.is_multilingual();
+    let multilingual = config.dims.is_multilingual();
     let language = match args.language.as_str() {
         "auto" => None,
         code if !multilingual && code != "en" => bail!("--language {code}: model {} is English-only", dir.display()),

@@ -21,7 +21,7 @@ pub use batched::BatchedStage;
 pub use decode::{DecodeOptions, Task};
 pub use sequential::SequentialStage;
 pub use streaming::{StreamConfig, StreamingStage};
-pub use transcriber::{DecodeRequest, ModelTranscriber, Transcriber};
+pub use transcriber::{DecodeRequest, LoadingTranscriber, ModelTranscriber, Transcriber};
 
 use crate::preprocess::vad::VadConfig;
 use crate::preprocess::Features;

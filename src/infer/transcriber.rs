@@ -9,9 +9,10 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use crate::context::Context;
+use crate::error::panic_message;
 use crate::infer::align::{Aligner, WordTiming};
 use crate::infer::decode::{DecodeOptions, DecodeResult, WindowDecoder, WindowStart};
-use crate::model::{Dims, Encoded, Kernels, LoadedModel, Whisper, WhisperTokenizer};
+use crate::model::{Dims, Encoded, Kernels, LoadedModel, ModelConfig, Whisper, WhisperTokenizer};
 use crate::time::Span;
 
 type Result<T> = candle_core::Result<T>;
@@ -63,6 +64,11 @@ pub trait Transcriber: Send + Sync {
     /// Each window's decoding, with temperature fallback.
     fn decode(&self, request: DecodeRequest) -> Result<Vec<DecodeResult>>;
     fn align(&self, request: AlignRequest) -> Result<Vec<WordTiming>>;
+    /// Whether the model is there to run, or why it is not (a model still loading is waited
+    /// for): a run whose input needed no window of it checks this before it writes anything.
+    fn ready(&self) -> crate::error::Result<()> {
+        Ok(())
+    }
     /// The stage will ask nothing more (a shared model stops waiting for it).
     fn leave(&self) {}
     /// The stage waits for input that comes at its own pace (a live stream between passes): a
@@ -132,6 +138,98 @@ impl Transcriber for ModelTranscriber {
             memory: r.memory,
         };
         on_pool(|| aligner.words(r.audio, r.sot_sequence, r.tokens, r.probabilities, r.frames, r.split_on_spaces))
+    }
+}
+
+/// A [`ModelTranscriber`] whose weights load on a thread of their own while the run reads its
+/// input: loading is 0.15-0.2 s of mostly one core at tiny.en's size, at the start of every run,
+/// and the video's decoding and the audio's features use the other core meanwhile. What needs
+/// the weights waits for them; the tokenizer and the dimensions are there from the start.
+pub struct LoadingTranscriber {
+    config: ModelConfig,
+    tokenizer: Arc<WhisperTokenizer>,
+    encodes_alone: bool,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<crate::error::Result<ModelTranscriber>>>>,
+    loaded: std::sync::OnceLock<crate::error::Result<ModelTranscriber>>,
+}
+
+impl LoadingTranscriber {
+    /// Starts `load` (which makes the transcriber of `config`'s model and `tokenizer`) on a
+    /// thread of its own. `encodes_alone`: as the loaded model will answer it.
+    pub fn spawn(
+        config: ModelConfig,
+        tokenizer: Arc<WhisperTokenizer>,
+        encodes_alone: bool,
+        load: impl FnOnce() -> crate::error::Result<ModelTranscriber> + Send + 'static,
+    ) -> Self {
+        let thread = std::thread::Builder::new().name("model-load".into()).spawn(load).expect("spawning a thread");
+        Self {
+            config,
+            tokenizer,
+            encodes_alone,
+            thread: std::sync::Mutex::new(Some(thread)),
+            loaded: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The model, once loaded; or the load's error (every caller gets it).
+    pub fn wait(&self) -> crate::error::Result<&ModelTranscriber> {
+        let loaded = self.loaded.get_or_init(|| {
+            let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take().expect("joined once, in here");
+            thread.join().unwrap_or_else(|panic| {
+                Err(crate::Error::Internal(format!("loading the model: {}", panic_message(&*panic))))
+            })
+        });
+        loaded.as_ref().map_err(|e| match e {
+            crate::Error::Model { path, reason } => crate::Error::model(path, reason),
+            e => crate::Error::Internal(e.to_string()),
+        })
+    }
+
+    fn model(&self) -> Result<&ModelTranscriber> {
+        self.wait().map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+}
+
+impl Transcriber for LoadingTranscriber {
+    fn tokenizer(&self) -> &WhisperTokenizer {
+        &self.tokenizer
+    }
+
+    fn dims(&self) -> &Dims {
+        &self.config.dims
+    }
+
+    fn can_align(&self) -> bool {
+        !self.config.alignment_heads.is_empty()
+    }
+
+    fn encodes_alone(&self) -> bool {
+        self.encodes_alone
+    }
+
+    fn encode(&self, mel: Vec<f32>, windows: usize) -> Result<Encoded> {
+        self.model()?.encode(mel, windows)
+    }
+
+    fn memory(&self, context: &Context, window: Span) -> Result<Option<Tensor>> {
+        self.model()?.memory(context, window)
+    }
+
+    fn detect_language(&self, audio: &Encoded, memory: Option<&Tensor>) -> Result<(u32, f32)> {
+        self.model()?.detect_language(audio, memory)
+    }
+
+    fn decode(&self, request: DecodeRequest) -> Result<Vec<DecodeResult>> {
+        self.model()?.decode(request)
+    }
+
+    fn align(&self, request: AlignRequest) -> Result<Vec<WordTiming>> {
+        self.model()?.align(request)
+    }
+
+    fn ready(&self) -> crate::error::Result<()> {
+        self.wait().map(|_| ())
     }
 }
 

@@ -29,12 +29,14 @@ impl Whisper {
     /// with `training`, the decoder keeps f32 weights for the backward pass as well.
     pub fn load(vb: VarBuilder, dims: &Dims, kernels: Kernels, training: bool) -> Result<Self> {
         let form = Form { own_kernels: kernels == Kernels::Own, training };
-        Ok(Self {
-            encoder: AudioEncoder::load(vb.pp("encoder"), dims, form)?,
-            decoder: TextDecoder::load(vb.pp("decoder"), dims, form)?,
-            dims: dims.clone(),
-            kernels,
-        })
+        // The two halves are read and packed side by side: loading is a run's single-threaded
+        // start, and the input's decoding waits for it.
+        let (encoder, decoder) = std::thread::scope(|s| {
+            let encoder = s.spawn(|| AudioEncoder::load(vb.pp("encoder"), dims, form));
+            let decoder = TextDecoder::load(vb.pp("decoder"), dims, form);
+            (encoder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), decoder)
+        });
+        Ok(Self { encoder: encoder?, decoder: decoder?, dims: dims.clone(), kernels })
     }
 
     pub fn device(&self) -> &Device {

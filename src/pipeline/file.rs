@@ -181,6 +181,8 @@ pub fn run_file(
         );
         (results, video, skipped.load(Ordering::Relaxed))
     });
+    // A model that failed to load is the run's error, not what the stages made of its absence.
+    job.model.ready()?;
     // The video's own source, when it had one: its errors are the run's, its statistics the
     // video's.
     let (video_source, video_errors) = match video_results {

@@ -171,6 +171,7 @@ impl LoadOptions {
 
 /// A Whisper model directory (`model.safetensors`, `config.json`, `tokenizer.json`) on `device`.
 pub fn load_whisper(dir: &Path, device: &Device, opts: LoadOptions) -> Result<LoadedModel> {
+    let t = std::time::Instant::now();
     let config = read_config(&dir.join("config.json"))?;
     let st = dir.join("model.safetensors");
     if !st.is_file() {
@@ -181,6 +182,7 @@ pub fn load_whisper(dir: &Path, device: &Device, opts: LoadOptions) -> Result<Lo
         Whisper::load(vb, &config.dims, opts.kernels, opts.training)
             .map_err(|e| Error::model(&st, format!("weights do not fit the config: {}", first_line(&e))))
     })?;
+    tracing::debug!("{}: loaded in {:.0} ms", dir.display(), t.elapsed().as_secs_f64() * 1e3);
     Ok(LoadedModel { dir: dir.to_path_buf(), config, whisper })
 }
 
