@@ -116,23 +116,16 @@ impl Prepared {
 
 impl Setup {
     /// Starts loading the model `args` names (on a thread of its own: [`LoadingTranscriber`])
-    /// and settles the decoding options; its configuration and tokenizer are read here, so
-    /// their errors are setup errors.
+    /// and settles the decoding options; its configuration and tokenizer are read here,
+    /// meanwhile, so their errors are setup errors.
     pub fn new(prepared: Prepared, args: &ModelArgs) -> anyhow::Result<Self> {
         let pipeline = &prepared.pipeline;
         let dir = weights::resolve(&args.model)?;
         let device = model_device();
-        let config = weights::read_config(&dir.join("config.json"))?;
-        let tokenizer = Arc::new(weights::load_tokenizer(&dir.join("tokenizer.json"))?);
-        let mut context = Context::new(pipeline.context.clone());
-        if let Some(path) = &args.context {
-            context.add_file(path, &tokenizer)?;
-        }
-        let options = decode_options(args, &config, &tokenizer, pipeline, &dir)?;
-        let model_name = dir.display().to_string();
         let kernels = kernels(&device);
-        let (adapter, t) = (args.adapter.clone(), Arc::clone(&tokenizer));
+        let (weights_dir, adapter) = (dir.clone(), args.adapter.clone());
         let load = move || {
+            let dir = weights_dir;
             let mut model = weights::load_whisper(&dir, &device, LoadOptions { kernels, training: false })?;
             if let Some(path) = &adapter {
                 let fusion = weights::load_adapter(path, &model, &device)?;
@@ -142,9 +135,18 @@ impl Setup {
                     .set_fusion(Some(fusion))
                     .map_err(|e| Error::model(path, format!("not an adapter for {}: {e}", dir.display())))?;
             }
-            Ok(ModelTranscriber::new(Arc::new(model), t))
+            Ok(model)
         };
-        let model = Arc::new(LoadingTranscriber::spawn(config, tokenizer, kernels == Kernels::Own, load));
+        let loading = std::thread::Builder::new().name("model-load".into()).spawn(load)?;
+        let config = weights::read_config(&dir.join("config.json"))?;
+        let tokenizer = Arc::new(weights::load_tokenizer(&dir.join("tokenizer.json"))?);
+        let mut context = Context::new(pipeline.context.clone());
+        if let Some(path) = &args.context {
+            context.add_file(path, &tokenizer)?;
+        }
+        let options = decode_options(args, &config, &tokenizer, pipeline, &dir)?;
+        let model_name = dir.display().to_string();
+        let model = Arc::new(LoadingTranscriber::new(config, tokenizer, kernels == Kernels::Own, loading));
         Ok(Self { prepared, model, model_name, context, options })
     }
 

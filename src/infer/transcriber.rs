@@ -149,25 +149,24 @@ pub struct LoadingTranscriber {
     config: ModelConfig,
     tokenizer: Arc<WhisperTokenizer>,
     encodes_alone: bool,
-    thread: std::sync::Mutex<Option<std::thread::JoinHandle<crate::error::Result<ModelTranscriber>>>>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<crate::error::Result<LoadedModel>>>>,
     loaded: std::sync::OnceLock<crate::error::Result<ModelTranscriber>>,
 }
 
 impl LoadingTranscriber {
-    /// Starts `load` (which makes the transcriber of `config`'s model and `tokenizer`) on a
-    /// thread of its own. `encodes_alone`: as the loaded model will answer it.
-    pub fn spawn(
+    /// The transcriber of `config`'s model and `tokenizer` once `loading` (a thread) has
+    /// loaded its weights. `encodes_alone`: as the loaded model will answer it.
+    pub fn new(
         config: ModelConfig,
         tokenizer: Arc<WhisperTokenizer>,
         encodes_alone: bool,
-        load: impl FnOnce() -> crate::error::Result<ModelTranscriber> + Send + 'static,
+        loading: std::thread::JoinHandle<crate::error::Result<LoadedModel>>,
     ) -> Self {
-        let thread = std::thread::Builder::new().name("model-load".into()).spawn(load).expect("spawning a thread");
         Self {
             config,
             tokenizer,
             encodes_alone,
-            thread: std::sync::Mutex::new(Some(thread)),
+            thread: std::sync::Mutex::new(Some(loading)),
             loaded: std::sync::OnceLock::new(),
         }
     }
@@ -176,9 +175,10 @@ impl LoadingTranscriber {
     pub fn wait(&self) -> crate::error::Result<&ModelTranscriber> {
         let loaded = self.loaded.get_or_init(|| {
             let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take().expect("joined once, in here");
-            thread.join().unwrap_or_else(|panic| {
-                Err(crate::Error::Internal(format!("loading the model: {}", panic_message(&*panic))))
-            })
+            match thread.join() {
+                Ok(loaded) => loaded.map(|model| ModelTranscriber::new(Arc::new(model), Arc::clone(&self.tokenizer))),
+                Err(panic) => Err(crate::Error::Internal(format!("loading the model: {}", panic_message(&*panic)))),
+            }
         });
         loaded.as_ref().map_err(|e| match e {
             crate::Error::Model { path, reason } => crate::Error::model(path, reason),

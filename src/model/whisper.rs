@@ -31,11 +31,10 @@ impl Whisper {
         let form = Form { own_kernels: kernels == Kernels::Own, training };
         // The two halves are read and packed side by side: loading is a run's single-threaded
         // start, and the input's decoding waits for it.
-        let (encoder, decoder) = std::thread::scope(|s| {
-            let encoder = s.spawn(|| AudioEncoder::load(vb.pp("encoder"), dims, form));
-            let decoder = TextDecoder::load(vb.pp("decoder"), dims, form);
-            (encoder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), decoder)
-        });
+        let (encoder, decoder) = rayon::join(
+            || AudioEncoder::load(vb.pp("encoder"), dims, form),
+            || TextDecoder::load(vb.pp("decoder"), dims, form),
+        );
         Ok(Self { encoder: encoder?, decoder: decoder?, dims: dims.clone(), kernels })
     }
 
