@@ -1,8 +1,8 @@
 //! `subtitle live`: stdin to its end (exit 0, everything flushed), a UDP stream on loopback
 //! played in real time that drops and comes back (time goes on across the hole, which is
 //! reported), pushes taken by an RTMP and an SRT listener, append-only cue files valid at every
-//! moment, the HLS playlist read back by FFmpeg, and the preview page in headless Chromium showing
-//! the committed words.
+//! moment, the HLS playlist read back by FFmpeg, the preview page in headless Chromium showing
+//! the committed words, and a capture device through FFmpeg.
 
 mod common;
 
@@ -495,5 +495,35 @@ fn two_streams_in_one_process_keep_their_own_words() {
         }
     }
     assert!(plain.contains("shared batch inputs=2"), "no pass of both streams decoded together:\n{plain}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_capture_device_through_ffmpeg_is_transcribed() {
+    let _alone = one_at_a_time();
+    // FFmpeg's `lavfi` device (as `alsa`, `v4l2` or `pulse` would be) reading the speech: the
+    // devices are registered from libavdevice, opened when a live input asks for them (it is not
+    // linked: a file run never loads it). Without them the format is unknown and nothing runs.
+    let dir = tempdir("live-device");
+    let ev = dir.join("events.jsonl");
+    // `arealtime` paces it as a microphone would.
+    let graph = format!("amovie={},arealtime", sample("s1.wav").display());
+    let mut child = live(&[&graph, "--input-format", "lavfi", "--events", ev.to_str().unwrap(), "-q"], Stdio::null());
+    let start = Instant::now();
+    while !text_of(&words(&events(&ev))).contains("gate")
+        && start.elapsed() < Duration::from_secs(60)
+        && child.try_wait().unwrap().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if child.try_wait().unwrap().is_none() {
+        interrupt(&child);
+    }
+    let (ok, err) = finished(child);
+    assert!(ok, "{err}");
+    let text = text_of(&words(&events(&ev))).to_lowercase();
+    for w in ["quick", "fox", "lazy dog", "farmer", "gate"] {
+        assert!(text.contains(w), "{w} not heard: {text}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

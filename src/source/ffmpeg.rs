@@ -119,6 +119,30 @@ fn init(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// FFmpeg's capture devices (`--input-format alsa`, `v4l2`, `lavfi`...), which only live inputs
+/// open. libavdevice is opened here rather than linked: it brings libavfilter's 200-odd shared
+/// libraries with it, some 40 ms of dynamic linking at the start of every run (a file's too).
+fn register_devices() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        // libavdevice's major version is libavformat's (59 for both in FFmpeg 5.1).
+        let name = format!("libavdevice.so.{}", ff::ffi::LIBAVFORMAT_VERSION_MAJOR);
+        // SAFETY: FFmpeg's own library, of the release whose libavformat this build links; its
+        // `avdevice_register_all` takes nothing and returns nothing, and the library stays
+        // loaded for the process, as the devices it registers are used.
+        let registered = unsafe {
+            libloading::Library::new(&name).and_then(|lib| {
+                (*lib.get::<unsafe extern "C" fn()>(b"avdevice_register_all\0")?)();
+                std::mem::forget(lib);
+                Ok(())
+            })
+        };
+        if let Err(e) = registered {
+            tracing::warn!("{name}: {e}: no capture device can be opened");
+        }
+    });
+}
+
 impl FfmpegSource {
     pub fn open(path: &Path, sampling: &VideoSampling) -> Result<Self> {
         init(path)?;
@@ -129,7 +153,7 @@ impl FfmpegSource {
     /// A stream, device or pipe as `opening` says; `name` is what errors call it.
     pub fn open_with(name: &Path, opening: Opening, sampling: &VideoSampling) -> Result<Self> {
         init(name)?;
-        ff::device::register_all();
+        register_devices();
         let input = open_input(opening).map_err(|e| Error::input(name, ff_reason(e)))?;
         Self::from_input(name, input, sampling)
     }
