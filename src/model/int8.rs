@@ -59,12 +59,15 @@ impl Int8Matrix {
         let (kp, panels) = (k.div_ceil(4) * 4, n.div_ceil(NR));
         let mut packed = vec![0i8; panels * kp * NR];
         let mut offset = vec![0i32; n];
+        let mut q = vec![0i8; n];
         for (i, row) in w.chunks_exact(n).enumerate() {
-            for (j, (&v, &s)) in row.iter().zip(&scale).enumerate() {
-                let (p, c) = (j / NR, j % NR);
-                let q = round_i8(v / s);
-                packed[p * kp * NR + (i / 4) * 4 * NR + c * 4 + i % 4] = q;
-                offset[j] += 128 * q as i32;
+            // The row quantized in order (the compiler's vector loop), then laid into each panel.
+            q.iter_mut().zip(row.iter().zip(&scale)).for_each(|(q, (&v, &s))| *q = round_i8(v / s));
+            offset.iter_mut().zip(&q).for_each(|(o, &q)| *o += 128 * q as i32);
+            let at = (i / 4) * 4 * NR + i % 4;
+            for (p, qs) in q.chunks(NR).enumerate() {
+                let panel = &mut packed[p * kp * NR + at..];
+                qs.iter().enumerate().for_each(|(c, &q)| panel[c * 4] = q);
             }
         }
         Self { packed, scale, offset, k, n }
@@ -298,7 +301,7 @@ pub(crate) fn round_i8(v: f32) -> i8 {
 }
 
 /// The largest magnitude in `x`.
-fn max_abs(x: &[f32]) -> f32 {
+pub(crate) fn max_abs(x: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if crate::model::simd::has_avx2_fma() {
         // SAFETY: the features were checked just above.

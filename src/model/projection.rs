@@ -172,7 +172,7 @@ impl PackedMatrix {
 /// restore them onto `scale`.
 fn quantize_row(row: &[f32], q: &mut Vec<i8>, scale: &mut Vec<f32>) {
     for g in row.chunks(GROUP) {
-        let max = g.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let max = crate::model::int8::max_abs(g);
         let s = if max > 0.0 { max / 127.0 } else { 1.0 };
         q.extend(g.iter().map(|v| crate::model::int8::round_i8(v / s)));
         scale.push(s);
