@@ -25,7 +25,7 @@ use crate::visual::VisualStage;
 /// One input to one output.
 pub struct FileJob {
     pub input: PathBuf,
-    /// `input`, already opened (with `pipeline.video`), so a bad file fails before the model loads.
+    /// `input`, already opened (with `pipeline.video`), so a bad file fails before the model is needed.
     pub source: Box<dyn MediaSource>,
     pub output: PathBuf,
     pub format: Format,
