@@ -116,29 +116,30 @@ impl Prepared {
 
 impl Setup {
     /// Starts loading the model `args` names (on a thread of its own: [`LoadingTranscriber`])
-    /// and settles the decoding options; its configuration and tokenizer are read here,
-    /// meanwhile, so their errors are setup errors.
+    /// and settles the decoding options; its configuration (first) and tokenizer (meanwhile)
+    /// are read here, so their errors are setup errors.
     pub fn new(prepared: Prepared, args: &ModelArgs) -> anyhow::Result<Self> {
         let pipeline = &prepared.pipeline;
         let dir = weights::resolve(&args.model)?;
         let device = model_device();
         let kernels = kernels(&device);
-        let (weights_dir, adapter) = (dir.clone(), args.adapter.clone());
-        let load = move || {
-            let dir = weights_dir;
-            let mut model = weights::load_whisper(&dir, &device, LoadOptions { kernels, training: false })?;
-            if let Some(path) = &adapter {
-                let fusion = weights::load_adapter(path, &model, &device)?;
-                model
-                    .whisper
-                    .decoder
-                    .set_fusion(Some(fusion))
-                    .map_err(|e| Error::model(path, format!("not an adapter for {}: {e}", dir.display())))?;
+        let config = weights::read_config(&dir.join("config.json"))?;
+        let load = {
+            let (dir, config, adapter) = (dir.clone(), config.clone(), args.adapter.clone());
+            move || {
+                let mut model = weights::load_weights(&dir, config, &device, LoadOptions { kernels, training: false })?;
+                if let Some(path) = &adapter {
+                    let fusion = weights::load_adapter(path, &model, &device)?;
+                    model
+                        .whisper
+                        .decoder
+                        .set_fusion(Some(fusion))
+                        .map_err(|e| Error::model(path, format!("not an adapter for {}: {e}", dir.display())))?;
+                }
+                Ok(model)
             }
-            Ok(model)
         };
         let loading = std::thread::Builder::new().name("model-load".into()).spawn(load)?;
-        let config = weights::read_config(&dir.join("config.json"))?;
         let tokenizer = Arc::new(weights::load_tokenizer(&dir.join("tokenizer.json"))?);
         let mut context = Context::new(pipeline.context.clone());
         if let Some(path) = &args.context {

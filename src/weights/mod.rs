@@ -171,8 +171,12 @@ impl LoadOptions {
 
 /// A Whisper model directory (`model.safetensors`, `config.json`, `tokenizer.json`) on `device`.
 pub fn load_whisper(dir: &Path, device: &Device, opts: LoadOptions) -> Result<LoadedModel> {
+    load_weights(dir, read_config(&dir.join("config.json"))?, device, opts)
+}
+
+/// [`load_whisper`] with `config`, the directory's `config.json` already read.
+pub fn load_weights(dir: &Path, config: ModelConfig, device: &Device, opts: LoadOptions) -> Result<LoadedModel> {
     let t = std::time::Instant::now();
-    let config = read_config(&dir.join("config.json"))?;
     let st = dir.join("model.safetensors");
     if !st.is_file() {
         return Err(Error::model(&st, "missing model.safetensors"));
