@@ -1,5 +1,8 @@
-//! What a group of pictures (GOP) tells by its packets' sizes alone, before any of it is
-//! decoded: `sizes` are those of the packets after its keyframe, in decode order.
+//! What groups of pictures (GOPs) tell before any of them is decoded: a GOP by its packets'
+//! sizes alone (`sizes` are those of the packets after its keyframe, in decode order), and the
+//! stream's beat by the container's index.
+
+use ffmpeg_next as ff;
 
 /// A packet this many times the GOP's median (and at least `BURST_MIN_BYTES`) is a burst.
 const BURST_RATIO: usize = 3;
@@ -47,6 +50,38 @@ pub(super) fn bursts(sizes: &[usize]) -> Vec<usize> {
     }
     let median = median(sizes).max(1);
     (0..sizes.len()).filter(|&i| sizes[i] >= BURST_MIN_BYTES && sizes[i] > BURST_RATIO * median).collect()
+}
+
+/// The stream's beat (its encoder's largest GOP, in packets) from the container's index, when
+/// that lists every packet (MP4 and MOV do; Matroska's lists keyframes only): the largest
+/// interval between two keyframes met twice or more (within one), else the largest; and whether
+/// keyframes come off it (but for the last GOP, which the stream's end cuts short): the encoder's
+/// scene cuts. Known from the start, they let the first GOP be judged as the others are.
+pub(super) fn indexed_beat(stream: &ff::format::stream::Stream) -> Option<(usize, bool)> {
+    let frames = stream.frames();
+    // SAFETY: `stream` belongs to an open input; its index entries are read here and not kept,
+    // and nothing changes the index meanwhile (the function takes a mutable pointer but only
+    // reads).
+    let keys: Vec<i64> = unsafe {
+        let st = stream.as_ptr() as *mut ff::ffi::AVStream;
+        let n = ff::ffi::avformat_index_get_entries_count(st);
+        if n < 3 || frames <= 0 || i64::from(n) < frames * 9 / 10 {
+            return None;
+        }
+        (0..n)
+            .filter(|&i| {
+                let e = ff::ffi::avformat_index_get_entry(st, i);
+                !e.is_null() && (*e).flags() & ff::ffi::AVINDEX_KEYFRAME != 0
+            })
+            .map(i64::from)
+            .collect()
+    };
+    let mut intervals: Vec<usize> = keys.windows(2).map(|w| (w[1] - w[0]) as usize).collect();
+    intervals.sort_unstable_by(|a, b| b.cmp(a));
+    let twice = intervals.windows(2).find(|w| w[0] <= w[1] + 1).map(|w| w[0]);
+    let beat = twice.or(intervals.first().copied())?;
+    let scene_cuts = keys.windows(2).any(|w| (w[1] - w[0]) as usize + 1 < beat);
+    Some((beat, scene_cuts))
 }
 
 #[cfg(test)]

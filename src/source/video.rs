@@ -109,38 +109,6 @@ enum Frames<'a> {
     ReferencesAnd(&'a [(f64, f64)]),
 }
 
-/// The stream's beat (its encoder's largest GOP, in packets) from the container's index, when
-/// that lists every packet (MP4 and MOV do; Matroska's lists keyframes only): the largest
-/// interval between two keyframes met twice or more (within one), else the largest; and whether
-/// keyframes come off it (but for the last GOP, which the stream's end cuts short): the encoder's
-/// scene cuts. Known from the start, they let the first GOP be judged as the others are.
-fn indexed_beat(stream: &ff::format::stream::Stream) -> Option<(usize, bool)> {
-    let frames = stream.frames();
-    // SAFETY: `stream` belongs to an open input; its index entries are read here and not kept,
-    // and nothing changes the index meanwhile (the function takes a mutable pointer but only
-    // reads).
-    let keys: Vec<i64> = unsafe {
-        let st = stream.as_ptr() as *mut ff::ffi::AVStream;
-        let n = ff::ffi::avformat_index_get_entries_count(st);
-        if n < 3 || frames <= 0 || i64::from(n) < frames * 9 / 10 {
-            return None;
-        }
-        (0..n)
-            .filter(|&i| {
-                let e = ff::ffi::avformat_index_get_entry(st, i);
-                !e.is_null() && (*e).flags() & ff::ffi::AVINDEX_KEYFRAME != 0
-            })
-            .map(i64::from)
-            .collect()
-    };
-    let mut intervals: Vec<usize> = keys.windows(2).map(|w| (w[1] - w[0]) as usize).collect();
-    intervals.sort_unstable_by(|a, b| b.cmp(a));
-    let twice = intervals.windows(2).find(|w| w[0] <= w[1] + 1).map(|w| w[0]);
-    let beat = twice.or(intervals.first().copied())?;
-    let scene_cuts = keys.windows(2).any(|w| (w[1] - w[0]) as usize + 1 < beat);
-    Some((beat, scene_cuts))
-}
-
 /// The pairs of reference frames in a row (`frames`, a GOP's) that may hold a cut between them,
 /// with frames between them left undecoded (`skipped_between`): their colours or picture changed,
 /// and by more than the GOP's usual change between two (once `USUAL_PAIRS` tell it), as the shot
@@ -254,7 +222,7 @@ impl VideoDecoding {
             stats: VideoStats::default(),
             busy: Duration::ZERO,
         };
-        if let Some((beat, scene_cuts)) = indexed_beat(stream) {
+        if let Some((beat, scene_cuts)) = gop::indexed_beat(stream) {
             tracing::debug!(beat, scene_cuts, "the stream's beat, from its index");
             (v.beat, v.beat_seen, v.scene_cuts) = (beat, 1, scene_cuts);
         }
