@@ -141,3 +141,29 @@ fn decoding_every_frame_finds_the_same_cuts() {
     assert_eq!(video["keyframes"].as_u64(), Some(0), "{video}");
     assert!(video["frames_decoded"].as_u64().unwrap() >= 1000, "{video}");
 }
+
+/// Video other than 8-bit 4:2:0 (here 10-bit HEVC, as phones record) is scaled by FFmpeg for
+/// shot detection, each thumbnail pixel the mean of the pixels it covers: sampled instead, a
+/// 64-pixel-wide thumbnail of a fine cellular automaton flickered into a false cut (0.04 s), and
+/// colour bars after it lost their colours (a cut missed at the end of the 2-minute clip). The cut
+/// (2 s, no keyframe there) is found, and nothing else.
+#[test]
+fn ten_bit_video_has_its_cut_found_and_none_invented() {
+    let dir = tempdir("ten-bit");
+    let clip = dir.join("automaton-bars.mp4");
+    let graph = "[0:v]trim=0:2,setpts=PTS-STARTPTS[a];[1:v]trim=0:2,setpts=PTS-STARTPTS[b];[a][b]concat=n=2:v=1[v]";
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("cellauto=rule=30:s=1920x1080:rate=25:random_fill_ratio=0.5:seed=1,format=yuv420p")
+        .args(["-f", "lavfi", "-i", "smptehdbars=s=1920x1080:rate=25", "-f", "lavfi", "-i", "sine=f=440:d=4"])
+        .args(["-filter_complex", graph, "-map", "[v]", "-map", "2:a", "-c:v", "libx265", "-preset", "ultrafast"])
+        .args(["-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error:keyint=250:scenecut=0"])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(&clip)
+        .output()
+        .expect("running ffmpeg");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (found, video) = shots(&clip, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(score(&found, &[2.0]), (1.0, 1.0), "found {found:?}: {video}");
+}

@@ -89,11 +89,10 @@ impl Sampler {
         let width = if self.shrink_only { self.width.min(key.1.max(2) & !1) } else { self.width };
         let h = ((width as u64 * key.2 as u64 / key.1.max(1) as u64) as u32).max(2) & !1;
         if self.scaler.as_ref().map(|s| s.1) != Some(key) {
-            let flags = if self.shrink_only {
-                ff::software::scaling::Flags::AREA
-            } else {
-                ff::software::scaling::Flags::FAST_BILINEAR
-            };
+            // Each pixel the mean of those it covers: a thumbnail sampled from a 1080p picture (fast
+            // bilinear) lost a picture's colours and flickered on fine detail (10-bit HEVC: a cut
+            // missed, another invented; `tests/video.rs`).
+            let flags = ff::software::scaling::Flags::AREA;
             let ctx =
                 ff::software::scaling::Context::get(key.0, key.1, key.2, ff::format::Pixel::RGB24, width, h, flags)
                     .map_err(|e| format!("cannot scale video: {e}"))?;
