@@ -558,28 +558,23 @@ impl VideoDecoding {
     ) -> Result<(), String> {
         let stills = how == Emit::Paced;
         let references_only = !matches!(frames, Frames::All);
-        let inside = |t: f64, spans: &[(f64, f64)]| spans.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4);
+        let times: Vec<Option<f64>> = packets.iter().map(|p| seconds(p.pts(), self.time_base)).collect();
+        let inside = |t: &Option<f64>, spans: &[(f64, f64)]| {
+            t.is_some_and(|t| spans.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4))
+        };
         // Packets come in decode order, each after those it is predicted from: past the last one
-        // shown in the frames wanted, the rest are not needed, and the decoder is flushed rather
-        // than fed more (it would hold frames back for reordering until it decoded more of them:
-        // two or three reference frames, 20-30 ms each at 4K).
-        let wanted = packets.iter().rposition(|p| match seconds(p.pts(), self.time_base) {
-            None => true,
-            Some(t) => match frames {
-                Frames::ReferencesAnd(spans) => inside(t, spans),
-                _ => t > after && t < until,
-            },
+        // shown in the frames wanted (or with no time), the rest are not needed, and the decoder
+        // is flushed rather than fed more (it would hold frames back for reordering until it
+        // decoded more of them: two or three reference frames, 20-37 ms each at 4K).
+        let wanted = times.iter().rposition(|t| match frames {
+            Frames::ReferencesAnd(spans) => t.is_none() || inside(t, spans),
+            _ => t.is_none_or(|t| t > after && t < until),
         });
         let Some(last) = wanted else { return Ok(()) };
         let mut d = self.decoder(stills, references_only).map_err(|e| format!("cannot decode the video: {e}"))?;
-        for p in &packets[..=last] {
+        for (p, t) in packets[..=last].iter().zip(&times) {
             if let Frames::ReferencesAnd(spans) = frames {
-                let t = seconds(p.pts(), self.time_base);
-                d.skip_frame(if t.is_some_and(|t| inside(t, spans)) {
-                    ff::Discard::Default
-                } else {
-                    ff::Discard::Bidirectional
-                });
+                d.skip_frame(if inside(t, spans) { ff::Discard::Default } else { ff::Discard::Bidirectional });
             }
             if d.send_packet(p).is_err() {
                 *skipped += 1;
