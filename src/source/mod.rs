@@ -131,7 +131,7 @@ pub enum VideoDecode {
 /// What decoding the video cost, for the run's statistics and `-v`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VideoStats {
-    /// Keyframes decoded, groups of pictures decoded whole, frames decoded in all.
+    /// Keyframes decoded, groups of pictures decoded past their keyframe, frames decoded in all.
     pub keyframes: usize,
     pub gops_decoded: usize,
     pub frames_decoded: usize,
