@@ -170,6 +170,9 @@ impl PipelineConfig {
         if !(0.0..=10.0).contains(&self.video.stills_fps) {
             return Err(Error::config(path, "video.stills_fps must be between 0 and 10"));
         }
+        if !(1..=16).contains(&self.video.threads) {
+            return Err(Error::config(path, "video.threads must be between 1 and 16"));
+        }
         if !(1..=64).contains(&self.model.batch_size) {
             return Err(Error::config(path, "model.batch_size must be between 1 and 64"));
         }

@@ -172,9 +172,16 @@ pub struct VideoSampling {
     /// Width of stills; never wider than the video.
     #[serde(default = "default_stills_width")]
     pub stills_width: u32,
+    /// Threads FFmpeg may use to decode a group of pictures (1: none of its own).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
     /// Which stills go on with their pixels: the pipeline's `[stills]` table.
     #[serde(skip)]
     pub still_filter: StillConfig,
+}
+
+fn default_threads() -> usize {
+    2
 }
 
 fn default_width() -> u32 {
@@ -193,6 +200,7 @@ impl Default for VideoSampling {
             width: default_width(),
             stills_fps: 0.0,
             stills_width: default_stills_width(),
+            threads: default_threads(),
             still_filter: StillConfig::default(),
         }
     }

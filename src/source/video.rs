@@ -148,6 +148,10 @@ pub(crate) struct VideoDecoding {
     params: ff::codec::Parameters,
     skip_loop_filter: bool,
     mode: VideoDecode,
+    /// FFmpeg's threads for a run of frames (`[video] threads`).
+    threads: usize,
+    /// The stream has B-frames (frames shown before frames decoded before them).
+    reorders: bool,
     /// `All`: the one decoder, fed every packet.
     all: Option<ff::decoder::Video>,
     /// `Keyframes`: the packets since the last keyframe (it first), in decode order.
@@ -196,13 +200,17 @@ impl VideoDecoding {
         // thread's 1.45 s, four alternate runs; the same cuts, stills and cues).
         let params = stream.parameters();
         // SAFETY: `params` holds the stream's codec parameters for as long as this reads them.
-        let halved = unsafe { (*params.as_ptr()).width }.max(0) as u32 >= 2 * sampling.stills_width;
+        let (width, delay) = unsafe { ((*params.as_ptr()).width, (*params.as_ptr()).video_delay) };
+        let halved = width.max(0) as u32 >= 2 * sampling.stills_width;
+        let reorders = delay > 0;
         let mut v = Self {
             stream: stream.index(),
             time_base: tb.numerator() as f64 / tb.denominator().max(1) as f64,
             params,
             skip_loop_filter: sampling.stills_fps <= 0.0 || halved,
             mode: sampling.decode,
+            threads: sampling.threads,
+            reorders,
             all: None,
             gop: Vec::new(),
             gop_bytes: 0,
@@ -221,7 +229,7 @@ impl VideoDecoding {
             (v.beat, v.beat_seen, v.scene_cuts) = (beat, 1, scene_cuts);
         }
         if v.mode == VideoDecode::All {
-            v.all = Some(v.decoder(true, false)?);
+            v.all = Some(v.decoder(true, true)?);
         }
         Ok(Some(v))
     }
@@ -232,13 +240,29 @@ impl VideoDecoding {
     }
 
     /// A decoder; `stills`: its frames may become stills (decoded with the deblocking filter).
-    /// `references_only`: B-frames are skipped (two thirds of an x264 stream's frames).
-    fn decoder(&self, stills: bool, references_only: bool) -> Result<ff::decoder::Video, ff::Error> {
-        let mut d = ff::codec::context::Context::from_parameters(self.params.clone())?.decoder();
+    /// `run`: it decodes a run of frames (a GOP, or all of them), with FFmpeg's threads; where
+    /// the stream has B-frames, they are skipped (two thirds of an x264 stream's frames) unless
+    /// asked for packet by packet.
+    fn decoder(&self, stills: bool, run: bool) -> Result<ff::decoder::Video, ff::Error> {
+        let mut c = ff::codec::context::Context::from_parameters(self.params.clone())?;
+        if run && self.threads > 1 {
+            // Frame threads decode the next frame while the last is finished; where B-frames are
+            // skipped, the frames left form a chain each waiting for the one before, and only
+            // threads over the rows or slices of one frame gain (10-bit HEVC, 40 s: 2.66 s on
+            // one thread, 2.81 s with two frame threads, 1.62 s with two slice threads; VP9,
+            // without B-frames, 13.3 -> 9.5 s with two frame threads).
+            let kind = if self.reorders && self.mode == VideoDecode::Keyframes {
+                ff::threading::Type::Slice
+            } else {
+                ff::threading::Type::Frame
+            };
+            c.set_threading(ff::threading::Config { kind, count: self.threads, ..Default::default() });
+        }
+        let mut d = c.decoder();
         if self.skip_loop_filter || !stills {
             d.skip_loop_filter(ff::Discard::All);
         }
-        if references_only {
+        if run && self.mode == VideoDecode::Keyframes {
             d.skip_frame(ff::Discard::Bidirectional);
         }
         d.video()
