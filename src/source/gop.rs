@@ -52,6 +52,32 @@ pub(super) fn bursts(sizes: &[usize]) -> Vec<usize> {
     (0..sizes.len()).filter(|&i| sizes[i] >= BURST_MIN_BYTES && sizes[i] > BURST_RATIO * median).collect()
 }
 
+/// A packet of a GOP much larger than the others.
+pub(super) struct Burst {
+    pub(super) pts: Option<i64>,
+    /// The last frame shown before it among those decoded before it: frames shown between the
+    /// two are decoded after it, predicted from it.
+    pub(super) since: Option<i64>,
+    /// No frame shown before it is decoded after it: a change there is placed at it.
+    pub(super) exact: bool,
+}
+
+/// The bursts of `gop` (its packets, keyframe first, in decode order), each exact where no frame
+/// shown before it is decoded after it (B-frames shown before a burst may show the new picture
+/// already, predicted from it; frames decoded before it cannot).
+pub(super) fn packet_bursts(gop: &[ff::Packet]) -> Vec<Burst> {
+    let sizes: Vec<usize> = gop.iter().skip(1).map(|p| p.size()).collect();
+    bursts(&sizes)
+        .into_iter()
+        .map(|i| {
+            let (pts, before, after) = (gop[i + 1].pts(), &gop[..=i], &gop[i + 2..]);
+            let since = pts.and_then(|pts| before.iter().filter_map(|q| q.pts()).filter(|&t| t < pts).max());
+            let exact = pts.is_some_and(|pts| after.iter().all(|q| q.pts().is_some_and(|t| t > pts)));
+            Burst { pts, since, exact }
+        })
+        .collect()
+}
+
 /// The stream's beat (its encoder's largest GOP, in packets) from the container's index, when
 /// that lists every packet (MP4 and MOV do; Matroska's lists keyframes only): the largest
 /// interval between two keyframes met twice or more (within one), else the largest; and whether

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next as ff;
 
-use crate::source::gop;
+use crate::source::gop::{self, Burst};
 use crate::source::picture::{grey_difference, histogram, histogram_distance, moved_match, CHANGE_RATIO, MOVED_MATCH};
 use crate::source::sampler::Sampler;
 use crate::source::{Follows, Media, VideoDecode, VideoFrame, VideoSampling, VideoStats};
@@ -64,16 +64,6 @@ const BURST_TAIL_S: f64 = 0.25;
 const FEW_BURSTS: usize = 3;
 /// Keyframes are compared at this width.
 const PROBE_WIDTH: u32 = 320;
-
-/// A packet of a GOP much larger than the others.
-struct Burst {
-    pts: Option<i64>,
-    /// The last frame shown before it among those decoded before it: frames shown between the
-    /// two are decoded after it, predicted from it.
-    since: Option<i64>,
-    /// No frame shown before it is decoded after it: a change there is placed at it.
-    exact: bool,
-}
 
 /// The last keyframe: its picture and what the next keyframe is compared with.
 struct Key {
@@ -487,20 +477,12 @@ impl VideoDecoding {
         self.gop.iter().skip(1).map(|p| p.size()).collect()
     }
 
-    /// The GOP's packets (after its keyframe) much larger than the others, each exact where no
-    /// frame shown before it is decoded after it (B-frames shown before a burst may show the
-    /// new picture already, predicted from it; frames decoded before it cannot).
+    /// The GOP's bursts, none when it was not kept.
     fn gop_bursts(&self) -> Vec<Burst> {
-        let exact = |i: usize, pts: i64| self.gop[i + 1..].iter().all(|q| q.pts().is_some_and(|t| t > pts));
-        gop::bursts(&self.gop_sizes())
-            .into_iter()
-            .map(|i| {
-                let pts = self.gop[i + 1].pts();
-                let since =
-                    pts.and_then(|pts| self.gop[..=i].iter().filter_map(|q| q.pts()).filter(|&t| t < pts).max());
-                Burst { pts, since, exact: pts.is_some_and(|pts| exact(i + 1, pts)) }
-            })
-            .collect()
+        if self.gop_dropped {
+            return Vec::new();
+        }
+        gop::packet_bursts(&self.gop)
     }
 
     /// Decodes the GOP kept since `key`, giving the samplers its frames after the keyframe and
