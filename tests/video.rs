@@ -209,3 +209,29 @@ fn a_still_group_of_pictures_skips_its_b_frames_and_places_its_change_to_the_fra
     let stills = stats["stills_read"].as_u64().unwrap() + stats["stills_without_text"].as_u64().unwrap();
     assert!(stills >= 2, "both pictures go to the stills: {stats}");
 }
+
+/// AV1 (SVT-AV1, as video sites serve it) has no B-frames, but its top layer of frames is
+/// referred to by none: those frames are left out of a GOP's first decoding (their headers say
+/// so), as H.264's B-frames are. A cut 2 s into a GOP is still placed to the frame.
+#[test]
+fn an_av1_group_of_pictures_leaves_out_the_frames_nothing_refers_to() {
+    let dir = tempdir("av1-gop");
+    let clip = dir.join("pattern-then-fractal.webm");
+    let graph = "[0:v]trim=0:2,setpts=PTS-STARTPTS,format=yuv420p[a];\
+                 [1:v]trim=0:2,setpts=PTS-STARTPTS,format=yuv420p[b];[a][b]concat=n=2:v=1[v]";
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=1920x1080:rate=25"])
+        .args(["-f", "lavfi", "-i", "mandelbrot=s=1920x1080:rate=25", "-f", "lavfi", "-i", "sine=f=440:d=4"])
+        .args(["-filter_complex", graph, "-map", "[v]", "-map", "2:a", "-c:v", "libsvtav1", "-preset", "12"])
+        .args(["-crf", "40", "-g", "250", "-svtav1-params", "verbosity=0", "-c:a", "libopus", "-shortest"])
+        .arg(&clip)
+        .output()
+        .expect("running ffmpeg");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (found, video) = shots(&clip, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(score(&found, &[2.0]), (1.0, 1.0), "found {found:?}: {video}");
+    // 100 frames; every one came out of the decoder before (101 with the keyframe's own decoding).
+    let frames = video["frames_decoded"].as_u64().unwrap();
+    assert!(frames < 90, "{frames} frames decoded: {video}");
+}

@@ -24,6 +24,8 @@ mod sampler;
 pub mod stills;
 mod symphonia;
 #[cfg(feature = "ffmpeg")]
+mod unreferenced;
+#[cfg(feature = "ffmpeg")]
 mod video;
 
 use std::path::Path;

@@ -38,6 +38,7 @@ use ffmpeg_next as ff;
 use crate::source::gop::{self, Burst};
 use crate::source::picture::{grey_difference, histogram, histogram_distance, moved_match, CHANGE_RATIO, MOVED_MATCH};
 use crate::source::sampler::Sampler;
+use crate::source::unreferenced::Av1Headers;
 use crate::source::{Follows, Media, VideoDecode, VideoFrame, VideoSampling, VideoStats};
 use crate::time::Ts;
 
@@ -142,6 +143,8 @@ pub(crate) struct VideoDecoding {
     threads: usize,
     /// The stream has B-frames (frames shown before frames decoded before them).
     reorders: bool,
+    /// An AV1 stream's frame headers, which tell the frames nothing refers to.
+    av1: Option<Av1Headers>,
     /// `All`: the one decoder, fed every packet.
     all: Option<ff::decoder::Video>,
     /// `Keyframes`: the packets since the last keyframe (it first), in decode order.
@@ -191,6 +194,7 @@ impl VideoDecoding {
         let params = stream.parameters();
         // SAFETY: `params` holds the stream's codec parameters for as long as this reads them.
         let (width, delay) = unsafe { ((*params.as_ptr()).width, (*params.as_ptr()).video_delay) };
+        let av1 = Av1Headers::new(&params);
         let halved = width.max(0) as u32 >= 2 * sampling.stills_width;
         let reorders = delay > 0;
         let mut v = Self {
@@ -201,6 +205,7 @@ impl VideoDecoding {
             mode: sampling.decode,
             threads: sampling.threads,
             reorders,
+            av1,
             all: None,
             gop: Vec::new(),
             gop_bytes: 0,
@@ -578,8 +583,17 @@ impl VideoDecoding {
         // decoded more of them: two or three reference frames, 20-37 ms each at 4K).
         let wanted = times.iter().rposition(|t| t.is_none_or(|t| t > after && t < until));
         let Some(last) = wanted else { return Ok(()) };
+        // Frames nothing refers to that the decoder cannot skip itself (AV1's) are not sent.
+        let unsent: Vec<bool> = packets[..=last]
+            .iter()
+            .zip(&times)
+            .map(|(p, t)| !inside(t) && self.av1.as_mut().is_some_and(|h| h.unreferenced(p.data().unwrap_or(&[]))))
+            .collect();
         let mut d = self.decoder(stills, true).map_err(|e| format!("cannot decode the video: {e}"))?;
-        for (p, t) in packets[..=last].iter().zip(&times) {
+        for ((p, t), unsent) in packets[..=last].iter().zip(&times).zip(unsent) {
+            if unsent {
+                continue;
+            }
             d.skip_frame(if inside(t) { ff::Discard::Default } else { ff::Discard::Bidirectional });
             if d.send_packet(p).is_err() {
                 *skipped += 1;
