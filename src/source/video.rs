@@ -558,10 +558,11 @@ impl VideoDecoding {
         Ok(())
     }
 
-    /// Decodes the reference frames of `packets` (a GOP, keyframe first) and its B-frames shown
-    /// strictly inside the spans of `between` (seconds) with a fresh decoder, giving the samplers
-    /// as `how` says the frames strictly between `after` and `until`. The frames between two
-    /// reference frames are predicted from those two only: the rest can be skipped.
+    /// Decodes the reference frames of `packets` (a GOP, keyframe first) and its other frames
+    /// (B-frames, AV1's frames that refresh no reference) shown strictly inside the spans of
+    /// `between` (seconds) with a fresh decoder, giving the samplers as `how` says the frames
+    /// strictly between `after` and `until`. No frame is predicted from those others: they can
+    /// be skipped.
     #[allow(clippy::too_many_arguments)]
     fn decode_packets(
         &mut self,
