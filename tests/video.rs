@@ -41,6 +41,23 @@ fn score(found: &[f64], truth: &[f64]) -> (f64, f64) {
     (precision, recall)
 }
 
+/// Makes `clip`: `each` seconds of one lavfi source, then of another, with a tone, encoded with
+/// `encode` (the video's codec options, then the audio's).
+fn two_scenes(clip: &Path, first: &str, second: &str, each: u32, encode: &[&str]) {
+    let trim = |i: usize, to: &str| format!("[{i}:v]trim=0:{each},setpts=PTS-STARTPTS,format=yuv420p[{to}]");
+    let graph = format!("{};{};[a][b]concat=n=2:v=1[v]", trim(0, "a"), trim(1, "b"));
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", first, "-f", "lavfi", "-i", second, "-f", "lavfi", "-i"])
+        .arg(format!("sine=f=440:d={}", 2 * each))
+        .args(["-filter_complex", &graph, "-map", "[v]", "-map", "2:a"])
+        .args(encode)
+        .arg("-shortest")
+        .arg(clip)
+        .output()
+        .expect("running ffmpeg");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+}
+
 /// Checks `name`'s cuts against its known ones; its video statistics.
 fn check(name: &str) -> serde_json::Value {
     let clip = sample(&format!("video/{name}.mp4"));
@@ -157,18 +174,10 @@ fn decoding_every_frame_finds_the_same_cuts() {
 fn ten_bit_video_has_its_cut_found_and_none_invented() {
     let dir = tempdir("ten-bit");
     let clip = dir.join("automaton-bars.mp4");
-    let graph = "[0:v]trim=0:2,setpts=PTS-STARTPTS[a];[1:v]trim=0:2,setpts=PTS-STARTPTS[b];[a][b]concat=n=2:v=1[v]";
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("cellauto=rule=30:s=1920x1080:rate=25:random_fill_ratio=0.5:seed=1,format=yuv420p")
-        .args(["-f", "lavfi", "-i", "smptehdbars=s=1920x1080:rate=25", "-f", "lavfi", "-i", "sine=f=440:d=4"])
-        .args(["-filter_complex", graph, "-map", "[v]", "-map", "2:a", "-c:v", "libx265", "-preset", "ultrafast"])
-        .args(["-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error:keyint=250:scenecut=0"])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(&clip)
-        .output()
-        .expect("running ffmpeg");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let automaton = "cellauto=rule=30:s=1920x1080:rate=25:random_fill_ratio=0.5:seed=1";
+    let hevc = ["-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le", "-x265-params"];
+    let encode = [&hevc[..], &["log-level=error:keyint=250:scenecut=0", "-c:a", "aac"]].concat();
+    two_scenes(&clip, automaton, "smptehdbars=s=1920x1080:rate=25", 2, &encode);
     let (found, video) = shots(&clip, &[]);
     assert_eq!(score(&found, &[2.0]), (1.0, 1.0), "found {found:?}: {video}");
     // FFmpeg's threads (here over the rows of a frame: x265 writes them so) change nothing found.
@@ -190,16 +199,9 @@ fn ten_bit_video_has_its_cut_found_and_none_invented() {
 fn a_still_group_of_pictures_skips_its_b_frames_and_places_its_change_to_the_frame() {
     let dir = tempdir("still-gop");
     let clip = dir.join("bars-then-test-card.mp4");
-    let graph = "[0:v]trim=0:4,setpts=PTS-STARTPTS[a];[1:v]trim=0:4,setpts=PTS-STARTPTS[b];[a][b]concat=n=2:v=1[v]";
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "smptehdbars=s=1920x1080:rate=25"])
-        .args(["-f", "lavfi", "-i", "rgbtestsrc=s=1920x1080:rate=25", "-f", "lavfi", "-i", "sine=f=440:d=8"])
-        .args(["-filter_complex", graph, "-map", "[v]", "-map", "2:a", "-c:v", "libx264", "-preset", "veryfast"])
-        .args(["-x264-params", "keyint=250:scenecut=0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"])
-        .arg(&clip)
-        .output()
-        .expect("running ffmpeg");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (bars, card) = ("smptehdbars=s=1920x1080:rate=25", "rgbtestsrc=s=1920x1080:rate=25");
+    let x264 = ["-c:v", "libx264", "-preset", "veryfast", "-x264-params", "keyint=250:scenecut=0", "-c:a", "aac"];
+    two_scenes(&clip, bars, card, 4, &x264);
     let (found, stats) = shots_and_stats(&clip, &[]);
     let _ = std::fs::remove_dir_all(&dir);
     let video = &stats["video"];
@@ -217,17 +219,9 @@ fn a_still_group_of_pictures_skips_its_b_frames_and_places_its_change_to_the_fra
 fn an_av1_group_of_pictures_leaves_out_the_frames_nothing_refers_to() {
     let dir = tempdir("av1-gop");
     let clip = dir.join("pattern-then-fractal.webm");
-    let graph = "[0:v]trim=0:2,setpts=PTS-STARTPTS,format=yuv420p[a];\
-                 [1:v]trim=0:2,setpts=PTS-STARTPTS,format=yuv420p[b];[a][b]concat=n=2:v=1[v]";
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=1920x1080:rate=25"])
-        .args(["-f", "lavfi", "-i", "mandelbrot=s=1920x1080:rate=25", "-f", "lavfi", "-i", "sine=f=440:d=4"])
-        .args(["-filter_complex", graph, "-map", "[v]", "-map", "2:a", "-c:v", "libsvtav1", "-preset", "12"])
-        .args(["-crf", "40", "-g", "250", "-svtav1-params", "verbosity=0", "-c:a", "libopus", "-shortest"])
-        .arg(&clip)
-        .output()
-        .expect("running ffmpeg");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (pattern, fractal) = ("testsrc2=s=1920x1080:rate=25", "mandelbrot=s=1920x1080:rate=25");
+    let av1 = ["-c:v", "libsvtav1", "-preset", "12", "-crf", "40", "-g", "250", "-svtav1-params", "verbosity=0"];
+    two_scenes(&clip, pattern, fractal, 2, &[&av1[..], &["-c:a", "libopus"]].concat());
     let (found, video) = shots(&clip, &[]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(score(&found, &[2.0]), (1.0, 1.0), "found {found:?}: {video}");
