@@ -128,11 +128,9 @@ impl StreamConfig {
 }
 
 /// A pass whose words stop short of this much of the speech it was given is decoded again
-/// from the last committed word.
+/// from the last committed word; the stream's last pass, which no pass follows, of a word's
+/// worth (README, "The stream's last pass": "from the gate." lost, 0.8 s).
 const UNHEARD_SPEECH_MS: i64 = 1000;
-/// The same for the stream's last pass, after which nothing hears what it left out: a word's
-/// worth. (Two streams at once, s1.mp4's last pass over its whole 5 s said "... the farmer
-/// watches" and stopped, 0.8 s short of "from the gate.", in 2 of 10 runs: the words were lost.)
 const UNHEARD_AT_END_MS: i64 = 300;
 
 /// How much of the `speech` comes after `heard_to`.
