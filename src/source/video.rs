@@ -235,9 +235,8 @@ impl VideoDecoding {
     }
 
     /// A decoder; `stills`: its frames may become stills (decoded with the deblocking filter).
-    /// `run`: it decodes a run of frames (a GOP, or all of them), with FFmpeg's threads; where
-    /// the stream has B-frames, they are skipped (two thirds of an x264 stream's frames) unless
-    /// asked for packet by packet.
+    /// `run`: it decodes a run of frames (a GOP, or all of them), with FFmpeg's threads (a GOP's
+    /// B-frames are skipped or not packet by packet: `decode_packets`).
     fn decoder(&self, stills: bool, run: bool) -> Result<ff::decoder::Video, ff::Error> {
         let mut c = ff::codec::context::Context::from_parameters(self.params.clone())?;
         if run && self.threads > 1 {
@@ -256,9 +255,6 @@ impl VideoDecoding {
         let mut d = c.decoder();
         if self.skip_loop_filter || !stills {
             d.skip_loop_filter(ff::Discard::All);
-        }
-        if run && self.mode == VideoDecode::Keyframes {
-            d.skip_frame(ff::Discard::Bidirectional);
         }
         d.video()
     }
@@ -516,11 +512,13 @@ impl VideoDecoding {
         // the GOP again. (Where an encoder's own frame structure makes bursts of nearly every
         // reference frame, they tell little, and cost.)
         let bursts = self.gop_bursts();
-        let before_bursts: Vec<(f64, f64)> = bursts
-            .iter()
-            .filter(|_| bursts.len() <= FEW_BURSTS)
-            .filter_map(|b| Some((seconds(b.since, self.time_base)?, seconds(b.pts, self.time_base)?)))
-            .collect();
+        let before_bursts: Vec<(f64, f64)> = match bursts.len() <= FEW_BURSTS {
+            true => bursts
+                .iter()
+                .filter_map(|b| Some((seconds(b.since, self.time_base)?, seconds(b.pts, self.time_base)?)))
+                .collect(),
+            false => Vec::new(),
+        };
         let gop = std::mem::take(&mut self.gop);
         let mut refs = Vec::new();
         let how = if still { Emit::Paced } else { Emit::PacedNoStills };
@@ -595,6 +593,7 @@ impl VideoDecoding {
             if unsent {
                 continue;
             }
+            // B-frames (two thirds of an x264 stream's frames) only inside `between`.
             d.skip_frame(if inside(t) { ff::Discard::Default } else { ff::Discard::Bidirectional });
             if d.send_packet(p).is_err() {
                 *skipped += 1;
