@@ -190,6 +190,23 @@ fn ten_bit_video_has_its_cut_found_and_none_invented() {
     assert_eq!((&found, &video["frames_decoded"]), (&alone, &video_alone["frames_decoded"]), "{video} {video_alone}");
 }
 
+/// An open GOP's leading pictures (shown before its keyframe, decoded after it) count in the GOP
+/// before, so x265's fixed 40-frame GOPs count 37 to 43 packets: its keyframes on that beat are
+/// not the encoder's scene cuts (they were taken for them: cuts put at 1.6 and 4.8 s, the one at
+/// 4 s missed), and the cut between two keyframes is found to the frame.
+#[test]
+fn an_open_gop_stream_keeps_its_beat() {
+    let dir = tempdir("open-gop");
+    let clip = dir.join("automaton-then-fractal.mp4");
+    let automaton = "life=s=640x360:mold=10:ratio=0.3:life_color=white:death_color=black:seed=1:rate=25";
+    let params = "log-level=error:keyint=40:min-keyint=40:scenecut=0";
+    let x265 = ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", params, "-c:a", "aac"];
+    two_scenes(&clip, automaton, "mandelbrot=s=640x360:rate=25", 4, &x265);
+    let (found, video) = shots(&clip, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(score(&found, &[4.0]), (1.0, 1.0), "found {found:?}: {video}");
+}
+
 /// A GOP of a still picture (slides, title cards) is decoded reference frames first, as a moving
 /// one is, its stills taken from them: B-frames (two thirds of an x264 stream's frames) cost
 /// HD video from other encoders more than the rest (10-bit HEVC: 4 ms a frame, even still). A

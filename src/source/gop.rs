@@ -78,12 +78,76 @@ pub(super) fn packet_bursts(gop: &[ff::Packet]) -> Vec<Burst> {
         .collect()
 }
 
-/// The stream's beat (its encoder's largest GOP, in packets) from the container's index, when
-/// that lists every packet (MP4 and MOV do; Matroska's lists keyframes only): the largest
-/// interval between two keyframes met twice or more (within one), else the largest; and whether
-/// keyframes come off it (but for the last GOP, which the stream's end cuts short): the encoder's
-/// scene cuts. Known from the start, they let the first GOP be judged as the others are.
-pub(super) fn indexed_beat(stream: &ff::format::stream::Stream) -> Option<(usize, bool)> {
+/// The stream's beat: its encoder's largest GOP, in packets, once two GOPs had that many (within
+/// `reach`); keyframes that come sooner are the encoder's scene cuts.
+#[derive(Debug)]
+pub(super) struct Beat {
+    packets: usize,
+    seen: usize,
+    /// The encoder puts keyframes off its beat, at the scene cuts it sees (x264's default; a
+    /// streaming encoder with a fixed GOP does not): a GOP without a burst holds no cut.
+    pub(super) scene_cuts: bool,
+    /// How far a GOP's packets may be from the beat, and the GOP still on it. Packets are counted
+    /// in decode order, and an open GOP's leading pictures (shown before its keyframe, decoded
+    /// after it) fall in the GOP before: as many as B-frames come in a row, up to 2^d - 1 for a
+    /// reordering depth d (a B-pyramid). x265's fixed 40-frame GOPs (depth 2) count 37 to 43.
+    reach: usize,
+}
+
+impl Beat {
+    /// The beat of a stream whose decoder holds back `delay` frames to reorder them (FFmpeg's
+    /// `video_delay`), from the container's index when that lists every packet (MP4 and MOV do;
+    /// Matroska's lists keyframes only), else unknown until GOPs are seen. Known from the index,
+    /// the first GOP is judged as the others are.
+    pub(super) fn of(stream: &ff::format::stream::Stream, delay: i32) -> Self {
+        let mut beat = Self::unknown(delay);
+        if let Some(intervals) = indexed_intervals(stream) {
+            beat.learn_intervals(intervals);
+        }
+        beat
+    }
+
+    fn unknown(delay: i32) -> Self {
+        let leading = (1usize << delay.clamp(0, 4)) - 1;
+        Beat { packets: 0, seen: 0, scene_cuts: false, reach: 1 + 2 * leading }
+    }
+
+    /// The largest interval met twice or more (within `reach`), else the largest; keyframes off
+    /// it, sooner or later (but for the last GOP, which the stream's end cuts short and the index
+    /// does not list), are scene cuts: a fixed beat would have none.
+    fn learn_intervals(&mut self, mut intervals: Vec<usize>) {
+        let Some(&largest) = intervals.iter().max() else { return };
+        let (off, reach) = (intervals.clone(), self.reach);
+        intervals.sort_unstable_by(|a, b| b.cmp(a));
+        self.packets = intervals.windows(2).find(|w| w[0] <= w[1] + reach).map_or(largest, |w| w[0]);
+        self.seen = 1;
+        self.scene_cuts = off.iter().any(|&i| i.abs_diff(self.packets) > reach);
+    }
+
+    pub(super) fn known(&self) -> bool {
+        self.seen >= 1
+    }
+
+    /// Whether a GOP of `interval` packets came on the beat.
+    pub(super) fn on(&self, interval: usize) -> bool {
+        self.known() && interval.abs_diff(self.packets) <= self.reach
+    }
+
+    /// Learns from a GOP of `interval` packets that ended at a keyframe.
+    pub(super) fn observe(&mut self, interval: usize) {
+        if self.seen >= 2 && interval + self.reach < self.packets {
+            // Off a beat met twice: the encoder keys its scene cuts.
+            self.scene_cuts = true;
+        } else if interval > self.packets + self.reach {
+            (self.packets, self.seen) = (interval, 1);
+        } else if interval + self.reach >= self.packets {
+            (self.packets, self.seen) = (self.packets.max(interval), self.seen + 1);
+        }
+    }
+}
+
+/// The packets between keyframes, from the container's index when that lists every packet.
+fn indexed_intervals(stream: &ff::format::stream::Stream) -> Option<Vec<usize>> {
     let frames = stream.frames();
     // SAFETY: `stream` belongs to an open input; its index entries are read here and not kept,
     // and nothing changes the index meanwhile (the function takes a mutable pointer but only
@@ -102,12 +166,7 @@ pub(super) fn indexed_beat(stream: &ff::format::stream::Stream) -> Option<(usize
             .map(i64::from)
             .collect()
     };
-    let mut intervals: Vec<usize> = keys.windows(2).map(|w| (w[1] - w[0]) as usize).collect();
-    intervals.sort_unstable_by(|a, b| b.cmp(a));
-    let twice = intervals.windows(2).find(|w| w[0] <= w[1] + 1).map(|w| w[0]);
-    let beat = twice.or(intervals.first().copied())?;
-    let scene_cuts = keys.windows(2).any(|w| (w[1] - w[0]) as usize + 1 < beat);
-    Some((beat, scene_cuts))
+    Some(keys.windows(2).map(|w| (w[1] - w[0]) as usize).collect())
 }
 
 #[cfg(test)]
@@ -124,6 +183,26 @@ mod tests {
         let busier: Vec<usize> = moving.iter().enumerate().map(|(i, &s)| s + i * 500).collect();
         assert!(!steady(&busier));
         assert!(!steady(&moving[..5]), "too short to tell");
+    }
+
+    #[test]
+    fn an_open_gop_keeps_its_beat_and_scene_cuts_come_off_it() {
+        // x265, fixed 40-frame open GOPs, reordering depth 2: counted in decode order.
+        let mut open = Beat::unknown(2);
+        open.learn_intervals(vec![38, 39, 43, 37]);
+        assert!(!open.scene_cuts && (37..=43).all(|i| open.on(i)), "{open:?}");
+        // x264's own scene cuts off a 250-frame beat.
+        let mut keyed = Beat::unknown(2);
+        keyed.learn_intervals(vec![249, 250, 51, 250, 126]);
+        assert!(keyed.scene_cuts && keyed.on(250) && !keyed.on(126), "{keyed:?}");
+        // Without reordering, a GOP is on the beat within one packet; learnt GOP by GOP.
+        let mut seen = Beat::unknown(0);
+        for interval in [30, 30, 29] {
+            seen.observe(interval);
+        }
+        assert!(!seen.scene_cuts && seen.on(31) && !seen.on(27), "{seen:?}");
+        seen.observe(12);
+        assert!(seen.scene_cuts, "{seen:?}");
     }
 
     #[test]

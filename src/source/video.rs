@@ -153,14 +153,7 @@ pub(crate) struct VideoDecoding {
     /// The GOP grew too large to keep: its inside is not decoded.
     gop_dropped: bool,
     last_key: Option<Key>,
-    /// The most packets between two keyframes yet, and how many GOPs had that many (within
-    /// one): twice or more, it is the stream's beat (its encoder's largest GOP); keyframes that
-    /// come sooner are the encoder's scene cuts.
-    beat: usize,
-    beat_seen: usize,
-    /// The encoder puts keyframes off its beat, at the scene cuts it sees (x264's default; a
-    /// streaming encoder with a fixed GOP does not): a GOP without a burst holds no cut.
-    scene_cuts: bool,
+    beat: gop::Beat,
     samplers: Vec<Sampler>,
     /// Keyframes at a width where a changed line of text shows, to compare them.
     probe: Sampler,
@@ -211,18 +204,13 @@ impl VideoDecoding {
             gop_bytes: 0,
             gop_dropped: false,
             last_key: None,
-            beat: 0,
-            beat_seen: 0,
-            scene_cuts: false,
+            beat: gop::Beat::of(stream, delay),
             samplers,
             probe: Sampler::frames(1.0, PROBE_WIDTH, true).expect("a schedule"),
             stats: VideoStats::default(),
             busy: Duration::ZERO,
         };
-        if let Some((beat, scene_cuts)) = gop::indexed_beat(stream) {
-            tracing::debug!(beat, scene_cuts, "the stream's beat, from its index");
-            (v.beat, v.beat_seen, v.scene_cuts) = (beat, 1, scene_cuts);
-        }
+        tracing::debug!(beat = ?v.beat, "the stream's beat");
         if v.mode == VideoDecode::All {
             v.all = Some(v.decoder(true, true)?);
         }
@@ -323,7 +311,7 @@ impl VideoDecoding {
                 Some(key) if gop::still(&self.gop_sizes(), key.bytes) && self.gop_bursts().is_empty() => {
                     self.emit(&key.frame, key.t + HELD_AFTER_S, Emit::Held, Follows::Closely, skipped, out)
                 }
-                Some(key) if self.scene_cuts && self.gop_bursts().is_empty() => {
+                Some(key) if self.beat.scene_cuts && self.gop_bursts().is_empty() => {
                     tracing::debug!(from = key.t, "the last group of pictures: no burst, no cut");
                     Ok(())
                 }
@@ -374,7 +362,7 @@ impl VideoDecoding {
             // where anything changed.)
             let colours = histogram_distance(&last.histogram, &key.histogram);
             let moved = grey_difference(&last.picture, &key.picture) > PICTURE_MOVED;
-            let on_beat = self.beat_seen >= 1 && interval + 1 >= self.beat && interval <= self.beat + 1;
+            let on_beat = self.beat.on(interval);
             // On the beat, one burst between keyframes that plainly differ places the cut
             // without decoding (the shot detector cuts on the same differences); a GOP of a still
             // picture is decoded anyway (cheaply) for the stills to read the new slide as it
@@ -390,7 +378,7 @@ impl VideoDecoding {
             };
             // The first GOP has no beat to tell whether its end came on it: it is looked into
             // when anything changed (once a stream).
-            let look = match (self.beat_seen >= 1, on_beat) {
+            let look = match (self.beat.known(), on_beat) {
                 (false, _) => colours > CUT_SUSPECT || moved,
                 (true, true) => colours > CUT_SUSPECT,
                 (true, false) => colours <= COLOURS_CUT && moved,
@@ -402,7 +390,7 @@ impl VideoDecoding {
             // where the encoder saw a change, the frames before it tell (a cut between two
             // framings alike, as from one speaker to the other, matches so too). Not for a
             // still picture's GOP: slides of one template match so too.
-            let asks = if on_beat { self.scene_cuts && look } else { changed && !look };
+            let asks = if on_beat { self.beat.scene_cuts && look } else { changed && !look };
             let at_key_only = asks && bursts.is_empty() && !still;
             let moved_on = at_key_only && moved_match(&last.picture, &key.picture) > MOVED_MATCH;
             // On the beat, the same without a match: when the colours plainly changed and the GOP's
@@ -433,7 +421,7 @@ impl VideoDecoding {
                 // just before it, or the stills a slide as it settles.
                 let last_burst = bursts.iter().filter_map(|b| b.pts).max();
                 let until = match last_burst.and_then(|pts| seconds(Some(pts), self.time_base)) {
-                    Some(b) if self.scene_cuts && (on_beat || !look) && !still => t.min(b + BURST_TAIL_S),
+                    Some(b) if self.beat.scene_cuts && (on_beat || !look) && !still => t.min(b + BURST_TAIL_S),
                     _ => t,
                 };
                 self.decode_gop(&last, until, seconds, skipped, out)?;
@@ -451,15 +439,8 @@ impl VideoDecoding {
                 }
             }
         }
-        if first {
-            // The stream's first keyframe: no GOP before it.
-        } else if self.beat_seen >= 2 && interval + 1 < self.beat {
-            // Off a beat met twice: the encoder keys its scene cuts.
-            self.scene_cuts = true;
-        } else if interval > self.beat + 1 {
-            (self.beat, self.beat_seen) = (interval, 1);
-        } else if interval + 1 >= self.beat {
-            (self.beat, self.beat_seen) = (self.beat.max(interval), self.beat_seen + 1);
+        if !first {
+            self.beat.observe(interval);
         }
         self.emit(&key.frame, t, Emit::Always, follows, skipped, out)?;
         self.last_key = Some(key);
