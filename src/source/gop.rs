@@ -52,6 +52,73 @@ pub(super) fn bursts(sizes: &[usize]) -> Vec<usize> {
     (0..sizes.len()).filter(|&i| sizes[i] >= BURST_MIN_BYTES && sizes[i] > BURST_RATIO * median).collect()
 }
 
+/// A GOP larger than this (compressed) is not kept: its inside is left undecoded.
+const MAX_GOP_BYTES: usize = 64 << 20;
+
+/// A GOP's packets, its keyframe first, in decode order, kept until the next keyframe tells
+/// whether it is decoded.
+#[derive(Default)]
+pub(super) struct Gop {
+    packets: Vec<ff::Packet>,
+    count: usize,
+    bytes: usize,
+    /// It grew too large to keep: its inside is not decoded.
+    dropped: bool,
+    /// Its keyframe's leading pictures (an open GOP's: shown before it, decoded after it).
+    leading: usize,
+}
+
+impl Gop {
+    /// The GOP of `key`, with its leading pictures.
+    pub(super) fn new(key: ff::Packet, leading: Vec<ff::Packet>) -> Self {
+        let mut gop = Gop { packets: vec![key], count: 1, bytes: 0, dropped: false, leading: leading.len() };
+        leading.into_iter().for_each(|p| gop.keep(p));
+        gop
+    }
+
+    /// Keeps a packet after the keyframe (none before the stream's first).
+    pub(super) fn keep(&mut self, packet: ff::Packet) {
+        if self.packets.is_empty() {
+            return;
+        }
+        self.count += 1;
+        self.bytes += packet.size();
+        if self.bytes > MAX_GOP_BYTES {
+            self.dropped = true;
+            self.packets.truncate(1);
+        } else if !self.dropped {
+            self.packets.push(packet);
+        }
+    }
+
+    /// Its frames in display order, the next keyframe having `next_leading` leading pictures:
+    /// its packets, less its keyframe's leading pictures, plus the next one's.
+    pub(super) fn frames(&self, next_leading: usize) -> usize {
+        (self.count + next_leading).saturating_sub(self.leading)
+    }
+
+    /// The sizes of its packets after the keyframe; none when it was not kept.
+    pub(super) fn sizes(&self) -> Vec<usize> {
+        if self.dropped {
+            return Vec::new();
+        }
+        self.packets.iter().skip(1).map(|p| p.size()).collect()
+    }
+
+    /// Its bursts; none when it was not kept.
+    pub(super) fn bursts(&self) -> Vec<Burst> {
+        if self.dropped {
+            return Vec::new();
+        }
+        packet_bursts(&self.packets)
+    }
+
+    /// Its packets, when it was kept and has more than its keyframe.
+    pub(super) fn take(&mut self) -> Option<Vec<ff::Packet>> {
+        (!self.dropped && self.packets.len() >= 2).then(|| std::mem::take(&mut self.packets))
+    }
+}
+
 /// A packet of a GOP much larger than the others.
 pub(super) struct Burst {
     pub(super) pts: Option<i64>,
@@ -65,7 +132,7 @@ pub(super) struct Burst {
 /// The bursts of `gop` (its packets, keyframe first, in decode order), each exact where no frame
 /// shown before it is decoded after it (B-frames shown before a burst may show the new picture
 /// already, predicted from it; frames decoded before it cannot).
-pub(super) fn packet_bursts(gop: &[ff::Packet]) -> Vec<Burst> {
+fn packet_bursts(gop: &[ff::Packet]) -> Vec<Burst> {
     let sizes: Vec<usize> = gop.iter().skip(1).map(|p| p.size()).collect();
     bursts(&sizes)
         .into_iter()
@@ -78,70 +145,90 @@ pub(super) fn packet_bursts(gop: &[ff::Packet]) -> Vec<Burst> {
         .collect()
 }
 
-/// The stream's beat: its encoder's largest GOP, in packets, once two GOPs had that many (within
-/// `reach`); keyframes that come sooner are the encoder's scene cuts.
-#[derive(Debug)]
+/// The stream's beat: its encoder's largest GOP, in frames, once two GOPs had that many (within
+/// one); keyframes that come sooner are the encoder's scene cuts.
+#[derive(Debug, Default)]
 pub(super) struct Beat {
-    packets: usize,
+    frames: usize,
     seen: usize,
     /// The encoder puts keyframes off its beat, at the scene cuts it sees (x264's default; a
     /// streaming encoder with a fixed GOP does not): a GOP without a burst holds no cut.
     pub(super) scene_cuts: bool,
-    /// How far a GOP's packets may be from the beat, and the GOP still on it. Packets are counted
-    /// in decode order, and an open GOP's leading pictures (shown before its keyframe, decoded
-    /// after it) fall in the GOP before: as many as B-frames come in a row, up to 2^d - 1 for a
-    /// reordering depth d (a B-pyramid). x265's fixed 40-frame GOPs (depth 2) count 37 to 43.
-    reach: usize,
+    /// The beat was read from the container's index, which counts a GOP's packets in decode
+    /// order: an open GOP's leading pictures (shown before its keyframe, decoded after it) fall
+    /// in the GOP before, so x265's fixed 50-frame GOPs count 46 to 54 packets there (six
+    /// B-frames in a row at most). Until the first GOP counted in display order near it replaces
+    /// it, a GOP is on it within twice the most leading pictures a keyframe had yet.
+    indexed: bool,
+    leading: usize,
 }
 
+/// B-frames H.264 and HEVC allow in a row: the most leading pictures a keyframe may have.
+const MAX_LEADING: usize = 16;
+
 impl Beat {
-    /// The beat of a stream whose decoder holds back `delay` frames to reorder them (FFmpeg's
-    /// `video_delay`), from the container's index when that lists every packet (MP4 and MOV do;
-    /// Matroska's lists keyframes only), else unknown until GOPs are seen. Known from the index,
-    /// the first GOP is judged as the others are.
-    pub(super) fn of(stream: &ff::format::stream::Stream, delay: i32) -> Self {
-        let mut beat = Self::unknown(delay);
+    /// The beat of a stream, from the container's index when that lists every packet (MP4 and
+    /// MOV do; Matroska's lists keyframes only), else unknown until GOPs are seen (`reorders`:
+    /// the stream has B-frames). Known from the index, the first GOP is judged as the others are.
+    pub(super) fn of(stream: &ff::format::stream::Stream, reorders: bool) -> Self {
+        let mut beat = Self::default();
         if let Some(intervals) = indexed_intervals(stream) {
-            beat.learn_intervals(intervals);
+            beat.learn_index(&intervals, reorders);
         }
         beat
     }
 
-    fn unknown(delay: i32) -> Self {
-        let leading = (1usize << delay.clamp(0, 4)) - 1;
-        Beat { packets: 0, seen: 0, scene_cuts: false, reach: 1 + 2 * leading }
-    }
-
-    /// The largest interval met twice or more (within `reach`), else the largest; keyframes off
-    /// it, sooner or later (but for the last GOP, which the stream's end cuts short and the index
-    /// does not list), are scene cuts: a fixed beat would have none.
-    fn learn_intervals(&mut self, mut intervals: Vec<usize>) {
+    /// From the index's packets between keyframes: the commonest interval met twice or more
+    /// (the larger of two as common), else the largest; keyframes off it, sooner or later (but
+    /// for the last GOP, which the stream's end cuts short and the index does not list), by more
+    /// than leading pictures explain, are scene cuts.
+    fn learn_index(&mut self, intervals: &[usize], reorders: bool) {
         let Some(&largest) = intervals.iter().max() else { return };
-        let (off, reach) = (intervals.clone(), self.reach);
-        intervals.sort_unstable_by(|a, b| b.cmp(a));
-        self.packets = intervals.windows(2).find(|w| w[0] <= w[1] + reach).map_or(largest, |w| w[0]);
-        self.seen = 1;
-        self.scene_cuts = off.iter().any(|&i| i.abs_diff(self.packets) > reach);
+        let times = |i: usize| intervals.iter().filter(|&&j| j == i).count();
+        let common = intervals.iter().copied().filter(|&i| times(i) >= 2).max_by_key(|&i| (times(i), i));
+        self.frames = common.unwrap_or(largest);
+        let off = if reorders { 1 + 2 * MAX_LEADING } else { 1 };
+        self.scene_cuts = intervals.iter().any(|&i| i.abs_diff(self.frames) > off);
+        (self.seen, self.indexed) = (1, true);
     }
 
     pub(super) fn known(&self) -> bool {
         self.seen >= 1
     }
 
-    /// Whether a GOP of `interval` packets came on the beat.
-    pub(super) fn on(&self, interval: usize) -> bool {
-        self.known() && interval.abs_diff(self.packets) <= self.reach
+    /// A keyframe had `leading` leading pictures.
+    pub(super) fn saw_leading(&mut self, leading: usize) {
+        self.leading = self.leading.max(leading);
     }
 
-    /// Learns from a GOP of `interval` packets that ended at a keyframe.
+    fn reach(&self) -> usize {
+        if self.indexed {
+            1 + 2 * self.leading
+        } else {
+            1
+        }
+    }
+
+    /// Whether a GOP of `interval` frames came on the beat.
+    pub(super) fn on(&self, interval: usize) -> bool {
+        self.known() && interval.abs_diff(self.frames) <= self.reach()
+    }
+
+    /// Learns from a GOP of `interval` frames (in display order) that ended at a keyframe.
     pub(super) fn observe(&mut self, interval: usize) {
-        if self.seen >= 2 && interval + self.reach < self.packets {
+        if self.indexed {
+            if self.on(interval) {
+                (self.frames, self.indexed, self.seen) = (interval, false, 2);
+            } else if interval + self.reach() < self.frames {
+                self.scene_cuts = true;
+            }
+        } else if self.seen >= 2 && interval + 1 < self.frames {
             // Off a beat met twice: the encoder keys its scene cuts.
             self.scene_cuts = true;
-        } else if interval > self.packets + self.reach {
-            (self.packets, self.seen) = (interval, 1);
-        } else if interval + self.reach >= self.packets {
-            (self.packets, self.seen) = (self.packets.max(interval), self.seen + 1);
+        } else if interval > self.frames + 1 {
+            (self.frames, self.seen) = (interval, 1);
+        } else if interval + 1 >= self.frames {
+            (self.frames, self.seen) = (self.frames.max(interval), self.seen + 1);
         }
     }
 }
@@ -187,16 +274,21 @@ mod tests {
 
     #[test]
     fn an_open_gop_keeps_its_beat_and_scene_cuts_come_off_it() {
-        // x265, fixed 40-frame open GOPs, reordering depth 2: counted in decode order.
-        let mut open = Beat::unknown(2);
-        open.learn_intervals(vec![38, 39, 43, 37]);
-        assert!(!open.scene_cuts && (37..=43).all(|i| open.on(i)), "{open:?}");
+        // x265, fixed 50-frame open GOPs: the index counts 46 to 54 packets; then GOPs counted
+        // in display order.
+        let mut open = Beat::default();
+        open.learn_index(&[50, 50, 50, 49, 51, 50, 46, 54, 46, 54, 50, 47, 53], true);
+        assert!(!open.scene_cuts && open.on(49) && !open.on(48), "{open:?}");
+        open.saw_leading(4);
+        assert!((42..=58).all(|i| open.on(i)), "{open:?}");
+        open.observe(50);
+        assert!(open.on(51) && !open.on(53) && !open.scene_cuts, "{open:?}");
         // x264's own scene cuts off a 250-frame beat.
-        let mut keyed = Beat::unknown(2);
-        keyed.learn_intervals(vec![249, 250, 51, 250, 126]);
+        let mut keyed = Beat::default();
+        keyed.learn_index(&[249, 250, 51, 250, 126], true);
         assert!(keyed.scene_cuts && keyed.on(250) && !keyed.on(126), "{keyed:?}");
-        // Without reordering, a GOP is on the beat within one packet; learnt GOP by GOP.
-        let mut seen = Beat::unknown(0);
+        // No index: learnt GOP by GOP.
+        let mut seen = Beat::default();
         for interval in [30, 30, 29] {
             seen.observe(interval);
         }

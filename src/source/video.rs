@@ -53,8 +53,6 @@ const COLOURS_CUT: f32 = 0.4;
 const PICTURE_MOVED: f32 = 30.0;
 /// Pairs of reference frames in a row from which a GOP's usual change between two is told.
 const USUAL_PAIRS: usize = 4;
-/// A GOP longer than this (compressed) is not kept: its inside is left undecoded.
-const MAX_GOP_BYTES: usize = 64 << 20;
 /// A steady picture is given to the stills again this long after its keyframe.
 const HELD_AFTER_S: f64 = 1.0;
 /// Where the encoder keys its scene cuts, a GOP decoded for its bursts is decoded this far past
@@ -147,12 +145,12 @@ pub(crate) struct VideoDecoding {
     av1: Option<Av1Headers>,
     /// `All`: the one decoder, fed every packet.
     all: Option<ff::decoder::Video>,
-    /// `Keyframes`: the packets since the last keyframe (it first), in decode order.
-    gop: Vec<ff::Packet>,
-    gop_bytes: usize,
-    /// The GOP grew too large to keep: its inside is not decoded.
-    gop_dropped: bool,
+    /// `Keyframes`: the packets since the last keyframe.
+    gop: gop::Gop,
     last_key: Option<Key>,
+    /// A keyframe waiting for its leading pictures (an open GOP's: shown before it, decoded
+    /// after it), which belong to the GOP before it when that is counted in display order.
+    pending: Option<(ff::Packet, Vec<ff::Packet>)>,
     beat: gop::Beat,
     samplers: Vec<Sampler>,
     /// Keyframes at a width where a changed line of text shows, to compare them.
@@ -200,11 +198,10 @@ impl VideoDecoding {
             reorders,
             av1,
             all: None,
-            gop: Vec::new(),
-            gop_bytes: 0,
-            gop_dropped: false,
+            gop: gop::Gop::default(),
             last_key: None,
-            beat: gop::Beat::of(stream, delay),
+            pending: None,
+            beat: gop::Beat::of(stream, reorders),
             samplers,
             probe: Sampler::frames(1.0, PROBE_WIDTH, true).expect("a schedule"),
             stats: VideoStats::default(),
@@ -273,22 +270,32 @@ impl VideoDecoding {
                 self.all = Some(d);
                 r
             }
-            VideoDecode::Keyframes if packet.is_key() => self.keyframe(packet, seconds, skipped, out),
-            VideoDecode::Keyframes => {
-                if !self.gop.is_empty() && !self.gop_dropped {
-                    self.gop_bytes += packet.size();
-                    if self.gop_bytes > MAX_GOP_BYTES {
-                        self.gop_dropped = true;
-                        self.gop.truncate(1);
-                    } else {
-                        self.gop.push(packet);
-                    }
+            VideoDecode::Keyframes => match &mut self.pending {
+                Some((key, leading)) if !packet.is_key() && packet.pts().zip(key.pts()).is_some_and(|(p, k)| p < k) => {
+                    leading.push(packet);
+                    Ok(())
                 }
-                Ok(())
-            }
+                _ => self.take_pending(seconds, skipped, out).map(|()| match packet.is_key() {
+                    true => self.pending = Some((packet, Vec::new())),
+                    false => self.gop.keep(packet),
+                }),
+            },
         };
         self.busy += t0.elapsed();
         result
+    }
+
+    /// The pending keyframe (see `packet`), then its leading pictures into its GOP.
+    fn take_pending(
+        &mut self,
+        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
+        skipped: &mut u64,
+        out: &mut Vec<Media>,
+    ) -> Result<(), String> {
+        match self.pending.take() {
+            Some((key, leading)) => self.keyframe(key, leading, seconds, skipped, out),
+            None => Ok(()),
+        }
     }
 
     /// End of the stream: what is still held back.
@@ -299,7 +306,8 @@ impl VideoDecoding {
         out: &mut Vec<Media>,
     ) -> Result<(), String> {
         let t0 = Instant::now();
-        let result = match self.all.take() {
+        let pending = self.take_pending(seconds, skipped, out);
+        let result = pending.and_then(|()| match self.all.take() {
             Some(mut d) => {
                 let _ = d.send_eof();
                 self.drain(&mut d, f64::NEG_INFINITY, f64::INFINITY, Emit::Paced, seconds, skipped, out).map(drop)
@@ -308,27 +316,28 @@ impl VideoDecoding {
             // a steady still picture is held; without a burst, an encoder that keys its scene
             // cuts saw none; anything else is decoded (reference frames first).
             None => match self.last_key.take() {
-                Some(key) if gop::still(&self.gop_sizes(), key.bytes) && self.gop_bursts().is_empty() => {
+                Some(key) if gop::still(&self.gop.sizes(), key.bytes) && self.gop.bursts().is_empty() => {
                     self.emit(&key.frame, key.t + HELD_AFTER_S, Emit::Held, Follows::Closely, skipped, out)
                 }
-                Some(key) if self.beat.scene_cuts && self.gop_bursts().is_empty() => {
+                Some(key) if self.beat.scene_cuts && self.gop.bursts().is_empty() => {
                     tracing::debug!(from = key.t, "the last group of pictures: no burst, no cut");
                     Ok(())
                 }
                 Some(key) => self.decode_gop(&key, f64::INFINITY, seconds, skipped, out),
                 None => Ok(()),
             },
-        };
+        });
         self.busy += t0.elapsed();
         self.stats.seconds = self.busy.as_secs_f64();
         result
     }
 
-    /// A keyframe: decoded alone, compared with the last one; the GOP between them decoded
-    /// when the two cannot tell what happened inside it.
+    /// A keyframe (`leading`: its leading pictures): decoded alone, compared with the last one;
+    /// the GOP between them decoded when the two cannot tell what happened inside it.
     fn keyframe(
         &mut self,
         packet: ff::Packet,
+        leading: Vec<ff::Packet>,
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
         skipped: &mut u64,
         out: &mut Vec<Media>,
@@ -337,6 +346,7 @@ impl VideoDecoding {
         let _ = d.send_packet(&packet);
         let _ = d.send_eof();
         let mut frame = ff::frame::Video::empty();
+        // A keyframe that does not decode is left out, with its leading pictures (predicted from it).
         if d.receive_frame(&mut frame).is_err() {
             *skipped += 1;
             return Ok(());
@@ -349,7 +359,8 @@ impl VideoDecoding {
             return Ok(());
         };
         let key = Key { t, histogram: histogram(&picture), picture, frame, bytes: packet.size() };
-        let interval = self.gop.len();
+        let interval = self.gop.frames(leading.len());
+        self.beat.saw_leading(leading.len());
         let first = self.last_key.is_none();
         let mut follows = Follows::Closely;
         if let Some(last) = self.last_key.take() {
@@ -367,8 +378,8 @@ impl VideoDecoding {
             // without decoding (the shot detector cuts on the same differences); a GOP of a still
             // picture is decoded anyway (cheaply) for the stills to read the new slide as it
             // settles. (Off the beat, the keyframe is the change; a burst is something else.)
-            let bursts = self.gop_bursts();
-            let still = gop::still(&self.gop_sizes(), last.bytes);
+            let bursts = self.gop.bursts();
+            let still = gop::still(&self.gop.sizes(), last.bytes);
             let changed = colours > COLOURS_CUT || moved;
             let placed = match bursts.as_slice() {
                 [Burst { pts: Some(at), exact: true, .. }] if on_beat && changed && !still => {
@@ -397,7 +408,7 @@ impl VideoDecoding {
             // frames cost alike from its start to its end (no dissolve into another shot, whose
             // frames cost otherwise), its last frame shows the shot of its first, and the cut is at
             // this keyframe: placed there, nothing decoded.
-            let at_key = on_beat && at_key_only && !moved_on && colours > COLOURS_CUT && gop::steady(&self.gop_sizes());
+            let at_key = on_beat && at_key_only && !moved_on && colours > COLOURS_CUT && gop::steady(&self.gop.sizes());
             let look = look || (moved_on && !on_beat);
             if moved_on && on_beat {
                 tracing::debug!(from = last.t, to = t, colours, "a keyframe on the beat of the same shot, moved");
@@ -444,27 +455,8 @@ impl VideoDecoding {
         }
         self.emit(&key.frame, t, Emit::Always, follows, skipped, out)?;
         self.last_key = Some(key);
-        self.gop = vec![packet];
-        self.gop_bytes = 0;
-        self.gop_dropped = false;
+        self.gop = gop::Gop::new(packet, leading);
         Ok(())
-    }
-
-    /// The sizes of the GOP's packets after its keyframe, in decode order; none when it was not
-    /// kept.
-    fn gop_sizes(&self) -> Vec<usize> {
-        if self.gop_dropped {
-            return Vec::new();
-        }
-        self.gop.iter().skip(1).map(|p| p.size()).collect()
-    }
-
-    /// The GOP's bursts, none when it was not kept.
-    fn gop_bursts(&self) -> Vec<Burst> {
-        if self.gop_dropped {
-            return Vec::new();
-        }
-        gop::packet_bursts(&self.gop)
     }
 
     /// Decodes the GOP kept since `key`, giving the samplers its frames after the keyframe and
@@ -482,17 +474,15 @@ impl VideoDecoding {
         skipped: &mut u64,
         out: &mut Vec<Media>,
     ) -> Result<(), String> {
-        if self.gop_dropped || self.gop.len() < 2 {
-            return Ok(());
-        }
+        let (sizes, bursts) = (self.gop.sizes(), self.gop.bursts());
+        let Some(gop) = self.gop.take() else { return Ok(()) };
         self.stats.gops_decoded += 1;
-        let still = gop::still(&self.gop_sizes(), key.bytes);
-        tracing::debug!(from = key.t, until, packets = self.gop.len(), still, "decoding a group of pictures");
+        let still = gop::still(&sizes, key.bytes);
+        tracing::debug!(from = key.t, until, packets = gop.len(), still, "decoding a group of pictures");
         // Where a GOP has a few bursts, the frames shown just before each (B-frames, skipped
         // otherwise) are decoded in the first pass: a cut at a burst is placed without decoding
         // the GOP again. (Where an encoder's own frame structure makes bursts of nearly every
         // reference frame, they tell little, and cost.)
-        let bursts = self.gop_bursts();
         let before_bursts: Vec<(f64, f64)> = match bursts.len() <= FEW_BURSTS {
             true => bursts
                 .iter()
@@ -500,7 +490,6 @@ impl VideoDecoding {
                 .collect(),
             false => Vec::new(),
         };
-        let gop = std::mem::take(&mut self.gop);
         let mut refs = Vec::new();
         let how = if still { Emit::Paced } else { Emit::PacedNoStills };
         self.decode_packets(&gop, &before_bursts, key.t, until, how, seconds, skipped, &mut refs)?;
