@@ -1,6 +1,7 @@
-//! What groups of pictures (GOPs) tell before any of them is decoded: a GOP by its packets'
-//! sizes alone (`sizes` are those of the packets after its keyframe, in decode order), and the
-//! stream's beat by the container's index.
+//! Groups of pictures (GOPs) before any of them is decoded: a GOP's packets, kept until the next
+//! keyframe; what their sizes tell (`sizes` are those of the packets after its keyframe, in
+//! decode order); and the stream's beat, from GOPs counted in display order and from the
+//! container's index.
 
 use ffmpeg_next as ff;
 
