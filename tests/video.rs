@@ -219,6 +219,21 @@ fn open_gops_keep_their_beat() {
     assert_eq!(score(&found, &truth), (1.0, 1.0), "found {found:?}, cuts at {truth:?}: {video}");
 }
 
+/// MPEG-2 (as broadcast archives hold it, in MPEG-TS) makes the anchor frame after a scene change
+/// a keyframe, so the cut falls on the B-frames shown before it (decoded after it): the GOP
+/// before is decoded with them, and the cut placed on the first (it was put at the keyframe, two
+/// frames late).
+#[test]
+fn a_cut_on_the_b_frames_before_a_keyframe_is_found_to_the_frame() {
+    let dir = tempdir("leading-cut");
+    let clip = dir.join("pattern-then-fractal.ts");
+    let mpeg2 = ["-c:v", "mpeg2video", "-b:v", "4M", "-g", "12", "-bf", "2", "-c:a", "mp2"];
+    two_scenes(&clip, "testsrc2=s=640x360:rate=25", "mandelbrot=s=640x360:rate=25", 4, &mpeg2);
+    let (found, video) = shots(&clip, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(score(&found, &[4.0]), (1.0, 1.0), "found {found:?}: {video}");
+}
+
 /// A GOP of a still picture (slides, title cards) is decoded reference frames first, as a moving
 /// one is, its stills taken from them: B-frames (two thirds of an x264 stream's frames) cost
 /// HD video from other encoders more than the rest (10-bit HEVC: 4 ms a frame, even still). A

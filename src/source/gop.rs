@@ -98,6 +98,11 @@ impl Gop {
         (self.count + next_leading).saturating_sub(self.leading)
     }
 
+    /// Its packets so far, the keyframe's included (also those not kept).
+    pub(super) fn packets(&self) -> usize {
+        self.count
+    }
+
     /// The sizes of its packets after the keyframe; none when it was not kept.
     pub(super) fn sizes(&self) -> Vec<usize> {
         if self.dropped {

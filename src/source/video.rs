@@ -61,6 +61,9 @@ const BURST_TAIL_S: f64 = 0.25;
 /// A GOP with this many bursts or fewer has the frames shown before each decoded in its first
 /// pass.
 const FEW_BURSTS: usize = 3;
+/// A GOP of at most this many packets is decoded with the next keyframe's leading pictures where
+/// a cut is put at that keyframe (a second or so: MPEG-2's GOPs are 12 to 15 frames).
+const LEADING_GOP: usize = 30;
 /// Keyframes are compared at this width.
 const PROBE_WIDTH: u32 = 320;
 
@@ -323,7 +326,7 @@ impl VideoDecoding {
                     tracing::debug!(from = key.t, "the last group of pictures: no burst, no cut");
                     Ok(())
                 }
-                Some(key) => self.decode_gop(&key, f64::INFINITY, seconds, skipped, out),
+                Some(key) => self.decode_gop(&key, f64::INFINITY, &[], seconds, skipped, out),
                 None => Ok(()),
             },
         });
@@ -410,13 +413,20 @@ impl VideoDecoding {
             // this keyframe: placed there, nothing decoded.
             let at_key = on_beat && at_key_only && !moved_on && colours > COLOURS_CUT && gop::steady(&self.gop.sizes());
             let look = look || (moved_on && !on_beat);
+            // A cut put at this keyframe may lie among its leading pictures (shown before it):
+            // MPEG-2 encoders make the next anchor frame a keyframe at a scene change, its
+            // B-frames before it showing the new shot already. Where the GOP is short, it is
+            // decoded with them.
+            let among_leading = !leading.is_empty()
+                && self.gop.packets() <= LEADING_GOP
+                && (at_key || (!on_beat && changed && placed.is_none()));
             if moved_on && on_beat {
                 tracing::debug!(from = last.t, to = t, colours, "a keyframe on the beat of the same shot, moved");
                 follows = Follows::Moved;
-            } else if at_key {
+            } else if at_key && !among_leading {
                 tracing::debug!(from = last.t, to = t, colours, "a cut at a keyframe on the beat, the GOP steady");
                 follows = Follows::Keyframe { scene_cut: true };
-            } else if placed.is_none() && (!bursts.is_empty() || look) {
+            } else if placed.is_none() && (!bursts.is_empty() || look || among_leading) {
                 tracing::debug!(
                     from = last.t,
                     to = t,
@@ -435,7 +445,11 @@ impl VideoDecoding {
                     Some(b) if self.beat.scene_cuts && (on_beat || !look) && !still => t.min(b + BURST_TAIL_S),
                     _ => t,
                 };
-                self.decode_gop(&last, until, seconds, skipped, out)?;
+                let next: Vec<ff::Packet> = match leading.is_empty() {
+                    true => Vec::new(),
+                    false => std::iter::once(&packet).chain(&leading).cloned().collect(),
+                };
+                self.decode_gop(&last, until, &next, seconds, skipped, out)?;
             } else if let Some(at) = placed {
                 tracing::debug!(from = last.t, to = t, at, colours, moved, "a cut placed at a burst");
                 follows = Follows::Burst(Ts::from_secs_f64(at.max(0.0)));
@@ -459,7 +473,8 @@ impl VideoDecoding {
         Ok(())
     }
 
-    /// Decodes the GOP kept since `key`, giving the samplers its frames after the keyframe and
+    /// Decodes the GOP kept since `key` (and `next`, the next keyframe with its leading
+    /// pictures, where it has any), giving the samplers its frames after the keyframe and
     /// before `until`: its reference frames first (and, where it has a few bursts, the B-frames
     /// shown just before each), to the stills too where the picture is still; where two of the
     /// frames differ enough to hold a cut and frames between them were skipped, the GOP is
@@ -470,12 +485,13 @@ impl VideoDecoding {
         &mut self,
         key: &Key,
         until: f64,
+        next: &[ff::Packet],
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
         skipped: &mut u64,
         out: &mut Vec<Media>,
     ) -> Result<(), String> {
         let (sizes, bursts) = (self.gop.sizes(), self.gop.bursts());
-        let Some(gop) = self.gop.take() else { return Ok(()) };
+        let Some(mut gop) = self.gop.take() else { return Ok(()) };
         self.stats.gops_decoded += 1;
         let still = gop::still(&sizes, key.bytes);
         tracing::debug!(from = key.t, until, packets = gop.len(), still, "decoding a group of pictures");
@@ -483,16 +499,23 @@ impl VideoDecoding {
         // otherwise) are decoded in the first pass: a cut at a burst is placed without decoding
         // the GOP again. (Where an encoder's own frame structure makes bursts of nearly every
         // reference frame, they tell little, and cost.)
-        let before_bursts: Vec<(f64, f64)> = match bursts.len() <= FEW_BURSTS {
+        let mut with_b_frames: Vec<(f64, f64)> = match bursts.len() <= FEW_BURSTS {
             true => bursts
                 .iter()
                 .filter_map(|b| Some((seconds(b.since, self.time_base)?, seconds(b.pts, self.time_base)?)))
                 .collect(),
             false => Vec::new(),
         };
+        // `next`: the next keyframe and its leading pictures, shown at the GOP's end (decoded
+        // after the keyframe), which the first pass decodes too.
+        let shown: Vec<f64> = next.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
+        if let Some((&next_key, leading)) = shown.split_first().filter(|(_, l)| !l.is_empty()) {
+            with_b_frames.push((leading.iter().copied().fold(f64::INFINITY, f64::min) - 1e-3, next_key));
+        }
+        gop.extend_from_slice(next);
         let mut refs = Vec::new();
         let how = if still { Emit::Paced } else { Emit::PacedNoStills };
-        self.decode_packets(&gop, &before_bursts, key.t, until, how, seconds, skipped, &mut refs)?;
+        self.decode_packets(&gop, &with_b_frames, key.t, until, how, seconds, skipped, &mut refs)?;
         let mut times: Vec<f64> = gop.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
         times.sort_by(f64::total_cmp);
         // Pairs of sampled reference frames that may hold a cut between them, with frames between.
