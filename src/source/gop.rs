@@ -170,7 +170,7 @@ pub(super) struct Beat {
 }
 
 /// B-frames H.264 and HEVC allow in a row: the most leading pictures a keyframe may have.
-const MAX_LEADING: usize = 16;
+pub(super) const MAX_LEADING: usize = 16;
 
 impl Beat {
     /// The beat of a stream, from the container's index when that lists every packet (MP4 and

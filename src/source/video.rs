@@ -274,7 +274,13 @@ impl VideoDecoding {
                 r
             }
             VideoDecode::Keyframes => match &mut self.pending {
-                Some((key, leading)) if !packet.is_key() && packet.pts().zip(key.pts()).is_some_and(|(p, k)| p < k) => {
+                // A keyframe's leading pictures wait with it, at most as many as B-frames may
+                // come in a row (after a jump back in the timestamps, what follows is not).
+                Some((key, leading))
+                    if !packet.is_key()
+                        && leading.len() < gop::MAX_LEADING
+                        && packet.pts().zip(key.pts()).is_some_and(|(p, k)| p < k) =>
+                {
                     leading.push(packet);
                     Ok(())
                 }
