@@ -190,9 +190,11 @@ impl Beat {
     /// than leading pictures explain, are scene cuts.
     fn learn_index(&mut self, intervals: &[usize], reorders: bool) {
         let Some(&largest) = intervals.iter().max() else { return };
-        let times = |i: usize| intervals.iter().filter(|&&j| j == i).count();
-        let common = intervals.iter().copied().filter(|&i| times(i) >= 2).max_by_key(|&i| (times(i), i));
-        self.frames = common.unwrap_or(largest);
+        // Each interval with how often it comes (an hour of half-second GOPs lists 7,500).
+        let mut counts = std::collections::BTreeMap::new();
+        intervals.iter().for_each(|&i| *counts.entry(i).or_insert(0usize) += 1);
+        let common = counts.into_iter().filter(|&(_, n)| n >= 2).max_by_key(|&(i, n)| (n, i));
+        self.frames = common.map_or(largest, |(i, _)| i);
         let off = if reorders { 1 + 2 * MAX_LEADING } else { 1 };
         self.scene_cuts = intervals.iter().any(|&i| i.abs_diff(self.frames) > off);
         (self.seen, self.indexed) = (1, true);

@@ -388,7 +388,8 @@ impl VideoDecoding {
             // picture is decoded anyway (cheaply) for the stills to read the new slide as it
             // settles. (Off the beat, the keyframe is the change; a burst is something else.)
             let bursts = self.gop.bursts();
-            let still = gop::still(&self.gop.sizes(), last.bytes);
+            let sizes = self.gop.sizes();
+            let still = gop::still(&sizes, last.bytes);
             let changed = colours > COLOURS_CUT || moved;
             let placed = match bursts.as_slice() {
                 [Burst { pts: Some(at), exact: true, .. }] if on_beat && changed && !still => {
@@ -417,7 +418,7 @@ impl VideoDecoding {
             // frames cost alike from its start to its end (no dissolve into another shot, whose
             // frames cost otherwise), its last frame shows the shot of its first, and the cut is at
             // this keyframe: placed there, nothing decoded.
-            let at_key = on_beat && at_key_only && !moved_on && colours > COLOURS_CUT && gop::steady(&self.gop.sizes());
+            let at_key = on_beat && at_key_only && !moved_on && colours > COLOURS_CUT && gop::steady(&sizes);
             let look = look || (moved_on && !on_beat);
             // A cut put at this keyframe may lie among its leading pictures (shown before it):
             // MPEG-2 encoders make the next anchor frame a keyframe at a scene change, its
