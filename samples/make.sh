@@ -217,6 +217,15 @@ make_video_set() {
   CUT_SCENES="$life $pattern smptehdbars" cut_video "$d/beat-cut.mp4" "$out/timing.mp4" 1080 auto-100 3.0 10.8
   CUT_SCENES="$life $pattern cellauto=rule=30:random_fill_ratio=0.5:seed=1@lo" DISSOLVE=9.0 \
     cut_video "$d/dissolve.mp4" "$out/timing.mp4" 1080 auto-100 3.0 9.0
+  # A broadcast recording in MPEG-TS (cuts-fixed.mp4 at 360p, a keyframe every 2 s), and two of
+  # it joined end to end with `cat`, as archives join recordings: the second's timestamps start
+  # over.
+  if [ ! -f "$d/joined.ts" ]; then
+    ff -i "$d/cuts-fixed.mp4" -vf scale=640:360 -c:v libx264 -preset veryfast -g 50 -keyint_min 50 \
+      -sc_threshold 0 -c:a aac -ar 48000 -ac 2 -f mpegts "$d/recording.ts"
+    cat "$d/recording.ts" "$d/recording.ts" > "$d/joined.ts.part"
+    mv "$d/joined.ts.part" "$d/joined.ts"
+  fi
   python3 "$here/slides.py" "$out/slides-1080" --count 3 --snr 10 --height 1080
 }
 

@@ -20,16 +20,31 @@ fn shots(input: &Path, extra: &[&OsStr]) -> (Vec<f64>, serde_json::Value) {
 
 /// Shot changes (seconds) and all the statistics of `input`'s JSON output.
 fn shots_and_stats(input: &Path, extra: &[&OsStr]) -> (Vec<f64>, serde_json::Value) {
+    let doc = output(input, extra);
+    (cut_times(&doc), doc["stats"].clone())
+}
+
+/// `input`'s JSON output (tiny.en greedy), with `extra` options.
+fn output(input: &Path, extra: &[&OsStr]) -> serde_json::Value {
     let dir = tempdir(&format!("shots-{}", input.file_name().unwrap().to_string_lossy()));
     let out = dir.join("out.json");
     let mut args = vec![input.as_os_str(), OsStr::new("-o"), out.as_os_str(), OsStr::new("--beam"), OsStr::new("1")];
     args.extend_from_slice(extra);
     let o = run(&args);
     assert!(o.status.success(), "{}: {}", input.display(), stderr(&o));
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let doc = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let cuts = doc["shot_changes"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect();
-    (cuts, doc["stats"].clone())
+    doc
+}
+
+/// The shot changes of a JSON output, in seconds.
+fn cut_times(doc: &serde_json::Value) -> Vec<f64> {
+    doc["shot_changes"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect()
+}
+
+/// The cut times listed beside `clip` (its `.cuts` file).
+fn known_cuts(clip: &Path) -> Vec<f64> {
+    std::fs::read_to_string(clip.with_extension("cuts")).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect()
 }
 
 /// Precision and recall of `found` against `truth`, a cut matching within one frame (25 fps).
@@ -61,11 +76,7 @@ fn two_scenes(clip: &Path, first: &str, second: &str, each: u32, encode: &[&str]
 /// Checks `name`'s cuts against its known ones; its video statistics.
 fn check(name: &str) -> serde_json::Value {
     let clip = sample(&format!("video/{name}.mp4"));
-    let truth: Vec<f64> = std::fs::read_to_string(clip.with_extension("cuts"))
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
+    let truth = known_cuts(&clip);
     let (found, video) = shots(&clip, &[]);
     let (precision, recall) = score(&found, &truth);
     eprintln!("{name}: found {found:?}, precision {precision:.2}, recall {recall:.2}, {video}");
@@ -212,11 +223,60 @@ fn open_gops_keep_their_beat() {
         .output()
         .expect("running ffmpeg");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let truth: Vec<f64> =
-        std::fs::read_to_string(source.with_extension("cuts")).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let truth = known_cuts(&source);
     let (found, video) = shots(&clip, &[]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(score(&found, &truth), (1.0, 1.0), "found {found:?}, cuts at {truth:?}: {video}");
+}
+
+/// Two recordings joined end to end (MPEG-TS files put together with `cat`, as archives join
+/// them): the second's timestamps start over, and its picture goes on from the end of the first,
+/// as its audio does. Its cuts come after the first's, each to the frame, with one at the join;
+/// a cue that starts on a cut in the recording starts on it in the second too (before, the
+/// second's cuts were put over the first's, and its cues snapped to none), and the output's
+/// length is both recordings'. The same when the video is read with the audio (`--ocr off`).
+#[test]
+fn recordings_joined_end_to_end_keep_the_second_ones_cuts_after_the_first() {
+    let recording = sample("video/recording.ts");
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries", "stream=duration", "-of", "csv=p=0"])
+        .arg(&recording)
+        .output()
+        .expect("running ffprobe");
+    // (MPEG-TS lists the stream once in its program, once alone.)
+    let listed = String::from_utf8_lossy(&probe.stdout).into_owned();
+    let length: f64 = listed.split_whitespace().next().and_then(|l| l.parse().ok()).expect("the video's length");
+    let alone = output(&recording, &[]);
+    let first = cut_times(&alone);
+    let truth = known_cuts(&sample("video/cuts-fixed.mp4"));
+    assert_eq!(score(&first, &truth), (1.0, 1.0), "the recording: found {first:?}, cuts at {truth:?}");
+    let want: Vec<f64> = first.iter().copied().chain([length]).chain(first.iter().map(|c| c + length)).collect();
+    let doc = output(&sample("video/joined.ts"), &[]);
+    let cuts = cut_times(&doc);
+    let on_cut = |t: f64, cuts: &[f64]| cuts.iter().any(|c| (c - t).abs() < 0.002);
+    assert_eq!(score(&cuts, &want), (1.0, 1.0), "found {cuts:?}, want {want:?}");
+    assert_eq!(cuts.len(), want.len(), "found {cuts:?}, want {want:?}");
+    // The second recording's GOPs judged as the first's were, on a beat learnt afresh (the GOP
+    // the join cut short taken for its encoder's scene cut, the cut at 11.96 s was put a frame
+    // late, at a keyframe).
+    for c in &first {
+        assert!(on_cut(c + length, &cuts), "the cut at {c:.3} is not at {:.3} in the second: {cuts:?}", c + length);
+    }
+    let starts = |doc: &serde_json::Value| -> Vec<f64> {
+        doc["cues"].as_array().unwrap().iter().map(|c| c["start"].as_f64().unwrap()).collect()
+    };
+    let (snapped, joined_starts) = (starts(&alone), starts(&doc));
+    let snapped: Vec<f64> = snapped.into_iter().filter(|&s| on_cut(s, &first)).collect();
+    assert!(snapped.len() >= 3, "cues on cuts in the recording: {snapped:?}");
+    for s in snapped {
+        let found = joined_starts.iter().any(|&j| (j - s - length).abs() <= 0.041 && on_cut(j, &cuts));
+        assert!(found, "no cue on the cut at {:.3} (from {s:.3}): {joined_starts:?}", s + length);
+    }
+    // Its length is both recordings' (the container's says one: its timestamps start over).
+    let duration = doc["duration_s"].as_f64().unwrap();
+    assert!((duration - 2.0 * length).abs() < 0.1, "duration_s {duration} for two of {length} s");
+    let (together, _) = shots(&sample("video/joined.ts"), &[OsStr::new("--ocr"), OsStr::new("off")]);
+    assert_eq!(together, cuts);
 }
 
 /// MPEG-2 (as broadcast archives hold it, in MPEG-TS) makes the anchor frame after a scene change

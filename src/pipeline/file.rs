@@ -210,6 +210,7 @@ pub fn run_file(
         tracing::warn!(stills_skipped, "on-screen text fell behind: stills were skipped");
     }
     let truncated = source.truncation();
+    let duration = source.length_after_jumps().or(duration);
     if let Some(t) = truncated.filter(|_| job.strict) {
         return Err(Error::Decode { path: job.input.clone(), at: t.reached, reason: format!("{t} (--strict)") });
     }

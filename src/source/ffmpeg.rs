@@ -12,7 +12,7 @@ use ffmpeg_next as ff;
 use crate::error::{Error, Result};
 use crate::source::video::VideoDecoding;
 use crate::source::{
-    AudioChunk, AudioClock, Media, MediaSource, Truncation, VideoSampling, VideoStats, SAMPLE_RATE_HZ,
+    AudioChunk, AudioClock, Media, MediaSource, Truncation, VideoClock, VideoSampling, VideoStats, SAMPLE_RATE_HZ,
 };
 use crate::time::Ts;
 
@@ -32,6 +32,7 @@ pub struct FfmpegSource {
     stated: Option<Ts>,
     frame_rate: Option<f64>,
     clock: AudioClock,
+    video_clock: VideoClock,
     skipped: u64,
     done: bool,
 }
@@ -218,6 +219,7 @@ impl FfmpegSource {
             stated,
             frame_rate,
             clock: AudioClock::default(),
+            video_clock: VideoClock::default(),
             skipped: 0,
             done: false,
         })
@@ -245,6 +247,7 @@ impl FfmpegSource {
             input,
             origin_s,
             video,
+            clock: VideoClock::default(),
             reached: Ts::ZERO,
             skipped: 0,
             done: false,
@@ -375,6 +378,7 @@ pub struct VideoSource {
     /// Media time zero, as the audio's source has it.
     origin_s: f64,
     video: VideoDecoding,
+    clock: VideoClock,
     /// The media time of the last packet read, for errors.
     reached: Ts,
     skipped: u64,
@@ -394,6 +398,9 @@ impl MediaSource for VideoSource {
         let mut packet = ff::Packet::empty();
         let result = match packet.read(&mut self.input) {
             Ok(()) if packet.stream() == self.video.stream => {
+                if self.clock.packet(&mut packet, self.video.time_base()) {
+                    self.video.joined = true;
+                }
                 if let Some(t) = seconds(packet.pts(), self.video.time_base()) {
                     self.reached = Ts::from_secs_f64(t.max(0.0));
                 }
@@ -439,7 +446,10 @@ impl MediaSource for FfmpegSource {
                         self.skipped += 1; // a bad packet: skip it, keep going
                     }
                     self.drain_audio(out)?;
-                } else if self.video.as_ref().is_some_and(|v| v.stream == idx) {
+                } else if let Some(v) = self.video.as_mut().filter(|v| v.stream == idx) {
+                    if self.video_clock.packet(&mut packet, v.time_base()) {
+                        v.joined = true;
+                    }
                     self.with_video(|v, seconds, skipped| v.packet(packet, seconds, skipped, out))?;
                 }
                 Ok(true)
@@ -476,6 +486,10 @@ impl MediaSource for FfmpegSource {
 
     fn truncation(&self) -> Option<Truncation> {
         self.done.then(|| self.clock.short_of(self.stated)).flatten()
+    }
+
+    fn length_after_jumps(&self) -> Option<Ts> {
+        self.done.then(|| self.clock.length_after_jumps()).flatten()
     }
 
     fn skipped_packets(&self) -> u64 {

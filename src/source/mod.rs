@@ -118,6 +118,18 @@ pub enum Media {
     Still(Still),
 }
 
+impl Media {
+    /// Where it starts in media time.
+    pub fn at(&self) -> Ts {
+        match self {
+            Media::Audio(a) => a.start,
+            Media::Gap(g) => g.at,
+            Media::Video(f) => f.at,
+            Media::Still(s) => s.at,
+        }
+    }
+}
+
 /// How much of the video is decoded for the visual stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -234,6 +246,12 @@ pub trait MediaSource: Send {
     fn truncation(&self) -> Option<Truncation> {
         None
     }
+    /// Once the input is exhausted, where its timestamps jumped (recordings joined, an encoder
+    /// restarted): the media time its audio reached, which the container's length does not
+    /// tell.
+    fn length_after_jumps(&self) -> Option<Ts> {
+        None
+    }
 }
 
 /// Audio that ended at `reached`, short of the `stated` length of the input's header.
@@ -280,6 +298,10 @@ pub(crate) struct AudioClock {
     expected_s: Option<f64>,
     /// Added to the timestamps after a discontinuity, so that time goes on.
     shift_s: f64,
+    /// Stream time the timestamps jumped forward over (none of it media time), and whether they
+    /// jumped back: what a container's stated length counts too.
+    jumped_s: f64,
+    jumped_back: bool,
     pub(crate) gaps: usize,
     pub(crate) discontinuities: usize,
 }
@@ -308,6 +330,11 @@ impl AudioClock {
             // The timestamps jumped, not the audio (or the first frame is stamped a little
             // before zero, as encoders' priming leaves it): time goes on from where it was.
             self.shift_s += expected - pts;
+            if late > 0.0 {
+                self.jumped_s += late;
+            } else if !first {
+                self.jumped_back = true;
+            }
             if !first || late > 0.0 {
                 self.discontinuities += 1;
                 tracing::warn!(at = %self.now(), jump_s = late, "the audio's timestamps jump: time goes on from here");
@@ -326,11 +353,18 @@ impl AudioClock {
     }
 
     /// The truncation, if the audio so far ends well before `stated`: by more than a second and
-    /// 2% of it (containers round their lengths, and encoders pad or trim a frame or two).
+    /// 2% of it (containers round their lengths, and encoders pad or trim a frame or two), the
+    /// stream time its timestamps jumped over aside. None after a jump back (recordings joined),
+    /// where the stated length measures nothing.
     pub(crate) fn short_of(&self, stated: Option<Ts>) -> Option<Truncation> {
-        let (stated, reached) = (stated?, self.now());
-        let missing = stated.secs_f64() - reached.secs_f64();
+        let (stated, reached) = (stated.filter(|_| !self.jumped_back)?, self.now());
+        let missing = stated.secs_f64() - self.jumped_s - reached.secs_f64();
         (missing > f64::max(1.0, 0.02 * stated.secs_f64())).then_some(Truncation { reached, stated })
+    }
+
+    /// The media time reached, where the timestamps jumped.
+    pub(crate) fn length_after_jumps(&self) -> Option<Ts> {
+        (self.discontinuities > 0).then(|| self.now())
     }
 
     /// The media time of the next sample.
@@ -350,6 +384,63 @@ impl AudioClock {
     #[cfg_attr(not(feature = "ffmpeg"), allow(dead_code))]
     pub(crate) fn audio_samples(&self) -> u64 {
         self.audio_samples
+    }
+}
+
+/// A stream's presentation times go back by the frames reordered (B-frames shown before the
+/// frame they are decoded after), never this far.
+#[cfg(feature = "ffmpeg")]
+const MAX_REORDER_S: f64 = 1.0;
+
+/// The picture's place in media time, as [`AudioClock`] places the audio: where the video's
+/// timestamps jump forward by up to [`MAX_HOLE_S`], time passes over the hole; further, or back
+/// (recordings joined end to end, an encoder restarted), time goes on from where it was, so that
+/// shot changes and stills after the jump stay beside the audio heard with them. It retimes each
+/// packet as it is read, in decode order, before anything reads its times.
+#[cfg(feature = "ffmpeg")]
+#[derive(Debug, Default)]
+pub(crate) struct VideoClock {
+    /// Added to the timestamps after a discontinuity (ticks of the stream's time base).
+    shift: i64,
+    /// The last decode time and the latest presentation time seen (shifted).
+    last_dts: Option<i64>,
+    last_pts: Option<i64>,
+    /// A frame's length in ticks, as the packets give it.
+    step: i64,
+}
+
+#[cfg(feature = "ffmpeg")]
+impl VideoClock {
+    /// Retimes `packet` (its stream's time base `tb`, in seconds); `true` where the timestamps
+    /// jumped before it.
+    pub(crate) fn packet(&mut self, packet: &mut ffmpeg_next::Packet, tb: f64) -> bool {
+        let shifted = |t: Option<i64>, shift: i64| t.map(|t| t + shift);
+        let (dts, pts) = (shifted(packet.dts(), self.shift), shifted(packet.pts(), self.shift));
+        let secs = |ticks: i64| ticks as f64 * tb;
+        // Decode times only go up (rounding aside); where a container gives presentation times
+        // alone, they go back by the frames reordered.
+        let (t, last, back) = match (dts, self.last_dts) {
+            (Some(t), Some(last)) => (Some(t), Some(last), HOLE_TOLERANCE_S),
+            _ => (pts, self.last_pts, MAX_REORDER_S),
+        };
+        let jumped = t.zip(last).filter(|&(t, last)| secs(t - last) < -back || secs(t - last - self.step) > MAX_HOLE_S);
+        if let Some((t, last)) = jumped {
+            tracing::debug!(jump_s = secs(t - last), "the video's timestamps jump: time goes on from here");
+            self.shift += last + self.step - t;
+        }
+        packet.set_dts(shifted(packet.dts(), self.shift));
+        packet.set_pts(shifted(packet.pts(), self.shift));
+        if let (Some(t), Some(last)) = (packet.dts(), self.last_dts) {
+            if t > last {
+                self.step = t - last;
+            }
+        }
+        if packet.duration() > 0 {
+            self.step = packet.duration();
+        }
+        self.last_dts = packet.dts().or(self.last_dts);
+        self.last_pts = packet.pts().max(self.last_pts);
+        jumped.is_some()
     }
 }
 
@@ -465,5 +556,56 @@ mod tests {
         assert_eq!(c.now() - at, Ts::from_samples(20 * 341, SAMPLE_RATE_HZ));
         // After the jump, a real hole is still found.
         assert_eq!(run(&mut c, 31..32, |i| i as f64 * AAC - 50.0).len(), 1);
+    }
+
+    #[test]
+    fn a_stated_length_counts_the_time_jumped_over() {
+        let stated = |s: f64| Some(Ts::from_secs_f64(s));
+        let mut c = AudioClock::default();
+        run(&mut c, 0..100, |i| i as f64 * AAC);
+        // 100 s skipped: the container's 102 s are the 2 s heard and the jump.
+        run(&mut c, 100..200, |i| 100.0 + i as f64 * AAC);
+        assert_eq!(c.short_of(stated(102.2)), None);
+        assert!(c.short_of(stated(110.0)).is_some(), "8 s missing still tell a truncation");
+        // Back to the start (two recordings joined): the stated length measures nothing.
+        run(&mut c, 0..10, |i| i as f64 * AAC);
+        assert_eq!(c.short_of(stated(110.0)), None);
+    }
+
+    #[cfg(feature = "ffmpeg")]
+    #[test]
+    fn video_timestamps_go_on_where_they_jump_and_pass_over_holes() {
+        use ffmpeg_next::Packet;
+        // 25 fps in a 90 kHz time base: a packet of 3600 ticks; `dts` none for a container
+        // that gives presentation times alone.
+        let tb = 1.0 / 90_000.0;
+        let mut clock = VideoClock::default();
+        let mut feed = |pts: i64, dts: Option<i64>| {
+            let mut p = Packet::empty();
+            p.set_pts(Some(pts));
+            p.set_dts(dts);
+            p.set_duration(3600);
+            let jumped = clock.packet(&mut p, tb);
+            (p.pts().unwrap(), jumped)
+        };
+        // Decode order I P B B: presentation times go back by the frames reordered.
+        for (i, pts) in [0, 3, 1, 2, 6, 4, 5].into_iter().enumerate() {
+            assert_eq!(feed(90_000 + pts * 3600, Some(90_000 + (i as i64 - 1) * 3600)), (90_000 + pts * 3600, false));
+        }
+        // Starting over (a second recording joined): on from where the first ended.
+        assert_eq!(feed(90_000 + 3600, Some(90_000)), (90_000 + 7 * 3600, true));
+        assert_eq!(feed(90_000 + 3 * 3600, Some(90_000 + 3600)), (90_000 + 9 * 3600, false));
+        // A hole of 3 s is time that passed; a jump of a minute is not.
+        assert_eq!(feed(360_000 + 3600, Some(360_000)), (360_000 + 3600 + 6 * 3600, false));
+        assert!(feed(6_000_000, Some(6_000_000)).1);
+        // Presentation times alone: reordering is no jump, starting over is.
+        let mut clock = VideoClock::default();
+        let mut feed = |pts: i64| {
+            let mut p = Packet::empty();
+            p.set_pts(Some(pts));
+            clock.packet(&mut p, tb)
+        };
+        assert!([0, 3, 1, 2, 6, 4, 5].into_iter().all(|f| !feed(90_000 + f * 3600)));
+        assert!(feed(0));
     }
 }

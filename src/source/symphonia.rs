@@ -166,6 +166,10 @@ impl MediaSource for SymphoniaSource {
         self.done.then(|| self.clock.short_of(self.duration)).flatten()
     }
 
+    fn length_after_jumps(&self) -> Option<Ts> {
+        self.done.then(|| self.clock.length_after_jumps()).flatten()
+    }
+
     fn skipped_packets(&self) -> u64 {
         self.skipped
     }

@@ -125,15 +125,6 @@ fn changed_pairs(frames: &[&VideoFrame], skipped_between: impl Fn(f64, f64) -> b
         .collect()
 }
 
-/// The media time of a video frame or still, in seconds.
-fn media_time(m: &Media) -> f64 {
-    match m {
-        Media::Video(f) => f.at.secs_f64(),
-        Media::Still(s) => s.at.secs_f64(),
-        _ => 0.0,
-    }
-}
-
 pub(crate) struct VideoDecoding {
     pub(crate) stream: usize,
     time_base: f64,
@@ -155,6 +146,10 @@ pub(crate) struct VideoDecoding {
     /// after it), which belong to the GOP before it when that is counted in display order.
     pending: Option<(ff::Packet, Vec<ff::Packet>)>,
     beat: gop::Beat,
+    /// The timestamps jumped since the last keyframe (recordings joined; the source's
+    /// [`super::VideoClock`] says so): the next one ends a GOP that the end of a recording cut
+    /// short, and starts the beat afresh.
+    pub(crate) joined: bool,
     samplers: Vec<Sampler>,
     /// Keyframes at a width where a changed line of text shows, to compare them.
     probe: Sampler,
@@ -205,6 +200,7 @@ impl VideoDecoding {
             last_key: None,
             pending: None,
             beat: gop::Beat::of(stream, reorders),
+            joined: false,
             samplers,
             probe: Sampler::frames(1.0, PROBE_WIDTH, true).expect("a schedule"),
             stats: VideoStats::default(),
@@ -368,6 +364,12 @@ impl VideoDecoding {
             return Ok(());
         };
         let key = Key { t, histogram: histogram(&picture), picture, frame, bytes: packet.size() };
+        // After a jump of the timestamps, the GOP before this keyframe was cut short by the end
+        // of its recording, and the next may beat otherwise: the beat is learnt afresh.
+        let joined = std::mem::take(&mut self.joined);
+        if joined {
+            self.beat = gop::Beat::default();
+        }
         let interval = self.gop.frames(leading.len());
         self.beat.saw_leading(leading.len());
         let first = self.last_key.is_none();
@@ -471,7 +473,7 @@ impl VideoDecoding {
                 }
             }
         }
-        if !first {
+        if !first && !joined {
             self.beat.observe(interval);
         }
         self.emit(&key.frame, t, Emit::Always, follows, skipped, out)?;
@@ -547,10 +549,10 @@ impl VideoDecoding {
             let mut all = Vec::new();
             self.decode_packets(&gop, &between, key.t, last, Emit::Between, seconds, skipped, &mut all)?;
             refs.extend(all.into_iter().filter(|m| {
-                let t = media_time(m);
+                let t = m.at().secs_f64();
                 between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4)
             }));
-            refs.sort_by(|x, y| media_time(x).total_cmp(&media_time(y)));
+            refs.sort_by_key(Media::at);
         }
         out.extend(refs);
         Ok(())
