@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -113,6 +114,59 @@ fn stills_without_letters_are_passed_over_and_slides_are_read() {
     assert!(read >= 1 && without == read, "test pattern: {without} of {read} stills passed over");
     let (read, without) = stats(&slides_in("slides", 0));
     assert!(read >= 2 && without == 0, "slides: {without} of {read} stills passed over");
+}
+
+/// A phone's portrait video is stored on its side, with the turn that shows it upright in its
+/// display matrix (as FFmpeg's players and our source read it): its slides are read upright, as
+/// well as the same video stored upright (on their side, Tesseract read no letters in them).
+#[test]
+fn slides_of_a_video_stored_on_its_side_are_read_upright() {
+    let upright = slides_in("slides", 0);
+    let dir = tempdir("stored-on-its-side");
+    let ffmpeg = |args: &[&OsStr]| {
+        let o = std::process::Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (right, total) = terms_right(&upright, &transcribe(&upright, &["--beam", "1"]));
+    // Turned a quarter counterclockwise (the display matrix turns it back clockwise), and
+    // clockwise.
+    for (transpose, rotate) in [("2", "270"), ("1", "90")] {
+        let stored = dir.join(format!("stored-{transpose}.mp4"));
+        let shown = dir.join(format!("slides-{rotate}.mp4"));
+        let vf = format!("transpose={transpose}");
+        ffmpeg(&[
+            OsStr::new("-i"),
+            upright.as_os_str(),
+            OsStr::new("-vf"),
+            OsStr::new(&vf),
+            OsStr::new("-c:a"),
+            OsStr::new("copy"),
+            stored.as_os_str(),
+        ]);
+        let tag = format!("rotate={rotate}");
+        ffmpeg(&[
+            OsStr::new("-i"),
+            stored.as_os_str(),
+            OsStr::new("-c"),
+            OsStr::new("copy"),
+            OsStr::new("-metadata:s:v:0"),
+            OsStr::new(&tag),
+            shown.as_os_str(),
+        ]);
+        let out = dir.join("out.json");
+        let o =
+            run(&[shown.as_os_str(), "-o".as_ref(), out.as_os_str(), "--beam".as_ref(), "1".as_ref(), "-q".as_ref()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let (read, without) =
+            (doc["stats"]["stills_read"].as_u64().unwrap(), doc["stats"]["stills_without_text"].as_u64().unwrap());
+        assert!(read >= 2 && without == 0, "{tag}: {without} of {read} stills passed over");
+        let text: Vec<&str> = doc["segments"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
+        let (r, _) = terms_right(&upright, &text.join(" "));
+        eprintln!("{tag}: terms {r}/{total}, upright {right}/{total}");
+        assert!(r >= right, "{tag}: {r} of {total} terms right, {right} upright");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn tokenizer() -> WhisperTokenizer {

@@ -64,6 +64,28 @@ pub const THUMB_H: usize = 90;
 /// A cell changed when its grey level moved by more than this (0 to 255).
 const CELL_CHANGE: f32 = 16.0;
 
+/// `f` turned clockwise by `quarter_turns` quarter turns.
+pub fn turned(f: VideoFrame, quarter_turns: u8) -> VideoFrame {
+    let (w, h, turns) = (f.width as usize, f.height as usize, quarter_turns % 4);
+    if turns == 0 || f.rgb.len() < w * h * 3 {
+        return f;
+    }
+    let (tw, th) = if turns % 2 == 1 { (h, w) } else { (w, h) };
+    let mut rgb = vec![0u8; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let (tx, ty) = match turns {
+                1 => (h - 1 - y, x),
+                2 => (w - 1 - x, h - 1 - y),
+                _ => (y, w - 1 - x),
+            };
+            let (from, to) = ((y * w + x) * 3, (ty * tw + tx) * 3);
+            rgb[to..to + 3].copy_from_slice(&f.rgb[from..from + 3]);
+        }
+    }
+    VideoFrame { width: tw as u32, height: th as u32, rgb, ..f }
+}
+
 /// Grey box-filtered thumbnail, `THUMB_W x THUMB_H`.
 pub fn thumbnail(f: &VideoFrame) -> Vec<f32> {
     grey_cells(f, THUMB_W, THUMB_H)
@@ -375,5 +397,23 @@ mod tests {
         let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
         assert!(worst < 1.0, "cells differ by up to {worst}");
         assert_eq!(cells_changed(&a, &b), 0.0);
+    }
+
+    #[test]
+    fn a_picture_turned_a_quarter_clockwise_puts_its_left_column_on_top() {
+        // 3 x 2, each pixel's red its index: 0 1 2 / 3 4 5.
+        let f = VideoFrame {
+            at: Ts(0),
+            width: 3,
+            height: 2,
+            rgb: (0..6u8).flat_map(|i| [i, 0, 0]).collect(),
+            follows: Default::default(),
+        };
+        let red = |f: &VideoFrame| f.rgb.iter().step_by(3).copied().collect::<Vec<u8>>();
+        let once = turned(f.clone(), 1);
+        assert_eq!((once.width, once.height, red(&once)), (2, 3, vec![3, 0, 4, 1, 5, 2]));
+        assert_eq!(red(&turned(f.clone(), 2)), vec![5, 4, 3, 2, 1, 0]);
+        assert_eq!(red(&turned(f.clone(), 3)), vec![2, 5, 1, 4, 0, 3]);
+        assert_eq!(turned(turned(once, 3), 0).rgb, f.rgb);
     }
 }

@@ -3,9 +3,9 @@
 
 use ffmpeg_next as ff;
 
-use crate::source::picture::{luma_thumbnail, small_from_yuv420, thumbnail};
-use crate::source::stills::{Still, StillConfig, StillFilter};
-use crate::source::{Follows, Media, VideoFrame};
+use crate::source::picture::{luma_thumbnail, small_from_yuv420, thumbnail, turned};
+use crate::source::stills::{Still, StillFilter};
+use crate::source::{Follows, Media, VideoFrame, VideoSampling};
 use crate::time::Ts;
 
 /// One schedule of sampled frames: which frames, at what size, as what.
@@ -18,6 +18,28 @@ pub(crate) struct Sampler {
     scaler: Option<(ff::software::scaling::Context, (ff::format::Pixel, u32, u32))>,
     /// Stills: which go on with their pixels (`None`: frames for shot detection).
     stills: Option<StillFilter>,
+    /// Quarter turns clockwise that show a still upright (its width is the width it is shown
+    /// at); frames for shot detection are compared as stored.
+    turns: u8,
+}
+
+/// Quarter turns clockwise that show `stream`'s pictures upright, from its display matrix: phones
+/// store portrait video on its side and say so there (as FFmpeg's own tools turn it; a mirrored
+/// picture is left mirrored).
+fn quarter_turns(stream: &ff::format::stream::Stream) -> u8 {
+    use ff::codec::packet::side_data::Type;
+    let Some(matrix) = stream.side_data().find(|d| d.kind() == Type::DisplayMatrix) else { return 0 };
+    // Nine 16.16 fixed-point numbers (the last column 2.30); the first two rows turn the picture.
+    let m: Vec<f64> =
+        matrix.data().chunks_exact(4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as f64 / 65536.0).collect();
+    let Some(&[a, b, _, c, d]) = m.get(..5) else { return 0 };
+    let (sx, sy) = (a.hypot(c), b.hypot(d));
+    if sx == 0.0 || sy == 0.0 {
+        return 0;
+    }
+    // The negated angle of FFmpeg's `av_display_rotation_get`.
+    let clockwise = (b / sy).atan2(a / sx).to_degrees();
+    (clockwise / 90.0).round().rem_euclid(4.0) as u8
 }
 
 impl Sampler {
@@ -30,12 +52,20 @@ impl Sampler {
             shrink_only,
             scaler: None,
             stills: None,
+            turns: 0,
         })
     }
 
-    /// Stills, never scaled up, those that settled and are new with their pixels.
-    pub(crate) fn stills(fps: f64, width: u32, filter: &StillConfig) -> Option<Self> {
-        Self::frames(fps, width, true).map(|s| Self { stills: Some(StillFilter::new(filter.clone())), ..s })
+    /// Stills of `stream` as `sampling` asks, never scaled up, those that settled and are new
+    /// with their pixels, upright.
+    pub(crate) fn stills(stream: &ff::format::stream::Stream, sampling: &VideoSampling) -> Option<Self> {
+        let filter = StillFilter::new(sampling.still_filter.clone());
+        let turns = quarter_turns(stream);
+        Self::frames(sampling.stills_fps, sampling.stills_width, true).map(|s| Self {
+            stills: Some(filter),
+            turns,
+            ..s
+        })
     }
 
     pub(crate) fn is_stills(&self) -> bool {
@@ -70,7 +100,7 @@ impl Sampler {
             Some(f) => Some(f),
             None => self.sample(frame, t, follows)?,
         };
-        Ok(frame.map(|f| Media::Still(Still { at, frame: Some(f) })))
+        Ok(frame.map(|f| Media::Still(Still { at, frame: Some(turned(f, self.turns)) })))
     }
 
     /// `frame` scaled to the sampler's width as RGB24; `None` when this one frame fails to scale.
@@ -86,8 +116,11 @@ impl Sampler {
             }
         }
         let key = (frame.format(), frame.width(), frame.height());
-        let width = if self.shrink_only { self.width.min(key.1.max(2) & !1) } else { self.width };
-        let h = ((width as u64 * key.2 as u64 / key.1.max(1) as u64) as u32).max(2) & !1;
+        // The width is the width shown: a picture stored on its side is scaled to its height.
+        let (across, along) = if self.turns % 2 == 1 { (key.2, key.1) } else { (key.1, key.2) };
+        let shown = if self.shrink_only { self.width.min(across.max(2) & !1) } else { self.width };
+        let other = ((shown as u64 * along as u64 / across.max(1) as u64) as u32).max(2) & !1;
+        let (width, h) = if self.turns % 2 == 1 { (other, shown) } else { (shown, other) };
         if self.scaler.as_ref().map(|s| s.1) != Some(key) {
             // Each pixel the mean of those it covers: a thumbnail sampled from a 1080p picture (fast
             // bilinear) lost a picture's colours and flickered on fine detail (10-bit HEVC: a cut

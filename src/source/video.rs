@@ -164,13 +164,11 @@ impl VideoDecoding {
         stream: &ff::format::stream::Stream,
         sampling: &VideoSampling,
     ) -> Result<Option<Self>, ff::Error> {
-        let samplers: Vec<Sampler> = [
-            Sampler::frames(sampling.fps, sampling.width, false),
-            Sampler::stills(sampling.stills_fps, sampling.stills_width, &sampling.still_filter),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let samplers: Vec<Sampler> =
+            [Sampler::frames(sampling.fps, sampling.width, false), Sampler::stills(stream, sampling)]
+                .into_iter()
+                .flatten()
+                .collect();
         if samplers.is_empty() {
             return Ok(None);
         }
