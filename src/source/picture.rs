@@ -56,6 +56,44 @@ pub fn grey_difference(a: &VideoFrame, b: &VideoFrame) -> f32 {
 /// is this many times the changes around it: a picture that changes a lot all the time (flicker,
 /// a cellular automaton) is not cut at every frame.
 pub const CHANGE_RATIO: f32 = 3.0;
+/// Pictures whose colour histograms differ by more than this may have a cut between them (half
+/// the shot detector's default threshold).
+pub const CUT_SUSPECT: f32 = 0.2;
+/// Pictures whose grey levels differ by more than this (mean level, 0 to 255) show a different
+/// picture (the shot detector's spatial threshold).
+pub const PICTURE_MOVED: f32 = 30.0;
+/// Pairs of frames in a row from which the usual change between two is told.
+const USUAL_PAIRS: usize = 4;
+
+/// The pairs of reference frames in a row (`frames`, a GOP's) that may hold a cut between them,
+/// with frames between them left undecoded (`skipped_between`): their colours or picture changed,
+/// and by more than the GOP's usual change between two (once `USUAL_PAIRS` tell it), as the shot
+/// detector judges frames that follow closely. A picture that changes a lot all the time (a
+/// cellular automaton settling, its frames 120-320 kB at 4K) is not decoded between every two.
+pub(crate) fn changed_pairs(frames: &[&VideoFrame], skipped_between: impl Fn(f64, f64) -> bool) -> Vec<(f64, f64)> {
+    let colours: Vec<Vec<f32>> = frames.iter().map(|f| histogram(f)).collect();
+    let changes: Vec<(f32, f32)> = (1..frames.len())
+        .map(|i| (histogram_distance(&colours[i - 1], &colours[i]), grey_difference(frames[i - 1], frames[i])))
+        .collect();
+    let median = |pick: fn(&(f32, f32)) -> f32| {
+        let mut v: Vec<f32> = changes.iter().map(pick).collect();
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let usual = (median(|c| c.0), median(|c| c.1));
+    let suspect = |&(colours, picture): &(f32, f32)| {
+        let unusual =
+            changes.len() < USUAL_PAIRS || colours > CHANGE_RATIO * usual.0 || picture > CHANGE_RATIO * usual.1;
+        (colours > CUT_SUSPECT || picture > PICTURE_MOVED) && unusual
+    };
+    frames
+        .windows(2)
+        .zip(&changes)
+        .filter(|(_, c)| suspect(c))
+        .map(|(w, _)| (w[0].at.secs_f64(), w[1].at.secs_f64()))
+        .filter(|&(a, b)| skipped_between(a, b))
+        .collect()
+}
 
 /// Thumbnail side lengths: coarse enough to ignore compression noise, fine enough that a line of
 /// text replaced by another changes cells (averaging larger cells evens the two out).
@@ -415,5 +453,25 @@ mod tests {
         assert_eq!(red(&turned(f.clone(), 2)), vec![5, 4, 3, 2, 1, 0]);
         assert_eq!(red(&turned(f.clone(), 3)), vec![2, 5, 1, 4, 0, 3]);
         assert_eq!(turned(turned(once, 3), 0).rgb, f.rgb);
+    }
+
+    /// Grey stripes 4 pixels wide, `shift` pixels along, at `at_ms`; `None`: all black.
+    fn stripes(at_ms: i64, shift: Option<usize>) -> VideoFrame {
+        let level = |x: usize| shift.map_or(0, |s| if ((x + s) / 4).is_multiple_of(2) { 40 } else { 215 });
+        let rgb = (0..64 * 36).flat_map(|i| [level(i % 64); 3]).collect();
+        VideoFrame { at: Ts(at_ms), width: 64, height: 36, rgb, follows: Default::default() }
+    }
+
+    #[test]
+    fn a_picture_that_changes_all_the_time_is_decoded_between_only_where_it_changed_more() {
+        // Stripes a pixel along at each reference frame (a quarter of the picture changes), then
+        // a cut to black.
+        let mut refs: Vec<VideoFrame> = (0..8).map(|i| stripes(160 * i as i64, Some(i))).collect();
+        refs.extend([stripes(1280, None), stripes(1440, None)]);
+        let frames: Vec<&VideoFrame> = refs.iter().collect();
+        assert_eq!(changed_pairs(&frames, |_, _| true), vec![(1.12, 1.28)]);
+        // Too few pairs to tell what is usual: every change is looked into.
+        assert_eq!(changed_pairs(&frames[..3], |_, _| true), vec![(0.0, 0.16), (0.16, 0.32)]);
+        assert!(changed_pairs(&frames, |a, _| a < 1.0).is_empty(), "no frames between");
     }
 }

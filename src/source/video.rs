@@ -36,23 +36,17 @@ use std::time::{Duration, Instant};
 use ffmpeg_next as ff;
 
 use crate::source::gop::{self, Burst};
-use crate::source::picture::{grey_difference, histogram, histogram_distance, moved_match, CHANGE_RATIO, MOVED_MATCH};
+use crate::source::picture::{
+    changed_pairs, grey_difference, histogram, histogram_distance, moved_match, CUT_SUSPECT, MOVED_MATCH, PICTURE_MOVED,
+};
 use crate::source::sampler::Sampler;
 use crate::source::unreferenced::Av1Headers;
 use crate::source::{Follows, Media, VideoDecode, VideoFrame, VideoSampling, VideoStats};
 use crate::time::Ts;
 
-/// Keyframes whose colour histograms differ by more than this may have a cut between them (half
-/// the shot detector's default threshold).
-const CUT_SUSPECT: f32 = 0.2;
 /// Keyframes whose colours differ by more than this are different shots (the shot detector's
 /// default threshold).
 const COLOURS_CUT: f32 = 0.4;
-/// Keyframes whose grey pictures differ by more than this (mean level, 0 to 255) show a
-/// different picture (the shot detector's spatial threshold).
-const PICTURE_MOVED: f32 = 30.0;
-/// Pairs of reference frames in a row from which a GOP's usual change between two is told.
-const USUAL_PAIRS: usize = 4;
 /// A steady picture is given to the stills again this long after its keyframe.
 const HELD_AFTER_S: f64 = 1.0;
 /// Where the encoder keys its scene cuts, a GOP decoded for its bursts is decoded this far past
@@ -64,6 +58,9 @@ const FEW_BURSTS: usize = 3;
 /// A GOP of at most this many packets is decoded with the next keyframe's leading pictures where
 /// a cut is put at that keyframe (a second or so: MPEG-2's GOPs are 12 to 15 frames).
 const LEADING_GOP: usize = 30;
+/// Intra-only video's GOPs are decoded a frame in this many first, then between those that
+/// differ.
+const INTRA_STRIDE: usize = 4;
 /// Keyframes are compared at this width.
 const PROBE_WIDTH: u32 = 320;
 
@@ -95,36 +92,6 @@ enum Emit {
     Between,
 }
 
-/// The pairs of reference frames in a row (`frames`, a GOP's) that may hold a cut between them,
-/// with frames between them left undecoded (`skipped_between`): their colours or picture changed,
-/// and by more than the GOP's usual change between two (once `USUAL_PAIRS` tell it), as the shot
-/// detector judges frames that follow closely. A picture that changes a lot all the time (a
-/// cellular automaton settling, its frames 120-320 kB at 4K) is not decoded between every two.
-fn changed_pairs(frames: &[&VideoFrame], skipped_between: impl Fn(f64, f64) -> bool) -> Vec<(f64, f64)> {
-    let colours: Vec<Vec<f32>> = frames.iter().map(|f| histogram(f)).collect();
-    let changes: Vec<(f32, f32)> = (1..frames.len())
-        .map(|i| (histogram_distance(&colours[i - 1], &colours[i]), grey_difference(frames[i - 1], frames[i])))
-        .collect();
-    let median = |pick: fn(&(f32, f32)) -> f32| {
-        let mut v: Vec<f32> = changes.iter().map(pick).collect();
-        v.sort_by(f32::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
-    };
-    let usual = (median(|c| c.0), median(|c| c.1));
-    let suspect = |&(colours, picture): &(f32, f32)| {
-        let unusual =
-            changes.len() < USUAL_PAIRS || colours > CHANGE_RATIO * usual.0 || picture > CHANGE_RATIO * usual.1;
-        (colours > CUT_SUSPECT || picture > PICTURE_MOVED) && unusual
-    };
-    frames
-        .windows(2)
-        .zip(&changes)
-        .filter(|(_, c)| suspect(c))
-        .map(|(w, _)| (w[0].at.secs_f64(), w[1].at.secs_f64()))
-        .filter(|&(a, b)| skipped_between(a, b))
-        .collect()
-}
-
 pub(crate) struct VideoDecoding {
     pub(crate) stream: usize,
     time_base: f64,
@@ -146,6 +113,8 @@ pub(crate) struct VideoDecoding {
     /// after it), which belong to the GOP before it when that is counted in display order.
     pending: Option<(ff::Packet, Vec<ff::Packet>)>,
     beat: gop::Beat,
+    /// Intra-only video: which keyframes are taken as keyframes.
+    thinning: Option<gop::Thinning>,
     /// The timestamps jumped since the last keyframe (recordings joined; the source's
     /// [`super::VideoClock`] says so): the next one ends a GOP that the end of a recording cut
     /// short, and starts the beat afresh.
@@ -198,13 +167,14 @@ impl VideoDecoding {
             last_key: None,
             pending: None,
             beat: gop::Beat::of(stream, reorders),
+            thinning: gop::Thinning::of(stream),
             joined: false,
             samplers,
             probe: Sampler::frames(1.0, PROBE_WIDTH, true).expect("a schedule"),
             stats: VideoStats::default(),
             busy: Duration::ZERO,
         };
-        tracing::debug!(beat = ?v.beat, "the stream's beat");
+        tracing::debug!(beat = ?v.beat, thinning = ?v.thinning, "the stream's beat");
         if v.mode == VideoDecode::All {
             v.all = Some(v.decoder(true, true)?);
         }
@@ -278,10 +248,13 @@ impl VideoDecoding {
                     leading.push(packet);
                     Ok(())
                 }
-                _ => self.take_pending(seconds, skipped, out).map(|()| match packet.is_key() {
-                    true => self.pending = Some((packet, Vec::new())),
-                    false => self.gop.keep(packet),
-                }),
+                _ => {
+                    let key = packet.is_key() && self.thinning.as_mut().is_none_or(|t| t.takes(&packet));
+                    self.take_pending(seconds, skipped, out).map(|()| match key {
+                        true => self.pending = Some((packet, Vec::new())),
+                        false => self.gop.keep(packet),
+                    })
+                }
             },
         };
         self.busy += t0.elapsed();
@@ -582,11 +555,18 @@ impl VideoDecoding {
         // decoded more of them: two or three reference frames, 20-37 ms each at 4K).
         let wanted = times.iter().rposition(|t| t.is_none_or(|t| t > after && t < until));
         let Some(last) = wanted else { return Ok(()) };
-        // Frames nothing refers to that the decoder cannot skip itself (AV1's) are not sent.
-        let unsent: Vec<bool> = packets[..=last]
-            .iter()
-            .zip(&times)
-            .map(|(p, t)| !inside(t) && self.av1.as_mut().is_some_and(|h| h.unreferenced(p.data().unwrap_or(&[]))))
+        // Frames nothing refers to that the decoder cannot skip itself (AV1's) are not sent; nor,
+        // where every frame decodes alone (intra-only video), those a first pass leaves between
+        // every `INTRA_STRIDE`th and the last, nor in a second pass those outside `between`.
+        let intra = self.thinning.is_some();
+        let unsent: Vec<bool> = (packets[..=last].iter().zip(&times).enumerate())
+            .map(|(i, (p, t))| {
+                !inside(t)
+                    && match intra {
+                        true => how == Emit::Between || (i % INTRA_STRIDE != 0 && i != last),
+                        false => self.av1.as_mut().is_some_and(|h| h.unreferenced(p.data().unwrap_or(&[]))),
+                    }
+            })
             .collect();
         let mut d = self.decoder(stills, true).map_err(|e| format!("cannot decode the video: {e}"))?;
         for ((p, t), unsent) in packets[..=last].iter().zip(&times).zip(unsent) {
@@ -668,30 +648,5 @@ impl VideoDecoding {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Grey stripes 4 pixels wide, `shift` pixels along, at `at_ms`; `None`: all black.
-    fn stripes(at_ms: i64, shift: Option<usize>) -> VideoFrame {
-        let level = |x: usize| shift.map_or(0, |s| if ((x + s) / 4).is_multiple_of(2) { 40 } else { 215 });
-        let rgb = (0..64 * 36).flat_map(|i| [level(i % 64); 3]).collect();
-        VideoFrame { at: Ts(at_ms), width: 64, height: 36, rgb, follows: Default::default() }
-    }
-
-    #[test]
-    fn a_picture_that_changes_all_the_time_is_decoded_between_only_where_it_changed_more() {
-        // Stripes a pixel along at each reference frame (a quarter of the picture changes), then
-        // a cut to black.
-        let mut refs: Vec<VideoFrame> = (0..8).map(|i| stripes(160 * i as i64, Some(i))).collect();
-        refs.extend([stripes(1280, None), stripes(1440, None)]);
-        let frames: Vec<&VideoFrame> = refs.iter().collect();
-        assert_eq!(changed_pairs(&frames, |_, _| true), vec![(1.12, 1.28)]);
-        // Too few pairs to tell what is usual: every change is looked into.
-        assert_eq!(changed_pairs(&frames[..3], |_, _| true), vec![(0.0, 0.16), (0.16, 0.32)]);
-        assert!(changed_pairs(&frames, |a, _| a < 1.0).is_empty(), "no frames between");
     }
 }
