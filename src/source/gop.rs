@@ -247,6 +247,9 @@ impl Beat {
 /// a keyframe this often; the frames between are its GOP's, decoded only where something
 /// changed, as a GOP's are (each decodes alone).
 const INTRA_SAMPLE_S: f64 = 1.0;
+/// Keyframes in a row, and nothing else, that tell intra-only video where neither the codec nor
+/// the index says so (H.264 coded all keyframes, in MPEG-TS).
+pub(super) const INTRA_KEYS: usize = 12;
 
 /// Which keyframes of intra-only video are taken as keyframes: one a second (`INTRA_SAMPLE_S`),
 /// the others kept as frames of its GOP. (Decoded, every frame of 43 s of 1080p ProRes took
@@ -271,8 +274,12 @@ impl Thinning {
         };
         let indexed = indexed_intervals(stream).is_some_and(|i| !i.is_empty() && i.iter().all(|&n| n <= 1));
         let tb = stream.time_base();
-        let ticks = INTRA_SAMPLE_S * tb.denominator() as f64 / tb.numerator().max(1) as f64;
-        (flagged || indexed).then(|| Self { every: ticks.round().max(1.0) as i64, last: None })
+        (flagged || indexed).then(|| Self::new(tb.numerator() as f64 / tb.denominator().max(1) as f64))
+    }
+
+    /// For a stream whose time base is `tb` seconds.
+    pub(super) fn new(tb: f64) -> Self {
+        Self { every: (INTRA_SAMPLE_S / tb.max(1e-9)).round().max(1.0) as i64, last: None }
     }
 
     /// Whether keyframe `packet` is taken as one (after a jump back in the timestamps too).

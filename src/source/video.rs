@@ -115,6 +115,8 @@ pub(crate) struct VideoDecoding {
     beat: gop::Beat,
     /// Intra-only video: which keyframes are taken as keyframes.
     thinning: Option<gop::Thinning>,
+    /// Keyframes in a row so far (until the stream is seen to be intra-only).
+    keys_in_a_row: usize,
     /// The timestamps jumped since the last keyframe (recordings joined; the source's
     /// [`super::VideoClock`] says so): the next one ends a GOP that the end of a recording cut
     /// short, and starts the beat afresh.
@@ -168,6 +170,7 @@ impl VideoDecoding {
             pending: None,
             beat: gop::Beat::of(stream, reorders),
             thinning: gop::Thinning::of(stream),
+            keys_in_a_row: 0,
             joined: false,
             samplers,
             probe: Sampler::frames(1.0, PROBE_WIDTH, true).expect("a schedule"),
@@ -249,6 +252,15 @@ impl VideoDecoding {
                     Ok(())
                 }
                 _ => {
+                    if self.thinning.is_none() {
+                        self.keys_in_a_row = if packet.is_key() { self.keys_in_a_row + 1 } else { 0 };
+                        // Every frame a keyframe, as the container did not say: the beat of one
+                        // frame learnt meanwhile is not the sampling's.
+                        if self.keys_in_a_row == gop::INTRA_KEYS {
+                            (self.thinning, self.beat) =
+                                (Some(gop::Thinning::new(self.time_base)), gop::Beat::default());
+                        }
+                    }
                     let key = packet.is_key() && self.thinning.as_mut().is_none_or(|t| t.takes(&packet));
                     self.take_pending(seconds, skipped, out).map(|()| match key {
                         true => self.pending = Some((packet, Vec::new())),
@@ -558,7 +570,7 @@ impl VideoDecoding {
         // Frames nothing refers to that the decoder cannot skip itself (AV1's) are not sent; nor,
         // where every frame decodes alone (intra-only video), those a first pass leaves between
         // every `INTRA_STRIDE`th and the last, nor in a second pass those outside `between`.
-        let intra = self.thinning.is_some();
+        let intra = self.thinning.is_some() && packets.iter().all(|p| p.is_key());
         let unsent: Vec<bool> = (packets[..=last].iter().zip(&times).enumerate())
             .map(|(i, (p, t))| {
                 !inside(t)
