@@ -285,7 +285,7 @@ impl Thinning {
     /// Whether keyframe `packet` is taken as one (after a jump back in the timestamps too).
     pub(super) fn takes(&mut self, packet: &ff::Packet) -> bool {
         let Some(pts) = packet.pts() else { return true };
-        if self.last.is_some_and(|last| pts >= last && pts - last < self.every) {
+        if self.last.is_some_and(|last| pts >= last && pts.saturating_sub(last) < self.every) {
             return false;
         }
         self.last = Some(pts);

@@ -414,7 +414,7 @@ impl VideoClock {
     /// Retimes `packet` (its stream's time base `tb`, in seconds); `true` where the timestamps
     /// jumped before it.
     pub(crate) fn packet(&mut self, packet: &mut ffmpeg_next::Packet, tb: f64) -> bool {
-        let shifted = |t: Option<i64>, shift: i64| t.map(|t| t + shift);
+        let shifted = |t: Option<i64>, shift: i64| t.map(|t| t.saturating_add(shift));
         let (dts, pts) = (shifted(packet.dts(), self.shift), shifted(packet.pts(), self.shift));
         let secs = |ticks: i64| ticks as f64 * tb;
         // Decode times only go up (rounding aside); where a container gives presentation times
@@ -423,16 +423,21 @@ impl VideoClock {
             (Some(t), Some(last)) => (Some(t), Some(last), HOLE_TOLERANCE_S),
             _ => (pts, self.last_pts, MAX_REORDER_S),
         };
-        let jumped = t.zip(last).filter(|&(t, last)| secs(t - last) < -back || secs(t - last - self.step) > MAX_HOLE_S);
+        let jumped = t.zip(last).filter(|&(t, last)| {
+            secs(t.saturating_sub(last)) < -back || secs(t.saturating_sub(last).saturating_sub(self.step)) > MAX_HOLE_S
+        });
         if let Some((t, last)) = jumped {
-            tracing::debug!(jump_s = secs(t - last), "the video's timestamps jump: time goes on from here");
-            self.shift += last + self.step - t;
+            tracing::debug!(
+                jump_s = secs(t.saturating_sub(last)),
+                "the video's timestamps jump: time goes on from here"
+            );
+            self.shift = self.shift.saturating_add(last.saturating_add(self.step).saturating_sub(t));
         }
         packet.set_dts(shifted(packet.dts(), self.shift));
         packet.set_pts(shifted(packet.pts(), self.shift));
         if let (Some(t), Some(last)) = (packet.dts(), self.last_dts) {
             if t > last {
-                self.step = t - last;
+                self.step = t.saturating_sub(last);
             }
         }
         if packet.duration() > 0 {
