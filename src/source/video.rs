@@ -30,6 +30,10 @@
 //! picture: that picture is given to the stills again a second later, so a slide is read as soon
 //! as it settles, as with every frame decoded. Decoded GOPs give frames at the sampling rates, as
 //! `all` does everywhere.
+//!
+//! Intra-only video (ProRes, DNxHD, Motion JPEG: every frame a keyframe) has a keyframe a second
+//! taken as one (`gop::Thinning`); the frames between are its GOP, judged as any other, and
+//! decoded a frame in `INTRA_STRIDE` first, then only between two that differ.
 
 use std::time::{Duration, Instant};
 
