@@ -259,6 +259,10 @@ pub(super) struct Thinning {
     /// The sampling interval and the last keyframe taken, in ticks of the stream's time base.
     every: i64,
     last: Option<i64>,
+    /// Bytes of the keyframes kept since the last one taken: where they would outgrow half the
+    /// most a GOP may hold (4K ProRes 4444 XQ is some 80 MB a second), the interval shrinks to
+    /// what was kept, and stays (a beat of its own).
+    bytes: usize,
 }
 
 impl Thinning {
@@ -279,16 +283,21 @@ impl Thinning {
 
     /// For a stream whose time base is `tb` seconds.
     pub(super) fn new(tb: f64) -> Self {
-        Self { every: (INTRA_SAMPLE_S / tb.max(1e-9)).round().max(1.0) as i64, last: None }
+        Self { every: (INTRA_SAMPLE_S / tb.max(1e-9)).round().max(1.0) as i64, last: None, bytes: 0 }
     }
 
     /// Whether keyframe `packet` is taken as one (after a jump back in the timestamps too).
     pub(super) fn takes(&mut self, packet: &ff::Packet) -> bool {
         let Some(pts) = packet.pts() else { return true };
-        if self.last.is_some_and(|last| pts >= last && pts.saturating_sub(last) < self.every) {
-            return false;
+        let since = self.last.filter(|&last| pts >= last).map(|last| pts.saturating_sub(last));
+        if let Some(since) = since.filter(|&since| since < self.every) {
+            if self.bytes + packet.size() <= MAX_GOP_BYTES / 2 {
+                self.bytes += packet.size();
+                return false;
+            }
+            self.every = since.max(1);
         }
-        self.last = Some(pts);
+        (self.last, self.bytes) = (Some(pts), 0);
         true
     }
 }

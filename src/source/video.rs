@@ -371,7 +371,10 @@ impl VideoDecoding {
             // where anything changed.)
             let colours = histogram_distance(&last.histogram, &key.histogram);
             let moved = grey_difference(&last.picture, &key.picture) > PICTURE_MOVED;
-            let on_beat = self.beat.on(interval);
+            // Intra-only video's keyframes taken are our own samples, on a beat of ours (shorter
+            // where its frames are large): none is an encoder's scene cut.
+            let thinned = self.thinning.is_some();
+            let on_beat = thinned || self.beat.on(interval);
             // On the beat, one burst between keyframes that plainly differ places the cut
             // without decoding (the shot detector cuts on the same differences); a GOP of a still
             // picture is decoded anyway (cheaply) for the stills to read the new slide as it
@@ -388,7 +391,7 @@ impl VideoDecoding {
             };
             // The first GOP has no beat to tell whether its end came on it: it is looked into
             // when anything changed (once a stream).
-            let look = match (self.beat.known(), on_beat) {
+            let look = match (thinned || self.beat.known(), on_beat) {
                 (false, _) => colours > CUT_SUSPECT || moved,
                 (true, true) => colours > CUT_SUSPECT,
                 (true, false) => colours <= COLOURS_CUT && moved,
@@ -460,7 +463,7 @@ impl VideoDecoding {
                 }
             }
         }
-        if !first && !joined {
+        if !first && !joined && self.thinning.is_none() {
             self.beat.observe(interval);
         }
         self.emit(&key.frame, t, Emit::Always, follows, skipped, out)?;
