@@ -116,16 +116,6 @@ fn fail<T>(shutdown: &Shutdown, e: Error) -> Result<T> {
     Err(e)
 }
 
-/// The media time an item of a source reaches.
-fn reaches(item: &Media) -> Ts {
-    match item {
-        Media::Audio(a) => a.start + Ts::from_samples(a.samples.len() as u64, crate::source::SAMPLE_RATE_HZ),
-        Media::Gap(g) => g.at + g.duration(),
-        Media::Video(f) => f.at,
-        Media::Still(s) => s.at,
-    }
-}
-
 /// Runs a source on a thread of `scope` into `link` until it is exhausted or the pipeline shuts
 /// down; hands the source back at the end (for its statistics).
 pub fn spawn_source<'s, 'e: 's>(
@@ -159,7 +149,7 @@ pub fn spawn_source<'s, 'e: 's>(
                     }
                 };
                 for item in buf.drain(..) {
-                    at = at.max(reaches(&item));
+                    at = at.max(item.end());
                     if let Err(e) = link.send(item) {
                         return fail(&shutdown, e);
                     }

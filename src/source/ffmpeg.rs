@@ -12,7 +12,7 @@ use ffmpeg_next as ff;
 use crate::error::{Error, Result};
 use crate::source::video::VideoDecoding;
 use crate::source::{
-    AudioChunk, AudioClock, Media, MediaSource, Truncation, VideoClock, VideoSampling, VideoStats, SAMPLE_RATE_HZ,
+    AudioChunk, AudioClock, Media, MediaSource, Truncation, VideoSampling, VideoStats, SAMPLE_RATE_HZ,
 };
 use crate::time::Ts;
 
@@ -32,7 +32,6 @@ pub struct FfmpegSource {
     stated: Option<Ts>,
     frame_rate: Option<f64>,
     clock: AudioClock,
-    video_clock: VideoClock,
     skipped: u64,
     done: bool,
 }
@@ -219,7 +218,6 @@ impl FfmpegSource {
             stated,
             frame_rate,
             clock: AudioClock::default(),
-            video_clock: VideoClock::default(),
             skipped: 0,
             done: false,
         })
@@ -247,7 +245,6 @@ impl FfmpegSource {
             input,
             origin_s,
             video,
-            clock: VideoClock::default(),
             reached: Ts::ZERO,
             skipped: 0,
             done: false,
@@ -378,7 +375,6 @@ pub struct VideoSource {
     /// Media time zero, as the audio's source has it.
     origin_s: f64,
     video: VideoDecoding,
-    clock: VideoClock,
     /// The media time of the last packet read, for errors.
     reached: Ts,
     skipped: u64,
@@ -398,9 +394,7 @@ impl MediaSource for VideoSource {
         let mut packet = ff::Packet::empty();
         let result = match packet.read(&mut self.input) {
             Ok(()) if packet.stream() == self.video.stream => {
-                if self.clock.packet(&mut packet, self.video.time_base()) {
-                    self.video.joined = true;
-                }
+                self.video.retime(&mut packet);
                 if let Some(t) = seconds(packet.pts(), self.video.time_base()) {
                     self.reached = Ts::from_secs_f64(t.max(0.0));
                 }
@@ -447,9 +441,7 @@ impl MediaSource for FfmpegSource {
                     }
                     self.drain_audio(out)?;
                 } else if let Some(v) = self.video.as_mut().filter(|v| v.stream == idx) {
-                    if self.video_clock.packet(&mut packet, v.time_base()) {
-                        v.joined = true;
-                    }
+                    v.retime(&mut packet);
                     self.with_video(|v, seconds, skipped| v.packet(packet, seconds, skipped, out))?;
                 }
                 Ok(true)

@@ -173,13 +173,14 @@ pub(super) struct Beat {
 pub(super) const MAX_LEADING: usize = 16;
 
 impl Beat {
-    /// The beat of a stream, from the container's index when that lists every packet (MP4 and
-    /// MOV do; Matroska's lists keyframes only), else unknown until GOPs are seen (`reorders`:
-    /// the stream has B-frames). Known from the index, the first GOP is judged as the others are.
-    pub(super) fn of(stream: &ff::format::stream::Stream, reorders: bool) -> Self {
+    /// The beat of a stream, from the container's index (`index`: [`indexed_intervals`]) when
+    /// that lists every packet (MP4 and MOV do; Matroska's lists keyframes only), else unknown
+    /// until GOPs are seen (`reorders`: the stream has B-frames). Known from the index, the first
+    /// GOP is judged as the others are.
+    pub(super) fn of(index: Option<&[usize]>, reorders: bool) -> Self {
         let mut beat = Self::default();
-        if let Some(intervals) = indexed_intervals(stream) {
-            beat.learn_index(&intervals, reorders);
+        if let Some(intervals) = index {
+            beat.learn_index(intervals, reorders);
         }
         beat
     }
@@ -266,9 +267,9 @@ pub(super) struct Thinning {
 }
 
 impl Thinning {
-    /// For `stream` if its codec codes every frame alone, or its index lists every packet as a
-    /// keyframe.
-    pub(super) fn of(stream: &ff::format::stream::Stream) -> Option<Self> {
+    /// For `stream` if its codec codes every frame alone, or its index (`index`:
+    /// [`indexed_intervals`]) lists every packet as a keyframe.
+    pub(super) fn of(stream: &ff::format::stream::Stream, index: Option<&[usize]>) -> Option<Self> {
         let params = stream.parameters();
         // SAFETY: `params` holds the stream's codec parameters; a codec's descriptor is static
         // data FFmpeg keeps for the life of the program.
@@ -276,7 +277,7 @@ impl Thinning {
             let d = ff::ffi::avcodec_descriptor_get((*params.as_ptr()).codec_id);
             !d.is_null() && (*d).props & ff::ffi::AV_CODEC_PROP_INTRA_ONLY != 0
         };
-        let indexed = indexed_intervals(stream).is_some_and(|i| !i.is_empty() && i.iter().all(|&n| n <= 1));
+        let indexed = index.is_some_and(|i| !i.is_empty() && i.iter().all(|&n| n <= 1));
         let tb = stream.time_base();
         (flagged || indexed).then(|| Self::new(tb.numerator() as f64 / tb.denominator().max(1) as f64))
     }
@@ -303,7 +304,7 @@ impl Thinning {
 }
 
 /// The packets between keyframes, from the container's index when that lists every packet.
-fn indexed_intervals(stream: &ff::format::stream::Stream) -> Option<Vec<usize>> {
+pub(super) fn indexed_intervals(stream: &ff::format::stream::Stream) -> Option<Vec<usize>> {
     let frames = stream.frames();
     // SAFETY: `stream` belongs to an open input; its index entries are read here and not kept,
     // and nothing changes the index meanwhile (the function takes a mutable pointer but only

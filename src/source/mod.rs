@@ -128,6 +128,15 @@ impl Media {
             Media::Still(s) => s.at,
         }
     }
+
+    /// The media time it reaches: its end (a picture's is its own time).
+    pub fn end(&self) -> Ts {
+        match self {
+            Media::Audio(a) => a.start + Ts::from_samples(a.samples.len() as u64, SAMPLE_RATE_HZ),
+            Media::Gap(g) => g.at + g.duration(),
+            Media::Video(_) | Media::Still(_) => self.at(),
+        }
+    }
 }
 
 /// How much of the video is decoded for the visual stages.

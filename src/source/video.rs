@@ -45,7 +45,7 @@ use crate::source::picture::{
 };
 use crate::source::sampler::Sampler;
 use crate::source::unreferenced::Av1Headers;
-use crate::source::{Follows, Media, VideoDecode, VideoFrame, VideoSampling, VideoStats};
+use crate::source::{Follows, Media, VideoClock, VideoDecode, VideoFrame, VideoSampling, VideoStats};
 use crate::time::Ts;
 
 /// Keyframes whose colours differ by more than this are different shots (the shot detector's
@@ -121,10 +121,11 @@ pub(crate) struct VideoDecoding {
     thinning: Option<gop::Thinning>,
     /// Keyframes in a row so far (until the stream is seen to be intra-only).
     keys_in_a_row: usize,
-    /// The timestamps jumped since the last keyframe (recordings joined; the source's
-    /// [`super::VideoClock`] says so): the next one ends a GOP that the end of a recording cut
-    /// short, and starts the beat afresh.
-    pub(crate) joined: bool,
+    /// The packets' place in media time.
+    clock: VideoClock,
+    /// The timestamps jumped since the last keyframe (recordings joined): the next one ends a GOP
+    /// that the end of a recording cut short, and starts the beat afresh.
+    joined: bool,
     samplers: Vec<Sampler>,
     /// Keyframes at a width where a changed line of text shows, to compare them.
     probe: Sampler,
@@ -159,6 +160,7 @@ impl VideoDecoding {
         let av1 = Av1Headers::new(&params);
         let halved = width.max(0) as u32 >= 2 * sampling.stills_width;
         let reorders = delay > 0;
+        let index = gop::indexed_intervals(stream);
         let mut v = Self {
             stream: stream.index(),
             time_base: tb.numerator() as f64 / tb.denominator().max(1) as f64,
@@ -172,9 +174,10 @@ impl VideoDecoding {
             gop: gop::Gop::default(),
             last_key: None,
             pending: None,
-            beat: gop::Beat::of(stream, reorders),
-            thinning: gop::Thinning::of(stream),
+            beat: gop::Beat::of(index.as_deref(), reorders),
+            thinning: gop::Thinning::of(stream, index.as_deref()),
             keys_in_a_row: 0,
+            clock: VideoClock::default(),
             joined: false,
             samplers,
             probe: Sampler::frames(1.0, PROBE_WIDTH, true).expect("a schedule"),
@@ -186,6 +189,12 @@ impl VideoDecoding {
             v.all = Some(v.decoder(true, true)?);
         }
         Ok(Some(v))
+    }
+
+    /// Puts `packet`, as it is read, in media time ([`VideoClock`]), before anything reads its
+    /// times.
+    pub(crate) fn retime(&mut self, packet: &mut ff::Packet) {
+        self.joined |= self.clock.packet(packet, self.time_base);
     }
 
     /// The stream's time base, in seconds.
