@@ -115,9 +115,10 @@ fi
 # run alternately RUNS times (2). Ratios are the defaults' wall time over the audio-only run's and
 # over faster-whisper's; "video s" is the time subtitle spent on video (its JSON statistics),
 # "cuts" the shot changes found within a frame of the known cuts (precision / recall).
-# HD_CODECS="hevc10 vp9 av1" adds the 1080p clip as other encoders write it (samples/make.sh
-# video-codec: x265 10-bit, libvpx VP9, SVT-AV1; a cut within a frame and 15 ms, WebM's audio
-# starting 14 ms before its video).
+# HD_CODECS="hevc10 fixed vp9 av1" adds the 1080p clip as other encoders write it (samples/make.sh
+# video-codec: x265 10-bit, x264 with a fixed 30-frame GOP capped at 12 Mb/s as phones write it,
+# libvpx VP9, SVT-AV1; a cut within a frame and 15 ms, WebM's audio starting 14 ms before its
+# video).
 [ "${HD:-1}" = 0 ] && exit 0
 sed 's/^fps = 30.0/fps = 0.0/' pipelines/file.toml > "$out/audio-only.toml"
 printf '\n%-20s %9s %9s %9s | %8s %8s | %7s %6s %6s | %11s\n' file "sub s" "audio s" "fw s" "/audio" "/fw" "video s" "MB" "fw MB" "cuts P/R"

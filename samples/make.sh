@@ -332,17 +332,21 @@ print(' '.join(map(str, out)))")
     ;;
   video-codec)
     # video-codec MIN HEIGHT CODEC: that clip's video encoded again as other encoders write it, the
-    # audio kept (Opus in WebM): hevc10 (x265 ultrafast, 10-bit, as phones record), vp9 (libvpx
-    # realtime) or av1 (SVT-AV1 preset 12), as video sites serve: samples/out/video-MIN-HEIGHTp-CODEC.mp4
-    # or .webm, with the same .txt and .cuts.
+    # audio kept (Opus in WebM): hevc10 (x265 ultrafast, 10-bit, as phones record), fixed (x264, a
+    # keyframe every 30 frames and none at the cuts, the bitrate capped at 12 Mb/s at 1080p, as
+    # phones and live encoders write H.264), vp9 (libvpx realtime) or av1 (SVT-AV1 preset 12), as
+    # video sites serve: samples/out/video-MIN-HEIGHTp-CODEC.mp4 or .webm, with the same .txt and
+    # .cuts.
     min=${2:?usage: samples/make.sh video-codec MINUTES HEIGHT CODEC}; height=${3:?}; codec=${4:?}
     bash "$0" video "$min" "$height"
     src="$out/video-$min-${height}p.mp4"
     case "$codec" in
       hevc10) f="${src%.mp4}-$codec.mp4"; enc=(-c:v libx265 -preset ultrafast -pix_fmt yuv420p10le -x265-params log-level=error -c:a copy) ;;
+      fixed) f="${src%.mp4}-$codec.mp4"; rate=$((12 * height / 1080))M cap=$((16 * height / 1080))M
+        enc=(-c:v libx264 -preset veryfast -g 30 -keyint_min 30 -sc_threshold 0 -b:v "$rate" -maxrate "$cap" -bufsize "$cap" -c:a copy) ;;
       vp9) f="${src%.mp4}-$codec.webm"; enc=(-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 3M -row-mt 1 -c:a libopus -b:a 96k) ;;
       av1) f="${src%.mp4}-$codec.webm"; enc=(-c:v libsvtav1 -preset 12 -crf 40 -svtav1-params verbosity=0 -c:a libopus -b:a 96k) ;;
-      *) echo "samples/make.sh video-codec: CODEC is hevc10, vp9 or av1" >&2; exit 2 ;;
+      *) echo "samples/make.sh video-codec: CODEC is hevc10, fixed, vp9 or av1" >&2; exit 2 ;;
     esac
     if [ ! -f "$f" ]; then
       ff -i "$src" "${enc[@]}" "$f.part.${f##*.}"

@@ -312,6 +312,36 @@ fn intra_only_video_is_sampled_a_keyframe_a_second_and_its_cuts_found_to_the_fra
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A phone's recording: a keyframe every 30 frames and none at the cuts, the bitrate capped
+/// (x264 at 12 Mb/s for 1080p). After each keyframe the encoder spends packets that shrink frame
+/// by frame refilling the picture's detail (45, 32, 16, 11 kB against a median of 4 kB): no
+/// bursts, so only the GOPs that hold a cut are decoded (11 of 36 before, three for nothing), each
+/// until it settles on the next keyframe's shot; and in a cellular automaton, the first frame
+/// decoded after a keyframe changes no more than those after it, so is no cut (one was found at
+/// 42.04 s, once the refill was told).
+#[test]
+fn a_phone_recording_refilling_after_each_keyframe_has_its_cuts_found_and_little_else_decoded() {
+    let dir = tempdir("phone");
+    let source = sample("video/cuts-fixed.mp4");
+    let truth = known_cuts(&source);
+    let clip = dir.join("phone.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&source)
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0"])
+        .args(["-b:v", "12M", "-maxrate", "16M", "-bufsize", "16M", "-c:a", "copy"])
+        .arg(&clip)
+        .output()
+        .expect("running ffmpeg");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (found, video) = shots(&clip, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(score(&found, &truth), (1.0, 1.0), "found {found:?}, cuts at {truth:?}: {video}");
+    // Before: 11 GOPs, 252 frames; now the 8 with a cut, and the last (no keyframe after it).
+    assert!(video["gops_decoded"].as_u64().unwrap() <= truth.len() as u64 + 2, "{video}");
+    assert!(video["frames_decoded"].as_u64().unwrap() < 240, "{video}");
+}
+
 /// MPEG-2 (as broadcast archives hold it, in MPEG-TS) makes the anchor frame after a scene change
 /// a keyframe, so the cut falls on the B-frames shown before it (decoded after it): the GOP
 /// before is decoded with them, and the cut placed on the first (it was put at the keyframe, two

@@ -175,7 +175,7 @@ impl Stage for PreprocessStage {
                 Self::mel_out(frames, out);
             }
             Media::Video(f) => {
-                if let Some(at) = self.shots.push(&f) {
+                for at in self.shots.push(&f) {
                     out.push(Routed::Main(Features::ShotChange(at)));
                 }
             }
@@ -189,6 +189,9 @@ impl Stage for PreprocessStage {
     }
 
     fn finish(&mut self, out: &mut Vec<Self::Out>) -> Result<()> {
+        if let Some(at) = self.shots.finish() {
+            out.push(Routed::Main(Features::ShotChange(at)));
+        }
         let mut frames = Vec::new();
         self.mel.flush(&mut frames);
         Self::mel_out(frames, out);

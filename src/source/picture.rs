@@ -95,6 +95,44 @@ pub(crate) fn changed_pairs(frames: &[&VideoFrame], skipped_between: impl Fn(f64
         .collect()
 }
 
+/// A GOP decoded for a cut inside it, its frames watched as they come (in display order): once
+/// a frame's colours changed from the one before by more than `CUT_SUSPECT`, and a later frame's
+/// are within that of the next keyframe's (no cut between them), the rest of the GOP is that keyframe's shot and need not be
+/// decoded (on average half of a GOP that holds a cut).
+pub(crate) struct Settling {
+    /// The next keyframe's colours.
+    next: Vec<f32>,
+    /// The colours of the last frame seen.
+    last: Vec<f32>,
+    changed: bool,
+    /// How many of the decoded media were seen.
+    seen: usize,
+}
+
+impl Settling {
+    /// From the GOP's keyframe's colours to the next keyframe's.
+    pub(crate) fn new(from: Vec<f32>, next: Vec<f32>) -> Self {
+        Self { next, last: from, changed: false, seen: 0 }
+    }
+
+    /// Whether the frames among `decoded` not seen yet settled on the next keyframe's shot after
+    /// a change.
+    pub(crate) fn settled(&mut self, decoded: &[crate::source::Media]) -> bool {
+        for m in decoded.get(self.seen..).unwrap_or_default() {
+            let crate::source::Media::Video(f) = m else { continue };
+            let colours = histogram(f);
+            if self.changed && histogram_distance(&colours, &self.next) <= CUT_SUSPECT {
+                self.seen = decoded.len();
+                return true;
+            }
+            self.changed |= histogram_distance(&self.last, &colours) > CUT_SUSPECT;
+            self.last = colours;
+        }
+        self.seen = decoded.len();
+        false
+    }
+}
+
 /// Thumbnail side lengths: coarse enough to ignore compression noise, fine enough that a line of
 /// text replaced by another changes cells (averaging larger cells evens the two out).
 pub const THUMB_W: usize = 160;

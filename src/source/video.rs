@@ -8,7 +8,8 @@
 //! next keyframe arrives, the GOP between them is decoded only if something happened inside it
 //! that the keyframes cannot place:
 //! - a burst: a packet much larger than the GOP's others, which is what an encoder writes for a
-//!   cut or a slide change that got no keyframe of its own (fixed-GOP streaming encoders);
+//!   cut or a slide change that got no keyframe of its own (fixed-GOP streaming encoders), past
+//!   the shrinking packets that refill the picture's detail after a keyframe (`gop::bursts`);
 //! - a jump of colours (a likely cut) at a keyframe that came on the stream's fixed beat (a GOP
 //!   length seen twice), so not at the cut itself: the cut happened somewhere inside the GOP
 //!   (unless the encoder keys its scene cuts, the GOP has no burst, and the keyframe shows the
@@ -29,7 +30,8 @@
 //! dissolve), are a cut at the second. A GOP of a still picture (no burst) held its keyframe's
 //! picture: that picture is given to the stills again a second later, so a slide is read as soon
 //! as it settles, as with every frame decoded. Decoded GOPs give frames at the sampling rates, as
-//! `all` does everywhere.
+//! `all` does everywhere. A moving picture's GOP is decoded until, after a change, its frames
+//! show the next keyframe's colours (`Settling`).
 //!
 //! Intra-only video (ProRes, DNxHD, Motion JPEG: every frame a keyframe) has a keyframe a second
 //! taken as one (`gop::Thinning`); the frames between are its GOP, judged as any other, and
@@ -41,7 +43,8 @@ use ffmpeg_next as ff;
 
 use crate::source::gop::{self, Burst};
 use crate::source::picture::{
-    changed_pairs, grey_difference, histogram, histogram_distance, moved_match, CUT_SUSPECT, MOVED_MATCH, PICTURE_MOVED,
+    changed_pairs, grey_difference, histogram, histogram_distance, moved_match, Settling, CUT_SUSPECT, MOVED_MATCH,
+    PICTURE_MOVED,
 };
 use crate::source::sampler::Sampler;
 use crate::source::unreferenced::Av1Headers;
@@ -314,17 +317,23 @@ impl VideoDecoding {
                 self.drain(&mut d, f64::NEG_INFINITY, f64::INFINITY, Emit::Paced, seconds, skipped, out).map(drop)
             }
             // The last GOP has no keyframe after it to tell whether anything happened inside:
-            // a steady still picture is held; without a burst, an encoder that keys its scene
-            // cuts saw none; anything else is decoded (reference frames first).
+            // a steady still picture is held (steady: not a moving picture's costly frames, then
+            // a still one's, with no burst between where the still one costs less); without a
+            // burst, an encoder that keys its scene cuts saw none; anything else is decoded
+            // (reference frames first).
             None => match self.last_key.take() {
-                Some(key) if gop::still(&self.gop.sizes(), key.bytes) && self.gop.bursts().is_empty() => {
+                Some(key)
+                    if gop::still(&self.gop.sizes(), key.bytes)
+                        && gop::steady(&self.gop.sizes())
+                        && self.gop.bursts().is_empty() =>
+                {
                     self.emit(&key.frame, key.t + HELD_AFTER_S, Emit::Held, Follows::Closely, skipped, out)
                 }
                 Some(key) if self.beat.scene_cuts && self.gop.bursts().is_empty() => {
                     tracing::debug!(from = key.t, "the last group of pictures: no burst, no cut");
                     Ok(())
                 }
-                Some(key) => self.decode_gop(&key, f64::INFINITY, &[], seconds, skipped, out),
+                Some(key) => self.decode_gop(&key, f64::INFINITY, None, &[], seconds, skipped, out),
                 None => Ok(()),
             },
         });
@@ -445,10 +454,11 @@ impl VideoDecoding {
                     "a group of pictures to decode"
                 );
                 // Where the encoder keys its scene cuts, a cut inside the GOP is at a burst (or at
-                // the keyframe, which the frame after the last burst is compared with): what comes
-                // after it need not be decoded, unless a keyframe off the beat needs the frame
-                // just before it, or the stills a slide as it settles.
-                let last_burst = bursts.iter().filter_map(|b| b.pts).max();
+                // the keyframe, which the frame after the last burst, or after the last large
+                // packet of the refill after the keyframe, is compared with): what comes after it
+                // need not be decoded, unless a keyframe off the beat needs the frame just before
+                // it, or the stills a slide as it settles.
+                let last_burst = bursts.iter().filter_map(|b| b.pts).chain(self.gop.refilled()).max();
                 let until = match last_burst.and_then(|pts| seconds(Some(pts), self.time_base)) {
                     Some(b) if self.beat.scene_cuts && (on_beat || !look) && !still => t.min(b + BURST_TAIL_S),
                     _ => t,
@@ -457,7 +467,7 @@ impl VideoDecoding {
                     true => Vec::new(),
                     false => std::iter::once(&packet).chain(&leading).cloned().collect(),
                 };
-                self.decode_gop(&last, until, &next, seconds, skipped, out)?;
+                self.decode_gop(&last, until, Some(&key.histogram), &next, seconds, skipped, out)?;
             } else if let Some(at) = placed {
                 tracing::debug!(from = last.t, to = t, at, colours, moved, "a cut placed at a burst");
                 follows = Follows::Burst(Ts::from_secs_f64(at.max(0.0)));
@@ -489,10 +499,12 @@ impl VideoDecoding {
     /// decoded again up to the later one, for the frames between. (Decoded whole, a still
     /// picture's GOP cost 10-bit HEVC 4 ms a frame: 1191 frames of the 2-minute 1080p clip
     /// decoded against 750.)
+    #[allow(clippy::too_many_arguments)]
     fn decode_gop(
         &mut self,
         key: &Key,
         until: f64,
+        next_colours: Option<&[f32]>,
         next: &[ff::Packet],
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
         skipped: &mut u64,
@@ -523,7 +535,14 @@ impl VideoDecoding {
         gop.extend_from_slice(next);
         let mut refs = Vec::new();
         let how = if still { Emit::Paced } else { Emit::PacedNoStills };
-        self.decode_packets(&gop, &with_b_frames, key.t, until, how, seconds, skipped, &mut refs)?;
+        // A moving picture's GOP is decoded until it settles on the next keyframe's shot after a
+        // change (not where that keyframe's leading pictures are decoded with it).
+        let mut settling = match (still, next_colours) {
+            (false, Some(c)) if next.is_empty() => Some(Settling::new(key.histogram.clone(), c.to_vec())),
+            _ => None,
+        };
+        let first = (&with_b_frames[..], key.t, until, how);
+        self.decode_packets(&gop, first, settling.as_mut(), seconds, skipped, &mut refs)?;
         let mut times: Vec<f64> = gop.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
         times.sort_by(f64::total_cmp);
         // Pairs of sampled reference frames that may hold a cut between them, with frames between.
@@ -546,7 +565,7 @@ impl VideoDecoding {
                 "decoding a group of pictures again, the frames between"
             );
             let mut all = Vec::new();
-            self.decode_packets(&gop, &between, key.t, last, Emit::Between, seconds, skipped, &mut all)?;
+            self.decode_packets(&gop, (&between[..], key.t, last, Emit::Between), None, seconds, skipped, &mut all)?;
             refs.extend(all.into_iter().filter(|m| {
                 let t = m.at().secs_f64();
                 between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4)
@@ -560,16 +579,13 @@ impl VideoDecoding {
     /// Decodes the reference frames of `packets` (a GOP, keyframe first) and its other frames
     /// (B-frames, AV1's frames that refresh no reference) shown strictly inside the spans of
     /// `between` (seconds) with a fresh decoder, giving the samplers as `how` says the frames
-    /// strictly between `after` and `until`. No frame is predicted from those others: they can
-    /// be skipped.
-    #[allow(clippy::too_many_arguments)]
+    /// strictly between `after` and `until`, until they have `settled`. No frame is predicted
+    /// from those others: they can be skipped.
     fn decode_packets(
         &mut self,
         packets: &[ff::Packet],
-        between: &[(f64, f64)],
-        after: f64,
-        until: f64,
-        how: Emit,
+        (between, after, until, how): (&[(f64, f64)], f64, f64, Emit),
+        mut settled: Option<&mut Settling>,
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
         skipped: &mut u64,
         out: &mut Vec<Media>,
@@ -608,6 +624,10 @@ impl VideoDecoding {
             }
             if self.drain(&mut d, after, until, how, seconds, skipped, out)? {
                 return Ok(()); // frames come out in presentation order: the rest are later
+            }
+            if settled.as_mut().is_some_and(|s| s.settled(out)) {
+                tracing::debug!(at = ?out.last().map(|m| m.at().secs_f64()), "settled on the next keyframe's shot");
+                return Ok(());
             }
         }
         let _ = d.send_eof();
