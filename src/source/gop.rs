@@ -148,9 +148,15 @@ impl Gop {
     /// The time (a timestamp) of the last large packet in the refill after its keyframe, shown
     /// last; none when it was not kept.
     pub(super) fn refilled(&self) -> Option<i64> {
-        let sizes = self.sizes();
-        let end = refill_end(&sizes, self.packets.first().map_or(0, |k| k.size()));
-        large(&sizes).into_iter().filter(|&i| i < end).filter_map(|i| self.packets[i + 1].pts()).max()
+        if self.dropped {
+            return None;
+        }
+        let refilled = sub_gops(&self.packets).flat_map(|(start, sub)| {
+            let sizes: Vec<usize> = sub.iter().skip(1).map(|p| p.size()).collect();
+            let end = refill_end(&sizes, sub[0].size());
+            large(&sizes).into_iter().filter(move |&i| i < end).map(move |i| start + 1 + i)
+        });
+        refilled.filter_map(|i| self.packets[i].pts()).max()
     }
 
     /// Its packets, when it was kept and has more than its keyframe.
@@ -169,20 +175,32 @@ pub(super) struct Burst {
     pub(super) exact: bool,
 }
 
-/// The bursts of `gop` (its packets, keyframe first, in decode order), each exact where no frame
-/// shown before it is decoded after it (B-frames shown before a burst may show the new picture
-/// already, predicted from it; frames decoded before it cannot).
+/// The GOPs within `gop` (its packets, keyframe first): one, or one from each keyframe kept in
+/// it (a short beat thinned, [`Thinning`]; not intra-only video's, every frame a keyframe), each
+/// with the index of its keyframe.
+pub(super) fn sub_gops(gop: &[ff::Packet]) -> impl Iterator<Item = (usize, &[ff::Packet])> {
+    let intra = gop.iter().all(|p| p.is_key());
+    let starts: Vec<usize> = (0..gop.len()).filter(|&i| i == 0 || (gop[i].is_key() && !intra)).collect();
+    let ends: Vec<usize> = starts.iter().skip(1).copied().chain([gop.len()]).collect();
+    starts.into_iter().zip(ends).map(move |(a, b)| (a, &gop[a..b]))
+}
+
+/// The bursts of `gop` (its packets, keyframe first, in decode order; each GOP within it judged
+/// alone), each exact where no frame shown before it is decoded after it (B-frames shown before
+/// a burst may show the new picture already, predicted from it; frames decoded before it
+/// cannot).
 fn packet_bursts(gop: &[ff::Packet]) -> Vec<Burst> {
-    let sizes: Vec<usize> = gop.iter().skip(1).map(|p| p.size()).collect();
-    bursts(&sizes, gop.first().map_or(0, |k| k.size()))
-        .into_iter()
-        .map(|i| {
-            let (pts, before, after) = (gop[i + 1].pts(), &gop[..=i], &gop[i + 2..]);
-            let since = pts.and_then(|pts| before.iter().filter_map(|q| q.pts()).filter(|&t| t < pts).max());
-            let exact = pts.is_some_and(|pts| after.iter().all(|q| q.pts().is_some_and(|t| t > pts)));
-            Burst { pts, since, exact }
-        })
-        .collect()
+    let at = sub_gops(gop).flat_map(|(start, sub)| {
+        let sizes: Vec<usize> = sub.iter().skip(1).map(|p| p.size()).collect();
+        bursts(&sizes, sub[0].size()).into_iter().map(move |i| start + 1 + i)
+    });
+    at.map(|i| {
+        let (pts, before, after) = (gop[i].pts(), &gop[..i], &gop[i + 1..]);
+        let since = pts.and_then(|pts| before.iter().filter_map(|q| q.pts()).filter(|&t| t < pts).max());
+        let exact = pts.is_some_and(|pts| after.iter().all(|q| q.pts().is_some_and(|t| t > pts)));
+        Burst { pts, since, exact }
+    })
+    .collect()
 }
 
 /// The stream's beat: its encoder's largest GOP, in frames, once two GOPs had that many (within
@@ -286,9 +304,16 @@ const INTRA_SAMPLE_S: f64 = 1.0;
 /// the index says so (H.264 coded all keyframes, in MPEG-TS).
 pub(super) const INTRA_KEYS: usize = 12;
 
-/// Which keyframes of intra-only video are taken as keyframes: one a second (`INTRA_SAMPLE_S`),
-/// the others kept as frames of its GOP. (Decoded, every frame of 43 s of 1080p ProRes took
-/// 11.5 s against 0.8 s for the whole audio path.)
+/// A fixed beat of at most this (phones key every 30 frames or so) is thinned to a keyframe taken
+/// every `SPARSE_S`; the others stay in the GOP, each decoded alone only where the GOP is, to tell
+/// which of the GOPs within it changed (2 minutes of such 1080p: 96 keyframes, 1.1 s of
+/// decoding, against 2 s for the whole audio path).
+const SHORT_BEAT_S: f64 = 1.5;
+const SPARSE_S: f64 = 2.0;
+
+/// Which keyframes are taken as keyframes: in intra-only video one a second (`INTRA_SAMPLE_S`),
+/// the others kept as frames of its GOP (decoded, every frame of 43 s of 1080p ProRes took 11.5 s
+/// against 0.8 s for the whole audio path); on a short fixed beat, one every `SPARSE_S`.
 #[derive(Debug)]
 pub(super) struct Thinning {
     /// The sampling interval and the last keyframe taken, in ticks of the stream's time base.
@@ -314,6 +339,14 @@ impl Thinning {
         let indexed = index.is_some_and(|i| !i.is_empty() && i.iter().all(|&n| n <= 1));
         let tb = stream.time_base();
         (flagged || indexed).then(|| Self::new(tb.numerator() as f64 / tb.denominator().max(1) as f64))
+    }
+
+    /// For a stream whose beat (read from its index) is fixed, with no scene cuts keyed, and at
+    /// most `SHORT_BEAT_S` (`frame_s`: a frame's duration; `tb`: its time base, in seconds).
+    pub(super) fn sparse(beat: &Beat, frame_s: f64, tb: f64) -> Option<Self> {
+        let beat_s = beat.frames as f64 * frame_s;
+        let short = beat.indexed && !beat.scene_cuts && beat.frames > 1 && beat_s > 0.0 && beat_s <= SHORT_BEAT_S;
+        short.then(|| Self { every: (SPARSE_S / tb.max(1e-9)).round().max(1.0) as i64, last: None, bytes: 0 })
     }
 
     /// For a stream whose time base is `tb` seconds.

@@ -110,9 +110,10 @@ pub(crate) struct Settling {
 }
 
 impl Settling {
-    /// From the GOP's keyframe's colours to the next keyframe's.
-    pub(crate) fn new(from: Vec<f32>, next: Vec<f32>) -> Self {
-        Self { next, last: from, changed: false, seen: 0 }
+    /// From the GOP's keyframe's colours to the next keyframe's, the first `seen` media decoded
+    /// before.
+    pub(crate) fn new(from: Vec<f32>, next: Vec<f32>, seen: usize) -> Self {
+        Self { next, last: from, changed: false, seen }
     }
 
     /// Whether the frames among `decoded` not seen yet settled on the next keyframe's shot after

@@ -43,13 +43,14 @@ use ffmpeg_next as ff;
 
 use crate::source::gop::{self, Burst};
 use crate::source::picture::{
-    changed_pairs, grey_difference, histogram, histogram_distance, moved_match, Settling, CUT_SUSPECT, MOVED_MATCH,
-    PICTURE_MOVED,
+    grey_difference, histogram, histogram_distance, moved_match, CUT_SUSPECT, MOVED_MATCH, PICTURE_MOVED,
 };
 use crate::source::sampler::Sampler;
 use crate::source::unreferenced::Av1Headers;
 use crate::source::{Follows, Media, VideoClock, VideoDecode, VideoFrame, VideoSampling, VideoStats};
 use crate::time::Ts;
+
+mod groups;
 
 /// Keyframes whose colours differ by more than this are different shots (the shot detector's
 /// default threshold).
@@ -164,9 +165,14 @@ impl VideoDecoding {
         let halved = width.max(0) as u32 >= 2 * sampling.stills_width;
         let reorders = delay > 0;
         let index = gop::indexed_intervals(stream);
+        let beat = gop::Beat::of(index.as_deref(), reorders);
+        let (rate, time_base) = (stream.avg_frame_rate(), tb.numerator() as f64 / tb.denominator().max(1) as f64);
+        let frame_s = if rate.numerator() > 0 { rate.denominator() as f64 / rate.numerator() as f64 } else { 0.0 };
+        let thinning =
+            gop::Thinning::of(stream, index.as_deref()).or_else(|| gop::Thinning::sparse(&beat, frame_s, time_base));
         let mut v = Self {
             stream: stream.index(),
-            time_base: tb.numerator() as f64 / tb.denominator().max(1) as f64,
+            time_base,
             params,
             skip_loop_filter: sampling.stills_fps <= 0.0 || halved,
             mode: sampling.decode,
@@ -177,8 +183,8 @@ impl VideoDecoding {
             gop: gop::Gop::default(),
             last_key: None,
             pending: None,
-            beat: gop::Beat::of(index.as_deref(), reorders),
-            thinning: gop::Thinning::of(stream, index.as_deref()),
+            beat,
+            thinning,
             keys_in_a_row: 0,
             clock: VideoClock::default(),
             joined: false,
@@ -333,13 +339,38 @@ impl VideoDecoding {
                     tracing::debug!(from = key.t, "the last group of pictures: no burst, no cut");
                     Ok(())
                 }
-                Some(key) => self.decode_gop(&key, f64::INFINITY, None, &[], seconds, skipped, out),
+                Some(key) => self.decode_gop(&key, f64::INFINITY, None, &[], seconds, skipped, out).map(drop),
                 None => Ok(()),
             },
         });
         self.busy += t0.elapsed();
         self.stats.seconds = self.busy.as_secs_f64();
         result
+    }
+
+    /// Keyframe `packet` decoded alone: the frame, its time, and its picture at the probe's
+    /// width; none (counted in `skipped`) where it does not decode or scale.
+    fn decode_alone(
+        &mut self,
+        packet: &ff::Packet,
+        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
+        skipped: &mut u64,
+    ) -> Result<Option<(ff::frame::Video, f64, VideoFrame)>, String> {
+        let mut d = self.decoder(true, false).map_err(|e| format!("cannot decode the video: {e}"))?;
+        let _ = d.send_packet(packet);
+        let _ = d.send_eof();
+        let mut frame = ff::frame::Video::empty();
+        if d.receive_frame(&mut frame).is_err() {
+            *skipped += 1;
+            return Ok(None);
+        }
+        self.stats.frames_decoded += 1;
+        let t = self.time(&frame, seconds);
+        let Some(picture) = self.probe.sample(&frame, t, Follows::Closely)? else {
+            *skipped += 1;
+            return Ok(None);
+        };
+        Ok(Some((frame, t, picture)))
     }
 
     /// A keyframe (`leading`: its leading pictures): decoded alone, compared with the last one;
@@ -352,22 +383,9 @@ impl VideoDecoding {
         skipped: &mut u64,
         out: &mut Vec<Media>,
     ) -> Result<(), String> {
-        let mut d = self.decoder(true, false).map_err(|e| format!("cannot decode the video: {e}"))?;
-        let _ = d.send_packet(&packet);
-        let _ = d.send_eof();
-        let mut frame = ff::frame::Video::empty();
         // A keyframe that does not decode is left out, with its leading pictures (predicted from it).
-        if d.receive_frame(&mut frame).is_err() {
-            *skipped += 1;
-            return Ok(());
-        }
+        let Some((frame, t, picture)) = self.decode_alone(&packet, seconds, skipped)? else { return Ok(()) };
         self.stats.keyframes += 1;
-        self.stats.frames_decoded += 1;
-        let t = self.time(&frame, seconds);
-        let Some(picture) = self.probe.sample(&frame, t, Follows::Closely)? else {
-            *skipped += 1;
-            return Ok(());
-        };
         let key = Key { t, histogram: histogram(&picture), picture, frame, bytes: packet.size() };
         // After a jump of the timestamps, the GOP before this keyframe was cut short by the end
         // of its recording, and the next may beat otherwise: the beat is learnt afresh.
@@ -467,7 +485,7 @@ impl VideoDecoding {
                     true => Vec::new(),
                     false => std::iter::once(&packet).chain(&leading).cloned().collect(),
                 };
-                self.decode_gop(&last, until, Some(&key.histogram), &next, seconds, skipped, out)?;
+                follows = self.decode_gop(&last, until, Some(&key.histogram), &next, seconds, skipped, out)?;
             } else if let Some(at) = placed {
                 tracing::debug!(from = last.t, to = t, at, colours, moved, "a cut placed at a burst");
                 follows = Follows::Burst(Ts::from_secs_f64(at.max(0.0)));
@@ -489,175 +507,6 @@ impl VideoDecoding {
         self.last_key = Some(key);
         self.gop = gop::Gop::new(packet, leading);
         Ok(())
-    }
-
-    /// Decodes the GOP kept since `key` (and `next`, the next keyframe with its leading
-    /// pictures, where it has any), giving the samplers its frames after the keyframe and
-    /// before `until`: its reference frames first (and, where it has a few bursts, the B-frames
-    /// shown just before each), to the stills too where the picture is still; where two of the
-    /// frames differ enough to hold a cut and frames between them were skipped, the GOP is
-    /// decoded again up to the later one, for the frames between. (Decoded whole, a still
-    /// picture's GOP cost 10-bit HEVC 4 ms a frame: 1191 frames of the 2-minute 1080p clip
-    /// decoded against 750.)
-    #[allow(clippy::too_many_arguments)]
-    fn decode_gop(
-        &mut self,
-        key: &Key,
-        until: f64,
-        next_colours: Option<&[f32]>,
-        next: &[ff::Packet],
-        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
-        skipped: &mut u64,
-        out: &mut Vec<Media>,
-    ) -> Result<(), String> {
-        let (sizes, bursts) = (self.gop.sizes(), self.gop.bursts());
-        let Some(mut gop) = self.gop.take() else { return Ok(()) };
-        self.stats.gops_decoded += 1;
-        let still = gop::still(&sizes, key.bytes);
-        tracing::debug!(from = key.t, until, packets = gop.len(), still, "decoding a group of pictures");
-        // Where a GOP has a few bursts, the frames shown just before each (B-frames, skipped
-        // otherwise) are decoded in the first pass: a cut at a burst is placed without decoding
-        // the GOP again. (Where an encoder's own frame structure makes bursts of nearly every
-        // reference frame, they tell little, and cost.)
-        let mut with_b_frames: Vec<(f64, f64)> = match bursts.len() <= FEW_BURSTS {
-            true => bursts
-                .iter()
-                .filter_map(|b| Some((seconds(b.since, self.time_base)?, seconds(b.pts, self.time_base)?)))
-                .collect(),
-            false => Vec::new(),
-        };
-        // `next`: the next keyframe and its leading pictures, shown at the GOP's end (decoded
-        // after the keyframe), which the first pass decodes too.
-        let shown: Vec<f64> = next.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
-        if let Some((&next_key, leading)) = shown.split_first().filter(|(_, l)| !l.is_empty()) {
-            with_b_frames.push((leading.iter().copied().fold(f64::INFINITY, f64::min) - 1e-3, next_key));
-        }
-        gop.extend_from_slice(next);
-        let mut refs = Vec::new();
-        let how = if still { Emit::Paced } else { Emit::PacedNoStills };
-        // A moving picture's GOP is decoded until it settles on the next keyframe's shot after a
-        // change (not where that keyframe's leading pictures are decoded with it).
-        let mut settling = match (still, next_colours) {
-            (false, Some(c)) if next.is_empty() => Some(Settling::new(key.histogram.clone(), c.to_vec())),
-            _ => None,
-        };
-        let first = (&with_b_frames[..], key.t, until, how);
-        self.decode_packets(&gop, first, settling.as_mut(), seconds, skipped, &mut refs)?;
-        let mut times: Vec<f64> = gop.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
-        times.sort_by(f64::total_cmp);
-        // Pairs of sampled reference frames that may hold a cut between them, with frames between.
-        let frames: Vec<&VideoFrame> =
-            refs.iter().filter_map(|m| if let Media::Video(f) = m { Some(f) } else { None }).collect();
-        let mut between: Vec<(f64, f64)> = Vec::new();
-        // From the keyframe (given already, at another size: its colours tell) to the first.
-        if let Some(first) = frames.first() {
-            let (a, b) = (key.t, first.at.secs_f64());
-            let changed = histogram_distance(&key.histogram, &histogram(first)) > CUT_SUSPECT;
-            if changed && times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4) {
-                between.push((a, b));
-            }
-        }
-        between.extend(changed_pairs(&frames, |a, b| times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4)));
-        if let Some(&(_, last)) = between.last() {
-            tracing::debug!(
-                pairs = between.len(),
-                until = last,
-                "decoding a group of pictures again, the frames between"
-            );
-            let mut all = Vec::new();
-            self.decode_packets(&gop, (&between[..], key.t, last, Emit::Between), None, seconds, skipped, &mut all)?;
-            refs.extend(all.into_iter().filter(|m| {
-                let t = m.at().secs_f64();
-                between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4)
-            }));
-            refs.sort_by_key(Media::at);
-        }
-        out.extend(refs);
-        Ok(())
-    }
-
-    /// Decodes the reference frames of `packets` (a GOP, keyframe first) and its other frames
-    /// (B-frames, AV1's frames that refresh no reference) shown strictly inside the spans of
-    /// `between` (seconds) with a fresh decoder, giving the samplers as `how` says the frames
-    /// strictly between `after` and `until`, until they have `settled`. No frame is predicted
-    /// from those others: they can be skipped.
-    fn decode_packets(
-        &mut self,
-        packets: &[ff::Packet],
-        (between, after, until, how): (&[(f64, f64)], f64, f64, Emit),
-        mut settled: Option<&mut Settling>,
-        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
-        skipped: &mut u64,
-        out: &mut Vec<Media>,
-    ) -> Result<(), String> {
-        let stills = how == Emit::Paced;
-        let times: Vec<Option<f64>> = packets.iter().map(|p| seconds(p.pts(), self.time_base)).collect();
-        let inside = |t: &Option<f64>| t.is_some_and(|t| between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4));
-        // Packets come in decode order, each after those it is predicted from: past the last one
-        // shown in the frames wanted (or with no time), the rest are not needed, and the decoder
-        // is flushed rather than fed more (it would hold frames back for reordering until it
-        // decoded more of them: two or three reference frames, 20-37 ms each at 4K).
-        let wanted = times.iter().rposition(|t| t.is_none_or(|t| t > after && t < until));
-        let Some(last) = wanted else { return Ok(()) };
-        // Frames nothing refers to that the decoder cannot skip itself (AV1's) are not sent; nor,
-        // where every frame decodes alone (intra-only video), those a first pass leaves between
-        // every `INTRA_STRIDE`th and the last, nor in a second pass those outside `between`.
-        let intra = self.thinning.is_some() && packets.iter().all(|p| p.is_key());
-        let unsent: Vec<bool> = (packets[..=last].iter().zip(&times).enumerate())
-            .map(|(i, (p, t))| {
-                !inside(t)
-                    && match intra {
-                        true => how == Emit::Between || (i % INTRA_STRIDE != 0 && i != last),
-                        false => self.av1.as_mut().is_some_and(|h| h.unreferenced(p.data().unwrap_or(&[]))),
-                    }
-            })
-            .collect();
-        let mut d = self.decoder(stills, true).map_err(|e| format!("cannot decode the video: {e}"))?;
-        for ((p, t), unsent) in packets[..=last].iter().zip(&times).zip(unsent) {
-            if unsent {
-                continue;
-            }
-            // B-frames (two thirds of an x264 stream's frames) only inside `between`.
-            d.skip_frame(if inside(t) { ff::Discard::Default } else { ff::Discard::Bidirectional });
-            if d.send_packet(p).is_err() {
-                *skipped += 1;
-            }
-            if self.drain(&mut d, after, until, how, seconds, skipped, out)? {
-                return Ok(()); // frames come out in presentation order: the rest are later
-            }
-            if settled.as_mut().is_some_and(|s| s.settled(out)) {
-                tracing::debug!(at = ?out.last().map(|m| m.at().secs_f64()), "settled on the next keyframe's shot");
-                return Ok(());
-            }
-        }
-        let _ = d.send_eof();
-        self.drain(&mut d, after, until, how, seconds, skipped, out).map(drop)
-    }
-
-    /// The frames `d` has ready, those strictly between `after` and `until` to the samplers as
-    /// `how` says.
-    #[allow(clippy::too_many_arguments)]
-    fn drain(
-        &mut self,
-        d: &mut ff::decoder::Video,
-        after: f64,
-        until: f64,
-        how: Emit,
-        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
-        skipped: &mut u64,
-        out: &mut Vec<Media>,
-    ) -> Result<bool, String> {
-        let mut frame = ff::frame::Video::empty();
-        let mut reached = false;
-        while d.receive_frame(&mut frame).is_ok() {
-            self.stats.frames_decoded += 1;
-            let t = self.time(&frame, seconds);
-            if t > after && t < until {
-                self.emit(&frame, t, how, Follows::Closely, skipped, out)?;
-            }
-            reached |= t >= until;
-        }
-        Ok(reached)
     }
 
     fn emit(

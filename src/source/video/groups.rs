@@ -1,0 +1,287 @@
+//! A GOP's inside, decoded where its keyframes cannot tell what happened there: its reference
+//! frames first, then the frames between two that differ.
+
+use ffmpeg_next as ff;
+
+use super::{Emit, Key, VideoDecoding, FEW_BURSTS, INTRA_STRIDE};
+use crate::source::gop;
+use crate::source::picture::{changed_pairs, histogram, histogram_distance, Settling, CUT_SUSPECT};
+use crate::source::{Follows, Media, VideoFrame};
+
+/// The part of a GOP to decode: from the keyframe at `from` (its colours) to the one at `to`
+/// (infinite: the GOP's end; its colours where known), and how the keyframe after the GOP follows
+/// the last frame given.
+struct Span {
+    from: f64,
+    colours: Vec<f32>,
+    gop: Vec<ff::Packet>,
+    to: f64,
+    to_colours: Option<Vec<f32>>,
+    follows: Follows,
+}
+
+impl VideoDecoding {
+    /// Decodes the GOP kept since `key` (and `next`, the next keyframe with its leading
+    /// pictures, where it has any; `next_colours`, its colours), giving the samplers its frames
+    /// after the keyframe and before `until`: its reference frames first (and, where it has a few
+    /// bursts, the B-frames shown just before each), to the stills too where the picture is
+    /// still; where two of the frames differ enough to hold a cut and frames between them were
+    /// skipped, the GOP is decoded again up to the later one, for the frames between. (Decoded
+    /// whole, a still picture's GOP cost 10-bit HEVC 4 ms a frame: 1191 frames of the 2-minute
+    /// 1080p clip decoded against 750.) Where it holds keyframes of a short beat thinned, only
+    /// the GOPs within it that changed are decoded ([`Self::narrow`]). How the next keyframe
+    /// follows the last frame given.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn decode_gop(
+        &mut self,
+        key: &Key,
+        until: f64,
+        next_colours: Option<&[f32]>,
+        next: &[ff::Packet],
+        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
+        skipped: &mut u64,
+        out: &mut Vec<Media>,
+    ) -> Result<Follows, String> {
+        let (sizes, bursts) = (self.gop.sizes(), self.gop.bursts());
+        let Some(gop) = self.gop.take() else { return Ok(Follows::Closely) };
+        let still = gop::still(&sizes, key.bytes);
+        let bursts_at: Vec<f64> = bursts.iter().filter_map(|b| seconds(b.pts, self.time_base)).collect();
+        let mut refs = Vec::new();
+        let span = self.narrow(key, gop, next_colours, &bursts_at, seconds, skipped, &mut refs)?;
+        let Span { from, colours: from_colours, mut gop, to, to_colours, follows } = span;
+        self.stats.gops_decoded += usize::from(!gop.is_empty());
+        let until = until.min(to);
+        let next = if to.is_infinite() { next } else { &[] };
+        tracing::debug!(from, until, packets = gop.len(), still, "decoding a group of pictures");
+        // Where a GOP has a few bursts, the frames shown just before each (B-frames, skipped
+        // otherwise) are decoded in the first pass: a cut at a burst is placed without decoding
+        // the GOP again. (Where an encoder's own frame structure makes bursts of nearly every
+        // reference frame, they tell little, and cost.)
+        let mut with_b_frames: Vec<(f64, f64)> = match bursts.len() <= FEW_BURSTS {
+            true => bursts
+                .iter()
+                .filter_map(|b| Some((seconds(b.since, self.time_base)?, seconds(b.pts, self.time_base)?)))
+                .collect(),
+            false => Vec::new(),
+        };
+        // `next`: the next keyframe and its leading pictures, shown at the GOP's end (decoded
+        // after the keyframe), which the first pass decodes too.
+        let shown: Vec<f64> = next.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
+        if let Some((&next_key, leading)) = shown.split_first().filter(|(_, l)| !l.is_empty()) {
+            with_b_frames.push((leading.iter().copied().fold(f64::INFINITY, f64::min) - 1e-3, next_key));
+        }
+        gop.extend_from_slice(next);
+        let how = if still { Emit::Paced } else { Emit::PacedNoStills };
+        // A moving picture's GOP is decoded until it settles on the next keyframe's shot after a
+        // change (not where that keyframe's leading pictures are decoded with it).
+        let given = refs.len();
+        let mut settling = match (still, to_colours) {
+            (false, Some(c)) if next.is_empty() => Some(Settling::new(from_colours.clone(), c, given)),
+            _ => None,
+        };
+        let first = (&with_b_frames[..], from, until, how);
+        let settled = self.decode_packets(&gop, first, settling.as_mut(), seconds, skipped, &mut refs)?;
+        // Settled early, the keyframe after the span follows frames left out: only its colours
+        // tell.
+        let mut follows = follows;
+        if settled {
+            let after_gap = Follows::Keyframe { scene_cut: false };
+            match refs.iter_mut().find(|m| (m.at().secs_f64() - to).abs() < 1e-4) {
+                Some(Media::Video(f)) => f.follows = after_gap,
+                _ => follows = after_gap,
+            }
+        }
+        let mut times: Vec<f64> = gop.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
+        times.sort_by(f64::total_cmp);
+        // Pairs of sampled reference frames that may hold a cut between them, with frames between.
+        let frames: Vec<&VideoFrame> =
+            refs[given..].iter().filter_map(|m| if let Media::Video(f) = m { Some(f) } else { None }).collect();
+        let mut between: Vec<(f64, f64)> = Vec::new();
+        // From the keyframe (given already, at another size: its colours tell) to the first.
+        if let Some(first) = frames.first() {
+            let (a, b) = (from, first.at.secs_f64());
+            let changed = histogram_distance(&from_colours, &histogram(first)) > CUT_SUSPECT;
+            if changed && times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4) {
+                between.push((a, b));
+            }
+        }
+        between.extend(changed_pairs(&frames, |a, b| times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4)));
+        if let Some(&(_, last)) = between.last() {
+            tracing::debug!(
+                pairs = between.len(),
+                until = last,
+                "decoding a group of pictures again, the frames between"
+            );
+            let mut all = Vec::new();
+            self.decode_packets(&gop, (&between[..], from, last, Emit::Between), None, seconds, skipped, &mut all)?;
+            refs.extend(all.into_iter().filter(|m| {
+                let t = m.at().secs_f64();
+                between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4)
+            }));
+        }
+        refs.sort_by_key(Media::at);
+        out.extend(refs);
+        Ok(follows)
+    }
+
+    /// The span of `gop` (kept since `key`) to decode: all of it, or where it holds keyframes of
+    /// a short beat thinned, each of those decoded alone (given to the frames for shot
+    /// detection, into `given`) and the GOPs within it from the first to the last that changed
+    /// (the colours of the keyframes around it, `next_colours` the next one's, or a burst inside,
+    /// at `bursts_at`; all where none did).
+    #[allow(clippy::too_many_arguments)]
+    fn narrow(
+        &mut self,
+        key: &Key,
+        gop: Vec<ff::Packet>,
+        next_colours: Option<&[f32]>,
+        bursts_at: &[f64],
+        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
+        skipped: &mut u64,
+        given: &mut Vec<Media>,
+    ) -> Result<Span, String> {
+        let whole = |gop| Span {
+            from: key.t,
+            colours: key.histogram.clone(),
+            gop,
+            to: f64::INFINITY,
+            to_colours: next_colours.map(<[f32]>::to_vec),
+            follows: Follows::Closely,
+        };
+        let starts: Vec<usize> = gop::sub_gops(&gop).map(|(i, _)| i).skip(1).collect();
+        if starts.is_empty() {
+            return Ok(whole(gop));
+        }
+        // The keyframes around each GOP within: (packet index, time, colours, frame).
+        let mut bounds = vec![(0, key.t, Some(key.histogram.clone()), None)];
+        for &i in &starts {
+            if let Some((frame, t, picture)) = self.decode_alone(&gop[i], seconds, skipped)? {
+                bounds.push((i, t, Some(histogram(&picture)), Some(frame)));
+            }
+        }
+        bounds.push((gop.len(), f64::INFINITY, next_colours.map(<[f32]>::to_vec), None));
+        let changed: Vec<bool> = bounds
+            .windows(2)
+            .map(|w| {
+                let colours = match (&w[0].2, &w[1].2) {
+                    (Some(a), Some(b)) => histogram_distance(a, b) > CUT_SUSPECT,
+                    _ => true,
+                };
+                colours || bursts_at.iter().any(|&b| b > w[0].1 && b < w[1].1)
+            })
+            .collect();
+        // None changed: the picture drifted over the GOPs within (a slow zoom), each as little as
+        // a GOP on the beat not thinned, and none is decoded.
+        let (first, last) = match (changed.iter().position(|&c| c), changed.iter().rposition(|&c| c)) {
+            (Some(first), Some(last)) => (first, last),
+            _ => (changed.len(), 0),
+        };
+        // The keyframes within, each given where it follows: closely after a GOP decoded, else
+        // after frames left out, where only its colours tell (those inside the span come with it).
+        for (j, (_, t, _, frame)) in bounds.iter().enumerate().skip(1) {
+            let Some(frame) = frame.as_ref().filter(|_| j <= first || j > last) else { continue };
+            let decoded_before = (first..=last).contains(&(j - 1));
+            let follows = if decoded_before { Follows::Closely } else { Follows::Keyframe { scene_cut: false } };
+            self.emit(frame, *t, Emit::Between, follows, skipped, given)?;
+        }
+        tracing::debug!(within = changed.len(), first, last, "GOPs within a thinned one, those that changed");
+        let after_gap = Follows::Keyframe { scene_cut: false };
+        if first > last {
+            let (from, colours) = (key.t, key.histogram.clone());
+            return Ok(Span { from, colours, gop: Vec::new(), to: key.t, to_colours: None, follows: after_gap });
+        }
+        let (a, b) = (&bounds[first], &bounds[last + 1]);
+        Ok(Span {
+            from: a.1,
+            colours: a.2.clone().unwrap_or_else(|| key.histogram.clone()),
+            gop: gop[a.0..b.0].to_vec(),
+            to: b.1,
+            to_colours: b.2.clone(),
+            follows: if last + 1 == bounds.len() - 1 { Follows::Closely } else { after_gap },
+        })
+    }
+
+    /// Decodes the reference frames of `packets` (a GOP, keyframe first) and its other frames
+    /// (B-frames, AV1's frames that refresh no reference) shown strictly inside the spans of
+    /// `between` (seconds) with a fresh decoder, giving the samplers as `how` says the frames
+    /// strictly between `after` and `until`, until they have `settled` (then true). No frame is
+    /// predicted from those others: they can be skipped.
+    fn decode_packets(
+        &mut self,
+        packets: &[ff::Packet],
+        (between, after, until, how): (&[(f64, f64)], f64, f64, Emit),
+        mut settled: Option<&mut Settling>,
+        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
+        skipped: &mut u64,
+        out: &mut Vec<Media>,
+    ) -> Result<bool, String> {
+        let stills = how == Emit::Paced;
+        let times: Vec<Option<f64>> = packets.iter().map(|p| seconds(p.pts(), self.time_base)).collect();
+        let inside = |t: &Option<f64>| t.is_some_and(|t| between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4));
+        // Packets come in decode order, each after those it is predicted from: past the last one
+        // shown in the frames wanted (or with no time), the rest are not needed, and the decoder
+        // is flushed rather than fed more (it would hold frames back for reordering until it
+        // decoded more of them: two or three reference frames, 20-37 ms each at 4K).
+        let wanted = times.iter().rposition(|t| t.is_none_or(|t| t > after && t < until));
+        let Some(last) = wanted else { return Ok(false) };
+        // Frames nothing refers to that the decoder cannot skip itself (AV1's) are not sent; nor,
+        // where every frame decodes alone (intra-only video), those a first pass leaves between
+        // every `INTRA_STRIDE`th and the last, nor in a second pass those outside `between`.
+        let intra = self.thinning.is_some() && packets.iter().all(|p| p.is_key());
+        let unsent: Vec<bool> = (packets[..=last].iter().zip(&times).enumerate())
+            .map(|(i, (p, t))| {
+                !inside(t)
+                    && match intra {
+                        true => how == Emit::Between || (i % INTRA_STRIDE != 0 && i != last),
+                        false => self.av1.as_mut().is_some_and(|h| h.unreferenced(p.data().unwrap_or(&[]))),
+                    }
+            })
+            .collect();
+        let mut d = self.decoder(stills, true).map_err(|e| format!("cannot decode the video: {e}"))?;
+        for ((p, t), unsent) in packets[..=last].iter().zip(&times).zip(unsent) {
+            if unsent {
+                continue;
+            }
+            // B-frames (two thirds of an x264 stream's frames) only inside `between`.
+            d.skip_frame(if inside(t) { ff::Discard::Default } else { ff::Discard::Bidirectional });
+            if d.send_packet(p).is_err() {
+                *skipped += 1;
+            }
+            if self.drain(&mut d, after, until, how, seconds, skipped, out)? {
+                return Ok(false); // frames come out in presentation order: the rest are later
+            }
+            if settled.as_mut().is_some_and(|s| s.settled(out)) {
+                tracing::debug!(at = ?out.last().map(|m| m.at().secs_f64()), "settled on the next keyframe's shot");
+                return Ok(true);
+            }
+        }
+        let _ = d.send_eof();
+        self.drain(&mut d, after, until, how, seconds, skipped, out).map(|_| false)
+    }
+
+    /// The frames `d` has ready, those strictly between `after` and `until` to the samplers as
+    /// `how` says.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn drain(
+        &mut self,
+        d: &mut ff::decoder::Video,
+        after: f64,
+        until: f64,
+        how: Emit,
+        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
+        skipped: &mut u64,
+        out: &mut Vec<Media>,
+    ) -> Result<bool, String> {
+        let mut frame = ff::frame::Video::empty();
+        let mut reached = false;
+        while d.receive_frame(&mut frame).is_ok() {
+            self.stats.frames_decoded += 1;
+            let t = self.time(&frame, seconds);
+            if t > after && t < until {
+                self.emit(&frame, t, how, Follows::Closely, skipped, out)?;
+            }
+            reached |= t >= until;
+        }
+        Ok(reached)
+    }
+}
