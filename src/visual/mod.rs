@@ -91,10 +91,24 @@ pub struct OcrConfig {
     pub min_word_confidence: f32,
     /// Lines with fewer letters than this are dropped (page numbers, bullets, logos).
     pub min_line_letters: usize,
+    /// A still Tesseract has not read in this long (a busy picture that looked like text) is
+    /// left without text (2000 where a pipeline file leaves it out).
+    #[serde(default = "still_deadline_ms")]
+    pub still_deadline_ms: u32,
+}
+
+fn still_deadline_ms() -> u32 {
+    OcrConfig::default().still_deadline_ms
 }
 
 impl Default for OcrConfig {
     fn default() -> Self {
-        Self { enabled: true, language: "eng".into(), min_word_confidence: 60.0, min_line_letters: 3 }
+        Self {
+            enabled: true,
+            language: "eng".into(),
+            min_word_confidence: 60.0,
+            min_line_letters: 3,
+            still_deadline_ms: 2000,
+        }
     }
 }

@@ -3,22 +3,72 @@
 
 use std::path::PathBuf;
 
-#[cfg(feature = "ocr")]
-use tesseract::Tesseract;
-
 use crate::error::{Error, Result};
 use crate::source::VideoFrame;
 use crate::visual::{text_like, OcrConfig};
 
-/// Tesseract's API object.
+/// Tesseract's API object, owned (its C API: the `tesseract` crate hides the object, and with it
+/// the monitor that gives a still a deadline).
 #[cfg(feature = "ocr")]
-struct Engine(Tesseract);
+struct Engine(*mut tesseract_sys::TessBaseAPI);
 #[cfg(not(feature = "ocr"))]
 struct Engine;
 
 // SAFETY: a TessBaseAPI has no thread affinity; the stage owns it and only its own thread uses it.
 #[cfg(feature = "ocr")]
 unsafe impl Send for Engine {}
+
+#[cfg(feature = "ocr")]
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // SAFETY: the object was made by TessBaseAPICreate and is deleted once, here.
+        unsafe { tesseract_sys::TessBaseAPIDelete(self.0) }
+    }
+}
+
+/// How Tesseract's reading of a still ended.
+#[cfg(feature = "ocr")]
+enum Reading {
+    /// Its TSV (words with their confidences).
+    Read(String),
+    /// The still's deadline passed first.
+    TimedOut,
+}
+
+#[cfg(feature = "ocr")]
+impl Engine {
+    /// Reads `frame` (RGB), giving up after `deadline_ms`.
+    fn read(&mut self, frame: &VideoFrame, deadline_ms: u32) -> std::result::Result<Reading, &'static str> {
+        let (w, h) = (frame.width as i32, frame.height as i32);
+        if frame.rgb.len() < frame.width as usize * frame.height as usize * 3 {
+            return Err("a still smaller than its size");
+        }
+        // SAFETY: the image is `frame.rgb`, at least w x h x 3 bytes, which outlives the calls
+        // reading it (Tesseract copies it when set); the monitor is made, used and deleted here;
+        // the text Tesseract returns is copied, then freed with its own deleter.
+        unsafe {
+            tesseract_sys::TessBaseAPISetImage(self.0, frame.rgb.as_ptr(), w, h, 3, w * 3);
+            let monitor = tesseract_sys::TessMonitorCreate();
+            tesseract_sys::TessMonitorSetDeadlineMSecs(monitor, deadline_ms.min(i32::MAX as u32) as i32);
+            let t0 = std::time::Instant::now();
+            let recognised = tesseract_sys::TessBaseAPIRecognize(self.0, monitor);
+            tesseract_sys::TessMonitorDelete(monitor);
+            if recognised != 0 {
+                return match t0.elapsed().as_millis() >= u128::from(deadline_ms) {
+                    true => Ok(Reading::TimedOut),
+                    false => Err("Tesseract could not read the still"),
+                };
+            }
+            let text = tesseract_sys::TessBaseAPIGetTsvText(self.0, 0);
+            if text.is_null() {
+                return Err("Tesseract gave no text");
+            }
+            let tsv = std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned();
+            tesseract_sys::TessDeleteText(text);
+            Ok(Reading::Read(tsv))
+        }
+    }
+}
 
 // Without the `ocr` feature no reader is ever made (`new` fails): its fields go unread.
 #[cfg_attr(not(feature = "ocr"), allow(dead_code))]
@@ -31,6 +81,8 @@ pub struct OcrReader {
     pub read: usize,
     /// Of those, stills without a row of letter-like marks, not given to Tesseract.
     pub passed_over: usize,
+    /// Of those, stills Tesseract did not read within their deadline.
+    pub timed_out: usize,
     pub busy: std::time::Duration,
 }
 
@@ -45,9 +97,10 @@ impl OcrReader {
             check(&cfg.language)?;
             None
         } else {
-            Some(Engine(load(&cfg.language)?))
+            Some(load(&cfg.language)?)
         };
-        Ok(Self { cfg, input, engine, last: None, read: 0, passed_over: 0, busy: std::time::Duration::ZERO })
+        let busy = std::time::Duration::ZERO;
+        Ok(Self { cfg, input, engine, last: None, read: 0, passed_over: 0, timed_out: 0, busy })
     }
 
     /// The same reader, for another input (named in its errors).
@@ -67,20 +120,26 @@ impl OcrReader {
 
     #[cfg(feature = "ocr")]
     fn read(&mut self, frame: &VideoFrame) -> Result<Vec<String>> {
-        let fail = |reason: String| Error::Decode { path: self.input.clone(), at: frame.at, reason };
-        let Engine(tess) = match self.engine.take() {
+        let mut engine = match self.engine.take() {
             Some(engine) => engine,
-            None => Engine(load(&self.cfg.language)?),
+            None => load(&self.cfg.language)?,
         };
-        let w = frame.width as i32;
-        let mut tess = tess
-            .set_frame(&frame.rgb, w, frame.height as i32, 3, w * 3)
-            .map_err(|e| fail(format!("on-screen text: {e}")))?
-            .recognize()
-            .map_err(|e| fail(format!("on-screen text: {e}")))?;
-        let tsv = tess.get_tsv_text(0).map_err(|e| fail(format!("on-screen text: {e}")));
-        self.engine = Some(Engine(tess));
-        Ok(lines_from_tsv(&tsv?, &self.cfg))
+        let read = engine.read(frame, self.cfg.still_deadline_ms);
+        self.engine = Some(engine);
+        match read {
+            Ok(Reading::Read(tsv)) => Ok(lines_from_tsv(&tsv, &self.cfg)),
+            Ok(Reading::TimedOut) => {
+                let ms = self.cfg.still_deadline_ms;
+                tracing::info!(at = %frame.at, ms, "a still not read within its deadline: left without text");
+                self.timed_out += 1;
+                Ok(Vec::new())
+            }
+            Err(reason) => Err(Error::Decode {
+                path: self.input.clone(),
+                at: frame.at,
+                reason: format!("on-screen text: {reason}"),
+            }),
+        }
     }
 }
 
@@ -129,7 +188,7 @@ fn check(language: &str) -> Result<()> {
 
 /// A Tesseract instance for `language`, or a one-line reason it cannot be had.
 #[cfg(feature = "ocr")]
-fn load(language: &str) -> Result<Tesseract> {
+fn load(language: &str) -> Result<Engine> {
     check(language)?;
     // Tesseract's parallel loops (OpenMP, up to 4 threads each) wait for each other by spinning:
     // beside the model and the video's decoding they slowed it, and everything with it, more
@@ -138,11 +197,20 @@ fn load(language: &str) -> Result<Tesseract> {
     // (nothing else here uses OpenMP).
     // SAFETY: a plain setter of libgomp's global state, which Tesseract links.
     unsafe { omp_set_max_active_levels(0) };
-    let mut t = Tesseract::new(None, Some(language)).map_err(|e| cannot(language, e.to_string(), language))?;
-    // One page of sparse text (titles, bullets, captions) in any layout.
-    t.set_page_seg_mode(tesseract::PageSegMode::PsmSparseText);
-    // Tesseract's notes ("Estimating resolution as ...") would go to stderr.
-    t.set_variable("debug_file", "/dev/null").map_err(|e| Error::config("[ocr]", e))
+    let lang = std::ffi::CString::new(language).map_err(|_| cannot(language, "a NUL in its name".into(), language))?;
+    // SAFETY: the object is owned by `Engine` from here (deleted on drop, a failed one too); the
+    // strings outlive the calls, which copy them.
+    unsafe {
+        let engine = Engine(tesseract_sys::TessBaseAPICreate());
+        if tesseract_sys::TessBaseAPIInit3(engine.0, std::ptr::null(), lang.as_ptr()) != 0 {
+            return Err(cannot(language, "its data does not load".into(), language));
+        }
+        // One page of sparse text (titles, bullets, captions) in any layout.
+        tesseract_sys::TessBaseAPISetPageSegMode(engine.0, tesseract_sys::TessPageSegMode_PSM_SPARSE_TEXT);
+        // Tesseract's notes ("Estimating resolution as ...") would go to stderr.
+        tesseract_sys::TessBaseAPISetVariable(engine.0, c"debug_file".as_ptr(), c"/dev/null".as_ptr());
+        Ok(engine)
+    }
 }
 
 #[cfg(feature = "ocr")]
@@ -248,6 +316,28 @@ mod tests {
         assert_eq!(reader.read_changed(&blank).unwrap(), Some(Vec::new()));
         assert!(reader.engine.is_none(), "Tesseract was loaded for a blank picture");
         assert_eq!(reader.passed_over, 1);
+    }
+
+    /// A busy picture can hold Tesseract for seconds (a 720p test pattern: 5 s); a still not
+    /// read within its deadline is left without text, and the reader goes on.
+    #[cfg(feature = "ocr")]
+    #[test]
+    fn a_still_tesseract_does_not_read_within_its_deadline_is_left_without_text() {
+        let mut seed = 1u32;
+        let noise = (0..640 * 360 * 3)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        let still =
+            VideoFrame { at: crate::time::Ts(0), width: 640, height: 360, rgb: noise, follows: Default::default() };
+        let mut engine = load("eng").expect("English data");
+        let t0 = std::time::Instant::now();
+        assert!(matches!(engine.read(&still, 1), Ok(Reading::TimedOut)));
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1), "{:?}", t0.elapsed());
+        // The same engine reads the next still in full.
+        assert!(matches!(engine.read(&still, 60_000), Ok(Reading::Read(_))));
     }
 
     #[test]
