@@ -118,7 +118,7 @@ fi
 # HD_CODECS="hevc10 fixed vp9 av1" adds the 1080p clip as other encoders write it (samples/make.sh
 # video-codec: x265 10-bit, x264 with a fixed 30-frame GOP capped at 12 Mb/s as phones write it,
 # libvpx VP9, SVT-AV1; a cut within a frame and 15 ms, WebM's audio starting 14 ms before its
-# video).
+# video); HD_CODEC_HEIGHTS="1080 2160" makes them at 4K too.
 [ "${HD:-1}" = 0 ] && exit 0
 sed 's/^fps = 30.0/fps = 0.0/' pipelines/file.toml > "$out/audio-only.toml"
 printf '\n%-20s %9s %9s %9s | %8s %8s | %7s %6s %6s | %11s\n' file "sub s" "audio s" "fw s" "/audio" "/fw" "video s" "MB" "fw MB" "cuts P/R"
@@ -128,9 +128,11 @@ for h in ${HD_HEIGHTS:-1080 2160}; do
   hd_files+=("samples/out/video-2-${h}p.mp4")
 done
 for c in ${HD_CODECS:-}; do
-  bash samples/make.sh video-codec 2 1080 "$c" >/dev/null
-  for e in mp4 webm; do
-    if [ -f "samples/out/video-2-1080p-$c.$e" ]; then hd_files+=("samples/out/video-2-1080p-$c.$e"); fi
+  for h in ${HD_CODEC_HEIGHTS:-1080}; do
+    bash samples/make.sh video-codec 2 "$h" "$c" >/dev/null
+    for e in mp4 webm; do
+      if [ -f "samples/out/video-2-${h}p-$c.$e" ]; then hd_files+=("samples/out/video-2-${h}p-$c.$e"); fi
+    done
   done
 done
 for f in "${hd_files[@]}"; do
