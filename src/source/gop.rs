@@ -71,12 +71,19 @@ fn refill_end(sizes: &[usize], key_bytes: usize) -> usize {
     (0..sizes.len()).find(|&i| rises(i)).unwrap_or(sizes.len())
 }
 
-/// The indices (into `sizes`) of the GOP's bursts: its large packets past the refill after the
-/// keyframe (`key_bytes`: its size), what an encoder writes for a cut or a slide change that got
-/// no keyframe of its own. (A cut in the refill is told by the keyframes' colours.)
-pub(super) fn bursts(sizes: &[usize], key_bytes: usize) -> Vec<usize> {
+/// The indices (into `sizes`) of the GOP's large packets, each with whether it lies in the refill
+/// after the keyframe (`key_bytes`: its size). Those past the refill are its bursts: what an
+/// encoder writes for a cut or a slide change that got no keyframe of its own. (A cut in the
+/// refill is told by the keyframes' colours.)
+fn judged(sizes: &[usize], key_bytes: usize) -> Vec<(usize, bool)> {
     let end = refill_end(sizes, key_bytes);
-    large(sizes).into_iter().filter(|&i| i >= end).collect()
+    large(sizes).into_iter().map(|i| (i, i < end)).collect()
+}
+
+/// The indices of the bursts among `sizes` (`judged`'s large packets past the refill).
+#[cfg(test)]
+fn bursts(sizes: &[usize], key_bytes: usize) -> Vec<usize> {
+    judged(sizes, key_bytes).into_iter().filter_map(|(i, refill)| (!refill).then_some(i)).collect()
 }
 
 /// A GOP larger than this (compressed) is not kept: its inside is left undecoded.
@@ -151,12 +158,8 @@ impl Gop {
         if self.dropped {
             return None;
         }
-        let refilled = sub_gops(&self.packets).flat_map(|(start, sub)| {
-            let sizes: Vec<usize> = sub.iter().skip(1).map(|p| p.size()).collect();
-            let end = refill_end(&sizes, sub[0].size());
-            large(&sizes).into_iter().filter(move |&i| i < end).map(move |i| start + 1 + i)
-        });
-        refilled.filter_map(|i| self.packets[i].pts()).max()
+        let refill = large_packets(&self.packets).filter(|&(_, refill)| refill);
+        refill.filter_map(|(i, _)| self.packets[i].pts()).max()
     }
 
     /// Its packets, when it was kept and has more than its keyframe.
@@ -185,15 +188,21 @@ pub(super) fn sub_gops(gop: &[ff::Packet]) -> impl Iterator<Item = (usize, &[ff:
     starts.into_iter().zip(ends).map(move |(a, b)| (a, &gop[a..b]))
 }
 
-/// The bursts of `gop` (its packets, keyframe first, in decode order; each GOP within it judged
-/// alone), each exact where no frame shown before it is decoded after it (B-frames shown before
-/// a burst may show the new picture already, predicted from it; frames decoded before it
+/// The large packets of `gop` (its packets, keyframe first, in decode order; each GOP within it
+/// judged alone), by index, each with whether it lies in the refill after its keyframe.
+fn large_packets(gop: &[ff::Packet]) -> impl Iterator<Item = (usize, bool)> + '_ {
+    sub_gops(gop).flat_map(|(start, sub)| {
+        let sizes: Vec<usize> = sub.iter().skip(1).map(|p| p.size()).collect();
+        judged(&sizes, sub[0].size()).into_iter().map(move |(i, refill)| (start + 1 + i, refill))
+    })
+}
+
+/// The bursts of `gop` (its packets, keyframe first, in decode order): its large packets past
+/// each refill, each exact where no frame shown before it is decoded after it (B-frames shown
+/// before a burst may show the new picture already, predicted from it; frames decoded before it
 /// cannot).
 fn packet_bursts(gop: &[ff::Packet]) -> Vec<Burst> {
-    let at = sub_gops(gop).flat_map(|(start, sub)| {
-        let sizes: Vec<usize> = sub.iter().skip(1).map(|p| p.size()).collect();
-        bursts(&sizes, sub[0].size()).into_iter().map(move |i| start + 1 + i)
-    });
+    let at = large_packets(gop).filter_map(|(i, refill)| (!refill).then_some(i));
     at.map(|i| {
         let (pts, before, after) = (gop[i].pts(), &gop[..i], &gop[i + 1..]);
         let since = pts.and_then(|pts| before.iter().filter_map(|q| q.pts()).filter(|&t| t < pts).max());

@@ -328,18 +328,19 @@ impl VideoDecoding {
             // burst, an encoder that keys its scene cuts saw none; anything else is decoded
             // (reference frames first).
             None => match self.last_key.take() {
-                Some(key)
-                    if gop::still(&self.gop.sizes(), key.bytes)
-                        && gop::steady(&self.gop.sizes())
-                        && self.gop.bursts().is_empty() =>
-                {
-                    self.emit(&key.frame, key.t + HELD_AFTER_S, Emit::Held, Follows::Closely, skipped, out)
+                Some(key) => {
+                    let (sizes, bursts) = (self.gop.sizes(), self.gop.bursts());
+                    let still = gop::still(&sizes, key.bytes);
+                    if still && gop::steady(&sizes) && bursts.is_empty() {
+                        self.emit(&key.frame, key.t + HELD_AFTER_S, Emit::Held, Follows::Closely, skipped, out)
+                    } else if self.beat.scene_cuts && bursts.is_empty() {
+                        tracing::debug!(from = key.t, "the last group of pictures: no burst, no cut");
+                        Ok(())
+                    } else {
+                        let inside = (&bursts[..], still);
+                        self.decode_gop(&key, inside, f64::INFINITY, None, &[], seconds, skipped, out).map(drop)
+                    }
                 }
-                Some(key) if self.beat.scene_cuts && self.gop.bursts().is_empty() => {
-                    tracing::debug!(from = key.t, "the last group of pictures: no burst, no cut");
-                    Ok(())
-                }
-                Some(key) => self.decode_gop(&key, f64::INFINITY, None, &[], seconds, skipped, out).map(drop),
                 None => Ok(()),
             },
         });
@@ -485,7 +486,8 @@ impl VideoDecoding {
                     true => Vec::new(),
                     false => std::iter::once(&packet).chain(&leading).cloned().collect(),
                 };
-                follows = self.decode_gop(&last, until, Some(&key.histogram), &next, seconds, skipped, out)?;
+                let inside = (&bursts[..], still);
+                follows = self.decode_gop(&last, inside, until, Some(&key.histogram), &next, seconds, skipped, out)?;
             } else if let Some(at) = placed {
                 tracing::debug!(from = last.t, to = t, at, colours, moved, "a cut placed at a burst");
                 follows = Follows::Burst(Ts::from_secs_f64(at.max(0.0)));

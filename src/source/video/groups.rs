@@ -4,7 +4,7 @@
 use ffmpeg_next as ff;
 
 use super::{Emit, Key, VideoDecoding, FEW_BURSTS, INTRA_STRIDE};
-use crate::source::gop;
+use crate::source::gop::{self, Burst};
 use crate::source::picture::{changed_pairs, histogram, histogram_distance, Settling, CUT_SUSPECT};
 use crate::source::{Follows, Media, VideoFrame};
 
@@ -21,7 +21,8 @@ struct Span {
 }
 
 impl VideoDecoding {
-    /// Decodes the GOP kept since `key` (and `next`, the next keyframe with its leading
+    /// Decodes the GOP kept since `key` (`inside`: its bursts, and whether it shows a still
+    /// picture; and `next`, the next keyframe with its leading
     /// pictures, where it has any; `next_colours`, its colours), giving the samplers its frames
     /// after the keyframe and before `until`: its reference frames first (and, where it has a few
     /// bursts, the B-frames shown just before each), to the stills too where the picture is
@@ -35,6 +36,7 @@ impl VideoDecoding {
     pub(super) fn decode_gop(
         &mut self,
         key: &Key,
+        (bursts, still): (&[Burst], bool),
         until: f64,
         next_colours: Option<&[f32]>,
         next: &[ff::Packet],
@@ -42,9 +44,7 @@ impl VideoDecoding {
         skipped: &mut u64,
         out: &mut Vec<Media>,
     ) -> Result<Follows, String> {
-        let (sizes, bursts) = (self.gop.sizes(), self.gop.bursts());
         let Some(gop) = self.gop.take() else { return Ok(Follows::Closely) };
-        let still = gop::still(&sizes, key.bytes);
         let bursts_at: Vec<f64> = bursts.iter().filter_map(|b| seconds(b.pts, self.time_base)).collect();
         let mut refs = Vec::new();
         let span = self.narrow(key, gop, next_colours, &bursts_at, seconds, skipped, &mut refs)?;
