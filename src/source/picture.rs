@@ -122,11 +122,12 @@ impl Settling {
         for m in decoded.get(self.seen..).unwrap_or_default() {
             let crate::source::Media::Video(f) = m else { continue };
             let colours = histogram(f);
+            // The frame that changes may itself show the next keyframe's shot (a cut).
+            self.changed |= histogram_distance(&self.last, &colours) > CUT_SUSPECT;
             if self.changed && histogram_distance(&colours, &self.next) <= CUT_SUSPECT {
                 self.seen = decoded.len();
                 return true;
             }
-            self.changed |= histogram_distance(&self.last, &colours) > CUT_SUSPECT;
             self.last = colours;
         }
         self.seen = decoded.len();
@@ -512,5 +513,19 @@ mod tests {
         // Too few pairs to tell what is usual: every change is looked into.
         assert_eq!(changed_pairs(&frames[..3], |_, _| true), vec![(0.0, 0.16), (0.16, 0.32)]);
         assert!(changed_pairs(&frames, |a, _| a < 1.0).is_empty(), "no frames between");
+    }
+
+    #[test]
+    fn a_gop_settles_on_the_frame_that_cuts_to_the_next_keyframes_shot() {
+        let (grey, black) = (histogram(&stripes(0, Some(0))), histogram(&stripes(0, None)));
+        let media = |frames: Vec<VideoFrame>| frames.into_iter().map(crate::source::Media::Video).collect::<Vec<_>>();
+        // From grey stripes to black at the next keyframe: the first black frame is the cut,
+        // nothing after it need be decoded.
+        let mut settling = Settling::new(grey.clone(), black.clone(), 0);
+        assert!(!settling.settled(&media(vec![stripes(40, Some(0)), stripes(80, Some(0))])));
+        assert!(settling.settled(&media(vec![stripes(40, Some(0)), stripes(80, Some(0)), stripes(120, None)])));
+        // Already black at the GOP's keyframe: the frames show no change, and it goes on.
+        let mut settling = Settling::new(black.clone(), black, 0);
+        assert!(!settling.settled(&media(vec![stripes(40, None), stripes(80, None)])));
     }
 }
