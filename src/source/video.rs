@@ -33,9 +33,6 @@
 //! `all` does everywhere. A moving picture's GOP is decoded until, after a change, its frames
 //! show the next keyframe's colours (`Settling`).
 //!
-//! Keyframes are decoded ahead, on FFmpeg's frame threads (`keys`): each is sent as it comes and
-//! taken, with the GOP before it, once the next one has been sent.
-//!
 //! Intra-only video (ProRes, DNxHD, Motion JPEG: every frame a keyframe) has a keyframe a second
 //! taken as one (`gop::Thinning`); the frames between are its GOP, judged as any other, and
 //! decoded a frame in `INTRA_STRIDE` first, then only between two that differ.
@@ -54,7 +51,6 @@ use crate::source::{Follows, Media, VideoClock, VideoDecode, VideoFrame, VideoSa
 use crate::time::Ts;
 
 mod groups;
-mod keys;
 
 /// Keyframes whose colours differ by more than this are different shots (the shot detector's
 /// default threshold).
@@ -85,15 +81,6 @@ struct Key {
     histogram: Vec<f32>,
     /// The keyframe's compressed size.
     bytes: usize,
-}
-
-/// A keyframe sent to the keyframe decoder and not taken yet (taken when the next one is sent):
-/// its leading pictures, whether the timestamps jumped before it, and the packets after it.
-struct Sent {
-    packet: ff::Packet,
-    leading: Vec<ff::Packet>,
-    joined: bool,
-    after: Vec<ff::Packet>,
 }
 
 /// How a frame goes to the samplers.
@@ -127,10 +114,7 @@ pub(crate) struct VideoDecoding {
     av1: Option<Av1Headers>,
     /// `All`: the one decoder, fed every packet.
     all: Option<ff::decoder::Video>,
-    /// `Keyframes`: the keyframes decoded ahead, and the one sent last.
-    keys: Option<keys::KeyDecoder>,
-    sent: Option<Sent>,
-    /// The packets since the last keyframe taken.
+    /// `Keyframes`: the packets since the last keyframe.
     gop: gop::Gop,
     last_key: Option<Key>,
     /// A keyframe waiting for its leading pictures (an open GOP's: shown before it, decoded
@@ -196,8 +180,6 @@ impl VideoDecoding {
             reorders,
             av1,
             all: None,
-            keys: None,
-            sent: None,
             gop: gop::Gop::default(),
             last_key: None,
             pending: None,
@@ -212,11 +194,8 @@ impl VideoDecoding {
             busy: Duration::ZERO,
         };
         tracing::debug!(beat = ?v.beat, thinning = ?v.thinning, "the stream's beat");
-        match v.mode {
-            VideoDecode::All => v.all = Some(v.decoder(true, Some(ff::threading::Type::Frame))?),
-            VideoDecode::Keyframes => {
-                v.keys = Some(keys::KeyDecoder::new(v.decoder(true, Some(ff::threading::Type::Frame))?))
-            }
+        if v.mode == VideoDecode::All {
+            v.all = Some(v.decoder(true, true)?);
         }
         Ok(Some(v))
     }
@@ -233,10 +212,21 @@ impl VideoDecoding {
     }
 
     /// A decoder; `stills`: its frames may become stills (decoded with the deblocking filter).
-    /// `threads`: the kind of FFmpeg's threads it uses, if any (`[video] threads`).
-    fn decoder(&self, stills: bool, threads: Option<ff::threading::Type>) -> Result<ff::decoder::Video, ff::Error> {
+    /// `run`: it decodes a run of frames (a GOP, or all of them), with FFmpeg's threads (a GOP's
+    /// B-frames are skipped or not packet by packet: `decode_packets`).
+    fn decoder(&self, stills: bool, run: bool) -> Result<ff::decoder::Video, ff::Error> {
         let mut c = ff::codec::context::Context::from_parameters(self.params.clone())?;
-        if let Some(kind) = threads.filter(|_| self.threads > 1) {
+        if run && self.threads > 1 {
+            // Frame threads decode the next frame while the last is finished; where B-frames are
+            // skipped, the frames left form a chain each waiting for the one before, and only
+            // threads over the rows or slices of one frame gain (10-bit HEVC, 40 s: 2.66 s on
+            // one thread, 2.81 s with two frame threads, 1.62 s with two slice threads; VP9,
+            // without B-frames, 13.3 -> 9.5 s with two frame threads).
+            let kind = if self.reorders && self.mode == VideoDecode::Keyframes {
+                ff::threading::Type::Slice
+            } else {
+                ff::threading::Type::Frame
+            };
             c.set_threading(ff::threading::Config { kind, count: self.threads, ..Default::default() });
         }
         let mut d = c.decoder();
@@ -294,10 +284,9 @@ impl VideoDecoding {
                         }
                     }
                     let key = packet.is_key() && self.thinning.as_mut().is_none_or(|t| t.takes(&packet));
-                    self.take_pending(seconds, skipped, out).map(|()| match (key, &mut self.sent) {
-                        (true, _) => self.pending = Some((packet, Vec::new())),
-                        (false, Some(sent)) => sent.after.push(packet),
-                        (false, None) => self.gop.keep(packet),
+                    self.take_pending(seconds, skipped, out).map(|()| match key {
+                        true => self.pending = Some((packet, Vec::new())),
+                        false => self.gop.keep(packet),
                     })
                 }
             },
@@ -306,53 +295,17 @@ impl VideoDecoding {
         result
     }
 
-    /// The threads a GOP is decoded with (its B-frames skipped or not packet by packet:
-    /// `decode_packets`). Frame threads decode the next frame while the last is finished; where
-    /// B-frames are skipped, the frames left form a chain each waiting for the one before, and
-    /// only threads over the rows or slices of one frame gain (10-bit HEVC, 40 s: 2.66 s on one
-    /// thread, 2.81 s with two frame threads, 1.62 s with two slice threads; VP9, without
-    /// B-frames, 13.3 -> 9.5 s with two frame threads).
-    fn gop_threads(&self) -> ff::threading::Type {
-        match self.reorders {
-            true => ff::threading::Type::Slice,
-            false => ff::threading::Type::Frame,
-        }
-    }
-
-    /// The pending keyframe (see `packet`) with its leading pictures: sent to the keyframe
-    /// decoder, and the one sent before it taken.
+    /// The pending keyframe (see `packet`), then its leading pictures into its GOP.
     fn take_pending(
         &mut self,
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
         skipped: &mut u64,
         out: &mut Vec<Media>,
     ) -> Result<(), String> {
-        let Some((packet, leading)) = self.pending.take() else { return Ok(()) };
-        if let Some(keys) = &mut self.keys {
-            keys.send(&packet);
-        }
-        let sent = Sent { packet, leading, joined: std::mem::take(&mut self.joined), after: Vec::new() };
-        match self.sent.replace(sent) {
-            Some(before) => self.take_sent(before, seconds, skipped, out),
+        match self.pending.take() {
+            Some((key, leading)) => self.keyframe(key, leading, seconds, skipped, out),
             None => Ok(()),
         }
-    }
-
-    /// A keyframe sent: taken, then the packets after it into its GOP (or the last one's, where
-    /// it did not decode).
-    fn take_sent(
-        &mut self,
-        sent: Sent,
-        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
-        skipped: &mut u64,
-        out: &mut Vec<Media>,
-    ) -> Result<(), String> {
-        let Sent { packet, leading, joined, after } = sent;
-        self.keyframe(packet, leading, joined, seconds, skipped, out)?;
-        for p in after {
-            self.gop.keep(p);
-        }
-        Ok(())
     }
 
     /// End of the stream: what is still held back.
@@ -364,10 +317,6 @@ impl VideoDecoding {
     ) -> Result<(), String> {
         let t0 = Instant::now();
         let pending = self.take_pending(seconds, skipped, out);
-        let pending = pending.and_then(|()| match self.sent.take() {
-            Some(last) => self.take_sent(last, seconds, skipped, out),
-            None => Ok(()),
-        });
         let result = pending.and_then(|()| match self.all.take() {
             Some(mut d) => {
                 let _ = d.send_eof();
@@ -408,26 +357,14 @@ impl VideoDecoding {
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
         skipped: &mut u64,
     ) -> Result<Option<(ff::frame::Video, f64, VideoFrame)>, String> {
-        let mut d = self.decoder(true, None).map_err(|e| format!("cannot decode the video: {e}"))?;
+        let mut d = self.decoder(true, false).map_err(|e| format!("cannot decode the video: {e}"))?;
         let _ = d.send_packet(packet);
         let _ = d.send_eof();
         let mut frame = ff::frame::Video::empty();
-        let decoded = d.receive_frame(&mut frame).is_ok().then_some(frame);
-        self.probed(decoded, seconds, skipped)
-    }
-
-    /// A keyframe's frame, its time, and its picture at the probe's width; none (counted in
-    /// `skipped`) where it did not decode or does not scale.
-    fn probed(
-        &mut self,
-        decoded: Option<ff::frame::Video>,
-        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
-        skipped: &mut u64,
-    ) -> Result<Option<(ff::frame::Video, f64, VideoFrame)>, String> {
-        let Some(frame) = decoded else {
+        if d.receive_frame(&mut frame).is_err() {
             *skipped += 1;
             return Ok(None);
-        };
+        }
         self.stats.frames_decoded += 1;
         let t = self.time(&frame, seconds);
         let Some(picture) = self.probe.sample(&frame, t, Follows::Closely)? else {
@@ -437,37 +374,23 @@ impl VideoDecoding {
         Ok(Some((frame, t, picture)))
     }
 
-    /// A keyframe (`leading`: its leading pictures; `joined`: the timestamps jumped before it):
-    /// taken from the keyframe decoder, compared with the last one; the GOP between them decoded
-    /// when the two cannot tell what happened inside it.
+    /// A keyframe (`leading`: its leading pictures): decoded alone, compared with the last one;
+    /// the GOP between them decoded when the two cannot tell what happened inside it.
     fn keyframe(
         &mut self,
         packet: ff::Packet,
         leading: Vec<ff::Packet>,
-        joined: bool,
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
         skipped: &mut u64,
         out: &mut Vec<Media>,
     ) -> Result<(), String> {
         // A keyframe that does not decode is left out, with its leading pictures (predicted from it).
-        let taken = match self.keys.as_mut().map(|k| k.take(packet.pts())) {
-            Some(Some(frame)) => self.probed(Some(frame), seconds, skipped)?,
-            // Not from the keyframe decoder: decoded alone, and the later ones too (H.264 with
-            // open GOPs and HEVC: a decoder given keyframes only, one after another, holds back
-            // or drops some that decode alone).
-            taken => {
-                if taken.is_some() {
-                    tracing::debug!(pts = ?packet.pts(), "a keyframe not from the keyframe decoder: each decoded alone");
-                    self.keys = None;
-                }
-                self.decode_alone(&packet, seconds, skipped)?
-            }
-        };
-        let Some((frame, t, picture)) = taken else { return Ok(()) };
+        let Some((frame, t, picture)) = self.decode_alone(&packet, seconds, skipped)? else { return Ok(()) };
         self.stats.keyframes += 1;
         let key = Key { t, histogram: histogram(&picture), picture, frame, bytes: packet.size() };
         // After a jump of the timestamps, the GOP before this keyframe was cut short by the end
         // of its recording, and the next may beat otherwise: the beat is learnt afresh.
+        let joined = std::mem::take(&mut self.joined);
         if joined {
             self.beat = gop::Beat::default();
         }

@@ -237,8 +237,7 @@ impl VideoDecoding {
                     }
             })
             .collect();
-        let mut d =
-            self.decoder(stills, Some(self.gop_threads())).map_err(|e| format!("cannot decode the video: {e}"))?;
+        let mut d = self.decoder(stills, true).map_err(|e| format!("cannot decode the video: {e}"))?;
         for ((p, t), unsent) in packets[..=last].iter().zip(&times).zip(unsent) {
             if unsent {
                 continue;
