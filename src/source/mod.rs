@@ -198,6 +198,11 @@ pub struct VideoSampling {
     /// Threads FFmpeg may use to decode a group of pictures (1: none of its own).
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// A cut inside a GOP is placed to the frame (the GOP's frames between the two reference
+    /// frames that differ decoded again); `false`: at the later of those two (up to 3 frames
+    /// late with x264's B-frames), each GOP decoded once.
+    #[serde(default = "default_exact_cuts")]
+    pub exact_cuts: bool,
     /// Which stills go on with their pixels: the pipeline's `[stills]` table.
     #[serde(skip)]
     pub still_filter: StillConfig,
@@ -205,6 +210,10 @@ pub struct VideoSampling {
 
 fn default_threads() -> usize {
     2
+}
+
+fn default_exact_cuts() -> bool {
+    true
 }
 
 fn default_width() -> u32 {
@@ -224,6 +233,7 @@ impl Default for VideoSampling {
             stills_fps: 0.0,
             stills_width: default_stills_width(),
             threads: default_threads(),
+            exact_cuts: default_exact_cuts(),
             still_filter: StillConfig::default(),
         }
     }

@@ -108,6 +108,8 @@ pub(crate) struct VideoDecoding {
     mode: VideoDecode,
     /// FFmpeg's threads for a run of frames (`[video] threads`).
     threads: usize,
+    /// A cut inside a GOP placed to the frame (`[video] exact_cuts`).
+    exact_cuts: bool,
     /// The stream has B-frames (frames shown before frames decoded before them).
     reorders: bool,
     /// An AV1 stream's frame headers, which tell the frames nothing refers to.
@@ -177,6 +179,7 @@ impl VideoDecoding {
             skip_loop_filter: sampling.stills_fps <= 0.0 || halved,
             mode: sampling.decode,
             threads: sampling.threads,
+            exact_cuts: sampling.exact_cuts,
             reorders,
             av1,
             all: None,

@@ -27,7 +27,8 @@ impl VideoDecoding {
     /// after the keyframe and before `until`: its reference frames first (and, where it has a few
     /// bursts, the B-frames shown just before each), to the stills too where the picture is
     /// still; where two of the frames differ enough to hold a cut and frames between them were
-    /// skipped, the GOP is decoded again up to the later one, for the frames between. (Decoded
+    /// skipped, the GOP is decoded again up to the later one, for the frames between (unless
+    /// `[video] exact_cuts` is off). (Decoded
     /// whole, a still picture's GOP cost 10-bit HEVC 4 ms a frame: 1191 frames of the 2-minute
     /// 1080p clip decoded against 750.) Where it holds keyframes of a short beat thinned, only
     /// the GOPs within it that changed are decoded ([`Self::narrow`]). How the next keyframe
@@ -106,7 +107,9 @@ impl VideoDecoding {
             }
         }
         between.extend(changed_pairs(&frames, |a, b| times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4)));
-        if let Some(&(_, last)) = between.last() {
+        // Placed to the later reference frame only (`[video] exact_cuts = false`), no pair is
+        // decoded again.
+        if let Some(&(_, last)) = between.last().filter(|_| self.exact_cuts) {
             tracing::debug!(
                 pairs = between.len(),
                 until = last,
