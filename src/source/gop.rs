@@ -337,7 +337,9 @@ pub(super) struct Thinning {
 impl Thinning {
     /// For `stream` if its codec codes every frame alone, or its index (`index`:
     /// [`indexed_intervals`]) lists every packet as a keyframe.
-    pub(super) fn of(stream: &ff::format::stream::Stream, index: Option<&[usize]>) -> Option<Self> {
+    /// For a stream (`tb`: its time base, in seconds) whose codec is intra-only, or whose index
+    /// shows every frame a keyframe.
+    pub(super) fn of(stream: &ff::format::stream::Stream, index: Option<&[usize]>, tb: f64) -> Option<Self> {
         let params = stream.parameters();
         // SAFETY: `params` holds the stream's codec parameters; a codec's descriptor is static
         // data FFmpeg keeps for the life of the program.
@@ -346,8 +348,7 @@ impl Thinning {
             !d.is_null() && (*d).props & ff::ffi::AV_CODEC_PROP_INTRA_ONLY != 0
         };
         let indexed = index.is_some_and(|i| !i.is_empty() && i.iter().all(|&n| n <= 1));
-        let tb = stream.time_base();
-        (flagged || indexed).then(|| Self::new(tb.numerator() as f64 / tb.denominator().max(1) as f64))
+        (flagged || indexed).then(|| Self::new(tb))
     }
 
     /// For a stream whose beat (read from its index) is fixed, with no scene cuts keyed, and at
@@ -355,12 +356,17 @@ impl Thinning {
     pub(super) fn sparse(beat: &Beat, frame_s: f64, tb: f64) -> Option<Self> {
         let beat_s = beat.frames as f64 * frame_s;
         let short = beat.indexed && !beat.scene_cuts && beat.frames > 1 && beat_s > 0.0 && beat_s <= SHORT_BEAT_S;
-        short.then(|| Self { every: (SPARSE_S / tb.max(1e-9)).round().max(1.0) as i64, last: None, bytes: 0 })
+        short.then(|| Self::every(SPARSE_S, tb))
     }
 
-    /// For a stream whose time base is `tb` seconds.
+    /// Intra-only video's, for a stream whose time base is `tb` seconds.
     pub(super) fn new(tb: f64) -> Self {
-        Self { every: (INTRA_SAMPLE_S / tb.max(1e-9)).round().max(1.0) as i64, last: None, bytes: 0 }
+        Self::every(INTRA_SAMPLE_S, tb)
+    }
+
+    /// A keyframe taken every `interval_s` seconds (`tb`: the time base, in seconds).
+    fn every(interval_s: f64, tb: f64) -> Self {
+        Self { every: (interval_s / tb.max(1e-9)).round().max(1.0) as i64, last: None, bytes: 0 }
     }
 
     /// Whether keyframe `packet` is taken as one (after a jump back in the timestamps too).

@@ -92,39 +92,55 @@ impl VideoDecoding {
                 _ => follows = after_gap,
             }
         }
-        let mut times: Vec<f64> = gop.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
-        times.sort_by(f64::total_cmp);
-        // Pairs of sampled reference frames that may hold a cut between them, with frames between.
-        let frames: Vec<&VideoFrame> =
-            refs[given..].iter().filter_map(|m| if let Media::Video(f) = m { Some(f) } else { None }).collect();
-        let mut between: Vec<(f64, f64)> = Vec::new();
-        // From the keyframe (given already, at another size: its colours tell) to the first.
-        if let Some(first) = frames.first() {
-            let (a, b) = (from, first.at.secs_f64());
-            let changed = histogram_distance(&from_colours, &histogram(first)) > CUT_SUSPECT;
-            if changed && times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4) {
-                between.push((a, b));
-            }
-        }
-        between.extend(changed_pairs(&frames, |a, b| times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4)));
         // Placed to the later reference frame only (`[video] exact_cuts = false`), no pair is
-        // decoded again.
-        if let Some(&(_, last)) = between.last().filter(|_| self.exact_cuts) {
-            tracing::debug!(
-                pairs = between.len(),
-                until = last,
-                "decoding a group of pictures again, the frames between"
-            );
-            let mut all = Vec::new();
-            self.decode_packets(&gop, (&between[..], from, last, Emit::Between), None, seconds, skipped, &mut all)?;
-            refs.extend(all.into_iter().filter(|m| {
-                let t = m.at().secs_f64();
-                between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4)
-            }));
+        // looked for, nor decoded again.
+        if self.exact_cuts {
+            let between = self.pairs_holding_a_cut(&gop, &refs[given..], from, &from_colours, seconds);
+            if let Some(&(_, last)) = between.last() {
+                tracing::debug!(
+                    pairs = between.len(),
+                    until = last,
+                    "decoding a group of pictures again, the frames between"
+                );
+                let mut all = Vec::new();
+                let again = (&between[..], from, last, Emit::Between);
+                self.decode_packets(&gop, again, None, seconds, skipped, &mut all)?;
+                refs.extend(all.into_iter().filter(|m| {
+                    let t = m.at().secs_f64();
+                    between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4)
+                }));
+            }
         }
         refs.sort_by_key(Media::at);
         out.extend(refs);
         Ok(follows)
+    }
+
+    /// The pairs of `decoded` frames of `gop` (reference frames, after the one at `from` with
+    /// `from_colours`) that may hold a cut between them, with frames of `gop` between.
+    fn pairs_holding_a_cut(
+        &self,
+        gop: &[ff::Packet],
+        decoded: &[Media],
+        from: f64,
+        from_colours: &[f32],
+        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
+    ) -> Vec<(f64, f64)> {
+        let mut times: Vec<f64> = gop.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
+        times.sort_by(f64::total_cmp);
+        let frames_between = |a: f64, b: f64| times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4);
+        let frames: Vec<&VideoFrame> =
+            decoded.iter().filter_map(|m| if let Media::Video(f) = m { Some(f) } else { None }).collect();
+        let mut between: Vec<(f64, f64)> = Vec::new();
+        // From the keyframe (given already, at another size: its colours tell) to the first.
+        if let Some(first) = frames.first() {
+            let (a, b) = (from, first.at.secs_f64());
+            if histogram_distance(from_colours, &histogram(first)) > CUT_SUSPECT && frames_between(a, b) {
+                between.push((a, b));
+            }
+        }
+        between.extend(changed_pairs(&frames, frames_between));
+        between
     }
 
     /// The span of `gop` (kept since `key`) to decode: all of it, or where it holds keyframes of
