@@ -91,8 +91,8 @@ impl Default for StreamConfig {
             settle_ms: 150,
             hold_ms: 2500,
             pause_probability: 0.6,
-            trim_ms: 12_000,
-            max_buffer_ms: 20_000,
+            trim_ms: 20_000,
+            max_buffer_ms: 28_000,
             degrade_pass_ms: 1200,
             status_every_ms: 10_000,
         }
