@@ -335,10 +335,8 @@ pub(super) struct Thinning {
 }
 
 impl Thinning {
-    /// For `stream` if its codec codes every frame alone, or its index (`index`:
-    /// [`indexed_intervals`]) lists every packet as a keyframe.
-    /// For a stream (`tb`: its time base, in seconds) whose codec is intra-only, or whose index
-    /// shows every frame a keyframe.
+    /// For `stream` (`tb`: its time base, in seconds) if its codec codes every frame alone, or
+    /// its index (`index`: [`indexed_intervals`]) lists every packet as a keyframe.
     pub(super) fn of(stream: &ff::format::stream::Stream, index: Option<&[usize]>, tb: f64) -> Option<Self> {
         let params = stream.parameters();
         // SAFETY: `params` holds the stream's codec parameters; a codec's descriptor is static

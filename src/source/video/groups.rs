@@ -105,10 +105,7 @@ impl VideoDecoding {
                 let mut all = Vec::new();
                 let again = (&between[..], from, last, Emit::Between);
                 self.decode_packets(&gop, again, None, seconds, skipped, &mut all)?;
-                refs.extend(all.into_iter().filter(|m| {
-                    let t = m.at().secs_f64();
-                    between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4)
-                }));
+                refs.extend(all.into_iter().filter(|m| inside(m.at().secs_f64(), &between)));
             }
         }
         refs.sort_by_key(Media::at);
@@ -128,7 +125,7 @@ impl VideoDecoding {
     ) -> Vec<(f64, f64)> {
         let mut times: Vec<f64> = gop.iter().filter_map(|p| seconds(p.pts(), self.time_base)).collect();
         times.sort_by(f64::total_cmp);
-        let frames_between = |a: f64, b: f64| times.iter().any(|&t| t > a + 1e-4 && t < b - 1e-4);
+        let frames_between = |a: f64, b: f64| times.iter().any(|&t| inside(t, &[(a, b)]));
         let frames: Vec<&VideoFrame> =
             decoded.iter().filter_map(|m| if let Media::Video(f) = m { Some(f) } else { None }).collect();
         let mut between: Vec<(f64, f64)> = Vec::new();
@@ -236,7 +233,7 @@ impl VideoDecoding {
     ) -> Result<bool, String> {
         let stills = how == Emit::Paced;
         let times: Vec<Option<f64>> = packets.iter().map(|p| seconds(p.pts(), self.time_base)).collect();
-        let inside = |t: &Option<f64>| t.is_some_and(|t| between.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4));
+        let in_between = |t: &Option<f64>| t.is_some_and(|t| inside(t, between));
         // Packets come in decode order, each after those it is predicted from: past the last one
         // shown in the frames wanted (or with no time), the rest are not needed, and the decoder
         // is flushed rather than fed more (it would hold frames back for reordering until it
@@ -249,7 +246,7 @@ impl VideoDecoding {
         let intra = self.thinning.is_some() && packets.iter().all(|p| p.is_key());
         let unsent: Vec<bool> = (packets[..=last].iter().zip(&times).enumerate())
             .map(|(i, (p, t))| {
-                !inside(t)
+                !in_between(t)
                     && match intra {
                         true => how == Emit::Between || (i % INTRA_STRIDE != 0 && i != last),
                         false => self.av1.as_mut().is_some_and(|h| h.unreferenced(p.data().unwrap_or(&[]))),
@@ -262,7 +259,7 @@ impl VideoDecoding {
                 continue;
             }
             // B-frames (two thirds of an x264 stream's frames) only inside `between`.
-            d.skip_frame(if inside(t) { ff::Discard::Default } else { ff::Discard::Bidirectional });
+            d.skip_frame(if in_between(t) { ff::Discard::Default } else { ff::Discard::Bidirectional });
             if d.send_packet(p).is_err() {
                 *skipped += 1;
             }
@@ -303,4 +300,10 @@ impl VideoDecoding {
         }
         Ok(reached)
     }
+}
+
+/// Whether `t` lies strictly inside one of `spans` (seconds; a tenth of a millisecond either way
+/// is the same time: timestamps converted from different time bases).
+fn inside(t: f64, spans: &[(f64, f64)]) -> bool {
+    spans.iter().any(|&(a, b)| t > a + 1e-4 && t < b - 1e-4)
 }
