@@ -118,7 +118,9 @@ fi
 # HD_CODECS="hevc10 fixed vp9 av1" adds the 1080p clip as other encoders write it (samples/make.sh
 # video-codec: x265 10-bit, x264 with a fixed 30-frame GOP capped at 12 Mb/s as phones write it,
 # libvpx VP9, SVT-AV1; a cut within a frame and 15 ms, WebM's audio starting 14 ms before its
-# video); HD_CODEC_HEIGHTS="1080 2160" makes them at 4K too.
+# video); HD_CODEC_HEIGHTS="1080 2160" makes them at 4K too. HD_HANDHELD (heights, "1080" by
+# default; "" for none) adds the same talk under one handheld shot as a phone records it
+# (samples/make.sh handheld: no cut, so "cuts" says how many were found).
 [ "${HD:-1}" = 0 ] && exit 0
 sed 's/^fps = 30.0/fps = 0.0/' pipelines/file.toml > "$out/audio-only.toml"
 printf '\n%-20s %9s %9s %9s | %8s %8s | %7s %6s %6s | %11s\n' file "sub s" "audio s" "fw s" "/audio" "/fw" "video s" "MB" "fw MB" "cuts P/R"
@@ -135,6 +137,10 @@ for c in ${HD_CODECS:-}; do
     done
   done
 done
+for h in ${HD_HANDHELD-1080}; do
+  bash samples/make.sh handheld 2 "$h" >/dev/null
+  hd_files+=("samples/out/handheld-2-${h}p.mp4")
+done
 for f in "${hd_files[@]}"; do
   for i in $(seq "${RUNS:-2}"); do
     s=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/hd.json" --beam 1 -q; } 2>&1 | tail -1)
@@ -147,11 +153,12 @@ found = d["shot_changes"]
 slack = 0.015 if sys.argv[3].endswith(".webm") else 0.0
 hit = lambda t, s: any(abs(t - x) <= 0.0401 + slack for x in s)
 p = sum(hit(t, truth) for t in found) / max(len(found), 1); r = sum(hit(t, found) for t in truth) / max(len(truth), 1)
-print(f'{d["stats"]["video"]["seconds"]:.2f} {p:.2f}/{r:.2f}')
+cuts = f"{p:.2f}/{r:.2f}" if truth else f"{len(found)} found"
+print(f'{d["stats"]["video"]["seconds"]:.2f} {cuts}')
 PY
 )
     printf '%-20s %9.1f %9.1f %9.1f | %8.2f %8.2f | %7s %6.0f %6.0f | %11s\n' "$(basename "$f") #$i" "${s% *}" "${a% *}" "${w% *}" \
-      "$(python3 -c "print(${s% *}/${a% *})")" "$(python3 -c "print(${s% *}/${w% *})")" "${stats% *}" \
+      "$(python3 -c "print(${s% *}/${a% *})")" "$(python3 -c "print(${s% *}/${w% *})")" "${stats%% *}" \
       "$(python3 -c "print(${s#* }/1024)")" "$(python3 -c "print(${w#* }/1024)")" "${stats#* }"
   done
 done

@@ -195,6 +195,29 @@ cut_video() {
   for c in "$@"; do [ "$c" = "${DISSOLVE:-}" ] || echo "$c"; done > "${f%.*}.cuts"
 }
 
+# handheld_video OUT AUDIO HEIGHT: one continuous shot as a phone records it in the hand, under
+# AUDIO's sound: a detailed picture (a fractal over a test pattern, twice the frame's size) panned
+# slowly with a shake, with sensor noise, encoded as phones write H.264 (a keyframe every 30
+# frames and none elsewhere, the bitrate capped at 12 Mb/s at 1080p: keyframes of some 450 kB,
+# and bursts where the motion changes). No cut: OUT's .cuts is empty.
+handheld_video() {
+  local f=$1 audio=$2 height=$3
+  [ -f "$f" ] && [ -f "${f%.*}.cuts" ] && return 0
+  local w=$((height * 16 / 9 / 2 * 2)) dur
+  dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$audio")
+  local rate=$((12 * height / 1080))M cap=$((16 * height / 1080))M
+  local pan="crop=$w:$height:x='$((w / 2))+$((w * 9 / 25))*sin(t/4)+$((w / 77))*sin(t*5.3)'"
+  pan+=":y='$((height / 2))+$((height * 5 / 18))*sin(t/6)+$((height / 60))*sin(t*7.1)'"
+  ff -f lavfi -i "mandelbrot=size=${w}x${height}:start_scale=0.3:rate=1" -f lavfi -i "testsrc2=size=${w}x${height}" \
+    -filter_complex "[0][1]blend=all_mode=overlay,scale=$((w * 2)):$((height * 2))" -frames:v 1 "$f.still.png"
+  ff -loop 1 -framerate 25 -i "$f.still.png" -i "$audio" -map 0:v -map 1:a -t "$dur" \
+    -vf "$pan,noise=alls=6:allf=t,format=yuv420p" -c:v libx264 -preset veryfast -g 30 -keyint_min 30 \
+    -sc_threshold 0 -b:v "$rate" -maxrate "$cap" -bufsize "$cap" -c:a aac -ar 48000 -ac 2 -shortest "$f.part.mp4"
+  rm -f "$f.still.png"
+  mv "$f.part.mp4" "$f"
+  : > "${f%.*}.cuts"
+}
+
 # Real-world video for the tests: the cue-test talk (timing.mp4) under 1080p video with eight
 # cuts (some a frame or two from a sentence's onset, some mid-sentence, some in pauses), with
 # keyframes at the cuts and with a fixed GOP; and the slide videos at 1080p.
@@ -204,6 +227,8 @@ make_video_set() {
   local cuts=(4.0 11.96 17.0 20.44 27.0 30.6 36.0 39.6)
   cut_video "$d/cuts-keys.mp4" "$out/timing.mp4" 1080 keys "${cuts[@]}"
   cut_video "$d/cuts-fixed.mp4" "$out/timing.mp4" 1080 fixed "${cuts[@]}"
+  # One handheld shot, no cut, as phones record it.
+  handheld_video "$d/handheld.mp4" "$out/timing.mp4" 1080
   # A fractal zoomed into for 12 s between two cuts: its colours cycle and x264 keys a scene cut
   # inside it (at 10.72 s), where there is none; and with a keyframe every 4 s, some on the beat
   # inside it.
@@ -330,6 +355,16 @@ print(' '.join(map(str, out)))")
     cut_video "$f" "$out/long-$min.mp4" "$height" auto $cuts
     cp "$out/long-$min.mp4.txt" "$f.txt"
     ;;
+  handheld)
+    # handheld MIN HEIGHT: the MIN-minute talk (long MIN) under one HEIGHT-line handheld shot as a
+    # phone records it (no cut; benchmarks of HD input): samples/out/handheld-MIN-HEIGHTp.mp4,
+    # .txt, .cuts (empty).
+    min=${2:?usage: samples/make.sh handheld MINUTES HEIGHT}; height=${3:?usage: samples/make.sh handheld MINUTES HEIGHT}
+    bash "$0" long "$min"
+    f="$out/handheld-$min-${height}p.mp4"
+    handheld_video "$f" "$out/long-$min.mp4" "$height"
+    cp "$out/long-$min.mp4.txt" "$f.txt"
+    ;;
   video-codec)
     # video-codec MIN HEIGHT CODEC: that clip's video encoded again as other encoders write it, the
     # audio kept (Opus in WebM): hevc10 (x265 ultrafast, 10-bit, as phones record), fixed (x264, a
@@ -355,5 +390,5 @@ print(' '.join(map(str, out)))")
     cp "$src.txt" "$f.txt"
     cp "${src%.*}.cuts" "${f%.*}.cuts"
     ;;
-  *) echo "usage: samples/make.sh [set | long MINUTES | timed MINUTES | video MINUTES HEIGHT | video-codec MINUTES HEIGHT CODEC]" >&2; exit 2 ;;
+  *) echo "usage: samples/make.sh [set | long MINUTES | timed MINUTES | video MINUTES HEIGHT | video-codec MINUTES HEIGHT CODEC | handheld MINUTES HEIGHT]" >&2; exit 2 ;;
 esac

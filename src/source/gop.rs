@@ -319,6 +319,14 @@ pub(super) const INTRA_KEYS: usize = 12;
 /// decoding, against 2 s for the whole audio path).
 const SHORT_BEAT_S: f64 = 1.5;
 const SPARSE_S: f64 = 2.0;
+/// On such a beat, keyframes are taken no more often than their bytes allow within this many a
+/// second, up to one every `SPARSE_MAX_S`: their decoding follows their bytes, some 11 kB a
+/// millisecond of one core on our 2-core machines, so about 9 ms of a core a second of video, a
+/// third of what the audio path takes. A phone-like 1080p clip at 12 Mb/s keys 100 kB pictures
+/// (one taken every 2.4 s, as before), its 4K twin 270 kB (every 3.6 s), a noisy handheld shot
+/// 450 kB (every 4.8 s: 41 ms each).
+const SPARSE_BYTES_PER_S: usize = 96_000;
+const SPARSE_MAX_S: f64 = 6.0;
 
 /// Which keyframes are taken as keyframes: in intra-only video one a second (`INTRA_SAMPLE_S`),
 /// the others kept as frames of its GOP (decoded, every frame of 43 s of 1080p ProRes took 11.5 s
@@ -332,6 +340,16 @@ pub(super) struct Thinning {
     /// most a GOP may hold (4K ProRes 4444 XQ is some 80 MB a second), the interval shrinks to
     /// what was kept, and stays (a beat of its own).
     bytes: usize,
+    /// On a short beat: the keyframes' bytes so far and how many (the interval grows with their
+    /// mean, `SPARSE_BYTES_PER_S`), and a second's ticks.
+    budget: Option<Budget>,
+}
+
+#[derive(Debug)]
+struct Budget {
+    bytes: usize,
+    keys: usize,
+    second: f64,
 }
 
 impl Thinning {
@@ -354,7 +372,10 @@ impl Thinning {
     pub(super) fn sparse(beat: &Beat, frame_s: f64, tb: f64) -> Option<Self> {
         let beat_s = beat.frames as f64 * frame_s;
         let short = beat.indexed && !beat.scene_cuts && beat.frames > 1 && beat_s > 0.0 && beat_s <= SHORT_BEAT_S;
-        short.then(|| Self::every(SPARSE_S, tb))
+        short.then(|| Self {
+            budget: Some(Budget { bytes: 0, keys: 0, second: 1.0 / tb.max(1e-9) }),
+            ..Self::every(SPARSE_S, tb)
+        })
     }
 
     /// Intra-only video's, for a stream whose time base is `tb` seconds.
@@ -364,14 +385,24 @@ impl Thinning {
 
     /// A keyframe taken every `interval_s` seconds (`tb`: the time base, in seconds).
     fn every(interval_s: f64, tb: f64) -> Self {
-        Self { every: (interval_s / tb.max(1e-9)).round().max(1.0) as i64, last: None, bytes: 0 }
+        Self { every: (interval_s / tb.max(1e-9)).round().max(1.0) as i64, last: None, bytes: 0, budget: None }
+    }
+
+    /// The interval now, in ticks: on a short beat, as long as the keyframes' mean bytes ask.
+    fn interval(&self) -> i64 {
+        let Some(b) = self.budget.as_ref().filter(|b| b.keys > 0) else { return self.every };
+        let s = (b.bytes as f64 / b.keys as f64 / SPARSE_BYTES_PER_S as f64).min(SPARSE_MAX_S);
+        self.every.max((s * b.second).round() as i64)
     }
 
     /// Whether keyframe `packet` is taken as one (after a jump back in the timestamps too).
     pub(super) fn takes(&mut self, packet: &ff::Packet) -> bool {
+        if let Some(b) = &mut self.budget {
+            (b.bytes, b.keys) = (b.bytes + packet.size(), b.keys + 1);
+        }
         let Some(pts) = packet.pts() else { return true };
         let since = self.last.filter(|&last| pts >= last).map(|last| pts.saturating_sub(last));
-        if let Some(since) = since.filter(|&since| since < self.every) {
+        if let Some(since) = since.filter(|&since| since < self.interval()) {
             if self.bytes + packet.size() <= MAX_GOP_BYTES / 2 {
                 self.bytes += packet.size();
                 return false;
@@ -470,5 +501,32 @@ mod tests {
         let cut_first: Vec<usize> = cut_first.into_iter().chain([40_000; 30]).collect();
         assert_eq!(bursts(&cut_first, 172_341), (0..9).collect::<Vec<_>>());
         assert!(!still(&cut, 60_000));
+    }
+
+    #[test]
+    fn a_short_beat_is_thinned_as_its_keyframes_bytes_allow() {
+        // A phone's 30-frame beat at 25 fps (1.2 s; a time base of 1/12800 s).
+        let mut beat = Beat::default();
+        beat.learn_index(&[30; 20], false);
+        let tb = 1.0 / 12_800.0;
+        // The keyframes taken out of 100, each `bytes` large, and the seconds between the first two.
+        let taken = |bytes: usize| {
+            let mut thinning = Thinning::sparse(&beat, 0.04, tb).unwrap();
+            let times: Vec<i64> = (0..100)
+                .map(|i| {
+                    let mut p = ff::Packet::new(bytes);
+                    p.set_pts(Some(i * 15_360));
+                    p
+                })
+                .filter(|p| thinning.takes(p))
+                .filter_map(|p| p.pts())
+                .collect();
+            (times.len(), (times[1] - times[0]) as f64 * tb)
+        };
+        // 100 kB keyframes: every other one (2.4 s); 450 kB (a noisy handheld shot): every fourth.
+        assert_eq!(taken(100_000), (50, 2.4));
+        assert_eq!(taken(450_000), (25, 4.8));
+        // Never further apart than `SPARSE_MAX_S`.
+        assert_eq!(taken(4_000_000).1, 6.0);
     }
 }

@@ -141,10 +141,12 @@ impl VideoDecoding {
     }
 
     /// The span of `gop` (kept since `key`) to decode: all of it, or where it holds keyframes of
-    /// a short beat thinned, each of those decoded alone (given to the frames for shot
-    /// detection, into `given`) and the GOPs within it from the first to the last that changed
-    /// (the colours of the keyframes around it, `next_colours` the next one's, or a burst inside,
-    /// at `bursts_at`; all where none did).
+    /// a short beat thinned, those of them needed decoded alone, by halves (given to the frames
+    /// for shot detection, into `given`), and the GOPs within it from the first to the last that
+    /// changed (the colours of the keyframes around it, `next_colours` the next one's, or a burst
+    /// inside, at `bursts_at`; none where none did). Spans whose colours drifted past a cut's
+    /// (a camera panning faster than `moved_match` follows) cost one keyframe each, not one for
+    /// each GOP within.
     #[allow(clippy::too_many_arguments)]
     fn narrow(
         &mut self,
@@ -168,24 +170,44 @@ impl VideoDecoding {
         if starts.is_empty() {
             return Ok(whole(gop));
         }
-        // The keyframes around each GOP within: (packet index, time, colours, frame).
-        let mut bounds = vec![(0, key.t, Some(key.histogram.clone()), None)];
-        for &i in &starts {
-            if let Some((frame, t, picture)) = self.decode_alone(&gop[i], seconds, skipped)? {
-                bounds.push((i, t, Some(histogram(&picture)), Some(frame)));
+        // The keyframes around each GOP within: (packet index, time, colours, frame), decoded by
+        // halves: a stretch whose ends differ little and holds no burst holds no cut (a picture
+        // that drifts, as a camera pans, is one keyframe decoded for each time its colours moved
+        // as much as a cut's may); one whose ends differ is split at its middle keyframe. Each
+        // pair of keyframes decoded in a row then bounds a GOP within (or a few, undecoded).
+        type Bound = (usize, f64, Option<Vec<f32>>, Option<ff::frame::Video>);
+        let mut slots: Vec<Option<Bound>> = vec![Some((0, key.t, Some(key.histogram.clone()), None))];
+        slots.extend(starts.iter().map(|_| None));
+        slots.push(Some((gop.len(), f64::INFINITY, next_colours.map(<[f32]>::to_vec), None)));
+        let mut failed = vec![false; slots.len()];
+        let differ = |a: &Bound, b: &Bound| {
+            let colours = match (&a.2, &b.2) {
+                (Some(x), Some(y)) => histogram_distance(x, y) > CUT_SUSPECT,
+                _ => true,
+            };
+            colours || bursts_at.iter().any(|&t| t > a.1 && t < b.1)
+        };
+        let mut stack = vec![(0, slots.len() - 1)];
+        while let Some((lo, hi)) = stack.pop() {
+            let inner: Vec<usize> = (lo + 1..hi).filter(|&k| !failed[k]).collect();
+            let (Some(a), Some(b)) = (&slots[lo], &slots[hi]) else { continue };
+            if inner.is_empty() || !differ(a, b) {
+                continue;
+            }
+            let mid = inner[inner.len() / 2];
+            match self.decode_alone(&gop[starts[mid - 1]], seconds, skipped)? {
+                Some((frame, t, picture)) => {
+                    slots[mid] = Some((starts[mid - 1], t, Some(histogram(&picture)), Some(frame)));
+                    stack.extend([(mid, hi), (lo, mid)]);
+                }
+                None => {
+                    failed[mid] = true;
+                    stack.push((lo, hi));
+                }
             }
         }
-        bounds.push((gop.len(), f64::INFINITY, next_colours.map(<[f32]>::to_vec), None));
-        let changed: Vec<bool> = bounds
-            .windows(2)
-            .map(|w| {
-                let colours = match (&w[0].2, &w[1].2) {
-                    (Some(a), Some(b)) => histogram_distance(a, b) > CUT_SUSPECT,
-                    _ => true,
-                };
-                colours || bursts_at.iter().any(|&b| b > w[0].1 && b < w[1].1)
-            })
-            .collect();
+        let bounds: Vec<Bound> = slots.into_iter().flatten().collect();
+        let changed: Vec<bool> = bounds.windows(2).map(|w| differ(&w[0], &w[1])).collect();
         // None changed: the picture drifted over the GOPs within (a slow zoom), each as little as
         // a GOP on the beat not thinned, and none is decoded.
         let (first, last) = match (changed.iter().position(|&c| c), changed.iter().rposition(|&c| c)) {
