@@ -20,6 +20,10 @@ const BURST_LOOKBACK: usize = 4;
 /// (slides, title cards: measured 0.1% to 1.2%); a moving one's is far larger (6% to 53% on our
 /// test media, 18% to 25% on a real clip).
 const STILL_RATIO: f64 = 0.03;
+/// ...and whose median packet is under this many bytes a pixel (slides: 0.0002 at most; a 4K
+/// handheld shot under a phone's bitrate cap, its keyframes 1.3-1.8 MB, spends 0.0024 to 0.007
+/// on its moving frames, 1.5-2% of its keyframes).
+const STILL_BYTES_PER_PIXEL: f64 = 0.001;
 /// A GOP whose first and last thirds' median packets are within this factor of each other is
 /// steady (0.87 to 1.11 in the moving shots of our test talks; 0.46 and 0.65 in cellular
 /// automata settling).
@@ -32,9 +36,10 @@ fn median(sizes: &[usize]) -> usize {
 }
 
 /// Whether the GOP shows a still picture: its packets are tiny beside its keyframe's
-/// (`key_bytes`).
-pub(super) fn still(sizes: &[usize], key_bytes: usize) -> bool {
-    !sizes.is_empty() && (median(sizes) as f64) < STILL_RATIO * key_bytes as f64
+/// (`key_bytes`) and for its `pixels`.
+pub(super) fn still(sizes: &[usize], key_bytes: usize, pixels: usize) -> bool {
+    let m = if sizes.is_empty() { return false } else { median(sizes) as f64 };
+    m < STILL_RATIO * key_bytes as f64 && m < STILL_BYTES_PER_PIXEL * pixels as f64
 }
 
 /// Whether the GOP's frames cost alike from its start to its end: the medians of its first and
@@ -144,6 +149,15 @@ impl Gop {
         self.packets.iter().skip(1).map(|p| p.size()).collect()
     }
 
+    /// Whether the keyframes kept inside it (a thinned beat's) cost what one shot's between its
+    /// keyframe and the next (`next_bytes`) would ([`keys_alike`]); so when it has none, or
+    /// was not kept.
+    pub(super) fn keys_alike(&self, next_bytes: usize) -> bool {
+        let Some(key) = self.packets.first() else { return true };
+        let inner = sub_gops(&self.packets).skip(1).map(|(_, sub)| sub[0].size());
+        keys_alike(&[key.size(), next_bytes], inner)
+    }
+
     /// Its bursts; none when it was not kept.
     pub(super) fn bursts(&self) -> Vec<Burst> {
         if self.dropped {
@@ -210,6 +224,25 @@ fn packet_bursts(gop: &[ff::Packet]) -> Vec<Burst> {
         Burst { pts, since, exact }
     })
     .collect()
+}
+
+/// A keyframe inside a span whose size lies more than this factor outside those of the span's
+/// ends shows something else than they do: a shot cut in and out again, which two ends alike
+/// hide (a 3 s insert into a handheld shot: 51 kB keyframes between 406 and 511 kB ones).
+/// Within a shot, keyframes on a short beat change size slowly (a handheld 1080p shot's: 3-8%
+/// from one to the next, 346 to 456 kB over 2 minutes; after the stream's first, 726 kB, the
+/// encoder's rate control dips to 288); from shot to shot, mostly by more (a phone-like clip's
+/// cuts: 44 -> 155, 213 -> 86, 50 -> 330, 46 -> 96 kB, but 124 -> 101 between two framings of
+/// one test pattern, whose colours tell).
+const KEYS_ALIKE: f64 = 1.5;
+
+/// Whether each keyframe size of `inner` lies within `KEYS_ALIKE` of the range of `ends` (a
+/// span's first and last keyframes' sizes; 0 for one unknown).
+pub(super) fn keys_alike(ends: &[usize], inner: impl Iterator<Item = usize>) -> bool {
+    let known: Vec<f64> = ends.iter().filter(|&&b| b > 0).map(|&b| b as f64).collect();
+    let (lo, hi) = known.iter().fold((f64::INFINITY, 0f64), |(lo, hi), &b| (lo.min(b), hi.max(b)));
+    let (lo, hi) = if known.is_empty() { (0.0, f64::INFINITY) } else { (lo / KEYS_ALIKE, hi * KEYS_ALIKE) };
+    inner.map(|b| b as f64).all(|b| (lo..=hi).contains(&b))
 }
 
 /// The stream's beat: its encoder's largest GOP, in frames, once two GOPs had that many (within
@@ -481,8 +514,13 @@ mod tests {
     #[test]
     fn stills_and_bursts() {
         let slide = vec![70; 99];
-        assert!(still(&slide, 40_000));
-        assert!(!still(&slide, 1_000));
+        let hd = 1920 * 1080;
+        assert!(still(&slide, 40_000, hd));
+        assert!(!still(&slide, 1_000, hd));
+        // A 4K phone's handheld shot under its bitrate cap: a 1.8 MB keyframe, then moving frames
+        // of 20-40 kB, 1.5-2% of it.
+        let handheld = [42_610, 24_333, 11_006, 11_816, 19_188, 25_573, 19_350, 15_330, 34_244, 25_262];
+        assert!(!still(&handheld, 1_794_373, 3840 * 2160));
         let mut cut = vec![20_000; 99];
         cut[40] = 90_000;
         assert_eq!(bursts(&cut, 100_000), vec![40]);
@@ -500,7 +538,19 @@ mod tests {
         let cut_first = [320_190, 252_094, 219_320, 151_164, 208_130, 157_612, 136_591, 125_813, 186_013];
         let cut_first: Vec<usize> = cut_first.into_iter().chain([40_000; 30]).collect();
         assert_eq!(bursts(&cut_first, 172_341), (0..9).collect::<Vec<_>>());
-        assert!(!still(&cut, 60_000));
+        assert!(!still(&cut, 60_000, hd));
+    }
+
+    #[test]
+    fn keyframes_of_another_size_inside_a_span_are_another_shot() {
+        // A handheld shot's keyframes, the stream's first and the rate control's dip after it.
+        assert!(keys_alike(&[726_000, 427_000], [288_000, 410_000, 422_000].into_iter()));
+        assert!(keys_alike(&[406_000, 511_000], [420_000, 480_000].into_iter()));
+        // A 3 s insert of another shot between two keyframes of the handheld one.
+        assert!(!keys_alike(&[406_000, 511_000], [51_000, 48_000, 46_000].into_iter()));
+        // The span's end unknown (the stream's last): its start alone tells; nothing, nothing.
+        assert!(!keys_alike(&[406_000, 0], [900_000].into_iter()));
+        assert!(keys_alike(&[0, 0], [900_000].into_iter()));
     }
 
     #[test]

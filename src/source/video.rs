@@ -55,6 +55,11 @@ mod groups;
 /// Keyframes whose colours differ by more than this are different shots (the shot detector's
 /// default threshold).
 const COLOURS_CUT: f32 = 0.4;
+/// A decoded picture's pixels.
+fn pixels(frame: &ff::frame::Video) -> usize {
+    frame.width() as usize * frame.height() as usize
+}
+
 /// A steady picture is given to the stills again this long after its keyframe.
 const HELD_AFTER_S: f64 = 1.0;
 /// Where the encoder keys its scene cuts, a GOP decoded for its bursts is decoded this far past
@@ -333,7 +338,7 @@ impl VideoDecoding {
             None => match self.last_key.take() {
                 Some(key) => {
                     let (sizes, bursts) = (self.gop.sizes(), self.gop.bursts());
-                    let still = gop::still(&sizes, key.bytes);
+                    let still = gop::still(&sizes, key.bytes, pixels(&key.frame));
                     if still && gop::steady(&sizes) && bursts.is_empty() {
                         self.emit(&key.frame, key.t + HELD_AFTER_S, Emit::Held, Follows::Closely, skipped, out)
                     } else if self.beat.scene_cuts && bursts.is_empty() {
@@ -421,11 +426,12 @@ impl VideoDecoding {
             // settles. (Off the beat, the keyframe is the change; a burst is something else.)
             let bursts = self.gop.bursts();
             let sizes = self.gop.sizes();
-            let still = gop::still(&sizes, last.bytes);
+            let still = gop::still(&sizes, last.bytes, pixels(&last.frame));
             let changed = colours > COLOURS_CUT || moved;
             // Where the encoder keeps a fixed beat and keys no scene cut (phones, live encoders),
             // keyframes on the beat that show one shot panned or zoomed, their colours not
-            // plainly another's, are the camera moving: nothing is decoded, for their colours
+            // plainly another's and the keyframes kept between them of a size alike, are the
+            // camera moving: nothing is decoded, for their colours
             // (which drift past a cut's as the camera pans) nor for bursts (under the bitrate
             // cap, bursts of motion; a cut costs no more than the motion does). A handheld
             // phone shot, 2 minutes of 1080p: 1.1 s of video instead of 2.6.
@@ -433,6 +439,7 @@ impl VideoDecoding {
                 && !self.beat.scene_cuts
                 && colours <= COLOURS_CUT
                 && !still
+                && self.gop.keys_alike(key.bytes)
                 && moved_match(&last.picture, &key.picture) > MOVED_MATCH;
             let bursts = if camera { Vec::new() } else { bursts };
             let placed = match bursts.as_slice() {
@@ -471,7 +478,7 @@ impl VideoDecoding {
             let among_leading = !leading.is_empty()
                 && self.gop.packets() <= LEADING_GOP
                 && (at_key || (!on_beat && changed && placed.is_none()));
-            if moved_on && on_beat {
+            if (moved_on && on_beat) || camera {
                 tracing::debug!(from = last.t, to = t, colours, "a keyframe on the beat of the same shot, moved");
                 follows = Follows::Moved;
             } else if at_key && !among_leading {

@@ -3,9 +3,11 @@
 
 use ffmpeg_next as ff;
 
-use super::{Emit, Key, VideoDecoding, FEW_BURSTS, INTRA_STRIDE};
+use super::{Emit, Key, VideoDecoding, COLOURS_CUT, FEW_BURSTS, INTRA_STRIDE};
 use crate::source::gop::{self, Burst};
-use crate::source::picture::{changed_pairs, histogram, histogram_distance, Settling, CUT_SUSPECT};
+use crate::source::picture::{
+    changed_pairs, histogram, histogram_distance, moved_match, Settling, CUT_SUSPECT, MOVED_MATCH,
+};
 use crate::source::{Follows, Media, VideoFrame};
 
 /// The part of a GOP to decode: from the keyframe at `from` (its colours) to the one at `to`
@@ -48,7 +50,7 @@ impl VideoDecoding {
         let Some(gop) = self.gop.take() else { return Ok(Follows::Closely) };
         let bursts_at: Vec<f64> = bursts.iter().filter_map(|b| seconds(b.pts, self.time_base)).collect();
         let mut refs = Vec::new();
-        let span = self.narrow(key, gop, next_colours, &bursts_at, seconds, skipped, &mut refs)?;
+        let span = self.narrow(key, (gop, still), next_colours, &bursts_at, seconds, skipped, &mut refs)?;
         let Span { from, colours: from_colours, mut gop, to, to_colours, follows } = span;
         self.stats.gops_decoded += usize::from(!gop.is_empty());
         let until = until.min(to);
@@ -151,7 +153,7 @@ impl VideoDecoding {
     fn narrow(
         &mut self,
         key: &Key,
-        gop: Vec<ff::Packet>,
+        (gop, still): (Vec<ff::Packet>, bool),
         next_colours: Option<&[f32]>,
         bursts_at: &[f64],
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
@@ -175,17 +177,28 @@ impl VideoDecoding {
         // that drifts, as a camera pans, is one keyframe decoded for each time its colours moved
         // as much as a cut's may); one whose ends differ is split at its middle keyframe. Each
         // pair of keyframes decoded in a row then bounds a GOP within (or a few, undecoded).
-        type Bound = (usize, f64, Option<Vec<f32>>, Option<ff::frame::Video>);
-        let mut slots: Vec<Option<Bound>> = vec![Some((0, key.t, Some(key.histogram.clone()), None))];
+        type Bound = (usize, f64, Option<Vec<f32>>, Option<ff::frame::Video>, Option<VideoFrame>);
+        let first = (0, key.t, Some(key.histogram.clone()), None, Some(key.picture.clone()));
+        let mut slots: Vec<Option<Bound>> = vec![Some(first)];
         slots.extend(starts.iter().map(|_| None));
-        slots.push(Some((gop.len(), f64::INFINITY, next_colours.map(<[f32]>::to_vec), None)));
+        slots.push(Some((gop.len(), f64::INFINITY, next_colours.map(<[f32]>::to_vec), None, None)));
         let mut failed = vec![false; slots.len()];
+        // Two keyframes that show one shot panned or zoomed, their colours not plainly another's,
+        // on a beat that keys no scene cut: the camera moved (as `keyframe` judges the span).
+        let keys_cuts = self.beat.scene_cuts;
+        let camera = |a: &Bound, b: &Bound| {
+            let alike = || matches!((&a.2, &b.2), (Some(x), Some(y)) if histogram_distance(x, y) <= COLOURS_CUT);
+            let matched = || matches!((&a.4, &b.4), (Some(p), Some(q)) if moved_match(p, q) > MOVED_MATCH);
+            let size = |i: usize| gop.get(i).map_or(0, |p: &ff::Packet| p.size());
+            let inner = starts.iter().filter(|&&i| i > a.0 && i < b.0).map(|&i| size(i));
+            !keys_cuts && !still && gop::keys_alike(&[size(a.0), size(b.0)], inner) && alike() && matched()
+        };
         let differ = |a: &Bound, b: &Bound| {
             let colours = match (&a.2, &b.2) {
                 (Some(x), Some(y)) => histogram_distance(x, y) > CUT_SUSPECT,
                 _ => true,
             };
-            colours || bursts_at.iter().any(|&t| t > a.1 && t < b.1)
+            (colours || bursts_at.iter().any(|&t| t > a.1 && t < b.1)) && !camera(a, b)
         };
         let mut stack = vec![(0, slots.len() - 1)];
         while let Some((lo, hi)) = stack.pop() {
@@ -197,7 +210,7 @@ impl VideoDecoding {
             let mid = inner[inner.len() / 2];
             match self.decode_alone(&gop[starts[mid - 1]], seconds, skipped)? {
                 Some((frame, t, picture)) => {
-                    slots[mid] = Some((starts[mid - 1], t, Some(histogram(&picture)), Some(frame)));
+                    slots[mid] = Some((starts[mid - 1], t, Some(histogram(&picture)), Some(frame), Some(picture)));
                     stack.extend([(mid, hi), (lo, mid)]);
                 }
                 None => {
@@ -208,6 +221,7 @@ impl VideoDecoding {
         }
         let bounds: Vec<Bound> = slots.into_iter().flatten().collect();
         let changed: Vec<bool> = bounds.windows(2).map(|w| differ(&w[0], &w[1])).collect();
+        let moved: Vec<bool> = bounds.windows(2).map(|w| camera(&w[0], &w[1])).collect();
         // None changed: the picture drifted over the GOPs within (a slow zoom), each as little as
         // a GOP on the beat not thinned, and none is decoded.
         let (first, last) = match (changed.iter().position(|&c| c), changed.iter().rposition(|&c| c)) {
@@ -216,10 +230,14 @@ impl VideoDecoding {
         };
         // The keyframes within, each given where it follows: closely after a GOP decoded, else
         // after frames left out, where only its colours tell (those inside the span come with it).
-        for (j, (_, t, _, frame)) in bounds.iter().enumerate().skip(1) {
+        for (j, (_, t, _, frame, _)) in bounds.iter().enumerate().skip(1) {
             let Some(frame) = frame.as_ref().filter(|_| j <= first || j > last) else { continue };
             let decoded_before = (first..=last).contains(&(j - 1));
-            let follows = if decoded_before { Follows::Closely } else { Follows::Keyframe { scene_cut: false } };
+            let follows = match (decoded_before, moved[j - 1]) {
+                (true, _) => Follows::Closely,
+                (false, true) => Follows::Moved,
+                (false, false) => Follows::Keyframe { scene_cut: false },
+            };
             self.emit(frame, *t, Emit::Between, follows, skipped, given)?;
         }
         tracing::debug!(within = changed.len(), first, last, "GOPs within a thinned one, those that changed");
