@@ -55,6 +55,15 @@ mod groups;
 /// Keyframes whose colours differ by more than this are different shots (the shot detector's
 /// default threshold).
 const COLOURS_CUT: f32 = 0.4;
+/// Whether two keyframes show the camera moving between them, not a cut: on a beat whose
+/// encoder keys no scene cut (`keys_cuts` false), the GOP between them not a still picture's,
+/// the keyframes kept between them of a size like theirs (`sizes_alike`, `gop::keys_alike`),
+/// their colours (`colours`, the histograms' distance) not plainly another shot's, and one
+/// picture the other panned or zoomed (`moved_match`; last, as it costs most).
+fn camera_moved(keys_cuts: bool, still: bool, sizes_alike: bool, colours: f32, a: &VideoFrame, b: &VideoFrame) -> bool {
+    !keys_cuts && !still && sizes_alike && colours <= COLOURS_CUT && moved_match(a, b) > MOVED_MATCH
+}
+
 /// A decoded picture's pixels.
 fn pixels(frame: &ff::frame::Video) -> usize {
     frame.width() as usize * frame.height() as usize
@@ -435,12 +444,9 @@ impl VideoDecoding {
             // (which drift past a cut's as the camera pans) nor for bursts (under the bitrate
             // cap, bursts of motion; a cut costs no more than the motion does). A handheld
             // phone shot, 2 minutes of 1080p: 1.1 s of video instead of 2.6.
-            let camera = on_beat
-                && !self.beat.scene_cuts
-                && colours <= COLOURS_CUT
-                && !still
-                && self.gop.keys_alike(key.bytes)
-                && moved_match(&last.picture, &key.picture) > MOVED_MATCH;
+            let alike = self.gop.keys_alike(key.bytes);
+            let camera =
+                on_beat && camera_moved(self.beat.scene_cuts, still, alike, colours, &last.picture, &key.picture);
             let bursts = if camera { Vec::new() } else { bursts };
             let placed = match bursts.as_slice() {
                 [Burst { pts: Some(at), exact: true, .. }] if on_beat && changed && !still => {

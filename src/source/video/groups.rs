@@ -3,11 +3,9 @@
 
 use ffmpeg_next as ff;
 
-use super::{Emit, Key, VideoDecoding, COLOURS_CUT, FEW_BURSTS, INTRA_STRIDE};
+use super::{camera_moved, Emit, Key, VideoDecoding, FEW_BURSTS, INTRA_STRIDE};
 use crate::source::gop::{self, Burst};
-use crate::source::picture::{
-    changed_pairs, histogram, histogram_distance, moved_match, Settling, CUT_SUSPECT, MOVED_MATCH,
-};
+use crate::source::picture::{changed_pairs, histogram, histogram_distance, Settling, CUT_SUSPECT};
 use crate::source::{Follows, Media, VideoFrame};
 
 /// The part of a GOP to decode: from the keyframe at `from` (its colours) to the one at `to`
@@ -187,11 +185,11 @@ impl VideoDecoding {
         // on a beat that keys no scene cut: the camera moved (as `keyframe` judges the span).
         let keys_cuts = self.beat.scene_cuts;
         let camera = |a: &Bound, b: &Bound| {
-            let alike = || matches!((&a.2, &b.2), (Some(x), Some(y)) if histogram_distance(x, y) <= COLOURS_CUT);
-            let matched = || matches!((&a.4, &b.4), (Some(p), Some(q)) if moved_match(p, q) > MOVED_MATCH);
+            let ((Some(x), Some(y)), (Some(p), Some(q))) = ((&a.2, &b.2), (&a.4, &b.4)) else { return false };
             let size = |i: usize| gop.get(i).map_or(0, |p: &ff::Packet| p.size());
             let inner = starts.iter().filter(|&&i| i > a.0 && i < b.0).map(|&i| size(i));
-            !keys_cuts && !still && gop::keys_alike(&[size(a.0), size(b.0)], inner) && alike() && matched()
+            let alike = gop::keys_alike(&[size(a.0), size(b.0)], inner);
+            camera_moved(keys_cuts, still, alike, histogram_distance(x, y), p, q)
         };
         let differ = |a: &Bound, b: &Bound| {
             let colours = match (&a.2, &b.2) {
@@ -220,8 +218,8 @@ impl VideoDecoding {
             }
         }
         let bounds: Vec<Bound> = slots.into_iter().flatten().collect();
-        let changed: Vec<bool> = bounds.windows(2).map(|w| differ(&w[0], &w[1])).collect();
         let moved: Vec<bool> = bounds.windows(2).map(|w| camera(&w[0], &w[1])).collect();
+        let changed: Vec<bool> = bounds.windows(2).zip(&moved).map(|(w, &m)| !m && differ(&w[0], &w[1])).collect();
         // None changed: the picture drifted over the GOPs within (a slow zoom), each as little as
         // a GOP on the beat not thinned, and none is decoded.
         let (first, last) = match (changed.iter().position(|&c| c), changed.iter().rposition(|&c| c)) {
