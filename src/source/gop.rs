@@ -352,13 +352,12 @@ pub(super) const INTRA_KEYS: usize = 12;
 /// decoding, against 2 s for the whole audio path).
 const SHORT_BEAT_S: f64 = 1.5;
 const SPARSE_S: f64 = 2.0;
-/// On such a beat, keyframes are taken no more often than their bytes allow within this many a
-/// second, up to one every `SPARSE_MAX_S`: their decoding follows their bytes, some 11 kB a
-/// millisecond of one core on our 2-core machines, so about 9 ms of a core a second of video, a
-/// third of what the audio path takes. A phone-like 1080p clip at 12 Mb/s keys 100 kB pictures
-/// (one taken every 2.4 s, as before), its 4K twin 270 kB (every 3.6 s), a noisy handheld shot
-/// 450 kB (every 4.8 s: 41 ms each).
-const SPARSE_BYTES_PER_S: usize = 96_000;
+/// On such a beat, keyframes are taken no more often than their bytes allow within `[video]
+/// keyframe_bytes_per_s` a second (96 kB by default), up to one every `SPARSE_MAX_S`: their
+/// decoding follows their bytes, some 11 kB a millisecond of one core on our 2-core machines, so
+/// about 9 ms of a core a second of video, a third of what the audio path takes. A phone-like
+/// 1080p clip at 12 Mb/s keys 100 kB pictures (one taken every 2.4 s, as without the budget), its
+/// 4K twin 270 kB (every 3.6 s), a noisy handheld shot 450 kB (every 4.8 s: 41 ms each).
 const SPARSE_MAX_S: f64 = 6.0;
 
 /// Which keyframes are taken as keyframes: in intra-only video one a second (`INTRA_SAMPLE_S`),
@@ -374,7 +373,7 @@ pub(super) struct Thinning {
     /// what was kept, and stays (a beat of its own).
     bytes: usize,
     /// On a short beat: the keyframes' bytes so far and how many (the interval grows with their
-    /// mean, `SPARSE_BYTES_PER_S`), and a second's ticks.
+    /// mean), a second's ticks, and the bytes a second allowed.
     budget: Option<Budget>,
 }
 
@@ -383,6 +382,7 @@ struct Budget {
     bytes: usize,
     keys: usize,
     second: f64,
+    per_s: usize,
 }
 
 impl Thinning {
@@ -401,14 +401,13 @@ impl Thinning {
     }
 
     /// For a stream whose beat (read from its index) is fixed, with no scene cuts keyed, and at
-    /// most `SHORT_BEAT_S` (`frame_s`: a frame's duration; `tb`: its time base, in seconds).
-    pub(super) fn sparse(beat: &Beat, frame_s: f64, tb: f64) -> Option<Self> {
+    /// most `SHORT_BEAT_S` (`frame_s`: a frame's duration; `tb`: its time base, in seconds);
+    /// keyframes taken within `per_s` of their bytes a second (0: no such bound).
+    pub(super) fn sparse(beat: &Beat, frame_s: f64, tb: f64, per_s: usize) -> Option<Self> {
         let beat_s = beat.frames as f64 * frame_s;
         let short = beat.indexed && !beat.scene_cuts && beat.frames > 1 && beat_s > 0.0 && beat_s <= SHORT_BEAT_S;
-        short.then(|| Self {
-            budget: Some(Budget { bytes: 0, keys: 0, second: 1.0 / tb.max(1e-9) }),
-            ..Self::every(SPARSE_S, tb)
-        })
+        let budget = (per_s > 0).then(|| Budget { bytes: 0, keys: 0, second: 1.0 / tb.max(1e-9), per_s });
+        short.then(|| Self { budget, ..Self::every(SPARSE_S, tb) })
     }
 
     /// Intra-only video's, for a stream whose time base is `tb` seconds.
@@ -424,7 +423,7 @@ impl Thinning {
     /// The interval now, in ticks: on a short beat, as long as the keyframes' mean bytes ask.
     fn interval(&self) -> i64 {
         let Some(b) = self.budget.as_ref().filter(|b| b.keys > 0) else { return self.every };
-        let s = (b.bytes as f64 / b.keys as f64 / SPARSE_BYTES_PER_S as f64).min(SPARSE_MAX_S);
+        let s = (b.bytes as f64 / b.keys as f64 / b.per_s as f64).min(SPARSE_MAX_S);
         self.every.max((s * b.second).round() as i64)
     }
 
@@ -561,7 +560,7 @@ mod tests {
         let tb = 1.0 / 12_800.0;
         // The keyframes taken out of 100, each `bytes` large, and the seconds between the first two.
         let taken = |bytes: usize| {
-            let mut thinning = Thinning::sparse(&beat, 0.04, tb).unwrap();
+            let mut thinning = Thinning::sparse(&beat, 0.04, tb, 96_000).unwrap();
             let times: Vec<i64> = (0..100)
                 .map(|i| {
                     let mut p = ff::Packet::new(bytes);
@@ -578,5 +577,15 @@ mod tests {
         assert_eq!(taken(450_000), (25, 4.8));
         // Never further apart than `SPARSE_MAX_S`.
         assert_eq!(taken(4_000_000).1, 6.0);
+        // No budget (`keyframe_bytes_per_s = 0`): every 2 s whatever their size.
+        let mut unbounded = Thinning::sparse(&beat, 0.04, tb, 0).unwrap();
+        let mut p = ff::Packet::new(4_000_000);
+        let taken: usize = (0..100)
+            .filter(|&i| {
+                p.set_pts(Some(i * 15_360));
+                unbounded.takes(&p)
+            })
+            .count();
+        assert_eq!(taken, 50);
     }
 }

@@ -203,6 +203,10 @@ pub struct VideoSampling {
     /// late with x264's B-frames), each GOP decoded once.
     #[serde(default = "default_exact_cuts")]
     pub exact_cuts: bool,
+    /// On a short fixed beat, keyframes are taken no more often than this many of their bytes a
+    /// second of video allow (0: every 2 s whatever their size).
+    #[serde(default = "default_keyframe_bytes_per_s")]
+    pub keyframe_bytes_per_s: usize,
     /// Which stills go on with their pixels: the pipeline's `[stills]` table.
     #[serde(skip)]
     pub still_filter: StillConfig,
@@ -214,6 +218,10 @@ fn default_threads() -> usize {
 
 fn default_exact_cuts() -> bool {
     true
+}
+
+fn default_keyframe_bytes_per_s() -> usize {
+    96_000
 }
 
 fn default_width() -> u32 {
@@ -234,6 +242,7 @@ impl Default for VideoSampling {
             stills_width: default_stills_width(),
             threads: default_threads(),
             exact_cuts: default_exact_cuts(),
+            keyframe_bytes_per_s: default_keyframe_bytes_per_s(),
             still_filter: StillConfig::default(),
         }
     }

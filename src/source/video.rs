@@ -185,7 +185,7 @@ impl VideoDecoding {
         let (rate, time_base) = (stream.avg_frame_rate(), tb.numerator() as f64 / tb.denominator().max(1) as f64);
         let frame_s = if rate.numerator() > 0 { rate.denominator() as f64 / rate.numerator() as f64 } else { 0.0 };
         let thinning = gop::Thinning::of(stream, index.as_deref(), time_base)
-            .or_else(|| gop::Thinning::sparse(&beat, frame_s, time_base));
+            .or_else(|| gop::Thinning::sparse(&beat, frame_s, time_base, sampling.keyframe_bytes_per_s));
         let mut v = Self {
             stream: stream.index(),
             time_base,
