@@ -195,6 +195,14 @@ cut_video() {
   for c in "$@"; do [ "$c" = "${DISSOLVE:-}" ] || echo "$c"; done > "${f%.*}.cuts"
 }
 
+# phone_h264 HEIGHT: x264's options for H.264 as phones and live encoders write it, into the
+# array `phone`: a keyframe every 30 frames and none at the cuts, 12 Mb/s capped at 16 at 1080p
+# (scaled with HEIGHT).
+phone_h264() {
+  local rate=$((12 * $1 / 1080))M cap=$((16 * $1 / 1080))M
+  phone=(-c:v libx264 -preset veryfast -g 30 -keyint_min 30 -sc_threshold 0 -b:v "$rate" -maxrate "$cap" -bufsize "$cap")
+}
+
 # handheld_video OUT AUDIO HEIGHT: one continuous shot as a phone records it in the hand, under
 # AUDIO's sound: a detailed picture (a fractal over a test pattern, twice the frame's size) panned
 # slowly with a shake, with sensor noise, encoded as phones write H.264 (a keyframe every 30
@@ -203,16 +211,15 @@ cut_video() {
 handheld_video() {
   local f=$1 audio=$2 height=$3
   [ -f "$f" ] && [ -f "${f%.*}.cuts" ] && return 0
-  local w=$((height * 16 / 9 / 2 * 2)) dur
+  local w=$((height * 16 / 9 / 2 * 2)) dur phone
   dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$audio")
-  local rate=$((12 * height / 1080))M cap=$((16 * height / 1080))M
+  phone_h264 "$height"
   local pan="crop=$w:$height:x='$((w / 2))+$((w * 9 / 25))*sin(t/4)+$((w / 77))*sin(t*5.3)'"
   pan+=":y='$((height / 2))+$((height * 5 / 18))*sin(t/6)+$((height / 60))*sin(t*7.1)'"
   ff -f lavfi -i "mandelbrot=size=${w}x${height}:start_scale=0.3:rate=1" -f lavfi -i "testsrc2=size=${w}x${height}" \
     -filter_complex "[0][1]blend=all_mode=overlay,scale=$((w * 2)):$((height * 2))" -frames:v 1 "$f.still.png"
   ff -loop 1 -framerate 25 -i "$f.still.png" -i "$audio" -map 0:v -map 1:a -t "$dur" \
-    -vf "$pan,noise=alls=6:allf=t,format=yuv420p" -c:v libx264 -preset veryfast -g 30 -keyint_min 30 \
-    -sc_threshold 0 -b:v "$rate" -maxrate "$cap" -bufsize "$cap" -c:a aac -ar 48000 -ac 2 -shortest "$f.part.mp4"
+    -vf "$pan,noise=alls=6:allf=t,format=yuv420p" "${phone[@]}" -c:a aac -ar 48000 -ac 2 -shortest "$f.part.mp4"
   rm -f "$f.still.png"
   mv "$f.part.mp4" "$f"
   : > "${f%.*}.cuts"
@@ -377,8 +384,7 @@ print(' '.join(map(str, out)))")
     src="$out/video-$min-${height}p.mp4"
     case "$codec" in
       hevc10) f="${src%.mp4}-$codec.mp4"; enc=(-c:v libx265 -preset ultrafast -pix_fmt yuv420p10le -x265-params log-level=error -c:a copy) ;;
-      fixed) f="${src%.mp4}-$codec.mp4"; rate=$((12 * height / 1080))M cap=$((16 * height / 1080))M
-        enc=(-c:v libx264 -preset veryfast -g 30 -keyint_min 30 -sc_threshold 0 -b:v "$rate" -maxrate "$cap" -bufsize "$cap" -c:a copy) ;;
+      fixed) f="${src%.mp4}-$codec.mp4"; phone_h264 "$height"; enc=("${phone[@]}" -c:a copy) ;;
       vp9) f="${src%.mp4}-$codec.webm"; enc=(-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 3M -row-mt 1 -c:a libopus -b:a 96k) ;;
       av1) f="${src%.mp4}-$codec.webm"; enc=(-c:v libsvtav1 -preset 12 -crf 40 -svtav1-params verbosity=0 -c:a libopus -b:a 96k) ;;
       *) echo "samples/make.sh video-codec: CODEC is hevc10, fixed, vp9 or av1" >&2; exit 2 ;;

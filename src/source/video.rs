@@ -498,7 +498,6 @@ impl VideoDecoding {
                     colours,
                     moved,
                     on_beat,
-                    matched = moved_match(&last.picture, &key.picture),
                     "a group of pictures to decode"
                 );
                 // Where the encoder keys its scene cuts, a cut inside the GOP is at a burst (or at

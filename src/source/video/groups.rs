@@ -191,18 +191,25 @@ impl VideoDecoding {
             let alike = gop::keys_alike(&[size(a.0), size(b.0)], inner);
             camera_moved(keys_cuts, still, alike, histogram_distance(x, y), p, q)
         };
-        let differ = |a: &Bound, b: &Bound| {
+        // Changed: colours apart as a cut's may be, or a burst between; and not the camera.
+        let apart = |a: &Bound, b: &Bound| {
             let colours = match (&a.2, &b.2) {
                 (Some(x), Some(y)) => histogram_distance(x, y) > CUT_SUSPECT,
                 _ => true,
             };
-            (colours || bursts_at.iter().any(|&t| t > a.1 && t < b.1)) && !camera(a, b)
+            colours || bursts_at.iter().any(|&t| t > a.1 && t < b.1)
         };
+        // Each stretch judged once: split where it changed and holds keyframes, else a pair of
+        // keyframes decoded in a row, whose (changed, moved) is kept at its first.
+        let mut judged: Vec<Option<(bool, bool)>> = vec![None; slots.len()];
         let mut stack = vec![(0, slots.len() - 1)];
         while let Some((lo, hi)) = stack.pop() {
             let inner: Vec<usize> = (lo + 1..hi).filter(|&k| !failed[k]).collect();
             let (Some(a), Some(b)) = (&slots[lo], &slots[hi]) else { continue };
-            if inner.is_empty() || !differ(a, b) {
+            let moved = camera(a, b);
+            let changed = !moved && apart(a, b);
+            if inner.is_empty() || !changed {
+                judged[lo] = Some((changed, moved));
                 continue;
             }
             let mid = inner[inner.len() / 2];
@@ -217,9 +224,10 @@ impl VideoDecoding {
                 }
             }
         }
+        let pairs: Vec<(bool, bool)> =
+            (0..slots.len() - 1).filter(|&i| slots[i].is_some()).map(|i| judged[i].unwrap_or((true, false))).collect();
+        let (changed, moved): (Vec<bool>, Vec<bool>) = pairs.into_iter().unzip();
         let bounds: Vec<Bound> = slots.into_iter().flatten().collect();
-        let moved: Vec<bool> = bounds.windows(2).map(|w| camera(&w[0], &w[1])).collect();
-        let changed: Vec<bool> = bounds.windows(2).zip(&moved).map(|(w, &m)| !m && differ(&w[0], &w[1])).collect();
         // None changed: the picture drifted over the GOPs within (a slow zoom), each as little as
         // a GOP on the beat not thinned, and none is decoded.
         let (first, last) = match (changed.iter().position(|&c| c), changed.iter().rposition(|&c| c)) {
