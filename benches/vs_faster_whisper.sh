@@ -141,6 +141,26 @@ for h in ${HD_HANDHELD-1080}; do
   bash samples/make.sh handheld 2 "$h" >/dev/null
   hd_files+=("samples/out/handheld-2-${h}p.mp4")
 done
+# HD_HOUR=N (none by default) adds each clip above joined N times over (30: 57 minutes), as
+# FFmpeg's concat demuxer copies it without encoding again (the known cuts repeated with each
+# copy, where one clip follows another no cut is counted): an hour of input, to see that memory
+# stays flat and the speed holds over a long run.
+if [ -n "${HD_HOUR:-}" ]; then
+  long=()
+  for f in "${hd_files[@]}"; do
+    lf="$out/$(basename "${f%.*}")-x$HD_HOUR.${f##*.}"
+    for _ in $(seq "$HD_HOUR"); do echo "file '$PWD/$f'"; done > "$out/concat.txt"
+    ffmpeg -v error -y -f concat -safe 0 -i "$out/concat.txt" -c copy "$lf"
+    python3 - "${f%.*}.cuts" "${lf%.*}.cuts" "$HD_HOUR" "$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$f")" <<'PY'
+import sys
+cuts = [float(l) for l in open(sys.argv[1]) if l.strip()]
+n, d = int(sys.argv[3]), float(sys.argv[4])
+open(sys.argv[2], "w").writelines(f"{k * d + t:.3f}\n" for k in range(n) for t in cuts)
+PY
+    long+=("$lf")
+  done
+  hd_files+=("${long[@]}")
+fi
 for f in "${hd_files[@]}"; do
   for i in $(seq "${RUNS:-2}"); do
     s=$( { /usr/bin/time -f '%e %M' "$bin" "$f" -o "$out/hd.json" --beam 1 -q; } 2>&1 | tail -1)

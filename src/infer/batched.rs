@@ -185,7 +185,7 @@ impl BatchedStage {
                 results[i] = Some(r);
             }
         }
-        input.windows += batch.len();
+        input.count_windows(batch.len());
         let decode_ms = t0.elapsed().as_millis() as u64;
         let spans: Vec<String> = batch.iter().map(|c| format!("{}-{}", offset_of(c.start), offset_of(c.end))).collect();
         tracing::debug!(chunks = %spans.join(" "), groups = groups.len(), encode_ms, decode_ms, "batch");

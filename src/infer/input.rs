@@ -52,6 +52,11 @@ pub(crate) struct Input {
     pub(crate) windows: usize,
 }
 
+/// Free heap above which its pages go back to the OS ([`Input::count_windows`]). The model's
+/// own buffers, freed between windows and used again, come to some 30 MB free.
+const FREE_HEAP_LIMIT: usize = 64 << 20;
+const TRIM_EVERY_WINDOWS: usize = 4;
+
 /// A window's voice activity: where speech is, and other sound.
 pub(crate) struct Activity {
     pub(crate) speech: Vec<Span>,
@@ -113,6 +118,19 @@ impl Input {
     /// The raw log-mel frames `from..to` (absolute), frame-major.
     pub(crate) fn mel(&self, from: usize, to: usize) -> &[f32] {
         &self.frames[(from - self.base) * self.n_mels..(to - self.base) * self.n_mels]
+    }
+
+    /// Counts `n` windows (or chunks) about to be decoded; every `TRIM_EVERY_WINDOWS` (2 minutes
+    /// of media), hands the heap's free pages back to the OS where more than `FREE_HEAP_LIMIT`
+    /// of it is free (each time costs some 30 ms of CPU, the pages faulted in again): with
+    /// [`crate::tune_allocator`]'s settings the heap only grows, and a video's frames and
+    /// decoders, freed among longer-lived buffers, leave holes that add up over a long input.
+    pub(crate) fn count_windows(&mut self, n: usize) {
+        let before = self.windows / TRIM_EVERY_WINDOWS;
+        self.windows += n;
+        if self.windows / TRIM_EVERY_WINDOWS > before {
+            crate::release_free_memory_over(FREE_HEAP_LIMIT);
+        }
     }
 
     /// Forgets the frames before `frame` and the context too old for a window from there.

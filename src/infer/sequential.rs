@@ -94,7 +94,7 @@ impl SequentialStage {
         let encode_ms = t0.elapsed().as_millis() as u64;
         let window = Input::window(seek);
         let memory = input.memory(window)?;
-        input.windows += 1;
+        input.count_windows(1);
         input.detect_language(&audio, memory.as_ref(), offset)?;
         let prompt = input.prompt(window, true);
         let t0 = std::time::Instant::now();

@@ -130,6 +130,11 @@ pub(crate) struct VideoDecoding {
     av1: Option<Av1Headers>,
     /// `All`: the one decoder, fed every packet.
     all: Option<ff::decoder::Video>,
+    /// `Keyframes`: the decoders made so far, by kind (`stills`, `run`), kept to be flushed and
+    /// used again, not made anew for each keyframe and each GOP (1,440 keyframes and 331 GOPs
+    /// in an hour of phone-like 1080p), each time allocating and freeing its tables and frame
+    /// buffers among longer-lived allocations: holes in the heap (see `Input::count_windows`).
+    kept: Vec<((bool, bool), ff::decoder::Video)>,
     /// `Keyframes`: the packets since the last keyframe.
     gop: gop::Gop,
     last_key: Option<Key>,
@@ -197,6 +202,7 @@ impl VideoDecoding {
             reorders,
             av1,
             all: None,
+            kept: Vec::new(),
             gop: gop::Gop::default(),
             last_key: None,
             pending: None,
@@ -251,6 +257,24 @@ impl VideoDecoding {
             d.skip_loop_filter(ff::Discard::All);
         }
         d.video()
+    }
+
+    /// A decoder as [`Self::decoder`] makes it: the one of that kind used before, flushed
+    /// (nothing of the frames it decoded then is left in it), or a new one. Given back with
+    /// [`Self::keep`].
+    fn reused(&mut self, stills: bool, run: bool) -> Result<ff::decoder::Video, ff::Error> {
+        match self.kept.iter().position(|(kind, _)| *kind == (stills, run)) {
+            Some(i) => {
+                let (_, mut d) = self.kept.swap_remove(i);
+                d.flush();
+                Ok(d)
+            }
+            None => self.decoder(stills, run),
+        }
+    }
+
+    fn keep(&mut self, stills: bool, run: bool, d: ff::decoder::Video) {
+        self.kept.push(((stills, run), d));
     }
 
     /// Media time of timestamp `ts` through `seconds` (the source's clock).
@@ -374,11 +398,13 @@ impl VideoDecoding {
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
         skipped: &mut u64,
     ) -> Result<Option<(ff::frame::Video, f64, VideoFrame)>, String> {
-        let mut d = self.decoder(true, false).map_err(|e| format!("cannot decode the video: {e}"))?;
+        let mut d = self.reused(true, false).map_err(|e| format!("cannot decode the video: {e}"))?;
         let _ = d.send_packet(packet);
         let _ = d.send_eof();
         let mut frame = ff::frame::Video::empty();
-        if d.receive_frame(&mut frame).is_err() {
+        let decoded = d.receive_frame(&mut frame).is_ok();
+        self.keep(true, false, d);
+        if !decoded {
             *skipped += 1;
             return Ok(None);
         }

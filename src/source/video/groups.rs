@@ -265,14 +265,14 @@ impl VideoDecoding {
 
     /// Decodes the reference frames of `packets` (a GOP, keyframe first) and its other frames
     /// (B-frames, AV1's frames that refresh no reference) shown strictly inside the spans of
-    /// `between` (seconds) with a fresh decoder, giving the samplers as `how` says the frames
+    /// `between` (seconds) with a decoder of its own (flushed), giving the samplers as `how` says the frames
     /// strictly between `after` and `until`, until they have `settled` (then true). No frame is
     /// predicted from those others: they can be skipped.
     fn decode_packets(
         &mut self,
         packets: &[ff::Packet],
         (between, after, until, how): (&[(f64, f64)], f64, f64, Emit),
-        mut settled: Option<&mut Settling>,
+        settled: Option<&mut Settling>,
         seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
         skipped: &mut u64,
         out: &mut Vec<Media>,
@@ -299,17 +299,38 @@ impl VideoDecoding {
                     }
             })
             .collect();
-        let mut d = self.decoder(stills, true).map_err(|e| format!("cannot decode the video: {e}"))?;
-        for ((p, t), unsent) in packets[..=last].iter().zip(&times).zip(unsent) {
-            if unsent {
-                continue;
-            }
+        let mut d = self.reused(stills, true).map_err(|e| format!("cannot decode the video: {e}"))?;
+        let sent: Vec<(&ff::Packet, bool)> = (packets[..=last].iter().zip(&times))
+            .zip(unsent)
+            .filter(|(_, unsent)| !unsent)
+            .map(|((p, t), _)| (p, in_between(t)))
+            .collect();
+        let result = self.feed(&mut d, &sent, (after, until, how), settled, seconds, skipped, out);
+        self.keep(stills, true, d);
+        result
+    }
+
+    /// `packets` (each with whether its B-frames are wanted) through `d`, their frames strictly
+    /// between `after` and `until` to the samplers as `how` says, until `settled` settles; whether
+    /// it did.
+    #[allow(clippy::too_many_arguments)]
+    fn feed(
+        &mut self,
+        d: &mut ff::decoder::Video,
+        packets: &[(&ff::Packet, bool)],
+        (after, until, how): (f64, f64, Emit),
+        mut settled: Option<&mut Settling>,
+        seconds: &mut dyn FnMut(Option<i64>, f64) -> Option<f64>,
+        skipped: &mut u64,
+        out: &mut Vec<Media>,
+    ) -> Result<bool, String> {
+        for &(p, between) in packets {
             // B-frames (two thirds of an x264 stream's frames) only inside `between`.
-            d.skip_frame(if in_between(t) { ff::Discard::Default } else { ff::Discard::Bidirectional });
+            d.skip_frame(if between { ff::Discard::Default } else { ff::Discard::Bidirectional });
             if d.send_packet(p).is_err() {
                 *skipped += 1;
             }
-            if self.drain(&mut d, after, until, how, seconds, skipped, out)? {
+            if self.drain(d, after, until, how, seconds, skipped, out)? {
                 return Ok(false); // frames come out in presentation order: the rest are later
             }
             if settled.as_mut().is_some_and(|s| s.settled(out)) {
@@ -318,7 +339,7 @@ impl VideoDecoding {
             }
         }
         let _ = d.send_eof();
-        self.drain(&mut d, after, until, how, seconds, skipped, out).map(|_| false)
+        self.drain(d, after, until, how, seconds, skipped, out).map(|_| false)
     }
 
     /// The frames `d` has ready, those strictly between `after` and `until` to the samplers as
