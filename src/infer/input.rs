@@ -55,6 +55,8 @@ pub(crate) struct Input {
 /// Free heap above which its pages go back to the OS ([`Input::count_windows`]). The model's
 /// own buffers, freed between windows and used again, come to some 30 MB free.
 const FREE_HEAP_LIMIT: usize = 64 << 20;
+/// Windows between two looks at the free heap (4: 2 minutes of media). The live stage keeps its
+/// own beat (every status, 10 s of stream: [`crate::infer::streaming`]).
 const TRIM_EVERY_WINDOWS: usize = 4;
 
 /// A window's voice activity: where speech is, and other sound.

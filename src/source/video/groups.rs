@@ -265,9 +265,9 @@ impl VideoDecoding {
 
     /// Decodes the reference frames of `packets` (a GOP, keyframe first) and its other frames
     /// (B-frames, AV1's frames that refresh no reference) shown strictly inside the spans of
-    /// `between` (seconds) with a decoder of its own (flushed), giving the samplers as `how` says the frames
-    /// strictly between `after` and `until`, until they have `settled` (then true). No frame is
-    /// predicted from those others: they can be skipped.
+    /// `between` (seconds) with the decoder kept for GOPs (flushed), giving the samplers as `how`
+    /// says the frames strictly between `after` and `until`, until they have `settled` (then
+    /// true). No frame is predicted from those others: they can be skipped.
     fn decode_packets(
         &mut self,
         packets: &[ff::Packet],
