@@ -241,6 +241,24 @@ fn ten_bit_video_has_its_cut_found_and_none_invented() {
     assert_eq!((&found, &video["frames_decoded"]), (&alone, &video_alone["frames_decoded"]), "{video} {video_alone}");
 }
 
+/// 4K video as phones write it (a fixed GOP, B-frames, no keyframe at the cut): its decoders are
+/// made for each keyframe and GOP and closed after it, not kept as at 1080p (kept, their 4K frame
+/// buffers held 155 MB), and the cut (2 s, inside a GOP) is still placed to the frame, a
+/// keyframe taken where it ends.
+#[test]
+fn a_cut_between_keyframes_of_4k_video_is_found_to_the_frame() {
+    let dir = tempdir("4k-cut");
+    let clip = dir.join("pattern-then-automaton.mp4");
+    let automaton = "cellauto=rule=30:s=3840x2160:rate=25:random_fill_ratio=0.5:seed=1";
+    let x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0"];
+    let encode = [&x264[..], &["-bf", "2", "-c:a", "aac"]].concat();
+    two_scenes(&clip, "testsrc2=s=3840x2160:rate=25", automaton, 2, &encode);
+    let (found, video) = shots(&clip, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(score(&found, &[2.0]), (1.0, 1.0), "found {found:?}: {video}");
+    assert!(video["gops_decoded"].as_u64().unwrap() >= 1, "{video}");
+}
+
 /// An open GOP's leading pictures (shown before its keyframe, decoded after it: x265 writes
 /// them by default) are counted with the GOP before it, where they are shown. Counted in decode
 /// order, x265's fixed 50-frame GOPs (six B-frames in a row at most) came at 46 to 54 packets,

@@ -85,6 +85,12 @@ const LEADING_GOP: usize = 30;
 const INTRA_STRIDE: usize = 4;
 /// Keyframes are compared at this width.
 const PROBE_WIDTH: u32 = 320;
+/// Decoders are kept between uses (`VideoDecoding::kept`) for pictures of at most this many
+/// pixels (1080p). A kept decoder holds the frame buffers of its last use: the three of a
+/// 2-minute phone-like clip some 10 MB at 1080p, but 155 MB at 4K (peak RSS 455 MB against
+/// 298 MB closing them after each use, faster-whisper's 299 MB; 20 minutes of it, 489 MB
+/// against 379 MB).
+const KEEP_DECODERS_PIXELS: u64 = 1920 * 1088;
 
 /// The last keyframe: its picture and what the next keyframe is compared with.
 struct Key {
@@ -134,7 +140,9 @@ pub(crate) struct VideoDecoding {
     /// used again, not made anew for each keyframe and each GOP (1,440 keyframes and 331 GOPs
     /// in an hour of phone-like 1080p), each time allocating and freeing its tables and frame
     /// buffers among longer-lived allocations: holes in the heap (see `Input::count_windows`).
+    /// Only for pictures of at most `KEEP_DECODERS_PIXELS` (`keeps`).
     kept: Vec<((bool, bool), ff::decoder::Video)>,
+    keeps: bool,
     /// `Keyframes`: the packets since the last keyframe.
     gop: gop::Gop,
     last_key: Option<Key>,
@@ -181,7 +189,8 @@ impl VideoDecoding {
         // thread's 1.45 s, four alternate runs; the same cuts, stills and cues).
         let params = stream.parameters();
         // SAFETY: `params` holds the stream's codec parameters for as long as this reads them.
-        let (width, delay) = unsafe { ((*params.as_ptr()).width, (*params.as_ptr()).video_delay) };
+        let (width, height, delay) =
+            unsafe { ((*params.as_ptr()).width, (*params.as_ptr()).height, (*params.as_ptr()).video_delay) };
         let av1 = Av1Headers::new(&params);
         let halved = width.max(0) as u32 >= 2 * sampling.stills_width;
         let reorders = delay > 0;
@@ -203,6 +212,7 @@ impl VideoDecoding {
             av1,
             all: None,
             kept: Vec::new(),
+            keeps: width.max(0) as u64 * height.max(0) as u64 <= KEEP_DECODERS_PIXELS,
             gop: gop::Gop::default(),
             last_key: None,
             pending: None,
@@ -273,8 +283,12 @@ impl VideoDecoding {
         }
     }
 
+    /// Keeps `d` for its kind's next use, where the pictures are small enough (else it is
+    /// closed, its frame buffers freed).
     fn keep(&mut self, stills: bool, run: bool, d: ff::decoder::Video) {
-        self.kept.push(((stills, run), d));
+        if self.keeps {
+            self.kept.push(((stills, run), d));
+        }
     }
 
     /// Media time of timestamp `ts` through `seconds` (the source's clock).
