@@ -241,10 +241,11 @@ fn ten_bit_video_has_its_cut_found_and_none_invented() {
     assert_eq!((&found, &video["frames_decoded"]), (&alone, &video_alone["frames_decoded"]), "{video} {video_alone}");
 }
 
-/// 4K video as phones write it (a fixed GOP, B-frames, no keyframe at the cut): its decoders are
-/// made for each keyframe and GOP and closed after it, not kept as at 1080p (kept, their 4K frame
-/// buffers held 155 MB), and the cut (2 s, inside a GOP) is still placed to the frame, a
-/// keyframe taken where it ends.
+/// 4K video as phones write it (a fixed GOP, B-frames, no keyframe at the cut), read the way
+/// 4K is: its decoders closed after each use instead of kept as at 1080p (kept, their 4K frame
+/// buffers held 155 MB; what that saves is measured in `benches/hd.md`, not here), the deblocking
+/// filter skipped. The cut (2 s, inside a GOP, which is decoded for it) is still placed to the
+/// frame.
 #[test]
 fn a_cut_between_keyframes_of_4k_video_is_found_to_the_frame() {
     let dir = tempdir("4k-cut");
