@@ -6,10 +6,11 @@
 # `subtitle live - --events -`, measured from outside the process
 # (benches/live_measure.py): latency from each reference word's end to the arrival of its
 # committed word (p50, p90, p95, max), from a cue's last word's end to the cue's arrival, WER of
-# the committed text against the reference and against our offline run of the same file
-# (tiny.en, beam 5), CPU use and peak RSS. In the same run, alternately: whisper_streaming
-# (LocalAgreement-2 on faster-whisper 1.2.1, int8, its default 1 s chunks and segment trimming)
-# on the same audio, played by its own real-time simulation.
+# the committed text against the reference and against our offline run of the same stream
+# (tiny.en, beam 5, on mix.ts: the AAC stream the player sends, saved as a file), CPU use and peak
+# RSS. In the same run, alternately: whisper_streaming (LocalAgreement-2 on faster-whisper 1.2.1,
+# int8, its default 1 s chunks and segment trimming) on the same audio (the stream's, decoded:
+# mix-stream.wav), played by its own real-time simulation.
 #
 #   WS=/path/to/whisper_streaming bash benches/live.sh      # its source (ufal/whisper_streaming)
 #   RUNS=2 SUB_ARGS="--beam 5" bash benches/live.sh          # our runs with other options
@@ -19,6 +20,7 @@
 #                     # read: the same passes as in real time, every 2 s of audio), RSS at minute 1 vs peak
 #   REPLAY="300 450 600" ...  # also: the mix fed as fast as it is read with a pass every 300, 450,
 #                     # 600 ms of stream: the same passes every run (WER only; for commit rules)
+#   PEER_AUDIO=mix.wav ...  # whisper_streaming on the WAV before AAC (as before 2026-12-07)
 #   VAC=1 ...         # also whisper_streaming with its voice-activity controller (needs torch and
 #                     # a download of Silero VAD: not possible offline)
 #
@@ -45,6 +47,9 @@ m=benches/live_measure.py
   python3 $m refwords "$out" "$out/offline-base.json"
 }
 [ -f "$out/offline.json" ] || "$bin" "$out/mix.wav" -o "$out/offline.json" -q
+[ -f "$out/mix-stream.wav" ] || python3 $m stream "$out"
+[ -f "$out/offline-stream.json" ] || "$bin" "$out/mix.ts" -o "$out/offline-stream.json" -q
+peer_audio="$out/${PEER_AUDIO:-mix-stream.wav}"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $("$bin" --version); out: $out"
 names=()
 for i in $(seq "${RUNS:-1}"); do
@@ -52,10 +57,10 @@ for i in $(seq "${RUNS:-1}"); do
   python3 $m ours "$out" "subtitle#$i" -- "$bin" live - --events - -q ${SUB_ARGS:-}
   names+=("subtitle#$i")
   if [ -n "$ws" ]; then
-    python3 $m peer "$out" "whisper_streaming#$i" -- "$venv/bin/python" benches/live_peer.py "$ws" "$ct2/tiny.en" "$out/mix.wav"
+    python3 $m peer "$out" "whisper_streaming#$i" -- "$venv/bin/python" benches/live_peer.py "$ws" "$ct2/tiny.en" "$peer_audio"
     names+=("whisper_streaming#$i")
     if [ -n "${VAC:-}" ]; then
-      python3 $m peer "$out" "ws+vac#$i" -- "$venv/bin/python" benches/live_peer.py "$ws" "$ct2/tiny.en" "$out/mix.wav" --vac
+      python3 $m peer "$out" "ws+vac#$i" -- "$venv/bin/python" benches/live_peer.py "$ws" "$ct2/tiny.en" "$peer_audio" --vac
       names+=("ws+vac#$i")
     fi
   fi

@@ -3,6 +3,9 @@
     live_measure.py mix DIR DATA            # DIR/mix.wav: the English clips of DATA (../shared/data/real)
                                             # joined with pauses; DIR/ref.txt, DIR/clips.tsv
     live_measure.py refwords DIR OFFLINE.json   # DIR/ref_words.json: reference words with times
+    live_measure.py stream DIR              # DIR/mix.ts: mix.wav encoded as the player sends it, for the
+                                            # offline run of the same stream; DIR/mix-stream.wav: its audio
+                                            # decoded, for the peer
     live_measure.py ours DIR NAME -- CMD...     # plays mix.wav in real time (ffmpeg -re, MPEG-TS on a pipe)
                                                 # into CMD (which reads stdin, writes --events - to stdout)
     live_measure.py peer DIR NAME -- CMD...     # runs CMD (live_peer.py), which plays the WAV itself
@@ -23,6 +26,7 @@ matched by a committed word: the committed word's arrival (wall clock since the 
 less the reference word's end.
 """
 import difflib
+import fcntl
 import json
 import os
 import re
@@ -125,9 +129,36 @@ def player_cmd(d, pace, out):
             + ["-f", "mpegts", out])
 
 
+def cmd_stream(d):
+    """The stream the player sends, as a file: the offline run to compare a live run with must hear
+    the same audio. AAC at 128 kb/s is near transparent (36 dB SNR here), but its encoder puts 1024
+    samples of priming before the audio (MPEG-TS has no field to drop them by), and Whisper's 10 ms
+    mel frames then fall 64 ms later on the speech: tiny.en's offline WER on this mix moves between
+    5.04 and 5.85% with the audio shifted by 0 to 140 samples. `mix-stream.wav` is the stream's audio
+    decoded (priming and all), for whisper_streaming, which reads a WAV itself."""
+    subprocess.run(player_cmd(d, ["-y"], f"{d}/mix.ts"), check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", f"{d}/mix.ts", "-ac", "1", "-ar", str(SR), f"{d}/mix-stream.wav"],
+                   check=True)
+
+
+def offline_text(d):
+    """Our offline run of the same stream (`offline-stream.json`, from `mix.ts`), or of mix.wav."""
+    for f in ("offline-stream.json", "offline.json"):
+        if os.path.exists(f"{d}/{f}"):
+            return " ".join(s["text"] for s in json.load(open(f"{d}/{f}"))["segments"])
+    return None
+
+
 def play(d, realtime):
-    """mix.wav as AAC in MPEG-TS on a pipe: at its own pace (`ffmpeg -re`), or as fast as it is read."""
-    return subprocess.Popen(player_cmd(d, ["-re"] if realtime else [], "-"), stdout=subprocess.PIPE)
+    """mix.wav as AAC in MPEG-TS on a pipe: at its own pace (`ffmpeg -re`), or as fast as it is read.
+    The pipe holds 1 MiB (a minute of the stream): `ffmpeg -re` blocked on a full pipe never makes
+    up the time, so a reader that starts late (64 KiB, the default, is 4 s of the stream) would hold
+    the player back and every later word would count that delay, as one run on 2026-12-07 did (the
+    stream 4.5 s behind the wall clock from its first second to its last). A live source does not
+    wait for its reader: with room in the pipe, a late start is a backlog the reader must work off."""
+    p = subprocess.Popen(player_cmd(d, ["-re"] if realtime else [], "-"), stdout=subprocess.PIPE)
+    fcntl.fcntl(p.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+    return p
 
 
 def cmd_ours(d, name, cmd):
@@ -198,9 +229,8 @@ def cmd_replay(d, name, step, cmd):
     with open(f"{d}/{name}.jsonl", "w") as f:
         f.writelines(json.dumps(e) + "\n" for e in ev)
     said = " ".join(w["text"] for e in ev if e["type"] == "words" for w in e["words"])
-    offline = json.load(open(f"{d}/offline.json"))
     w_ref = wer(said, open(f"{d}/ref.txt").read().replace("\n", " "), d, name + ".ref")
-    w_off = wer(said, " ".join(s["text"] for s in offline["segments"]), d, name + ".off")
+    w_off = wer(said, offline_text(d), d, name + ".off")
     stats = [e for e in ev if e["type"] == "stats"]
     print("%s: a pass every %s ms of stream, %d passes, WER %.2f%% (against offline %.2f%%), %.0f s" % (
         name, step, stats[-1]["passes"] if stats else 0, w_ref, w_off, time.time() - t0))
@@ -233,8 +263,9 @@ def wer(hyp_text, ref_text, d, tag):
 def cmd_report(d, names):
     ref = json.load(open(f"{d}/ref_words.json"))
     ref_text = open(f"{d}/ref.txt").read().replace("\n", " ")
-    offline = json.load(open(f"{d}/offline.json")) if os.path.exists(f"{d}/offline.json") else None
-    off_text = " ".join(s["text"] for s in offline["segments"]) if offline else ""
+    off_text = offline_text(d)
+    offline_wer = {f: wer(" ".join(s["text"] for s in json.load(open(f"{d}/{f}.json"))["segments"]), ref_text, d, f)
+                   for f in ("offline", "offline-stream") if os.path.exists(f"{d}/{f}.json")}
     print("%-22s %6s %6s %6s %6s | %6s %6s | %6s %6s | %5s %6s" % (
         "run", "p50", "p90", "p95", "max", "cue50", "cue95", "WER%", "vsOff", "CPU%", "MB"))
     for name in names:
@@ -261,7 +292,7 @@ def cmd_report(d, names):
                 lat.append(committed[blk.b + k][1] - ref[blk.a + k]["end"])
         text = " ".join(said)
         w_ref = wer(text, ref_text, d, name + ".ref")
-        w_off = wer(text, off_text, d, name + ".off") if offline else float("nan")
+        w_off = wer(text, off_text, d, name + ".off") if off_text is not None else float("nan")
         wall, user, sys_, rss = open(f"{d}/{name}.time").read().split()[-4:]
         cpu = 100 * (float(user) + float(sys_)) / max(float(wall), 1e-9)
         print("%-22s %6.2f %6.2f %6.2f %6.2f | %6.2f %6.2f | %6.2f %6.2f | %5.0f %6.0f" % (
@@ -269,6 +300,9 @@ def cmd_report(d, names):
             pct(cue_lat, 50), pct(cue_lat, 95), w_ref, w_off, cpu, int(rss) / 1024))
     print(f"({len(ref)} reference words; latencies in seconds from a reference word's end to its committed word's "
           f"arrival; cue: from a cue's last word's end to the cue's arrival; vsOff: WER against our offline run)")
+    print("our offline WER (tiny.en, beam 5): " + ", ".join(
+        "%.2f%% on %s" % (w, {"offline": "mix.wav", "offline-stream": "the stream as sent (mix.ts)"}[f])
+        for f, w in offline_wer.items()))
 
 
 def rss_kb(pid):
@@ -325,6 +359,8 @@ if __name__ == "__main__":
         cmd_mix(d, sys.argv[3])
     elif what == "refwords":
         cmd_refwords(d, sys.argv[3])
+    elif what == "stream":
+        cmd_stream(d)
     elif what in ("ours", "peer", "two", "replay"):
         i = sys.argv.index("--")
         if what == "replay":
