@@ -141,12 +141,20 @@ def cmd_stream(d):
                    check=True)
 
 
+# Our offline runs (tiny.en, beam 5) that live runs are compared with, the one of the same
+# stream first: file name in DIR (less .json), and what it ran on.
+OFFLINE_RUNS = (("offline-stream", "the stream as sent (mix.ts)"), ("offline", "mix.wav"))
+
+
+def offline_texts(d):
+    """{name: text} of the OFFLINE_RUNS that DIR holds, in that order."""
+    return {f: " ".join(s["text"] for s in json.load(open(f"{d}/{f}.json"))["segments"])
+            for f, _ in OFFLINE_RUNS if os.path.exists(f"{d}/{f}.json")}
+
+
 def offline_text(d):
     """Our offline run of the same stream (`offline-stream.json`, from `mix.ts`), or of mix.wav."""
-    for f in ("offline-stream.json", "offline.json"):
-        if os.path.exists(f"{d}/{f}"):
-            return " ".join(s["text"] for s in json.load(open(f"{d}/{f}"))["segments"])
-    return None
+    return next(iter(offline_texts(d).values()), None)
 
 
 def play(d, realtime):
@@ -264,8 +272,7 @@ def cmd_report(d, names):
     ref = json.load(open(f"{d}/ref_words.json"))
     ref_text = open(f"{d}/ref.txt").read().replace("\n", " ")
     off_text = offline_text(d)
-    offline_wer = {f: wer(" ".join(s["text"] for s in json.load(open(f"{d}/{f}.json"))["segments"]), ref_text, d, f)
-                   for f in ("offline", "offline-stream") if os.path.exists(f"{d}/{f}.json")}
+    offline_wer = {f: wer(text, ref_text, d, f) for f, text in offline_texts(d).items()}
     print("%-22s %6s %6s %6s %6s | %6s %6s | %6s %6s | %5s %6s" % (
         "run", "p50", "p90", "p95", "max", "cue50", "cue95", "WER%", "vsOff", "CPU%", "MB"))
     for name in names:
@@ -301,8 +308,7 @@ def cmd_report(d, names):
     print(f"({len(ref)} reference words; latencies in seconds from a reference word's end to its committed word's "
           f"arrival; cue: from a cue's last word's end to the cue's arrival; vsOff: WER against our offline run)")
     print("our offline WER (tiny.en, beam 5): " + ", ".join(
-        "%.2f%% on %s" % (w, {"offline": "mix.wav", "offline-stream": "the stream as sent (mix.ts)"}[f])
-        for f, w in offline_wer.items()))
+        "%.2f%% on %s" % (offline_wer[f], what) for f, what in OFFLINE_RUNS if f in offline_wer))
 
 
 def rss_kb(pid):
