@@ -14,6 +14,8 @@
 #[cfg(feature = "ffmpeg")]
 mod ffmpeg;
 #[cfg(feature = "ffmpeg")]
+mod frame_pool;
+#[cfg(feature = "ffmpeg")]
 mod gop;
 #[cfg(feature = "ffmpeg")]
 pub mod live;

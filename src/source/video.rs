@@ -262,6 +262,12 @@ impl VideoDecoding {
             };
             c.set_threading(ff::threading::Config { kind, count: self.threads, ..Default::default() });
         }
+        if !self.keeps {
+            // Large pictures, whose decoders are closed after each use: frame buffers of their
+            // own, not the heap's (`frame_pool`).
+            // SAFETY: the context is a decoder's, not opened yet.
+            unsafe { crate::source::frame_pool::use_for(c.as_mut_ptr()) };
+        }
         let mut d = c.decoder();
         if self.skip_loop_filter || !stills {
             d.skip_loop_filter(ff::Discard::All);
