@@ -6,15 +6,17 @@
 //! [`crate::tune_allocator`] keeps there for speed, they left holes: an hour of phone-like 4K
 //! went from 304 MB at its start to 418 MB within ten minutes. Here such frames come from
 //! anonymous mappings of their own, outside the heap, kept for the next decoder's frames of the
-//! same size ([`MAX_FREE`] at most) and handed back to the OS beyond that.
+//! same size ([`MAX_FREE`] and [`MAX_FREE_BYTES`] at most) and handed back to the OS beyond that.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use ffmpeg_next::ffi;
 
-/// Free blocks kept for the next frames; beyond these a freed block is unmapped.
+/// Free blocks kept for the next frames, and their bytes (eight 4K frames of 12 MB; two 8K ones):
+/// beyond these the oldest free blocks are unmapped.
 const MAX_FREE: usize = 8;
+const MAX_FREE_BYTES: usize = 128 << 20;
 /// Planes start on this boundary (FFmpeg's widest vectors), each followed by this much more
 /// than its lines (FFmpeg's own pools add 16 bytes and the alignment).
 const ALIGN: usize = 64;
@@ -172,12 +174,24 @@ unsafe extern "C" fn give_back(_opaque: *mut libc::c_void, data: *mut u8) {
     let block = Block(start, start.cast::<usize>().read());
     let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
     free.push(block);
-    if free.len() > MAX_FREE {
-        // The oldest goes (a size no longer decoded goes first).
-        let Block(p, len) = free.remove(0);
-        drop(free);
+    let surplus = surplus(&mut free);
+    drop(free);
+    for Block(p, len) in surplus {
         libc::munmap(p.cast(), len);
     }
+}
+
+/// The free blocks beyond [`MAX_FREE`] and [`MAX_FREE_BYTES`], taken out of `free`: the oldest
+/// first (a size no longer decoded among them); the newest is always kept.
+fn surplus(free: &mut Vec<Block>) -> Vec<Block> {
+    let mut bytes: usize = free.iter().map(|b| b.1).sum();
+    let mut out = Vec::new();
+    while free.len() > 1 && (free.len() > MAX_FREE || bytes > MAX_FREE_BYTES) {
+        let b = free.remove(0);
+        bytes -= b.1;
+        out.push(b);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -253,6 +267,25 @@ mod tests {
             assert!(pooled == own, "{name}: the pictures differ");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn free_blocks_beyond_the_count_or_the_bytes_go_oldest_first() {
+        let blocks = |lens: &[usize]| lens.iter().map(|&l| Block(std::ptr::null_mut(), l)).collect::<Vec<_>>();
+        let lens = |v: &[Block]| v.iter().map(|b| b.1).collect::<Vec<_>>();
+        let mb = 1 << 20;
+        // Nine 4K frames: the oldest goes.
+        let mut free = blocks(&[13 * mb; 9]);
+        assert_eq!(surplus(&mut free).len(), 1);
+        assert_eq!(free.len(), MAX_FREE);
+        // A huge frame's block after two 4K ones: the oldest goes, as far as the bytes ask;
+        // a block over the bytes alone stays.
+        let mut free = blocks(&[13 * mb, 13 * mb, 110 * mb]);
+        assert_eq!(lens(&surplus(&mut free)), [13 * mb]);
+        assert_eq!(lens(&free), [13 * mb, 110 * mb]);
+        let mut free = blocks(&[100 * mb, 200 * mb]);
+        assert_eq!(lens(&surplus(&mut free)), [100 * mb]);
+        assert_eq!(lens(&free), [200 * mb]);
     }
 
     #[test]
