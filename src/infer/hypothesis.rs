@@ -30,16 +30,20 @@ const EARLY_MS: i64 = 100;
 /// `words` less each run of [`UNPLACED_RUN`] or more words that end no later than the word
 /// before them (the first: than `until`, where the committed words end), with the early words
 /// after such a run (middle no later than that, or ending less than [`EARLY_MS`] after it); and
-/// less the early words at the start, [`SAID_AGAIN_RUN`] or more, that say the last `committed`
-/// words (their keys, oldest first) again in the time those took ("Whitmore. it more.").
+/// less the early words at the start (or starting before the words before them end),
+/// [`SAID_AGAIN_RUN`] or more, that say the last `committed` words (their keys, oldest first)
+/// again in the time those took ("Whitmore. it more.").
 pub(super) fn without_unplaced(words: Vec<Word>, until: Ts, committed: &[String]) -> Vec<Word> {
-    // Per word: it ends no later than the words before it; it is early.
+    // Per word: it ends no later than the words before it; it is early; it starts before they
+    // end.
     let mut end = until;
+    let mut overlaps = Vec::with_capacity(words.len());
     let (unplaced, early): (Vec<bool>, Vec<bool>) = words
         .iter()
         .map(|w| {
             let middle = w.span.start + Ts((w.span.end - w.span.start).ms() / 2);
             let placed = (w.span.end <= end, middle <= end || w.span.end <= end + Ts(EARLY_MS));
+            overlaps.push(placed.1 || w.span.start < end);
             end = end.max(w.span.end);
             placed
         })
@@ -59,9 +63,11 @@ pub(super) fn without_unplaced(words: Vec<Word>, until: Ts, committed: &[String]
         }
         i += squeezed.max(1);
     }
-    // Said again: the most early words at the start (right after the committed words), two or
-    // more, whose letters end the committed words'.
-    let again = (SAID_AGAIN_RUN..=runs(&early, 0))
+    // Said again: the most words at the start (right after the committed words) that are early
+    // or start before the words before them end, two or more, whose letters end the committed
+    // words' ("it more." for "Whitmore.", the middle of "more." 20 ms after it in one real-time
+    // run).
+    let again = (SAID_AGAIN_RUN..=runs(&overlaps, 0))
         .rev()
         .find(|&n| {
             let letters: String = words[..n].iter().map(|w| key(&w.text)).collect();
@@ -160,6 +166,9 @@ mod tests {
         let committed: Vec<String> = ["tom", "apologized", "whitmore"].map(String::from).to_vec();
         // "Whitmore." (committed, to 5 s) heard again as two words, the second a little late.
         let words = vec![w("it", 4500, 4800), w("more.", 4800, 5040), w("For", 5300, 5500)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "For");
+        // The second later still, but starting inside the committed word.
+        let words = vec![w("it", 4500, 4740), w("more.", 4740, 5300), w("For", 5520, 5700)];
         assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "For");
         // New words that happen to end the same way, in their own time, are kept...
         let words = vec![w("more.", 5100, 5500), w("For", 5600, 5800)];
