@@ -8,7 +8,6 @@
 //! anonymous mappings of their own, outside the heap, kept for the next decoder's frames of the
 //! same size ([`MAX_FREE`] and [`MAX_FREE_BYTES`] at most) and handed back to the OS beyond that.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use ffmpeg_next::ffi;
@@ -31,8 +30,9 @@ struct Block(*mut u8, usize);
 unsafe impl Send for Block {}
 
 static FREE: Mutex<Vec<Block>> = Mutex::new(Vec::new());
-/// Blocks handed to frames so far.
-static TAKEN: AtomicUsize = AtomicUsize::new(0);
+/// Blocks handed to frames so far (for the tests: that a decoder used the pool).
+#[cfg(test)]
+static TAKEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Makes `ctx`'s frames come from the pool; set before the decoder opens, after its threads
 /// are. Decoders that cannot take buffers from outside (no `AV_CODEC_CAP_DR1`), hardware frames
@@ -157,7 +157,8 @@ fn take(size: usize) -> Option<*mut u8> {
             Block(p.cast(), len)
         }
     };
-    TAKEN.fetch_add(1, Ordering::Relaxed);
+    #[cfg(test)]
+    TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // SAFETY: the block is `len` long, HEADER of it for its length, and page aligned.
     unsafe {
         block.0.cast::<usize>().write(block.1);
@@ -259,6 +260,7 @@ mod tests {
             }
             let ok = std::process::Command::new("ffmpeg").args(&args).arg(&clip).status().expect("ffmpeg runs");
             assert!(ok.success(), "ffmpeg made no {name}");
+            use std::sync::atomic::Ordering;
             let taken = TAKEN.load(Ordering::Relaxed);
             let pooled = pictures(&clip, true);
             assert!(TAKEN.load(Ordering::Relaxed) > taken, "{name}: no frame came from the pool");
