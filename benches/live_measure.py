@@ -16,6 +16,9 @@
                                                 # comparing commit rules without real time's noise; WER only
                                                 # (PIPELINE=FILE: another build's pipelines/live.toml)
     live_measure.py report DIR NAME...          # the table
+    live_measure.py errors DIR NAME [LOG]       # the committed words' errors that our offline run of the
+                                                # stream does not make; with LOG (the run's stderr at
+                                                # -v -v), how long after the start of its pass's buffer each lies
     live_measure.py hour DIR MINUTES -- CMD...  # mix.wav looped for MINUTES of stream, fed as fast as CMD
                                                 # reads it; RSS sampled each second against stream time
 
@@ -359,6 +362,53 @@ def cmd_hour(d, minutes, cmd):
           f"skipped {skipped:.1f} s")
 
 
+def hms(s):
+    h, m, x = s.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(x)
+
+
+def cmd_errors(d, name, log=None):
+    """Live's own errors: where the committed words differ from the reference and our offline run
+    of the stream does not differ alike (words normalised as wer.py does). With a debug log, each
+    with the buffer start before it (`R`: a restart after a pass that stopped short)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/tools"))
+    from wer import normalize
+    ref = normalize(open(f"{d}/ref.txt").read().replace("\n", " "))
+    off = normalize(offline_text(d))
+    said = []  # (word, start)
+    for e in (json.loads(l) for l in open(f"{d}/{name}.jsonl")):
+        if e["type"] == "words":
+            said += [(w, x["start"]) for x in e["words"] for w in normalize(x["text"])]
+    hyp = [w for w, _ in said]
+
+    def errors(h):
+        ops = difflib.SequenceMatcher(a=ref, b=h, autojunk=False).get_opcodes()
+        return {(i1, i2): h[j1:j2] for tag, i1, i2, j1, j2 in ops if tag != "equal"}, ops
+
+    live, ops = errors(hyp)
+    offline, _ = errors(off)
+    starts, restarts = [], set()
+    for line in open(log) if log else []:
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        if m := re.search(r"restart=(\S+)", line):
+            restarts.add(hms(m.group(1)))
+        if "pass:" in line and (m := re.search(r"buffer=(\S+)", line)):
+            if not starts or starts[-1][0] != hms(m.group(1)):
+                starts.append((hms(m.group(1)), hms(m.group(1)) in restarts))
+    total = 0
+    for tag, i1, i2, j1, j2 in ops:
+        if tag == "equal" or offline.get((i1, i2)) == live[(i1, i2)]:
+            continue
+        total += max(i2 - i1, j2 - j1)
+        t = said[min(j1, len(said) - 1)][1] if said else 0.0
+        where = ""
+        if starts:
+            b, restart = max((s for s in starts if s[0] <= t), default=(0.0, False))
+            where = "%6.2f s after a buffer start%s" % (t - b, " (R)" if restart else "")
+        print("%7.2f  ref %-24r live %-24r %s" % (t, " ".join(ref[i1:i2]), " ".join(hyp[j1:j2]), where))
+    print(f"{name}: {total} words in errors of live's own, of {len(ref)} reference words")
+
+
 if __name__ == "__main__":
     what, d = sys.argv[1], sys.argv[2]
     if what == "mix":
@@ -375,6 +425,8 @@ if __name__ == "__main__":
             {"ours": cmd_ours, "peer": cmd_peer, "two": cmd_two}[what](d, sys.argv[3], sys.argv[i + 1:])
     elif what == "report":
         cmd_report(d, sys.argv[3:])
+    elif what == "errors":
+        cmd_errors(d, *sys.argv[3:5])
     elif what == "hour":
         i = sys.argv.index("--")
         cmd_hour(d, sys.argv[3], sys.argv[i + 1:])
