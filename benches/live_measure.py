@@ -42,6 +42,10 @@ PAUSE_S = 1.0
 SR = 16000
 
 
+# ../shared/tools (wer.py), beside the repository.
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/tools")
+
+
 def norm(w):
     return re.sub(r"[^a-z0-9']+", "", w.lower()).replace("'", "")
 
@@ -265,8 +269,7 @@ def wer(hyp_text, ref_text, d, tag):
     hp, rp = f"{d}/{tag}.hyp.txt", f"{d}/{tag}.ref.txt"
     open(hp, "w").write(hyp_text + "\n")
     open(rp, "w").write(ref_text + "\n")
-    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/tools/wer.py")
-    out = subprocess.run([sys.executable, tool, hp, rp], capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, os.path.join(TOOLS, "wer.py"), hp, rp], capture_output=True, text=True).stdout
     m = re.search(r"WER\s*[:=]?\s*([0-9.]+)\s*%", out)
     return float(m.group(1)) if m else float("nan")
 
@@ -371,7 +374,7 @@ def cmd_errors(d, name, log=None):
     """Live's own errors: where the committed words differ from the reference and our offline run
     of the stream does not differ alike (words normalised as wer.py does). With a debug log, each
     with the buffer start before it (`R`: a restart after a pass that stopped short)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/tools"))
+    sys.path.insert(0, TOOLS)
     from wer import normalize
     ref = normalize(open(f"{d}/ref.txt").read().replace("\n", " "))
     off = normalize(offline_text(d))
