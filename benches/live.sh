@@ -21,6 +21,8 @@
 #   REPLAY="300 450 600" ...  # also: the mix fed as fast as it is read with a pass every 300, 450,
 #                     # 600 ms of stream: the same passes every run (WER only; for commit rules)
 #   PEER_AUDIO=mix.wav ...  # whisper_streaming on the WAV before AAC (as before 2026-12-07)
+#   MIX_SEED=2 OUT=/tmp/live2 ...  # another mix of the same clips, in an order shuffled by the seed
+#                     # (a fresh OUT: other buffers and windows, other draws of the same speech)
 #   VAC=1 ...         # also whisper_streaming with its voice-activity controller (needs torch and
 #                     # a download of Silero VAD: not possible offline)
 #
@@ -41,7 +43,7 @@ fi
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 m=benches/live_measure.py
-[ -f "$out/mix.wav" ] || python3 $m mix "$out" ../shared/data/real
+[ -f "$out/mix.wav" ] || python3 $m mix "$out" ../shared/data/real ${MIX_SEED:-}
 [ -f "$out/ref_words.json" ] || {
   "$bin" "$out/mix.wav" --model base -o "$out/offline-base.json" -q
   python3 $m refwords "$out" "$out/offline-base.json"

@@ -1,7 +1,9 @@
 """The live benchmark's measurements, from outside the process (benches/live.sh drives it).
 
-    live_measure.py mix DIR DATA            # DIR/mix.wav: the English clips of DATA (../shared/data/real)
-                                            # joined with pauses; DIR/ref.txt, DIR/clips.tsv
+    live_measure.py mix DIR DATA [SEED]     # DIR/mix.wav: the English clips of DATA (../shared/data/real)
+                                            # joined with pauses; DIR/ref.txt, DIR/clips.tsv; with SEED,
+                                            # the clips in an order shuffled by it (another mix of the
+                                            # same speech: other buffers, other draws)
     live_measure.py refwords DIR OFFLINE.json   # DIR/ref_words.json: reference words with times
     live_measure.py stream DIR              # DIR/mix.ts: mix.wav encoded as the player sends it, for the
                                             # offline run of the same stream; DIR/mix-stream.wav: its audio
@@ -32,6 +34,7 @@ import difflib
 import fcntl
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -54,9 +57,11 @@ def words_of(text):
     return [w for w in (norm(x) for x in text.split()) if w]
 
 
-def cmd_mix(d, data):
+def cmd_mix(d, data, seed=None):
     rows = [l.rstrip("\n").split("\t") for l in open(f"{data}/manifest.tsv")]
     head, rows = rows[0], rows[1:]
+    if seed is not None:
+        random.Random(int(seed)).shuffle(rows)
     col = {k: i for i, k in enumerate(head)}
     pcm, clips, ref = bytearray(), [], []
     for r in rows:
@@ -415,7 +420,7 @@ def cmd_errors(d, name, log=None):
 if __name__ == "__main__":
     what, d = sys.argv[1], sys.argv[2]
     if what == "mix":
-        cmd_mix(d, sys.argv[3])
+        cmd_mix(d, *sys.argv[3:5])
     elif what == "refwords":
         cmd_refwords(d, sys.argv[3])
     elif what == "stream":

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::flow::Stage;
 use crate::infer::decode::{window_seed, DecodeOptions, DecodeResult, WindowStart};
 use crate::infer::input::{offset_of, Input, FRAME_MS};
-use crate::infer::segments::stopped_early;
+use crate::infer::segments::resume_point;
 use crate::infer::transcriber::DecodeRequest;
 use crate::infer::ModelInput;
 use crate::model::Encoded;
@@ -207,7 +207,8 @@ impl BatchedStage {
     }
 
     /// The segments of chunk `c` from its decoding `r`, kept where there is speech, into `out`.
-    /// Returns the chunk's undecoded rest when the decoder stopped before the speech.
+    /// Returns the chunk's rest to decode again where its decoding left speech unheard
+    /// ([`resume_point`]: its words after that speech are dropped).
     fn emit_chunk(
         &mut self,
         c: &Chunk,
@@ -220,12 +221,20 @@ impl BatchedStage {
         let (size, offset) = (c.end - c.start, offset_of(c.start));
         let act = input.activity(c.start, size);
         let prev_speech = input.last_speech;
-        let Some((segments, _)) = input.segments_of(r, audio, memory, c.start, size, true)? else {
+        let Some((mut segments, _)) = input.segments_of(r, audio, memory, c.start, size, true)? else {
             return Ok(None);
         };
-        let rest = stopped_early(&segments, &act.speech, offset)
-            .map(|end| Chunk { start: c.start + ((end - offset).ms() / FRAME_MS) as usize, end: c.end, audio: None })
-            .filter(|rest| rest.start < rest.end);
+        // Chunks decode without the text before them: one that starts at speech it passes over
+        // keeps what it heard.
+        let resume = resume_point(&segments, &act.speech, offset, false)
+            .map(|r| {
+                (r, Chunk { start: c.start + ((r.at - offset).ms() / FRAME_MS) as usize, end: c.end, audio: None })
+            })
+            .filter(|(_, rest)| rest.start < rest.end);
+        let rest = resume.map(|(r, rest)| {
+            input.keep_before(&mut segments, r, prev_speech);
+            rest
+        });
         let segments = input.keep_spoken(segments, &act, offset, true, prev_speech);
         let segments = input.drop_loops(segments);
         out.extend(segments.into_iter().map(Transcript::Segment));

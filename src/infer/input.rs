@@ -10,7 +10,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::infer::align::limit_long_words;
 use crate::infer::decode::{max_prompt_tokens, sot_sequence_for, DecodeResult};
-use crate::infer::segments::{fit_segment_to_words, snap_to_speech, split_segments, LoopGuard};
+use crate::infer::segments::{fit_segment_to_words, snap_to_speech, split_segments, LoopGuard, Resume};
 use crate::infer::transcriber::{AlignRequest, Transcriber};
 use crate::infer::{DetectedLanguage, ModelInput, TranscribeOptions};
 use crate::model::Encoded;
@@ -189,6 +189,23 @@ impl Input {
             &[]
         };
         build_prompt(&self.context, window, self.model.tokenizer(), previous, self.model.dims().n_text_ctx)
+    }
+
+    /// Keeps what `resume` keeps of a window's `segments` (the words after are decoded again): a
+    /// segment cut short gets the text and tokens of its words kept. The end of the last speech
+    /// goes back to theirs, or to `prev_speech` (the one before the window).
+    pub(crate) fn keep_before(&mut self, segments: &mut Vec<Segment>, resume: Resume, prev_speech: Ts) {
+        let cut = segments.get(resume.keep).filter(|_| resume.words > 0).map(|s| {
+            let words = s.words[..resume.words].to_vec();
+            let text: String = words.iter().map(|w| format!(" {}", w.text)).collect();
+            let tokens = self.model.tokenizer().encode(&text);
+            let probability = words.iter().map(|w| w.probability).sum::<f32>() / words.len() as f32;
+            let span = Span::new(s.span.start, words[words.len() - 1].span.end);
+            Segment { span, probabilities: vec![probability; tokens.len()], tokens, text, words, ..s.clone() }
+        });
+        segments.truncate(resume.keep);
+        segments.extend(cut);
+        self.last_speech = segments.iter().rev().find(|s| !s.words.is_empty()).map_or(prev_speech, |s| s.span.end);
     }
 
     /// Keeps `segments`' text as the text so far; a decoding at a high temperature resets the

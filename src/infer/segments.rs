@@ -115,16 +115,78 @@ pub(crate) fn fit_segment_to_words(seg: &mut Segment, last_speech: Ts, median: T
     seg.span.end = seg.span.end.max(seg.span.start + Ts(1));
 }
 
-/// Where the decoder stopped though speech went on for a second or more after it: the end of
-/// the last word of `segments`, when the window's `speech` goes on well past it.
-pub(crate) fn stopped_early(segments: &[Segment], speech: &[Span], offset: Ts) -> Option<Ts> {
-    let end = segments.iter().filter_map(|s| s.words.last()).map(|w| w.span.end).max()?;
-    let undecoded = |r: &Span| (r.end - r.start.max(end)).ms();
-    let stopped = end > offset && speech.iter().any(|r| undecoded(r) >= 1000);
+/// A stretch of speech this long that no word covers is speech the decoder left unheard.
+const UNHEARD_MS: i64 = 1000;
+
+/// ...and a region of speech whose words cover less than one part in this many of it (a word or
+/// two squeezed in at its edge: "And" of the next sentence, put at the end of a sentence Whisper
+/// passed over) is speech no word touches.
+const UNHEARD_SHARE: i64 = 10;
+
+/// Where decoding goes on from, for speech the window's decoding left unheard, and what of its
+/// segments is kept: the first `keep` whole, then the first `words` words of the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Resume {
+    pub at: Ts,
+    pub keep: usize,
+    pub words: usize,
+}
+
+impl Resume {
+    /// Whether it drops words (and the window's rest is decoded again), rather than keeping them
+    /// all.
+    pub(crate) fn drops(&self, segments: &[Segment]) -> bool {
+        self.keep < segments.len()
+    }
+}
+
+/// Where the window (from `offset`) must be decoded again, for speech (`speech`, its voice
+/// activity) that no word of `segments` covers for a second or more:
+/// - passed over: a region of speech, a second or more, that no word touches (`UNHEARD_SHARE`), with words after
+///   it. Whisper jumps a sentence it does not hear well among others (a quiet read sentence
+///   between two louder clips, 3 s of it, in the live benchmark's mixes) and goes on after it; a
+///   window that starts at that sentence, without the text before it, hears it. Decoding goes
+///   on from the region's start (or from the first word dropped, where that starts before it, but
+///   not before the last word kept ends): the words after it are decoded again. Where that is the window's own start
+///   (less than a second in), the window is decoded again only when `again_here` (it was decoded
+///   after the text before it; the caller decodes it again without): each window moves on. A
+///   stretch without words inside a region of speech is not enough: breaths and hesitations
+///   Whisper leaves out, in spontaneous speech, last that long too;
+/// - stopped early: the decoder ended its text though speech goes on a second or more after its
+///   last word; every segment is kept and decoding goes on from that word's end.
+pub(crate) fn resume_point(segments: &[Segment], speech: &[Span], offset: Ts, again_here: bool) -> Option<Resume> {
+    let words: Vec<Span> = segments.iter().flat_map(|s| s.words.iter().map(|w| w.span)).collect();
+    let end = words.iter().map(|w| w.end).max()?;
+    let covered = |r: &Span| words.iter().map(|w| (w.end.min(r.end) - w.start.max(r.start)).ms().max(0)).sum::<i64>();
+    let untouched = |r: &&Span| covered(r) * UNHEARD_SHARE < r.duration().ms();
+    let passed = speech.iter().filter(|r| r.duration().ms() >= UNHEARD_MS).filter(untouched);
+    for r in passed.filter(|r| words.iter().any(|w| w.start >= r.end)) {
+        // The words before it are kept: whole segments, and those of a segment running over it
+        // (batched mode's chunks are one segment each).
+        let before = |s: &Segment| s.words.iter().take_while(|w| w.span.end <= r.start).count();
+        let keep = segments.iter().take_while(|s| before(s) == s.words.len()).count();
+        let words = segments.get(keep).map_or(0, before);
+        let kept = segments[..keep]
+            .iter()
+            .flat_map(|s| &s.words)
+            .chain(segments.get(keep).map_or(&[][..], |s| &s.words[..words]));
+        // From the region's start, unless a word dropped starts before it.
+        let dropped = segments[keep..].iter().flat_map(|s| &s.words).skip(words).map(|w| w.span.start).min();
+        let from = dropped.map_or(r.start, |d| d.min(r.start));
+        let at = match kept.map(|w| w.span.end).max() {
+            Some(e) => e.max(from),
+            None if (r.start - offset).ms() >= UNHEARD_MS => r.start,
+            None if again_here => offset,
+            None => continue,
+        };
+        tracing::debug!(unheard = %r.start, to = %r.end, from = %at, "speech passed over: decoding again from there");
+        return Some(Resume { at, keep, words });
+    }
+    let stopped = end > offset && speech.iter().any(|r| (r.end - r.start.max(end)).ms() >= UNHEARD_MS);
     if stopped {
         tracing::debug!(at = %end, "decoder stopped before the speech did: decoding on from there");
     }
-    stopped.then_some(end)
+    stopped.then_some(Resume { at: end, keep: segments.len(), words: 0 })
 }
 
 /// Catches Whisper's repetition loops across windows: a segment whose text the two before it
@@ -239,5 +301,61 @@ mod tests {
         assert_eq!(segs.len(), 1);
         assert_eq!(segs[0].span, Span::new(Ts::ZERO, Ts(800)));
         assert_eq!(advance, 3000);
+    }
+
+    /// A segment of words "w" over `spans` (ms).
+    fn words(spans: &[(i64, i64)]) -> Segment {
+        let ws = spans.iter().map(|&(a, b)| Word { span: Span::new(Ts(a), Ts(b)), text: "w".into(), probability: 0.9 });
+        Segment::of_words(ws.collect())
+    }
+
+    fn regions(spans: &[(i64, i64)]) -> Vec<Span> {
+        spans.iter().map(|&(a, b)| Span::new(Ts(a), Ts(b))).collect()
+    }
+
+    #[test]
+    fn speech_no_word_touches_is_decoded_again_from_its_start() {
+        // Words at 0-3.8 s and 8.9-12 s; speech at 4.8-7.9 s heard by none (the TIMIT sentence
+        // of the live mix): decoding goes on at its start, the segment after it dropped.
+        let segs = [words(&[(0, 1800), (1900, 3800)]), words(&[(8900, 9500), (9600, 12_000)])];
+        let speech = regions(&[(0, 3900), (4800, 7900), (8800, 12_100)]);
+        assert_eq!(resume_point(&segs, &speech, Ts(0), true), Some(Resume { at: Ts(4800), keep: 1, words: 0 }));
+        // One segment over both (a batched chunk's): its words before the speech are kept.
+        let one = [words(&[(0, 1800), (1900, 3800), (8900, 9500), (9600, 12_000)])];
+        let r = resume_point(&one, &speech, Ts(0), false).unwrap();
+        assert_eq!(r, Resume { at: Ts(4800), keep: 0, words: 2 });
+        assert!(r.drops(&one));
+        // A word squeezed in at the speech's edge ("And" of the next sentence) does not hear it.
+        let edge = [words(&[(0, 1800), (1900, 3800)]), words(&[(7850, 7900), (8900, 9500)])];
+        assert_eq!(resume_point(&edge, &speech, Ts(0), true).map(|r| (r.at, r.keep)), Some((Ts(4800), 1)));
+    }
+
+    #[test]
+    fn a_pause_inside_speech_is_not_speech_passed_over() {
+        // A breath or a hesitation Whisper leaves out: 1.4 s without words inside one region.
+        let segs = [words(&[(0, 1800), (1900, 3800)]), words(&[(5200, 6000), (6100, 9000)])];
+        let speech = regions(&[(0, 9100)]);
+        assert_eq!(resume_point(&segs, &speech, Ts(0), true), None);
+    }
+
+    #[test]
+    fn speech_passed_over_at_the_window_start_is_decoded_again_once() {
+        let segs = [words(&[(4000, 5000), (5100, 7000)])];
+        let speech = regions(&[(10_000, 12_500), (13_900, 17_100)]);
+        let segs_after = [words(&[(14_000, 15_000), (15_100, 17_000)])];
+        // Its own start (less than a second in): decoded again where it was decoded after the
+        // text before it, else kept as heard.
+        assert_eq!(
+            resume_point(&segs_after, &speech, Ts(9_800), true),
+            Some(Resume { at: Ts(9_800), keep: 0, words: 0 })
+        );
+        assert_eq!(resume_point(&segs_after, &speech, Ts(9_800), false), None);
+        // A second or more in, it is decoded from there.
+        assert_eq!(
+            resume_point(&segs_after, &speech, Ts(8_000), false),
+            Some(Resume { at: Ts(10_000), keep: 0, words: 0 })
+        );
+        // Nothing after it: the decoder stopped early, every word kept.
+        assert_eq!(resume_point(&segs, &speech, Ts(3_000), true), Some(Resume { at: Ts(7_000), keep: 1, words: 0 }));
     }
 }

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::flow::Stage;
 use crate::infer::decode::{window_seed, WindowStart};
 use crate::infer::input::{offset_of, Input, FRAME_MS};
-use crate::infer::segments::stopped_early;
+use crate::infer::segments::resume_point;
 use crate::infer::transcriber::DecodeRequest;
 use crate::infer::ModelInput;
 use crate::preprocess::mel::{normalize_window, WINDOW_FRAMES};
@@ -50,11 +50,14 @@ pub struct SequentialStage {
     seek: usize,
     /// The window at `seek` was moved forward to where speech starts.
     seeked_to_speech: bool,
+    /// The window at `seek` starts at speech the last one passed over: it is decoded without the
+    /// text before it (which led the decoder past that speech).
+    unprompted: bool,
 }
 
 impl SequentialStage {
     pub(crate) fn new(input: Input) -> Self {
-        Self { input, seek: 0, seeked_to_speech: false }
+        Self { input, seek: 0, seeked_to_speech: false, unprompted: false }
     }
 
     pub(crate) fn input(&self) -> &Input {
@@ -96,7 +99,8 @@ impl SequentialStage {
         let memory = input.memory(window)?;
         input.count_windows(1);
         input.detect_language(&audio, memory.as_ref(), offset)?;
-        let prompt = input.prompt(window, true);
+        let prompted = !std::mem::take(&mut self.unprompted);
+        let prompt = input.prompt(window, prompted);
         let t0 = std::time::Instant::now();
         let request = DecodeRequest {
             audio: audio.clone(),
@@ -107,16 +111,26 @@ impl SequentialStage {
         let r = input.model.decode(request).map_err(|e| input.err(offset, e))?.remove(0);
         tracing::debug!(at = %offset, encode_ms, decode_ms = t0.elapsed().as_millis() as u64, "decoded");
         let prev_speech = input.last_speech;
-        let Some((segments, mut advance)) = input.segments_of(&r, &audio, memory.as_ref(), seek, size, false)? else {
+        let Some((mut segments, mut advance)) = input.segments_of(&r, &audio, memory.as_ref(), seek, size, false)?
+        else {
             self.seek += size;
             return Ok(());
         };
-        // The decoder can stop early (a prompt of terms makes it likelier): when it claims the
-        // whole window but speech goes on well after its last segment, start the next window
-        // at that segment's end instead of losing the rest.
-        if advance == size {
-            if let Some(end) = stopped_early(&segments, &act.speech, offset) {
-                advance = ((end - offset).ms() / FRAME_MS) as usize;
+        // Speech the decoding left unheard is decoded again by the next window, which starts
+        // there, without the text before it: speech passed over among the segments (those after
+        // it are dropped, and decoded again; where it starts the window, the window itself is
+        // decoded again once), or after the last one where the decoder stopped early (a prompt of
+        // terms makes that likelier) though it claimed the whole window.
+        if let Some(resume) = resume_point(&segments, &act.speech, offset, prompted) {
+            let passed_over = resume.drops(&segments);
+            if passed_over || advance == size {
+                input.keep_before(&mut segments, resume, prev_speech);
+                advance = advance.min(((resume.at - offset).ms() / FRAME_MS) as usize);
+                self.unprompted = passed_over;
+                if advance == 0 {
+                    self.seeked_to_speech = seeked;
+                    return Ok(());
+                }
             }
         }
         let segments = input.keep_spoken(segments, &act, offset, seeked, prev_speech);
