@@ -243,7 +243,10 @@ fn windows_start_at_speech_and_seek_to_the_last_closed_timestamp() {
 /// only; nothing is decoded before the text on screen is known to the chunks' windows' end.
 #[test]
 fn speech_is_cut_at_pauses_and_batched_once_the_screen_is_read() {
-    let model = Scripted::new(vec![TS, 0, 1, 2, 3, TS + 100], true, false);
+    // Words spread over each chunk's speech, half a second apart (speech that no word covers is
+    // passed over, and decoded again).
+    let words = (0..56).map(|i| i % 4);
+    let model = Scripted::new(std::iter::once(TS).chain(words).chain([TS + 100]).collect(), true, false);
     let opts = TranscribeOptions { batch_size: 3, ..Default::default() };
     let context = Context::new(ContextConfig::default());
     let mut stage = BatchedStage::new(Input::new(model.clone(), opts, "x".into(), context, true));
