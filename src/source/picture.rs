@@ -63,6 +63,7 @@ pub const CUT_SUSPECT: f32 = 0.2;
 /// picture (the shot detector's spatial threshold).
 pub const PICTURE_MOVED: f32 = 30.0;
 /// Pairs of frames in a row from which the usual change between two is told.
+#[cfg_attr(not(feature = "ffmpeg"), allow(dead_code))] // used by the video decoding (FFmpeg's)
 const USUAL_PAIRS: usize = 4;
 
 /// The pairs of reference frames in a row (`frames`, a GOP's) that may hold a cut between them,
@@ -70,6 +71,7 @@ const USUAL_PAIRS: usize = 4;
 /// and by more than the GOP's usual change between two (once `USUAL_PAIRS` tell it), as the shot
 /// detector judges frames that follow closely. A picture that changes a lot all the time (a
 /// cellular automaton settling, its frames 120-320 kB at 4K) is not decoded between every two.
+#[cfg_attr(not(feature = "ffmpeg"), allow(dead_code))]
 pub(crate) fn changed_pairs(frames: &[&VideoFrame], skipped_between: impl Fn(f64, f64) -> bool) -> Vec<(f64, f64)> {
     let colours: Vec<Vec<f32>> = frames.iter().map(|f| histogram(f)).collect();
     let changes: Vec<(f32, f32)> = (1..frames.len())
@@ -99,6 +101,7 @@ pub(crate) fn changed_pairs(frames: &[&VideoFrame], skipped_between: impl Fn(f64
 /// a frame's colours changed from the one before by more than `CUT_SUSPECT`, and a later frame's
 /// are within that of the next keyframe's (no cut between them), the rest of the GOP is that keyframe's shot and need not be
 /// decoded (on average half of a GOP that holds a cut).
+#[cfg_attr(not(feature = "ffmpeg"), allow(dead_code))]
 pub(crate) struct Settling {
     /// The next keyframe's colours.
     next: Vec<f32>,
@@ -109,6 +112,7 @@ pub(crate) struct Settling {
     seen: usize,
 }
 
+#[cfg_attr(not(feature = "ffmpeg"), allow(dead_code))]
 impl Settling {
     /// From the GOP's keyframe's colours to the next keyframe's, the first `seen` media decoded
     /// before.
