@@ -196,12 +196,18 @@ impl Input {
     /// goes back to theirs, or to `prev_speech` (the one before the window).
     pub(crate) fn keep_before(&mut self, segments: &mut Vec<Segment>, resume: Resume, prev_speech: Ts) {
         let cut = segments.get(resume.keep).filter(|_| resume.words > 0).map(|s| {
-            let words = s.words[..resume.words].to_vec();
-            let text: String = words.iter().map(|w| format!(" {}", w.text)).collect();
-            let tokens = self.model.tokenizer().encode(&text);
-            let probability = words.iter().map(|w| w.probability).sum::<f32>() / words.len() as f32;
-            let span = Span::new(s.span.start, words[words.len() - 1].span.end);
-            Segment { span, probabilities: vec![probability; tokens.len()], tokens, text, words, ..s.clone() }
+            let cut = Segment::of_words(s.words[..resume.words].to_vec());
+            let tokens = self.model.tokenizer().encode(&cut.text);
+            let probability = cut.words.iter().map(|w| w.probability).sum::<f32>() / cut.words.len() as f32;
+            let span = Span::new(s.span.start, cut.span.end);
+            Segment {
+                span,
+                probabilities: vec![probability; tokens.len()],
+                tokens,
+                text: cut.text,
+                words: cut.words,
+                ..s.clone()
+            }
         });
         segments.truncate(resume.keep);
         segments.extend(cut);
