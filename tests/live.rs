@@ -66,6 +66,23 @@ fn play(input: &Path, url: &str) -> Child {
     push(input, "mpegts", url)
 }
 
+/// The shipped live pipeline with each `(from, to)` line changed, written into `dir` as `name`.
+fn live_pipeline(dir: &Path, name: &str, changes: &[(&str, &str)]) -> PathBuf {
+    let shipped = std::fs::read_to_string(root().join("pipelines/live.toml")).unwrap();
+    let mut changed = shipped.clone();
+    for (from, to) in changes {
+        assert!(shipped.contains(from), "pipelines/live.toml has no {from}");
+        changed = changed.replace(from, to);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, changed).unwrap();
+    path
+}
+
+/// Never cut down to greedy decoding for being slow: the words a stream commits do not depend
+/// on the machine's speed or load.
+const STEADY_DECODING: (&str, &str) = ("degrade_pass_ms = 1200", "degrade_pass_ms = 1000000");
+
 fn events(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     // Every line whole (appended in one write each), every one JSON.
@@ -134,18 +151,11 @@ fn stdin_to_its_end_gives_append_only_cues_events_and_an_hls_playlist() {
     // A pass every second of stream, never cut down to greedy for being slow: the words do not
     // depend on the machine's speed or load. (With the shipped file a loaded CI machine cut
     // decoding down, and passes came whenever the stage was idle: the WER moved by 11 points.)
-    let shipped = std::fs::read_to_string(root().join("pipelines/live.toml")).unwrap();
-    let mut steady = shipped.clone();
-    for (from, to) in [
-        ("min_step_ms = 300", "min_step_ms = 1000"),
-        ("max_step_ms = 2000", "max_step_ms = 1000"),
-        ("degrade_pass_ms = 1200", "degrade_pass_ms = 1000000"),
-    ] {
-        assert!(shipped.contains(from), "pipelines/live.toml has no {from}");
-        steady = steady.replace(from, to);
-    }
-    let pipeline = dir.join("steady.toml");
-    std::fs::write(&pipeline, steady).unwrap();
+    let pipeline = live_pipeline(
+        &dir,
+        "steady.toml",
+        &[("min_step_ms = 300", "min_step_ms = 1000"), ("max_step_ms = 2000", "max_step_ms = 1000"), STEADY_DECODING],
+    );
 
     let done = Arc::new(AtomicBool::new(false));
     let watcher = watch_appends(srt.clone(), Arc::clone(&done));
@@ -255,8 +265,21 @@ fn a_udp_stream_that_drops_and_comes_back_goes_on_in_time() {
     let dir = tempdir("live-udp");
     let port = 47000 + std::process::id() % 1000;
     let (url, ev, srt) = (format!("udp://127.0.0.1:{port}"), dir.join("events.jsonl"), dir.join("live.srt"));
-    let child =
-        live(&[&url, "--stall", "1", "--events", ev.to_str().unwrap(), "-o", srt.to_str().unwrap()], Stdio::null());
+    let steady = live_pipeline(&dir, "steady.toml", &[STEADY_DECODING]);
+    let child = live(
+        &[
+            &url,
+            "--stall",
+            "1",
+            "--events",
+            ev.to_str().unwrap(),
+            "-o",
+            srt.to_str().unwrap(),
+            "--pipeline",
+            steady.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
     // The listener waits for its sender.
     std::thread::sleep(Duration::from_secs(2));
     let first = sample("cut.mp4");
@@ -363,13 +386,11 @@ fn audio_the_model_cannot_hold_is_skipped_and_reported() {
     // gap with reason "overload" and in the stats, never decoded late.
     let dir = tempdir("live-skip");
     let ts = mpegts(&sample("timing.mp4"), &dir);
-    let shipped = std::fs::read_to_string(root().join("pipelines/live.toml")).unwrap();
-    let slow = shipped
-        .replace("min_step_ms = 300", "min_step_ms = 40000")
-        .replace("max_step_ms = 2000", "max_step_ms = 40000");
-    assert_ne!(slow, shipped);
-    let pipeline = dir.join("slow.toml");
-    std::fs::write(&pipeline, slow).unwrap();
+    let pipeline = live_pipeline(
+        &dir,
+        "slow.toml",
+        &[("min_step_ms = 300", "min_step_ms = 40000"), ("max_step_ms = 2000", "max_step_ms = 40000")],
+    );
     let ev = dir.join("events.jsonl");
     let child = live(
         &["-", "--events", ev.to_str().unwrap(), "--pipeline", pipeline.to_str().unwrap()],
@@ -420,9 +441,10 @@ fn pushes_to_an_rtmp_or_srt_listener_are_transcribed() {
             format!("srt://127.0.0.1:{}?mode=caller", port + 1),
         ),
     ];
+    let steady = live_pipeline(&dir, "steady.toml", &[STEADY_DECODING]);
     for (listen, option, format, sender) in listeners {
         let ev = dir.join(format!("{format}.jsonl"));
-        let mut args = vec![listen.as_str(), "--events", ev.to_str().unwrap()];
+        let mut args = vec![listen.as_str(), "--events", ev.to_str().unwrap(), "--pipeline", steady.to_str().unwrap()];
         if let Some(o) = option {
             args.extend(["--input-option", o]);
         }
@@ -457,17 +479,20 @@ fn two_streams_in_one_process_keep_their_own_words() {
     let dir = tempdir("live-two");
     let template = dir.join("events-{n}.jsonl");
     // A pass waits for the other stream's pass however long that takes (a stream between passes
-    // is not waited for): both are decoded together on a machine of any speed.
-    let shipped = std::fs::read_to_string(root().join("pipelines/live.toml")).unwrap();
-    assert!(shipped.contains("share_wait_ms = 100"), "pipelines/live.toml has no share_wait_ms = 100");
-    let pipeline = dir.join("patient.toml");
-    std::fs::write(&pipeline, shipped.replace("share_wait_ms = 100", "share_wait_ms = 5000")).unwrap();
+    // is not waited for): both are decoded together on a machine of any speed. That wait counts
+    // in a pass's time, and would cut decoding down to greedy on a slower machine: never here.
+    // The streams are s3 and s2, whose words tiny.en hears wherever the passes fall. Not s1:
+    // with passes starved (three busy loops beside it) 1 run in 12 committed "the quick
+    // roundfire is a big roundfire." and nothing after it, once in CI "the quick roundfire round
+    // a great time to enjoy the time." (benches/live.md, "Under load").
+    let pipeline =
+        live_pipeline(&dir, "patient.toml", &[("share_wait_ms = 100", "share_wait_ms = 5000"), STEADY_DECODING]);
     let child = bin()
         .env("SUBTITLE_MODELS", models())
         .env("SUBTITLE_LOG", "subtitle::pipeline::shared=debug")
         .args(["live", "--realtime", "--events", template.to_str().unwrap()])
         .args(["--pipeline", pipeline.to_str().unwrap()])
-        .arg(sample("s1.mp4"))
+        .arg(sample("s3.webm"))
         .arg(sample("s2.mkv"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -478,7 +503,9 @@ fn two_streams_in_one_process_keep_their_own_words() {
     assert!(ok, "{err}");
     let said = |n: usize| text_of(&words(&events(&dir.join(format!("events-{n}.jsonl"))))).to_lowercase();
     let (one, two) = (said(1), said(2));
-    for (own, other, ws) in [(&one, &two, ["lazy", "farmer", "gate"]), (&two, &one, ["umbrella", "weather", "rain"])] {
+    for (own, other, ws) in
+        [(&one, &two, ["species", "mountain", "america"]), (&two, &one, ["remember", "umbrella", "weather"])]
+    {
         for w in ws {
             assert!(own.contains(w) && !other.contains(w), "{w}: stream 1 said {one:?}, stream 2 {two:?}");
         }
@@ -508,7 +535,20 @@ fn a_capture_device_through_ffmpeg_is_transcribed() {
     let ev = dir.join("events.jsonl");
     // `arealtime` paces it as a microphone would.
     let graph = format!("amovie={},arealtime", sample("s1.wav").display());
-    let mut child = live(&[&graph, "--input-format", "lavfi", "--events", ev.to_str().unwrap(), "-q"], Stdio::null());
+    let steady = live_pipeline(&dir, "steady.toml", &[STEADY_DECODING]);
+    let mut child = live(
+        &[
+            &graph,
+            "--input-format",
+            "lavfi",
+            "--events",
+            ev.to_str().unwrap(),
+            "-q",
+            "--pipeline",
+            steady.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
     let start = Instant::now();
     while !text_of(&words(&events(&ev))).contains("gate")
         && start.elapsed() < Duration::from_secs(60)
@@ -522,7 +562,9 @@ fn a_capture_device_through_ffmpeg_is_transcribed() {
     let (ok, err) = finished(child);
     assert!(ok, "{err}");
     let text = text_of(&words(&events(&ev))).to_lowercase();
-    for w in ["quick", "fox", "lazy dog", "farmer", "gate"] {
+    // Not "fox": tiny.en hears this voice's "brown fox" as "round fox", "roundfire" or
+    // "round-fark", by where the passes fall (a loaded machine's passes fall elsewhere).
+    for w in ["quick", "lazy dog", "farmer", "gate"] {
         assert!(text.contains(w), "{w} not heard: {text}");
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -207,19 +207,16 @@ fn committable(
     Committable { n, agreed, held, paused, spoken }
 }
 
-/// Where a pass that stopped short is decoded again from (a frame), the last committed word
-/// spanning `last`, the buffer starting at frame `start`: the word's end where a pause follows
-/// it; inside `speech`, its start (the word heard again and aligned away), as long as that is
-/// after `start`. A buffer that starts at the next word's first sound, mid-phrase, is decoded
-/// badly: "is a big roundfark" for "jumps over the lazy dog", which the next pass from there
-/// said again, and so agreed on.
-fn restart_at(speech: &[Span], last: Span, start: usize) -> usize {
-    let inside = speech.iter().any(|r| r.start < last.end && last.end < r.end);
-    if inside && frames(last.start) > start {
-        frames(last.start)
-    } else {
-        frames(last.end)
-    }
+/// Where a pass that stopped short is decoded again from (a frame after the buffer's `start`),
+/// the last committed word in the buffer spanning `last`: its end where a pause follows; inside
+/// `speech`, its start (heard again, aligned away), never its end. A buffer that starts at the
+/// next word's first sound is decoded badly: "is a big roundfark" for "jumps over the lazy
+/// dog", which the next pass from there said again, and so agreed on. Where the buffer starts
+/// at the word already, nowhere: the next pass, with more audio, decodes from there.
+fn restart_at(speech: &[Span], last: Option<Span>, committed_end: usize, start: usize) -> Option<usize> {
+    let inside = |w: Span| speech.iter().any(|r| r.start < w.end && w.end < r.end);
+    let at = last.map_or(committed_end, |w| frames(if inside(w) { w.start } else { w.end }));
+    (at > start).then_some(at)
 }
 
 pub struct StreamingStage {
@@ -474,8 +471,8 @@ impl StreamingStage {
         let heard_to = words.last().map_or(self.committed_until, |w| w.span.end.max(self.committed_until));
         let committed_end = frames(self.committed_until);
         let unheard_limit = Ts(if last { UNHEARD_AT_END_MS } else { UNHEARD_SPEECH_MS });
-        if unheard_speech(&act.speech, heard_to) >= unheard_limit && self.start < committed_end {
-            let to = self.in_buffer.last().map_or(committed_end, |w| restart_at(&act.speech, w.span, self.start));
+        let restart = restart_at(&act.speech, self.in_buffer.last().map(|w| w.span), committed_end, self.start);
+        if let Some(to) = restart.filter(|_| unheard_speech(&act.speech, heard_to) >= unheard_limit) {
             tracing::debug!(buffer = %offset, heard_to = %heard_to, restart = %offset_of(to), "a pass stopped short of the speech: decoded again from the last committed word");
             self.note_pass(t0.elapsed().as_secs_f64());
             self.move_start(to);
@@ -646,12 +643,15 @@ mod tests {
     fn a_pass_that_stopped_short_starts_again_at_the_last_word_inside_speech_after_it_at_a_pause() {
         let speech = [Span::new(Ts(0), Ts(4000)), Span::new(Ts(5000), Ts(9000))];
         let word = Span::new(Ts(1000), Ts(1800));
-        // Mid-phrase: from the word's start; not before the buffer's start (then its end).
-        assert_eq!(restart_at(&speech, word, 0), frames(Ts(1000)));
-        assert_eq!(restart_at(&speech, word, frames(Ts(1000))), frames(Ts(1800)));
-        // The word ends before a pause: from its end.
-        assert_eq!(restart_at(&speech, Span::new(Ts(3500), Ts(4000)), 0), frames(Ts(4000)));
-        assert_eq!(restart_at(&speech, Span::new(Ts(3500), Ts(4300)), 0), frames(Ts(4300)));
+        let at = |last: Span, start: i64| restart_at(&speech, Some(last), 0, frames(Ts(start)));
+        // Mid-phrase: from the word's start; never from its end, mid-phrase (where the buffer
+        // starts at the word already).
+        assert_eq!(at(word, 0), Some(frames(Ts(1000))));
+        assert_eq!(at(word, 1000), None);
+        // The word ends before a pause: from its end. No word in the buffer: where they end.
+        assert_eq!(at(Span::new(Ts(3500), Ts(4000)), 0), Some(frames(Ts(4000))));
+        assert_eq!(at(Span::new(Ts(3500), Ts(4300)), 0), Some(frames(Ts(4300))));
+        assert_eq!(restart_at(&speech, None, frames(Ts(2000)), 0), Some(frames(Ts(2000))));
     }
 
     fn word(text: &str, start: i64, end: i64, probability: f32) -> Word {
