@@ -31,9 +31,10 @@ const EARLY_MS: i64 = 100;
 /// before them (the first: than `until`, where the committed words end), with the early words
 /// after such a run (middle no later than that, or ending less than [`EARLY_MS`] after it); and
 /// less the early words at the start (or starting before the words before them end),
-/// [`SAID_AGAIN_RUN`] or more, that say the last `committed` words (their keys, oldest first)
-/// again in the time those took ("Whitmore. it more.").
-pub(super) fn without_unplaced(words: Vec<Word>, until: Ts, committed: &[String]) -> Vec<Word> {
+/// [`SAID_AGAIN_RUN`] or more, that say the last `committed` words (their text, oldest first)
+/// again in the time those took ("Whitmore. it more."); and less the half of a hyphenated word
+/// said again by a first word that starts inside the last committed one ([`hyphen_rest`]).
+pub(super) fn without_unplaced(mut words: Vec<Word>, until: Ts, committed: &[String]) -> Vec<Word> {
     // Per word: it ends no later than the words before it; it is early; it starts before they
     // end.
     let mut end = until;
@@ -49,7 +50,7 @@ pub(super) fn without_unplaced(words: Vec<Word>, until: Ts, committed: &[String]
         })
         .unzip();
     let runs = |of: &[bool], i: usize| of[i..].iter().take_while(|&&u| u).count();
-    let said: String = committed.concat();
+    let said: String = committed.iter().map(|t| key(t)).collect();
     let mut keep = vec![true; words.len()];
     let mut i = 0;
     while i < words.len() {
@@ -78,7 +79,34 @@ pub(super) fn without_unplaced(words: Vec<Word>, until: Ts, committed: &[String]
         keep[..again].iter_mut().for_each(|k| *k = false);
         tracing::debug!(at = %words[0].span.start, run = again, "committed words said again dropped");
     }
+    if let (Some(last), Some(first)) = (committed.last(), words.first_mut()) {
+        let rest = hyphen_rest(last, &first.text).filter(|_| keep[0] && first.span.start < until);
+        match rest {
+            Some(rest) if rest.is_empty() => keep[0] = false,
+            Some(rest) => first.text = rest,
+            None => {}
+        }
+    }
     words.into_iter().zip(keep).filter_map(|(w, k)| k.then_some(w)).collect()
+}
+
+/// What is left of `heard`, a word that starts inside the last committed word `last`, once the
+/// half of a hyphenated word that says `last` again is taken out: nothing where it says the part
+/// of `last` after a hyphen ("ill-disposed" committed, "disposed." heard), the part after its own
+/// hyphen where the part before says `last` ("42" committed, "42-line" heard). `None` where it
+/// says no such half: a whole word said again may be the speaker's.
+fn hyphen_rest(last: &str, heard: &str) -> Option<String> {
+    let halves = |t: &str| -> Vec<(String, String)> {
+        t.match_indices('-').map(|(i, _)| (key(&t[..i]), t[i + 1..].to_string())).collect()
+    };
+    let said = key(heard);
+    if !said.is_empty() && halves(last).iter().any(|(_, after)| key(after) == said) {
+        return Some(String::new());
+    }
+    halves(heard)
+        .into_iter()
+        .find(|(before, after)| *before == key(last) && !key(after).is_empty())
+        .map(|(_, after)| after)
 }
 
 /// How many words at the start of `hypothesis` say the `committed` words again: the prefix
@@ -180,6 +208,25 @@ mod tests {
         let committed: Vec<String> = ["more", "words"].map(String::from).to_vec();
         let words = vec![w("words", 4900, 5080), w("words", 5100, 5400)];
         assert_eq!(texts(without_unplaced(words, Ts(5000), &committed)), "words words");
+    }
+
+    #[test]
+    fn the_half_of_a_hyphenated_word_said_again_is_taken_out() {
+        let committed = |last: &str| vec!["the".to_string(), last.to_string()];
+        // Mix 1 and mix 2 of the live benchmark: "ill-disposed disposed." and "42 42-line Bible".
+        let words = vec![w("disposed.", 4600, 5100), w("Philip", 5300, 5600)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed("ill-disposed"))), "Philip");
+        let words = vec![w("42-line", 4700, 5400), w("Bible,", 5400, 5900)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed("42"))), "line Bible,");
+        let words = vec![w("ill-disposed.", 4800, 5400)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed("ill"))), "disposed.");
+        // Not where the word starts after the committed one, nor where no hyphen splits it.
+        let words = vec![w("disposed.", 5000, 5300)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed("ill-disposed"))), "disposed.");
+        let words = vec![w("intensity.", 4900, 5400)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed("in"))), "intensity.");
+        let words = vec![w("is", 4950, 5100)];
+        assert_eq!(texts(without_unplaced(words, Ts(5000), &committed("this"))), "is");
     }
 
     #[test]

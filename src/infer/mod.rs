@@ -5,6 +5,7 @@
 
 pub mod align;
 pub mod batched;
+mod commit;
 pub mod decode;
 mod filters;
 mod hypothesis;
@@ -18,9 +19,10 @@ pub mod streaming;
 pub mod transcriber;
 
 pub use batched::BatchedStage;
+pub use commit::StreamConfig;
 pub use decode::{DecodeOptions, Task};
 pub use sequential::SequentialStage;
-pub use streaming::{StreamConfig, StreamingStage};
+pub use streaming::StreamingStage;
 pub use transcriber::{DecodeRequest, LoadingTranscriber, ModelTranscriber, Transcriber};
 
 use crate::preprocess::vad::VadConfig;

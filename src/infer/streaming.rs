@@ -1,20 +1,12 @@
 //! The streaming model stage (live input): a buffer of the newest audio is decoded again and
-//! again as more arrives, and words are committed once, never taken back:
-//! - when two passes in a row agree on them and they ended `settle_ms` before the newest audio
-//!   (LocalAgreement-2, as whisper_streaming; the last word heard may be cut off);
-//! - when they ended `hold_ms` before the newest audio and the passes still disagree after them
-//!   (latency stays bounded when the decoder keeps changing its mind about a word);
-//! - at a pause: once voice activity hears `endpoint_ms` without speech after the last word,
-//!   the words heard are committed, so the last words before a pause are out before speech
-//!   resumes, not after; those that the pass before did not hear alike and that Whisper is
-//!   unsure of (probability under `pause_probability`) wait for the next pass to agree. At a
-//!   pause Whisper often invents an ending ("Subscribe.", "you"), which no other pass repeats.
+//! again as more arrives, and words are committed once, never taken back, by the rules of
+//! [`crate::infer::commit`]: two passes agreeing, a word held long enough, a pause.
 //!
 //! Words wholly over silence (Whisper's "you" and "Thank you.") are never committed, nor are
 //! three or more words in a row that the alignment cannot place after the words before them (an
 //! invented or repeated sentence squeezed into audio already committed), nor two or more that
-//! say the last committed words again in the time those took ("Whitmore. it more."):
-//! [`without_unplaced`].
+//! say the last committed words again in the time those took ("Whitmore. it more."), nor the
+//! half of a hyphenated word said again ("ill-disposed disposed."): [`without_unplaced`].
 //!
 //! A pass that loops (Whisper saying a phrase again and again) is decoded again at once without
 //! the prompt: the committed text ending mid-sentence can lock Whisper into a loop ("she died.
@@ -41,10 +33,9 @@
 //! [`crate::flow::Stage::idle`]) and `min_step_ms` of new audio arrived, or in any case after
 //! `max_step_ms` of new audio (input that arrives faster than real time).
 
-use serde::Deserialize;
-
 use crate::error::Result;
 use crate::flow::Stage;
+use crate::infer::commit::{committable, Committable, StreamConfig};
 use crate::infer::decode::{window_seed, WindowStart};
 use crate::infer::hypothesis::{committed_prefix, ends_sentence, key, without_unplaced};
 use crate::infer::input::{offset_of, Input, FRAME_MS};
@@ -53,79 +44,6 @@ use crate::infer::ModelInput;
 use crate::preprocess::mel::{normalize_chunk, WINDOW_FRAMES};
 use crate::segment::{LiveNote, Segment, StreamStatus, Transcript, Word};
 use crate::time::{Span, Ts};
-
-/// The streaming stage's settings (`[live]` in the pipeline file).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct StreamConfig {
-    /// New audio before another pass, when the stage is idle.
-    pub min_step_ms: i64,
-    /// New audio after which a pass runs even while more is queued.
-    pub max_step_ms: i64,
-    /// Non-speech after the last word that commits every word heard.
-    pub endpoint_ms: i64,
-    /// Words two passes agree on are committed once they ended this long before the newest
-    /// audio (the last word heard may be cut off).
-    pub settle_ms: i64,
-    /// A word that ended this long before the newest audio is committed without agreement.
-    pub hold_ms: i64,
-    /// At a pause, a word the pass before did not hear alike is committed only when Whisper
-    /// gave it at least this probability (otherwise the next pass must agree).
-    pub pause_probability: f32,
-    /// The buffer is cut after its last committed sentence once it is this long...
-    pub trim_ms: i64,
-    /// ...and after its last committed word once it is this long.
-    pub max_buffer_ms: i64,
-    /// A pass slower than this (wall time) cuts decoding down: greedy, no temperature fallback.
-    pub degrade_pass_ms: i64,
-    /// Stream time between two status notes.
-    pub status_every_ms: i64,
-}
-
-impl Default for StreamConfig {
-    fn default() -> Self {
-        Self {
-            min_step_ms: 300,
-            max_step_ms: 2000,
-            endpoint_ms: 500,
-            settle_ms: 150,
-            hold_ms: 2500,
-            pause_probability: 0.6,
-            trim_ms: 20_000,
-            max_buffer_ms: 28_000,
-            degrade_pass_ms: 1200,
-            status_every_ms: 10_000,
-        }
-    }
-}
-
-impl StreamConfig {
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        let positive = [
-            ("min_step_ms", self.min_step_ms),
-            ("max_step_ms", self.max_step_ms),
-            ("endpoint_ms", self.endpoint_ms),
-            ("settle_ms", self.settle_ms),
-            ("hold_ms", self.hold_ms),
-            ("trim_ms", self.trim_ms),
-            ("degrade_pass_ms", self.degrade_pass_ms),
-            ("status_every_ms", self.status_every_ms),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v <= 0) {
-            return Err(format!("live.{name} must be positive"));
-        }
-        if self.max_step_ms < self.min_step_ms {
-            return Err("live.max_step_ms must be at least live.min_step_ms".into());
-        }
-        if !(0.0..=1.0).contains(&self.pause_probability) {
-            return Err("live.pause_probability must be between 0 and 1".into());
-        }
-        if !(self.trim_ms..=30_000).contains(&self.max_buffer_ms) {
-            return Err("live.max_buffer_ms must be between live.trim_ms and 30000".into());
-        }
-        Ok(())
-    }
-}
 
 /// A pass whose words stop short of this much of the speech it was given is decoded again
 /// from the last committed word; the stream's last pass, which no pass follows, of a word's
@@ -157,56 +75,6 @@ fn frames(t: Ts) -> usize {
     (t.ms().max(0) / FRAME_MS) as usize
 }
 
-/// How many of a pass's new words go out, and by which rule.
-#[derive(Debug, PartialEq)]
-struct Committable {
-    /// The words committed: the first `n` of the hypothesis.
-    n: usize,
-    /// Of those, heard alike by the pass before and settled; then held long enough.
-    agreed: usize,
-    held: usize,
-    /// `endpoint_ms` without speech after the last speech.
-    paused: bool,
-    /// The words that start before the last speech ends (the rest is never committed).
-    spoken: usize,
-}
-
-/// The commit rules (the module's) for a pass's `hypothesis` (its words after the committed
-/// ones) given the pass before's (`tentative`): the buffer ends at `end`, its last speech at
-/// `speech_end`; `last`: the stream ended.
-fn committable(
-    cfg: &StreamConfig,
-    tentative: &[Word],
-    hypothesis: &[Word],
-    end: Ts,
-    speech_end: Ts,
-    last: bool,
-) -> Committable {
-    // Agreed with the pass before; then any settled long ago; all at a pause or the end.
-    let ripe = end - Ts(cfg.settle_ms);
-    // Heard alike by the pass before; of those, the ones settled.
-    let alike = tentative.iter().zip(hypothesis).take_while(|(a, b)| key(&a.text) == key(&b.text)).count();
-    let agreed = hypothesis[..alike].iter().take_while(|w| w.span.end <= ripe).count();
-    let settled = end - Ts(cfg.hold_ms);
-    let held = hypothesis[agreed..].iter().take_while(|w| w.span.end <= settled).count();
-    // Words wholly after the last speech are Whisper's inventions over silence ("you",
-    // "Thank you."): never committed.
-    let spoken = hypothesis.iter().take_while(|w| w.span.start < speech_end).count();
-    let paused = end - speech_end >= Ts(cfg.endpoint_ms);
-    let n = if last {
-        spoken
-    } else if paused {
-        // Heard alike by the pass before (however recently), or sure.
-        let sure = (alike..hypothesis.len())
-            .find(|&i| hypothesis[i].probability < cfg.pause_probability)
-            .unwrap_or(hypothesis.len());
-        sure.max(agreed + held).min(spoken)
-    } else {
-        (agreed + held).min(spoken)
-    };
-    Committable { n, agreed, held, paused, spoken }
-}
-
 /// Where a pass that stopped short is decoded again from (a frame after the buffer's `start`),
 /// the last committed word in the buffer spanning `last`: its end where a pause follows; inside
 /// `speech`, its start (heard again, aligned away), never its end. A buffer that starts at the
@@ -230,7 +98,7 @@ pub struct StreamingStage {
     tentative: Vec<Word>,
     /// The committed words still in the buffer, which each pass's hypothesis is aligned with
     /// (they become the prompt once the buffer moves past them: Whisper, prompted with words
-    /// the audio still holds, leaves them out); the last few committed words (their keys);
+    /// the audio still holds, leaves them out); the last few committed words (their text);
     /// where the last one ended.
     in_buffer: Vec<Word>,
     committed: Vec<String>,
@@ -312,7 +180,7 @@ impl StreamingStage {
         self.last_ends_sentence = ends_sentence(&last.text);
         let span = Span::new(first.span.start, last.span.end.max(first.span.start + Ts(1)));
         self.committed_until = last.span.end;
-        self.committed.extend(words.iter().map(|w| key(&w.text)));
+        self.committed.extend(words.iter().map(|w| w.text.clone()));
         self.in_buffer.extend(words.iter().cloned());
         let keep = self.committed.len().saturating_sub(8);
         self.committed.drain(..keep);
@@ -378,7 +246,7 @@ impl StreamingStage {
         }
         for n in (1..=words.len().min(self.committed.len()).min(5)).rev() {
             let tail = &self.committed[self.committed.len() - n..];
-            if words[..n].iter().map(|w| key(&w.text)).eq(tail.iter().cloned()) {
+            if words[..n].iter().map(|w| key(&w.text)).eq(tail.iter().map(|t| key(t))) {
                 words.drain(..n);
                 break;
             }
@@ -652,49 +520,5 @@ mod tests {
         assert_eq!(at(Span::new(Ts(3500), Ts(4000)), 0), Some(frames(Ts(4000))));
         assert_eq!(at(Span::new(Ts(3500), Ts(4300)), 0), Some(frames(Ts(4300))));
         assert_eq!(restart_at(&speech, None, frames(Ts(2000)), 0), Some(frames(Ts(2000))));
-    }
-
-    fn word(text: &str, start: i64, end: i64, probability: f32) -> Word {
-        Word { span: Span::new(Ts(start), Ts(end)), text: text.into(), probability }
-    }
-
-    #[test]
-    fn words_go_out_agreed_held_at_a_pause_or_at_the_end() {
-        let cfg = StreamConfig::default();
-        let before = [word("the", 0, 300, 0.9), word("quick", 300, 700, 0.9), word("brown", 700, 1000, 0.9)];
-        let now = [
-            word("The", 0, 300, 0.9),
-            word("quick", 300, 700, 0.9),
-            word("brown", 700, 1000, 0.9),
-            word("fox", 1000, 1500, 0.3),
-        ];
-        let speaking = Ts(5000);
-        // Still speaking: the words the pass before heard alike that settled go out, the last
-        // (ended under settle_ms ago) waits; the one the passes disagree on waits.
-        let c = committable(&cfg, &before, &now, Ts(1100), speaking, false);
-        assert_eq!((c.n, c.agreed, c.held, c.paused), (2, 2, 0, false));
-        // Once it ended hold_ms ago, a word goes out though the passes disagree after it.
-        let c = committable(&cfg, &before[..1], &now, Ts(1500 + cfg.hold_ms), speaking, false);
-        assert_eq!((c.n, c.agreed, c.held), (4, 1, 3));
-        let c = committable(&cfg, &before[..1], &now, Ts(1499 + cfg.hold_ms), speaking, false);
-        assert_eq!((c.n, c.agreed, c.held), (3, 1, 2));
-        // At a pause the words heard alike go out, and the sure ones after them; an unsure one
-        // waits for the next pass, and words wholly after the speech never go out.
-        let after = [&now[..], &[word("you", 2400, 2600, 0.95)]].concat();
-        let paused = Ts(1500 + cfg.endpoint_ms);
-        let c = committable(&cfg, &before, &after, paused, Ts(1500), false);
-        assert_eq!((c.n, c.paused, c.spoken), (3, true, 4));
-        let sure = [&now[..3], &[word("fox", 1000, 1500, 0.8)]].concat();
-        assert_eq!(committable(&cfg, &before, &sure, paused, Ts(1500), false).n, 4);
-        assert_eq!(committable(&cfg, &before, &sure, paused - Ts(1), Ts(1500), false).n, 3);
-        // The stream's end: every spoken word.
-        assert_eq!(committable(&cfg, &[], &after, Ts(1600), Ts(1500), true).n, 4);
-    }
-
-    #[test]
-    fn the_shipped_settings_are_valid_and_bad_ones_named() {
-        assert!(StreamConfig::default().validate().is_ok());
-        let bad = StreamConfig { max_buffer_ms: 40_000, ..Default::default() };
-        assert!(bad.validate().unwrap_err().contains("live.max_buffer_ms"));
     }
 }
