@@ -286,8 +286,11 @@ fn a_udp_stream_that_drops_and_comes_back_goes_on_in_time() {
     let mut a = play(&first, &url);
     assert!(a.wait().unwrap().success());
     let first_s = 11.6;
-    // The sender is away for 3 s, then another one plays to the same port.
-    std::thread::sleep(Duration::from_secs(3));
+    // The sender is away for 6 s, then another one plays to the same port. (A listener that let
+    // its port go between attempts to open it again had it closed from 5.5 to 7.5 s after the
+    // last packet, and lost the new sender's first words.)
+    let away = 6.0;
+    std::thread::sleep(Duration::from_secs_f64(away));
     let mut b = play(&sample("s1.mp4"), &url);
     assert!(b.wait().unwrap().success());
     // Its last words come at the pause after them, then Ctrl-C ends the stream: flushed, exit 0.
@@ -304,10 +307,10 @@ fn a_udp_stream_that_drops_and_comes_back_goes_on_in_time() {
     let evs = events(&ev);
     let ws = words(&evs);
     let said = text_of(&ws).to_lowercase();
-    // (Words espeak's voice and tiny.en agree on whenever the passes fall.)
-    // Not the first words after the hole: a restarted sender's first packets may be lost to the
-    // reopening ("the quick brown fox" came out once as "the fog stumped").
-    for w in ["storm", "harbour", "fishermen", "lazy", "farmer"] {
+    // (Words espeak's voice and tiny.en agree on whenever the passes fall.) The second sender's
+    // first words too: the port was held, so none of its packets were lost. ("brown fox jumps"
+    // is not among them: tiny.en made it "round-fark stump" once with all the audio there.)
+    for w in ["storm", "harbour", "fishermen", "quick", "lazy", "farmer"] {
         assert!(said.contains(w) || (w == "harbour" && said.contains("harbor")), "{w} missing: {said}");
     }
     // The hole is reported, and the second sender's words come after it on the stream's clock:
@@ -316,9 +319,9 @@ fn a_udp_stream_that_drops_and_comes_back_goes_on_in_time() {
     assert!(!gaps.is_empty(), "no gap event: {evs:?}");
     // "lazy" is about 1.5 s into the second clip.
     let lazy = ws.iter().find(|w| w.0.to_lowercase().contains("lazy")).unwrap();
-    assert!(lazy.1 > first_s + 3.0 && lazy.1 < first_s + 11.0, "the second sender's speech at {lazy:?}");
+    assert!(lazy.1 > first_s + away && lazy.1 < first_s + away + 8.0, "the second sender's speech at {lazy:?}");
     let gap = gaps.iter().map(|g| (g["start"].as_f64().unwrap(), g["end"].as_f64().unwrap())).next_back().unwrap();
-    assert!(gap.1 - gap.0 >= 2.0 && gap.1 <= lazy.1, "gap {gap:?}, lazy at {lazy:?}");
+    assert!(gap.1 - gap.0 >= away - 1.0 && gap.1 <= lazy.1, "gap {gap:?}, lazy at {lazy:?}");
     // The cue file holds both clips' words.
     let cues = subtitle::check::read(&srt).unwrap();
     let text = subtitle::eval::subtitle_text(&std::fs::read_to_string(&srt).unwrap()).to_lowercase();

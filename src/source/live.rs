@@ -3,8 +3,11 @@
 //! its own pace (`--realtime`: as `ffmpeg -re`, for demos and tests).
 //!
 //! Time goes on whatever the input does: a network input that drops or stalls (no packet for
-//! `stall` seconds) is opened again with growing waits, and the time it was away becomes a gap
-//! of that length, so later words keep their place on the stream's clock. Stopping (Ctrl-C)
+//! `stall` seconds) is opened again, and the time it was away becomes a gap of that length, so
+//! later words keep their place on the stream's clock. A listener (udp://, rtp://, `listen=1`,
+//! `mode=listener`) takes its port again at once and holds it until a sender comes back, so that
+//! none of a returning sender's first packets fall on a closed port; an input that calls out is
+//! tried again with growing waits. Stopping (Ctrl-C)
 //! ends the input as an end of stream would: what was heard is flushed.
 
 use std::path::PathBuf;
@@ -30,6 +33,20 @@ pub struct LiveSpec {
     pub realtime: bool,
     /// No packet for this long is a dropped network input.
     pub stall: Duration,
+}
+
+impl LiveSpec {
+    /// Whether the input waits for a sender on a local port rather than calling out: its port
+    /// is held from one sender to the next.
+    fn listens(&self) -> bool {
+        let input = self.input.to_ascii_lowercase();
+        let Some((scheme, rest)) = input.split_once("://") else { return false };
+        let query = rest.split_once('?').map_or("", |(_, q)| q);
+        let options = self.options.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_ascii_lowercase()));
+        let in_url = query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string()));
+        matches!(scheme, "udp" | "rtp")
+            || options.chain(in_url).any(|(k, v)| (k == "listen" && v != "0") || (k == "mode" && v == "listener"))
+    }
 }
 
 /// The longest wait between two attempts to open a dropped input again.
@@ -119,10 +136,9 @@ impl LiveSource {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// Opens the input. The `first` opening of a network input waits for its sender as long as
-    /// it takes (a listener started before the stream, as FFmpeg does); later ones give up after
-    /// `stall` and are tried again.
-    fn connect(&self, first: bool) -> Result<FfmpegSource> {
+    /// Opens the input. A `patient` opening waits for its sender as long as it takes (the first
+    /// one, as FFmpeg does, and a listener's); others give up after `stall` and are tried again.
+    fn connect(&self, patient: bool) -> Result<FfmpegSource> {
         self.reading_since.store(self.now_ms(), Ordering::SeqCst);
         if self.kind == Kind::File {
             return FfmpegSource::open(&self.name, &self.sampling);
@@ -132,8 +148,8 @@ impl LiveSource {
             Kind::Network => self.spec.stall.as_millis() as u64,
             _ => u64::MAX,
         };
-        // While the first opening waits for its sender, no stall.
-        let waiting = Arc::new(AtomicBool::new(first));
+        // While a patient opening waits for its sender, no stall.
+        let waiting = Arc::new(AtomicBool::new(patient));
         let patient = Arc::clone(&waiting);
         let interrupt = move || {
             let waited = (epoch.elapsed().as_millis() as u64).saturating_sub(since.load(Ordering::SeqCst));
@@ -167,7 +183,7 @@ impl LiveSource {
             std::thread::sleep((next - now).min(Duration::from_millis(100)));
             return;
         }
-        match self.connect(false) {
+        match self.connect(self.spec.listens()) {
             Ok(inner) => {
                 // The time away is a gap; the new connection's time zero comes after it.
                 let away = Ts::from_secs_f64(since.elapsed().as_secs_f64());
@@ -278,5 +294,47 @@ impl MediaSource for LiveSource {
 
     fn video_stats(&self) -> Option<VideoStats> {
         self.inner.as_ref().and_then(|i| i.video_stats())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(input: &str, options: &[(&str, &str)]) -> LiveSpec {
+        LiveSpec {
+            input: input.into(),
+            format: None,
+            options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            realtime: false,
+            stall: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn listeners_are_told_from_inputs_that_call_out() {
+        for (input, options) in [
+            ("udp://127.0.0.1:5000", &[][..]),
+            ("rtp://0.0.0.0:5004", &[]),
+            ("srt://0.0.0.0:9000?mode=listener", &[]),
+            ("SRT://0.0.0.0:9000?latency=200&MODE=Listener", &[]),
+            ("srt://0.0.0.0:9000", &[("mode", "listener")]),
+            ("rtmp://0.0.0.0:1935/live/key", &[("listen", "1")]),
+            ("tcp://0.0.0.0:9000?listen=1", &[]),
+        ] {
+            assert!(spec(input, options).listens(), "{input} {options:?}");
+        }
+        for (input, options) in [
+            ("srt://example.org:9000", &[][..]),
+            ("srt://example.org:9000?mode=caller", &[]),
+            ("rtmp://example.org/live/key", &[]),
+            ("rtmp://example.org/live/key", &[("listen", "0")]),
+            ("https://example.org/live.m3u8", &[]),
+            ("rtsp://camera/stream", &[]),
+            ("-", &[]),
+            ("hw:0", &[]),
+        ] {
+            assert!(!spec(input, options).listens(), "{input} {options:?}");
+        }
     }
 }
