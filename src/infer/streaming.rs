@@ -286,6 +286,7 @@ impl StreamingStage {
         let input = &mut self.input;
         let mel = normalize_chunk(input.mel(self.start, total), input.n_mels);
         let audio = input.model.encode(mel, 1).map_err(|e| input.err(offset, e))?;
+        let encode_s = t0.elapsed().as_secs_f64();
         let window = Span::new(offset, end);
         let memory = input.memory(window)?;
         input.windows += 1;
@@ -315,6 +316,7 @@ impl StreamingStage {
             tracing::debug!(buffer = %offset, "a pass looped: decoded again without the prompt");
             r = input.model.decode(request(Vec::new())).map_err(|e| input.err(offset, e))?.remove(0);
         }
+        let decode_s = t0.elapsed().as_secs_f64() - encode_s;
         let prev_speech = input.last_speech;
         let looping = loops(&r);
         let segments = match input.segments_of(&r, &audio, memory.as_ref(), self.start, size, true)? {
@@ -359,7 +361,7 @@ impl StreamingStage {
                 .iter()
                 .map(|w| format!("{}|{:.2}|{:.2}", w.text, w.probability, w.span.end.secs_f64()))
                 .collect();
-            tracing::debug!(buffer = %offset, end = %end, agreed, held, paused, commit = n, pass_s, "pass: {}", text.join(" "));
+            tracing::debug!(buffer = %offset, end = %end, agreed, held, paused, commit = n, pass_s, encode_s, decode_s, "pass: {}", text.join(" "));
         }
         let mut hypothesis = hypothesis;
         let rest = hypothesis.split_off(n);
