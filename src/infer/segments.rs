@@ -160,24 +160,26 @@ pub(crate) fn resume_point(segments: &[Segment], speech: &[Span], offset: Ts, ag
     let end = words.iter().map(|w| w.end).max()?;
     let covered = |r: &Span| words.iter().map(|w| (w.end.min(r.end) - w.start.max(r.start)).ms().max(0)).sum::<i64>();
     let untouched = |r: &Span| covered(r) * UNHEARD_SHARE < r.duration().ms();
-    // Regions no word touches, one after another with no word between them, are heard as one:
-    // spontaneous speech comes in pieces under a second each (eight of them, 5.6 s in all, were
-    // passed over whole in a batched chunk of the live mixes).
+    // Regions without a word on them, one after another with no word between them, are heard
+    // as one: spontaneous speech comes in pieces under a second each (eight of them, 5.6 s in
+    // all, were passed over whole in a batched chunk of the live mixes). A region a word touches
+    // at its edge stands alone, so that the words on it still come after the ones before.
     let (mut runs, mut open): (Vec<(Span, i64)>, bool) = (Vec::new(), false);
     for r in speech {
+        let bare = covered(r) == 0;
         if !untouched(r) {
             open = false;
             continue;
         }
         let word_between = |run: &Span| words.iter().any(|w| w.start < r.start && w.end > run.end);
         match runs.last_mut() {
-            Some((run, ms)) if open && !word_between(run) => {
+            Some((run, ms)) if open && bare && !word_between(run) => {
                 *run = Span::new(run.start, r.end);
                 *ms += r.duration().ms();
             }
             _ => runs.push((*r, r.duration().ms())),
         }
-        open = true;
+        open = bare;
     }
     let passed = runs.into_iter().filter(|&(_, ms)| ms >= UNHEARD_MS).map(|(run, _)| run);
     for r in passed.filter(|r| words.iter().any(|w| w.start >= r.end)) {
@@ -361,6 +363,11 @@ mod tests {
         let between = [words(&[(2000, 2600), (6100, 7000), (7100, 8900)])];
         let speech = regions(&[(0, 800), (2000, 2600), (3500, 4400), (6000, 9000)]);
         assert_eq!(resume_point(&between, &speech, Ts(0), true), None);
+        // A piece a word touches at its edge is not joined to the ones before: the passage
+        // before it is still passed over, with that word after it.
+        let edge = [words(&[(6950, 7000)])];
+        let speech = regions(&[(3000, 3600), (3700, 4400), (6000, 7000), (8000, 9000)]);
+        assert_eq!(resume_point(&edge, &speech, Ts(0), true).map(|r| r.at), Some(Ts(3000)));
     }
 
     #[test]
