@@ -5,10 +5,10 @@
 //! Time goes on whatever the input does: a network input that drops or stalls (no packet for
 //! `stall` seconds) is opened again, and the time it was away becomes a gap of that length, so
 //! later words keep their place on the stream's clock. A listener (udp://, rtp://, `listen=1`,
-//! `mode=listener`) takes its port again at once and holds it until a sender comes back, so that
-//! none of a returning sender's first packets fall on a closed port; an input that calls out is
-//! tried again with growing waits. Stopping (Ctrl-C)
-//! ends the input as an end of stream would: what was heard is flushed.
+//! `mode=listener`, `rtsp_flags=listen`) takes its port again at once and holds it until a
+//! sender comes back, so that none of a returning sender's first packets fall on a closed port;
+//! an input that calls out is tried again with growing waits. Stopping (Ctrl-C) ends the input as
+//! an end of stream would: what was heard is flushed.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,7 +45,11 @@ impl LiveSpec {
         let options = self.options.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_ascii_lowercase()));
         let in_url = query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string()));
         matches!(scheme, "udp" | "rtp")
-            || options.chain(in_url).any(|(k, v)| (k == "listen" && v != "0") || (k == "mode" && v == "listener"))
+            || options.chain(in_url).any(|(k, v)| {
+                (k == "listen" && v != "0")
+                    || (k == "mode" && v == "listener")
+                    || (k == "rtsp_flags" && v.contains("listen"))
+            })
     }
 }
 
@@ -321,6 +325,7 @@ mod tests {
             ("srt://0.0.0.0:9000", &[("mode", "listener")]),
             ("rtmp://0.0.0.0:1935/live/key", &[("listen", "1")]),
             ("tcp://0.0.0.0:9000?listen=1", &[]),
+            ("rtsp://0.0.0.0:8554/live", &[("rtsp_flags", "listen")]),
         ] {
             assert!(spec(input, options).listens(), "{input} {options:?}");
         }
