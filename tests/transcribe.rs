@@ -304,9 +304,8 @@ fn speech_the_decoder_passes_over_is_decoded_again() {
 /// only) the chunk after the acoustic half of this clip said only its last words, the cards',
 /// and the alignment put them at its end, leaving eight pieces of speech (5.6 s) without a word.
 /// Pieces one after another with no word between them are heard as one passage passed over, and
-/// decoded again: the build before lost "so this is the sick corpus, I have a cold, so I probably
-/// sound quite different than the acoustic corpus" (the same in the live benchmark's fourth and
-/// sixth mixes).
+/// decoded again: the build before lost "I have a cold, so I probably sound quite different than
+/// the acoustic corpus" (as in the live benchmark's fourth and sixth mixes).
 #[test]
 fn speech_passed_over_in_pieces_is_decoded_again_in_batched_mode() {
     let dir = tempdir("passed-over-pieces");

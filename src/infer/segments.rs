@@ -143,9 +143,9 @@ impl Resume {
 /// Where the window (from `offset`) must be decoded again, for speech (`speech`, its voice
 /// activity) that no word of `segments` covers for a second or more:
 /// - passed over: speech that no word touches (`UNHEARD_SHARE`), a second or more of it in one
-///   region or in regions one after another with no word between them, with words after it. Whisper jumps a sentence it does not hear well among others (a quiet
-///   read sentence between two louder clips, 3 s of it, in the live benchmark's mixes) and goes
-///   on after it; a window that starts at that sentence, without the text before it, hears it.
+///   region or in regions one after another with no word between them, with words after it.
+///   Whisper jumps a sentence it does not hear well among others (a quiet read sentence between
+///   two louder clips, 3 s of it, in the live benchmark's mixes) and goes on after it; a window that starts at that sentence, without the text before it, hears it.
 ///   Decoding goes on from the region's start (or from the first word dropped, where that starts
 ///   before it, but not before the last word kept ends): the words after it are decoded again.
 ///   Where that is the window's own start (less than a second in), the window is decoded again
