@@ -145,14 +145,15 @@ impl Resume {
 /// - passed over: speech that no word touches (`UNHEARD_SHARE`), a second or more of it in one
 ///   region or in regions one after another with no word between them, with words after it.
 ///   Whisper jumps a sentence it does not hear well among others (a quiet read sentence between
-///   two louder clips, 3 s of it, in the live benchmark's mixes) and goes on after it; a window that starts at that sentence, without the text before it, hears it.
-///   Decoding goes on from the region's start (or from the first word dropped, where that starts
-///   before it, but not before the last word kept ends): the words after it are decoded again.
-///   Where that is the window's own start (less than a second in), the window is decoded again
-///   only when `again_here` (it was decoded after the text before it, or text only; the caller
-///   decodes it again without the text, or with timestamps): each window moves on. A
-///   stretch without words inside a region of speech is not enough: breaths and hesitations
-///   Whisper leaves out, in spontaneous speech, last that long too;
+///   two louder clips, 3 s of it, in the live benchmark's mixes) and goes on after it; a window
+///   that starts at that sentence, without the text before it, hears it. Decoding goes on from
+///   the region's start (or from the first word dropped, where that starts before it, but not
+///   before the last word kept ends): the words after it are decoded again. Where that is the
+///   window's own start (less than a second in), the window is decoded again only when
+///   `again_here` (it was decoded after the text before it, or text only; the caller decodes it
+///   again without the text, or with timestamps): each window moves on. A stretch without words
+///   inside a region of speech is not enough: breaths and hesitations Whisper leaves out, in
+///   spontaneous speech, last that long too;
 /// - stopped early: the decoder ended its text though speech goes on a second or more after its
 ///   last word; every segment is kept and decoding goes on from that word's end.
 pub(crate) fn resume_point(segments: &[Segment], speech: &[Span], offset: Ts, again_here: bool) -> Option<Resume> {
