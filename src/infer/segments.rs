@@ -160,18 +160,18 @@ pub(crate) fn resume_point(segments: &[Segment], speech: &[Span], offset: Ts, ag
     let words: Vec<Span> = segments.iter().flat_map(|s| s.words.iter().map(|w| w.span)).collect();
     let end = words.iter().map(|w| w.end).max()?;
     let covered = |r: &Span| words.iter().map(|w| (w.end.min(r.end) - w.start.max(r.start)).ms().max(0)).sum::<i64>();
-    let untouched = |r: &Span| covered(r) * UNHEARD_SHARE < r.duration().ms();
     // Regions without a word on them, one after another with no word between them, are heard
     // as one: spontaneous speech comes in pieces under a second each (eight of them, 5.6 s in
     // all, were passed over whole in a batched chunk of the live mixes). A region a word touches
     // at its edge stands alone, so that the words on it still come after the ones before.
     let (mut runs, mut open): (Vec<(Span, i64)>, bool) = (Vec::new(), false);
     for r in speech {
-        let bare = covered(r) == 0;
-        if !untouched(r) {
+        let on = covered(r);
+        if on * UNHEARD_SHARE >= r.duration().ms() {
             open = false;
             continue;
         }
+        let bare = on == 0;
         let word_between = |run: &Span| words.iter().any(|w| w.start < r.start && w.end > run.end);
         match runs.last_mut() {
             Some((run, ms)) if open && bare && !word_between(run) => {
