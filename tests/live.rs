@@ -492,7 +492,7 @@ fn two_streams_in_one_process_keep_their_own_words() {
         live_pipeline(&dir, "patient.toml", &[("share_wait_ms = 100", "share_wait_ms = 5000"), STEADY_DECODING]);
     let child = bin()
         .env("SUBTITLE_MODELS", models())
-        .env("SUBTITLE_LOG", "subtitle::pipeline::shared=debug")
+        .env("SUBTITLE_LOG", "subtitle::pipeline::shared=debug,subtitle::infer::streaming=debug")
         .args(["live", "--realtime", "--events", template.to_str().unwrap()])
         .args(["--pipeline", pipeline.to_str().unwrap()])
         .arg(sample("s3.webm"))
@@ -525,6 +525,10 @@ fn two_streams_in_one_process_keep_their_own_words() {
         }
     }
     assert!(plain.contains("shared batch inputs=2"), "no pass of both streams decoded together:\n{plain}");
+    // Two streams on the CPU: passes encode their buffer and 8 s more, not a 30 s window
+    // (`shared_window_after_ms`).
+    let windows: Vec<&str> = plain.split(" window=").skip(1).filter_map(|w| w.split(' ').next()).collect();
+    assert!(windows.iter().any(|w| *w != "00:00:30.000"), "windows {windows:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use subtitle::config::PipelineConfig;
+use subtitle::infer::transcriber::Transcriber;
 use subtitle::pipeline::live::{run_streams, LiveJob};
 use subtitle::pipeline::serve::Server;
 use subtitle::pipeline::shared::ShareConfig;
@@ -53,7 +54,7 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
     // One stream decodes with beams as files do; several share the cores, greedily.
     model_args.beam = model_args.beam.or((args.inputs.len() > 1).then_some(1));
     let prepared = Prepared::new(&model_args, PipelineConfig::default_live, Path::new(&args.inputs[0]))?;
-    let pipeline = prepared.pipeline.clone();
+    let mut pipeline = prepared.pipeline.clone();
 
     // Ctrl-C ends the inputs (the streams flush and finish); a second one stops everything.
     let stop = Arc::new(AtomicBool::new(false));
@@ -82,6 +83,8 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
     }
     let setup = Setup::new(prepared, &model_args)?;
     let model = setup.model()?;
+    // Several streams on the CPU: shorter encoder windows too (`shared_window_after_ms`).
+    pipeline.live.shared_cpu = count > 1 && model.encodes_alone();
 
     let feed = args.serve.as_ref().map(|_| Feed::default());
     let server = match (&args.serve, &feed) {

@@ -49,6 +49,15 @@ pub struct StreamConfig {
     pub degrade_pass_ms: i64,
     /// Stream time between two status notes.
     pub status_every_ms: i64,
+    /// With several streams on one model on the CPU, a pass encodes its buffer and this much
+    /// more (in 4 s steps) instead of Whisper's 30 s window (as whisper.cpp's `audio_ctx`); 0:
+    /// the 30 s window always. Passes a third cheaper, so two streams keep within the latency
+    /// targets on 2 cores, for some WER (`benches/live.md`).
+    pub shared_window_after_ms: i64,
+    /// Set by `subtitle live` (not the pipeline file): several streams share the model on the
+    /// CPU.
+    #[serde(skip)]
+    pub shared_cpu: bool,
 }
 
 impl Default for StreamConfig {
@@ -66,11 +75,18 @@ impl Default for StreamConfig {
             max_buffer_ms: 28_000,
             degrade_pass_ms: 1200,
             status_every_ms: 10_000,
+            shared_window_after_ms: 8000,
+            shared_cpu: false,
         }
     }
 }
 
 impl StreamConfig {
+    /// What a pass's encoder window holds after its buffer, where it is shorter than 30 s.
+    pub(super) fn window_after(&self) -> Option<Ts> {
+        (self.shared_cpu && self.shared_window_after_ms > 0).then_some(Ts(self.shared_window_after_ms))
+    }
+
     pub fn validate(&self) -> std::result::Result<(), String> {
         let positive = [
             ("min_step_ms", self.min_step_ms),
@@ -85,6 +101,9 @@ impl StreamConfig {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v <= 0) {
             return Err(format!("live.{name} must be positive"));
+        }
+        if self.shared_window_after_ms < 0 {
+            return Err("live.shared_window_after_ms must not be negative".into());
         }
         if self.max_step_ms < self.min_step_ms {
             return Err("live.max_step_ms must be at least live.min_step_ms".into());
@@ -221,5 +240,16 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("live.max_buffer_ms"));
         let bad = StreamConfig { unsure_probability: 1.5, ..Default::default() };
         assert!(bad.validate().unwrap_err().contains("live.unsure_probability"));
+        let bad = StreamConfig { shared_window_after_ms: -1, ..Default::default() };
+        assert!(bad.validate().unwrap_err().contains("live.shared_window_after_ms"));
+    }
+
+    #[test]
+    fn only_streams_sharing_the_cpu_take_shorter_encoder_windows() {
+        let one = StreamConfig::default();
+        assert_eq!(one.window_after(), None);
+        let shared = StreamConfig { shared_cpu: true, ..Default::default() };
+        assert_eq!(shared.window_after(), Some(Ts(8000)));
+        assert_eq!(StreamConfig { shared_window_after_ms: 0, ..shared }.window_after(), None);
     }
 }

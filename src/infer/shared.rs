@@ -31,7 +31,8 @@ pub fn encode_together(model: &ModelTranscriber, mels: Vec<(Vec<f32>, usize)>) -
 }
 
 /// Decodes `requests` (from different stages) in batches: those with the same options (and no
-/// fusion memory) whose prompts are as long, as the decoder takes them, go together, their rows
+/// fusion memory) whose prompts are as long, as the decoder takes them, and whose encoder windows
+/// are as long (live passes on the CPU may have shorter ones) go together, their rows
 /// in request order, each window after its own prompt and sampling from its own seed (two
 /// streams' passes, each after its own committed text, once both have more than the decoder
 /// takes); the result of each request, in order.
@@ -49,6 +50,7 @@ pub fn decode_together(model: &impl Transcriber, requests: Vec<DecodeRequest>) -
             r.memory.is_none()
                 && first.memory.is_none()
                 && first.opts == r.opts
+                && first.audio.positions() == r.audio.positions()
                 && prompt_tokens(r).is_some()
                 && prompt_tokens(first) == prompt_tokens(r)
         };

@@ -41,7 +41,7 @@ use crate::infer::hypothesis::{committed_prefix, ends_sentence, key, without_unp
 use crate::infer::input::{offset_of, Input, FRAME_MS};
 use crate::infer::transcriber::DecodeRequest;
 use crate::infer::ModelInput;
-use crate::preprocess::mel::{normalize_chunk, WINDOW_FRAMES};
+use crate::preprocess::mel::{normalize_chunk_to, WINDOW_FRAMES};
 use crate::segment::{LiveNote, Segment, StreamStatus, Transcript, Word};
 use crate::time::{Span, Ts};
 
@@ -73,6 +73,18 @@ const MIN_BUFFER_MS: i64 = 1000;
 
 fn frames(t: Ts) -> usize {
     (t.ms().max(0) / FRAME_MS) as usize
+}
+
+/// Encoder windows shorter than Whisper's 30 s grow in steps this long, so that streams decoded
+/// together often have windows alike (their audio goes through the decoder as one batch).
+const WINDOW_STEP_FRAMES: usize = 400;
+
+/// The encoder window for a pass over `size` frames: Whisper's 30 s, or with `after`, the
+/// buffer and that much more, in steps of `WINDOW_STEP_FRAMES`, up to 30 s.
+fn encoder_window(size: usize, after: Option<usize>) -> usize {
+    after.map_or(WINDOW_FRAMES, |after| {
+        ((size + after).div_ceil(WINDOW_STEP_FRAMES) * WINDOW_STEP_FRAMES).min(WINDOW_FRAMES)
+    })
 }
 
 /// Where a pass that stopped short is decoded again from (a frame after the buffer's `start`),
@@ -284,7 +296,8 @@ impl StreamingStage {
         }
         let t0 = std::time::Instant::now();
         let input = &mut self.input;
-        let mel = normalize_chunk(input.mel(self.start, total), input.n_mels);
+        let encoded = encoder_window(size, self.cfg.window_after().map(frames));
+        let mel = normalize_chunk_to(input.mel(self.start, total), input.n_mels, encoded);
         let audio = input.model.encode(mel, 1).map_err(|e| input.err(offset, e))?;
         let encode_s = t0.elapsed().as_secs_f64();
         let window = Span::new(offset, end);
@@ -361,7 +374,8 @@ impl StreamingStage {
                 .iter()
                 .map(|w| format!("{}|{:.2}|{:.2}", w.text, w.probability, w.span.end.secs_f64()))
                 .collect();
-            tracing::debug!(buffer = %offset, end = %end, agreed, held, paused, commit = n, pass_s, encode_s, decode_s, "pass: {}", text.join(" "));
+            let window = offset_of(encoded);
+            tracing::debug!(buffer = %offset, end = %end, %window, agreed, held, paused, commit = n, pass_s, encode_s, decode_s, "pass: {}", text.join(" "));
         }
         let mut hypothesis = hypothesis;
         let rest = hypothesis.split_off(n);
@@ -486,6 +500,15 @@ impl Stage for StreamingStage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shorter_encoder_window_holds_the_buffer_and_more_in_steps() {
+        assert_eq!(encoder_window(1234, None), WINDOW_FRAMES);
+        // 12.34 s of buffer and 8 s more: 20.34 s, in 4 s steps 24 s.
+        assert_eq!(encoder_window(1234, Some(800)), 2400);
+        assert_eq!(encoder_window(800, Some(800)), 1600);
+        assert_eq!(encoder_window(2800, Some(800)), WINDOW_FRAMES);
+    }
 
     #[test]
     fn speech_after_the_words_heard_is_measured() {

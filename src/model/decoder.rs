@@ -61,6 +61,11 @@ impl Encoded {
         self.audio.dim(0).unwrap_or(0)
     }
 
+    /// The encoder positions of each window (1500 for a 30 s window).
+    pub fn positions(&self) -> usize {
+        self.audio.dim(1).unwrap_or(0)
+    }
+
     /// Window `i` alone (its keys and values made anew when needed).
     pub fn window(&self, i: usize) -> Result<Encoded> {
         self.windows_from(i, 1)
