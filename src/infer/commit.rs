@@ -51,8 +51,8 @@ pub struct StreamConfig {
     pub status_every_ms: i64,
     /// With several streams on one model on the CPU, a pass encodes its buffer and this much
     /// more (in 4 s steps) instead of Whisper's 30 s window (as whisper.cpp's `audio_ctx`); 0:
-    /// the 30 s window always. Passes a third cheaper, so two streams keep within the latency
-    /// targets on 2 cores, for some WER (`benches/live.md`).
+    /// the 30 s window always. Passes a third cheaper, so two streams on 2 cores meet the
+    /// latency targets more often, for some WER (`benches/live.md`).
     pub shared_window_after_ms: i64,
     /// Set by `subtitle live` (not the pipeline file): several streams share the model on the
     /// CPU.
