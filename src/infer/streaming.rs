@@ -50,6 +50,9 @@ use crate::time::{Span, Ts};
 /// worth (README, "The stream's last pass": "from the gate." lost, 0.8 s).
 const UNHEARD_SPEECH_MS: i64 = 1000;
 const UNHEARD_AT_END_MS: i64 = 300;
+/// Passes that started again at a word and still leave this much speech unheard have stalled
+/// there ([`restart_at`]).
+const STALLED_MS: i64 = 2000;
 
 /// How much of the `speech` comes after `heard_to`.
 fn unheard_speech(speech: &[Span], heard_to: Ts) -> Ts {
@@ -89,13 +92,20 @@ fn encoder_window(size: usize, after: Option<usize>) -> usize {
 
 /// Where a pass that stopped short is decoded again from (a frame after the buffer's `start`),
 /// the last committed word in the buffer spanning `last`: its end where a pause follows; inside
-/// `speech`, its start (heard again, aligned away), never its end. A buffer that starts at the
+/// `speech`, its start (heard again, aligned away), not its end. A buffer that starts at the
 /// next word's first sound is decoded badly: "is a big roundfark" for "jumps over the lazy
 /// dog", which the next pass from there said again, and so agreed on. Where the buffer starts
-/// at the word already, nowhere: the next pass, with more audio, decodes from there.
-fn restart_at(speech: &[Span], last: Option<Span>, committed_end: usize, start: usize) -> Option<usize> {
+/// at the word already, nowhere: the next pass, with more audio, decodes from there; but once
+/// passes `stalled` there (they left `STALLED_MS` of speech unheard), from the word's end. A
+/// buffer at "hearts." before a pause was decoded as "hearts." alone for 8 s of speech after it
+/// (two streams' shorter windows), every word of a fast sentence 4-9 s late.
+fn restart_at(speech: &[Span], last: Option<Span>, committed_end: usize, start: usize, stalled: bool) -> Option<usize> {
     let inside = |w: Span| speech.iter().any(|r| r.start < w.end && w.end < r.end);
     let at = last.map_or(committed_end, |w| frames(if inside(w) { w.start } else { w.end }));
+    let at = match last {
+        Some(w) if at <= start && stalled => frames(w.end),
+        _ => at,
+    };
     (at > start).then_some(at)
 }
 
@@ -354,9 +364,12 @@ impl StreamingStage {
         let heard_to = words.last().map_or(self.committed_until, |w| w.span.end.max(self.committed_until));
         let committed_end = frames(self.committed_until);
         let unheard_limit = Ts(if last { UNHEARD_AT_END_MS } else { UNHEARD_SPEECH_MS });
-        let restart = restart_at(&act.speech, self.in_buffer.last().map(|w| w.span), committed_end, self.start);
-        if let Some(to) = restart.filter(|_| unheard_speech(&act.speech, heard_to) >= unheard_limit) {
-            tracing::debug!(buffer = %offset, heard_to = %heard_to, restart = %offset_of(to), "a pass stopped short of the speech: decoded again from the last committed word");
+        let unheard = unheard_speech(&act.speech, heard_to);
+        let stalled = unheard >= Ts(STALLED_MS);
+        let restart =
+            restart_at(&act.speech, self.in_buffer.last().map(|w| w.span), committed_end, self.start, stalled);
+        if let Some(to) = restart.filter(|_| unheard >= unheard_limit) {
+            tracing::debug!(buffer = %offset, heard_to = %heard_to, stalled, restart = %offset_of(to), "a pass stopped short of the speech: decoded again from the last committed word");
             self.note_pass(t0.elapsed().as_secs_f64());
             self.move_start(to);
             // This pass's tensors are let go before the next is decoded (memory stays a pass's).
@@ -536,14 +549,18 @@ mod tests {
     fn a_pass_that_stopped_short_starts_again_at_the_last_word_inside_speech_after_it_at_a_pause() {
         let speech = [Span::new(Ts(0), Ts(4000)), Span::new(Ts(5000), Ts(9000))];
         let word = Span::new(Ts(1000), Ts(1800));
-        let at = |last: Span, start: i64| restart_at(&speech, Some(last), 0, frames(Ts(start)));
-        // Mid-phrase: from the word's start; never from its end, mid-phrase (where the buffer
-        // starts at the word already).
+        let at = |last: Span, start: i64| restart_at(&speech, Some(last), 0, frames(Ts(start)), false);
+        // Mid-phrase: from the word's start; not from its end, mid-phrase (where the buffer
+        // starts at the word already), until passes from there stalled.
         assert_eq!(at(word, 0), Some(frames(Ts(1000))));
         assert_eq!(at(word, 1000), None);
+        let stalled = |last: Span, start: i64| restart_at(&speech, Some(last), 0, frames(Ts(start)), true);
+        assert_eq!(stalled(word, 1000), Some(frames(Ts(1800))));
+        assert_eq!(stalled(word, 0), Some(frames(Ts(1000))));
+        assert_eq!(stalled(word, 1800), None);
         // The word ends before a pause: from its end. No word in the buffer: where they end.
         assert_eq!(at(Span::new(Ts(3500), Ts(4000)), 0), Some(frames(Ts(4000))));
         assert_eq!(at(Span::new(Ts(3500), Ts(4300)), 0), Some(frames(Ts(4300))));
-        assert_eq!(restart_at(&speech, None, frames(Ts(2000)), 0), Some(frames(Ts(2000))));
+        assert_eq!(restart_at(&speech, None, frames(Ts(2000)), 0, true), Some(frames(Ts(2000))));
     }
 }
